@@ -1,0 +1,389 @@
+"""Lab machines: the cached Debian root booted with systemd-nspawn inside a lab namespace.
+
+Each Machine gets its own overlayfs (lower: the cached root, read-only; upper, work and merged
+under ``/run/lbpair/<name>/``), so machines share one root and never change it. The container
+joins an existing lab network namespace, boots systemd as PID 1 with a system bus, and runs the
+units the root enables (salt-minion among them). Example::
+
+    from lab.machine import Machine
+
+    with Machine("lb1", "lbpair-lb1") as lb1:
+        lb1.boot({"/etc/hostname": "lb1\\n"})
+        print(lb1.run(["systemctl", "is-system-running"]).stdout)
+
+The host runs no systemd, so nothing gives nspawn a cgroup of its own. Started from the root
+cgroup, ``--keep-unit`` would make two containers share ``/payload`` and their systemds would
+fight over one tree; each Machine therefore starts nspawn in its own cgroup
+``lbpair/<name>`` in every named-systemd and cgroup2 hierarchy, and removes it afterwards.
+"""
+
+import contextlib
+import os
+import shlex
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+from lab import netns, rootfs
+from lab.util import log, run
+
+RUN_DIR = Path("/run/lbpair")
+CAPABILITIES = ("CAP_NET_ADMIN", "CAP_NET_RAW")
+CONTAINER_ENV = {
+    "PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+    "HOME": "/root",
+    "LANG": "C.UTF-8",
+    "TERM": "dumb",
+}
+CGROUP_GROUP = "lbpair"
+
+
+class MachineError(RuntimeError):
+    """A machine failed to boot or to run a command; the message ends with its console log."""
+
+
+class Machine:
+    """One systemd-nspawn container booted from the cached root inside network namespace *netns*.
+
+    *name* is the machine name (``lb1``); its files live in ``/run/lbpair/<name>/``.
+    """
+
+    def __init__(self, name, netns_name, root=None):
+        netns.check_name(netns_name)
+        self.name = name
+        self.netns = netns_name
+        self.root = Path(root) if root else None
+        self.dir = RUN_DIR / name
+        self.merged = self.dir / "merged"
+        self.console_log = self.dir / "console.log"
+        self.process = None  # the systemd-nspawn Popen
+        self.pid = None  # the container's PID 1 (systemd) as seen from the host
+
+    def __repr__(self):
+        return f"Machine({self.name!r}, {self.netns!r}, pid={self.pid})"
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.shutdown()
+
+    def boot(self, files=None, timeout=60):
+        """Mount the overlay, write *files* ({container path: text}), boot, wait until running.
+
+        Returns the state systemd reached (``running`` or ``degraded``). On failure or timeout the
+        machine is shut down and :class:`MachineError` carries the end of the console log.
+        """
+        self.start(files)
+        return self.wait_until_running(timeout)
+
+    def start(self, files=None):
+        """Mount the overlay, write *files* into its upper layer and start nspawn; do not wait.
+
+        Lets a caller start several machines before waiting for any (see :meth:`boot`).
+        """
+        if self.process is not None:
+            raise MachineError(f"{self.name} is already started")
+        try:
+            self._mount_overlay(self.root or rootfs.ensure())
+            for path, text in (files or {}).items():
+                self._write_file(path, text)
+            self._start_nspawn()
+        except BaseException:
+            self.shutdown()
+            raise
+
+    def wait_until_running(self, timeout=60):
+        """Wait until systemd in the container finished booting; return ``running``/``degraded``.
+
+        Shuts the machine down and raises :class:`MachineError` on timeout or early exit.
+        """
+        deadline = time.monotonic() + timeout
+        try:
+            self.pid = self._wait_for_leader(deadline)
+            state = self._wait_for_boot(deadline)
+        except BaseException as exc:
+            message = f"{self.name} did not boot: {exc}\n{self.console_tail()}"
+            self.shutdown()
+            if isinstance(exc, (MachineError, TimeoutError, OSError)):
+                raise MachineError(message) from exc
+            raise
+        log(f"{self.name} booted: {state}")
+        return state
+
+    def run(self, cmd, check=True, timeout=60, input=None):
+        """Run *cmd* (a list) inside the booted container via ``nsenter -t PID -a``.
+
+        Returns the :class:`subprocess.CompletedProcess` (text stdout/stderr); with *check*, a
+        non-zero exit raises :class:`lab.util.CommandError`.
+        """
+        if self.pid is None:
+            raise MachineError(f"{self.name} is not running")
+        return run(self.nsenter_prefix() + list(cmd), check=check, timeout=timeout, input=input,
+                   env=CONTAINER_ENV)
+
+    def nsenter_prefix(self):
+        """Return the command prefix that enters this container (for Popen or a shell)."""
+        return ["nsenter", "-t", str(self.pid), "-a"]
+
+    def poweroff(self):
+        """Ask the container to power off (SIGTERM to nspawn forwards SIGRTMIN+3); do not wait."""
+        if self.process is not None and self.process.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                self.process.send_signal(signal.SIGTERM)
+
+    def shutdown(self, timeout=20):
+        """Power off (then kill after *timeout* s), unmount the overlay, remove the run dir.
+
+        Idempotent and safe after a failed or partial start.
+        """
+        if self.process is not None:
+            self.poweroff()
+            try:
+                self.process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                log(f"{self.name} did not power off in {timeout}s; killing it")
+                self._kill()
+            self.process = None
+        self.pid = None
+        _remove_cgroups(self.name)
+        _unmount(self.merged)
+        _remove_run_dir(self.dir)
+
+    def console_tail(self, lines=40):
+        """Return the last *lines* lines of the container's console log ('' if none)."""
+        with contextlib.suppress(FileNotFoundError):
+            return "\n".join(self.console_log.read_text(errors="replace").splitlines()[-lines:])
+        return ""
+
+    # --- internals ------------------------------------------------------------------------------
+
+    def _mount_overlay(self, lower):
+        """Mount the overlay (lower: the cached root) at ``merged`` under the run dir."""
+        if self.dir.exists():
+            raise MachineError(f"{self.dir} exists: another lab runs or one crashed (python -m lab down)")
+        for sub in ("upper", "work", "merged"):
+            (self.dir / sub).mkdir(parents=True)
+        options = f"lowerdir={lower},upperdir={self.dir / 'upper'},workdir={self.dir / 'work'}"
+        run(["mount", "-t", "overlay", f"lbpair-{self.name}", "-o", options, str(self.merged)])
+
+    def _write_file(self, path, text):
+        """Write *text* at container path *path* in the upper layer (mode 0644, parents 0755)."""
+        if not str(path).startswith("/"):
+            raise ValueError(f"container paths are absolute: {path!r}")
+        target = self.dir / "upper" / str(path).lstrip("/")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(text)
+        target.chmod(0o644)
+
+    def _start_nspawn(self):
+        """Start systemd-nspawn in its own cgroup and session, console to ``console.log``."""
+        cgroup_files = _make_cgroups(self.name)
+        nspawn = [
+            "systemd-nspawn",
+            "--quiet",
+            f"--directory={self.merged}",
+            "--boot",
+            "--register=no",
+            "--keep-unit",
+            f"--capability={','.join(CAPABILITIES)}",
+            f"--network-namespace-path={netns.path(self.netns)}",
+            f"--machine={self.name}",
+            "--console=read-only",
+            "--link-journal=no",
+            "--resolv-conf=off",
+            "--timezone=off",
+        ]
+        moves = "".join(f"echo $$ > {shlex.quote(str(f))} && " for f in cgroup_files)
+        script = f"{moves}exec {shlex.join(nspawn)}"
+        log(f"starting {self.name} in {self.netns}")
+        with open(self.console_log, "wb") as console:
+            self.process = subprocess.Popen(
+                ["sh", "-c", script],
+                stdin=subprocess.DEVNULL,
+                stdout=console,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,  # Ctrl-C reaches Python, which shuts machines down
+            )
+
+    def _wait_for_leader(self, deadline):
+        """Return the PID of the container's systemd (a child of nspawn named ``systemd``)."""
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise MachineError(f"systemd-nspawn exited with {self.process.returncode}")
+            for child in _children(self.process.pid):
+                if _comm(child) == "systemd":
+                    return child
+            time.sleep(0.05)
+        raise TimeoutError("systemd did not start in the container")
+
+    def _wait_for_boot(self, deadline):
+        """Poll ``systemctl is-system-running --wait`` until it answers running or degraded."""
+        while True:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise TimeoutError("boot did not finish")
+            if self.process.poll() is not None:
+                raise MachineError(f"systemd-nspawn exited with {self.process.returncode}")
+            try:
+                proc = self.run(["systemctl", "is-system-running", "--wait"], check=False,
+                                timeout=remaining)
+            except subprocess.TimeoutExpired:
+                continue
+            state = proc.stdout.strip()
+            if state in ("running", "degraded"):
+                return state
+            if state in ("maintenance", "stopping", "offline"):
+                raise MachineError(f"systemd state {state}")
+            time.sleep(0.2)  # the manager is not reachable yet
+
+    def _kill(self):
+        """SIGKILL the container's PID 1 (ending its PID namespace) and nspawn."""
+        for pid in (self.pid, self.process.pid if self.process else None):
+            if pid:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            self.process.wait(10)
+
+
+def cleanup_stale():
+    """Remove what crashed runs left: nspawn processes, overlay mounts, cgroups, run dirs.
+
+    Returns a list of what it removed (for a report).
+    """
+    removed = []
+    for pid in _stale_nspawn_pids():
+        removed.append(f"systemd-nspawn pid {pid}")
+        _terminate(pid)
+    for mount_point in _lab_mounts():
+        removed.append(f"mount {mount_point}")
+        _unmount(Path(mount_point))
+    if RUN_DIR.is_dir():
+        for leftover in RUN_DIR.iterdir():
+            removed.append(f"dir {leftover}")
+            _remove_cgroups(leftover.name)
+            _remove_run_dir(leftover)
+    for base in _cgroup_hierarchies():
+        group = base / CGROUP_GROUP
+        if group.is_dir():
+            for leftover in group.iterdir():
+                if leftover.is_dir():
+                    _remove_cgroups(leftover.name)
+                    removed.append(f"cgroup {leftover}")
+    for line in removed:
+        log(f"removed stale {line}")
+    return removed
+
+
+# --- cgroups ------------------------------------------------------------------------------------
+
+
+def _cgroup_hierarchies():
+    """Return the mount points of the cgroup2 and named-systemd v1 hierarchies on the host."""
+    found = []
+    for line in Path("/proc/self/mountinfo").read_text().splitlines():
+        fields = line.split()
+        sep = fields.index("-")
+        fstype, options = fields[sep + 1], fields[sep + 3]
+        if fstype == "cgroup2" or (fstype == "cgroup" and "name=systemd" in options.split(",")):
+            found.append(Path(fields[4]))
+    return found
+
+
+def _make_cgroups(name):
+    """Create ``lbpair/<name>`` in each hierarchy; return their ``cgroup.procs`` files."""
+    procs = []
+    for base in _cgroup_hierarchies():
+        group = base / CGROUP_GROUP / name
+        group.mkdir(parents=True, exist_ok=True)
+        procs.append(group / "cgroup.procs")
+    return procs
+
+
+def _remove_cgroups(name):
+    """Remove ``lbpair/<name>`` and its empty sub-cgroups (deepest first) in each hierarchy."""
+    for base in _cgroup_hierarchies():
+        group = base / CGROUP_GROUP / name
+        if not group.is_dir():
+            continue
+        for sub in sorted((p for p in group.rglob("*") if p.is_dir()), key=lambda p: -len(p.parts)):
+            with contextlib.suppress(OSError):
+                sub.rmdir()
+        with contextlib.suppress(OSError):
+            group.rmdir()
+        with contextlib.suppress(OSError):
+            group.parent.rmdir()  # lbpair/ itself, once the last machine is gone
+
+
+# --- processes and mounts -----------------------------------------------------------------------
+
+
+def _children(pid):
+    """Return the PIDs of the direct children of *pid*."""
+    found = []
+    with contextlib.suppress(FileNotFoundError):
+        for task in Path(f"/proc/{pid}/task").iterdir():
+            with contextlib.suppress(FileNotFoundError):
+                found += [int(c) for c in (task / "children").read_text().split()]
+    return found
+
+
+def _comm(pid):
+    """Return the command name of *pid* ('' if it is gone)."""
+    try:
+        return Path(f"/proc/{pid}/comm").read_text().strip()
+    except (FileNotFoundError, ProcessLookupError):
+        return ""
+
+
+def _stale_nspawn_pids():
+    """Return PIDs of systemd-nspawn processes booting a root under ``/run/lbpair``."""
+    pids = []
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit() or _comm(proc.name) != "systemd-nspawn":
+            continue
+        with contextlib.suppress(FileNotFoundError, ProcessLookupError):
+            argv = (proc / "cmdline").read_bytes().split(b"\0")
+            if any(arg.startswith(f"--directory={RUN_DIR}/".encode()) for arg in argv):
+                pids.append(int(proc.name))
+    return pids
+
+
+def _terminate(pid, timeout=15):
+    """SIGTERM *pid* (nspawn powers its container off), SIGKILL it and its children if it stays."""
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and _comm(pid):
+        time.sleep(0.1)
+    for victim in [*_children(pid), pid]:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(victim, signal.SIGKILL)
+
+
+def _lab_mounts():
+    """Return mount points under ``/run/lbpair``, deepest first."""
+    points = []
+    for line in Path("/proc/self/mountinfo").read_text().splitlines():
+        point = line.split()[4]
+        if point.startswith(f"{RUN_DIR}/"):
+            points.append(point)
+    return sorted(points, key=len, reverse=True)
+
+
+def _unmount(point):
+    """Unmount *point* if mounted (lazily if it is busy)."""
+    if str(point) not in {line.split()[4] for line in Path("/proc/self/mountinfo").read_text().splitlines()}:
+        return
+    if run(["umount", str(point)], check=False).returncode != 0:
+        run(["umount", "--lazy", str(point)])
+
+
+def _remove_run_dir(directory):
+    """Delete a machine's run dir (upper, work, log), refusing while something is mounted in it."""
+    if directory.exists():
+        rootfs._remove_tree(directory)
+    with contextlib.suppress(OSError):
+        RUN_DIR.rmdir()

@@ -1,0 +1,61 @@
+"""Small helpers shared by the lab modules: progress lines and command runs.
+
+Progress goes to stderr with a ``lab:`` prefix so it stays out of captured stdout::
+
+    from lab.util import log, run
+    log("booting lb1")
+    run(["ip", "netns", "add", "lbpair-sw"])
+"""
+
+import os
+import shlex
+import subprocess
+import sys
+import time
+
+_START = time.monotonic()
+
+
+def log(message):
+    """Print one progress line to stderr, prefixed with the seconds since import."""
+    print(f"lab [{time.monotonic() - _START:7.1f}s] {message}", file=sys.stderr, flush=True)
+
+
+def run(cmd, check=True, timeout=None, capture=True, env=None, input=None):
+    """Run *cmd* (a list) and return its :class:`subprocess.CompletedProcess`.
+
+    Output is captured as text unless *capture* is false. With *check*, a non-zero exit raises
+    :class:`subprocess.CalledProcessError` whose message includes stderr, so failures explain
+    themselves in test output.
+    """
+    proc = subprocess.run(
+        cmd,
+        check=False,
+        timeout=timeout,
+        text=True,
+        input=input,
+        env=env,
+        stdout=subprocess.PIPE if capture else None,
+        stderr=subprocess.PIPE if capture else None,
+    )
+    if check and proc.returncode != 0:
+        raise CommandError(cmd, proc)
+    return proc
+
+
+class CommandError(subprocess.CalledProcessError):
+    """A command failed; ``str()`` shows the command line, exit code and captured stderr."""
+
+    def __init__(self, cmd, proc):
+        super().__init__(proc.returncode, cmd, proc.stdout, proc.stderr)
+
+    def __str__(self):
+        line = shlex.join(str(part) for part in self.cmd)
+        detail = (self.stderr or "").strip() or (self.stdout or "").strip()
+        return f"{line!r} exited {self.returncode}: {detail[-2000:]}"
+
+
+def require_root():
+    """Raise :class:`PermissionError` unless running as root (namespaces, mounts need it)."""
+    if os.geteuid() != 0:
+        raise PermissionError("the lbpair lab needs root (network namespaces, mounts, nspawn)")

@@ -1,0 +1,17 @@
+keepalived is installed:
+  pkg.installed:
+    - name: keepalived
+
+keepalived configuration is managed:
+  lbpair_keepalived.configured:
+    - require:
+      - pkg: keepalived is installed
+
+# No watch: a restart would make the MASTER give up the virtual IPs.
+# lbpair_keepalived.configured reloads keepalived itself (SIGHUP).
+keepalived is running:
+  service.running:
+    - name: keepalived
+    - enable: True
+    - require:
+      - lbpair_keepalived: keepalived configuration is managed
