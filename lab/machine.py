@@ -26,7 +26,7 @@ import time
 from pathlib import Path
 
 from lab import netns, rootfs
-from lab.util import log, run
+from lab.util import log, remove_tree, run
 
 RUN_DIR = Path("/run/lbpair")
 CAPABILITIES = ("CAP_NET_ADMIN", "CAP_NET_RAW")
@@ -384,6 +384,6 @@ def _unmount(point):
 def _remove_run_dir(directory):
     """Delete a machine's run dir (upper, work, log), refusing while something is mounted in it."""
     if directory.exists():
-        rootfs._remove_tree(directory)
+        remove_tree(directory)
     with contextlib.suppress(OSError):
         RUN_DIR.rmdir()

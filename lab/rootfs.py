@@ -22,12 +22,11 @@ import inspect
 import json
 import os
 import shutil
-import stat
 import tempfile
 import time
 from pathlib import Path
 
-from lab.util import log, run
+from lab.util import log, remove_tree, run
 
 CACHE_DIR = Path("/var/cache/lbpair")
 SUITE = "bookworm"
@@ -115,7 +114,7 @@ def ensure(rebuild=False):
             log(f"another run is building the rootfs; waiting for {CACHE_DIR / '.lock'}")
             fcntl.flock(lock, fcntl.LOCK_EX)
         if rebuild and target.exists():
-            _remove_tree(target)
+            remove_tree(target)
         if not target.exists():
             build(target)
     return target
@@ -143,7 +142,7 @@ def build(target):
         os.rename(work, target)
     except BaseException:
         log(f"rootfs build failed; removing {work}")
-        _remove_tree(work)
+        remove_tree(work)
         raise
     log(f"rootfs {target} built in {seconds:.0f}s")
     prune()
@@ -157,7 +156,7 @@ def prune():
     for old in CACHE_DIR.glob("rootfs-*"):
         if old != current and str(old) not in mounts:
             log(f"removing outdated rootfs {old}")
-            _remove_tree(old)
+            remove_tree(old)
 
 
 def chroot(root, argv, check=True, timeout=None, env=None):
@@ -267,21 +266,3 @@ def _write_info(root, seconds):
         "built_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }
     (root / INFO_FILE).write_text(json.dumps(record, indent=2) + "\n")
-
-
-def _remove_tree(tree):
-    """Delete *tree*, refusing if anything is still mounted below it (it could be the host's)."""
-    tree = Path(tree)
-    if not tree.exists():
-        return
-    prefix = str(tree.resolve()) + "/"
-    for line in Path("/proc/self/mountinfo").read_text().splitlines():
-        mount_point = line.split()[4]
-        if mount_point.startswith(prefix) or mount_point == prefix[:-1]:
-            raise RuntimeError(f"refusing to delete {tree}: {mount_point} is mounted")
-
-    def make_writable_and_retry(func, failed, _exc_info):
-        os.chmod(os.path.dirname(failed), stat.S_IRWXU)
-        func(failed)
-
-    shutil.rmtree(tree, onerror=make_writable_and_retry)

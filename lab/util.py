@@ -9,9 +9,12 @@ Progress goes to stderr with a ``lab:`` prefix so it stays out of captured stdou
 
 import os
 import shlex
+import shutil
+import stat
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 _START = time.monotonic()
 
@@ -59,3 +62,21 @@ def require_root():
     """Raise :class:`PermissionError` unless running as root (namespaces, mounts need it)."""
     if os.geteuid() != 0:
         raise PermissionError("the lbpair lab needs root (network namespaces, mounts, nspawn)")
+
+
+def remove_tree(tree):
+    """Delete *tree*, refusing if anything is still mounted below it (it could be the host's)."""
+    tree = Path(tree)
+    if not tree.exists():
+        return
+    prefix = str(tree.resolve()) + "/"
+    for line in Path("/proc/self/mountinfo").read_text().splitlines():
+        mount_point = line.split()[4]
+        if mount_point.startswith(prefix) or mount_point == prefix[:-1]:
+            raise RuntimeError(f"refusing to delete {tree}: {mount_point} is mounted")
+
+    def make_writable_and_retry(func, failed, _exc_info):
+        os.chmod(os.path.dirname(failed), stat.S_IRWXU)
+        func(failed)
+
+    shutil.rmtree(tree, onerror=make_writable_and_retry)

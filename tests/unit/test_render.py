@@ -80,7 +80,7 @@ def test_diff_masks_passwords():
     old = "defaults\n    stats auth admin:oldsecret\n"
     new = "defaults\n    stats auth admin:newsecret\n"
     diff = lbpair_deploy.unified_diff(old, new, "/etc/haproxy/haproxy.cfg")
-    assert "secret" not in diff
+    assert "oldsecret" not in diff and "newsecret" not in diff
     assert "only secret values changed" in diff
     assert "stats auth admin:******" in lbpair_deploy.unified_diff(old, "", "x")
 
