@@ -103,6 +103,10 @@ def __virtual__():
 
 
 def _type_name(value):
+    kinds = ((dict, "mapping"), (list, "list"), (str, "string"), (bool, "boolean"), (int, "integer"), (float, "number"))
+    for kind, name in kinds:
+        if isinstance(value, kind):
+            return name
     return type(value).__name__
 
 
@@ -473,7 +477,8 @@ def model(node=None, pillar=None):
         salt lb1 lbpair_config.model node=lb2
     """
     if pillar is None:
-        pillar = __salt__["pillar.get"](PILLAR_KEY, None)
+        # Not pillar.get: since Salt 3008 it masks the values it returns.
+        pillar = __pillar__.get(PILLAR_KEY)
     return _for_node(_normalize(pillar), node or __opts__["id"])
 
 
