@@ -1,0 +1,55 @@
+"""Both ways users install lbpair: synced from file_roots, or pip-installed."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from tests.conftest import REPO
+
+SALT_CALL = [sys.executable, "-c", "import salt.scripts; salt.scripts.salt_call()"]
+
+
+def write_minion_config(config_dir, root, **extra):
+    lines = [f"id: lb1", "file_client: local", f"root_dir: {root}", "log_level_logfile: quiet"]
+    lines += [f"{key}: {json.dumps(value)}" for key, value in extra.items()]
+    (config_dir / "minion").write_text("\n".join(lines) + "\n")
+
+
+def salt_call(config_dir, *args, env=None):
+    proc = subprocess.run(
+        [*SALT_CALL, "-c", str(config_dir), "--local", "--out=json", *args],
+        capture_output=True, text=True, env=env, timeout=120, check=False,
+    )
+    assert proc.returncode == 0, proc.stderr + proc.stdout
+    return json.loads(proc.stdout)["local"]
+
+
+def test_sync_all_from_file_roots_brings_modules_and_states(tmp_path):
+    write_minion_config(tmp_path, tmp_path / "root", file_roots={"base": [str(REPO)]})
+    synced = salt_call(tmp_path, "saltutil.sync_all")
+    assert "modules.lbpair_config" in synced["modules"]
+    assert "states.lbpair_haproxy" in synced["states"]
+    functions = salt_call(tmp_path, "sys.list_functions", "lbpair_haproxy")
+    assert "lbpair_haproxy.render" in functions
+    assert "lbpair_haproxy.configured" in salt_call(tmp_path, "sys.list_state_functions", "lbpair_haproxy")
+
+
+@pytest.fixture(scope="module")
+def pip_installed(tmp_path_factory):
+    target = tmp_path_factory.mktemp("site")
+    subprocess.run(
+        [sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--target", str(target), str(REPO)],
+        check=True, capture_output=True, timeout=300,
+    )
+    return target
+
+
+def test_pip_install_registers_with_salts_loader(pip_installed, tmp_path):
+    write_minion_config(tmp_path, tmp_path / "root")
+    env = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "PYTHONPATH": str(pip_installed)}
+    functions = salt_call(tmp_path, "sys.list_functions", "lbpair_keepalived", env=env)
+    assert "lbpair_keepalived.render" in functions
+    states = salt_call(tmp_path, "sys.list_state_functions", "lbpair_firewall", env=env)
+    assert states == ["lbpair_firewall.vrrp_allowed"]
