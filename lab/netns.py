@@ -31,10 +31,8 @@ from lab.util import log
 
 PREFIX = "lbpair-"
 NETNS_DIR = Path("/run/netns")
+OWNERS_DIR = util.RUN_ROOT / "netns"
 CLONE_NEWNET = 0x40000000
-
-#: Namespaces created by this process and not yet deleted; cleanup_stale() leaves them alone.
-_owned = set()
 
 
 def check_name(name):
@@ -61,21 +59,30 @@ def list_lab():
 
 
 def add(name):
-    """Create namespace *name* with ``lo`` up; an existing one of that name is an error."""
+    """Create namespace *name* with ``lo`` up, recording this process as its owner.
+
+    An existing namespace of that name is an error: it belongs to a live run, or a crashed one
+    that :func:`cleanup_stale` (or ``python -m lab down``) removes.
+    """
     check_name(name)
+    if exists(name):
+        who = "a live process" if util.owner_alive(OWNERS_DIR / name) else "a crashed run or another tool"
+        raise FileExistsError(f"namespace {name} exists, made by {who}; see python -m lab down")
+    util.write_owner(OWNERS_DIR / name)
     util.run(["ip", "netns", "add", name])
-    _owned.add(name)
     ip(name, "link", "set", "lo", "up")
 
 
 def delete(name):
     """Kill every process left in namespace *name*, then delete it; a missing one is fine."""
     check_name(name)
-    _owned.discard(name)
-    if not exists(name):
-        return
-    kill_processes(name)
-    util.run(["ip", "netns", "delete", name], check=False)
+    if exists(name):
+        kill_processes(name)
+        util.run(["ip", "netns", "delete", name], check=False)
+    (OWNERS_DIR / name).unlink(missing_ok=True)
+    for directory in (OWNERS_DIR, util.RUN_ROOT):  # gone once nothing of the lab is left
+        with contextlib.suppress(OSError):
+            directory.rmdir()
 
 
 def pids(name):
@@ -178,15 +185,27 @@ def enter(name):
         os.close(original)
 
 
-def cleanup_stale():
+def cleanup_stale(unrecorded=False):
     """Delete ``lbpair-*`` namespaces left by crashed runs; returns their names.
 
-    Namespaces created by this process (and not deleted yet) are kept.
+    A namespace is stale when the process that created it through :func:`add` is gone. Those of
+    live processes (this one included) are kept. Namespaces made by other tools have no owner
+    record and are kept too, unless *unrecorded* is true (``python -m lab down --all``).
     """
-    stale = [name for name in list_lab() if name not in _owned]
+    stale = []
+    for name in list_lab():
+        record = OWNERS_DIR / name
+        if util.owner_alive(record):
+            continue
+        if record.exists() or unrecorded:
+            stale.append(name)
     for name in stale:
         log(f"removing stale namespace {name}")
         delete(name)
+    if OWNERS_DIR.is_dir():  # records whose namespace is already gone
+        for record in OWNERS_DIR.iterdir():
+            if not exists(record.name) and not util.owner_alive(record):
+                record.unlink()
     return stale
 
 

@@ -18,6 +18,9 @@ from pathlib import Path
 
 _START = time.monotonic()
 
+#: Run-time state of labs on this host: machine dirs, owner records of namespaces.
+RUN_ROOT = Path("/run/lbpair")
+
 
 def log(message):
     """Print one progress line to stderr, prefixed with the seconds since import."""
@@ -80,3 +83,33 @@ def remove_tree(tree):
         func(failed)
 
     shutil.rmtree(tree, onerror=make_writable_and_retry)
+
+
+def process_token(pid=None):
+    """Return ``"PID STARTTIME"`` for *pid* (default: this process), unique across PID reuse."""
+    pid = pid or os.getpid()
+    stat_fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return f"{pid} {stat_fields[19]}"  # field 22 of stat(5): start time in clock ticks
+
+
+def token_alive(token):
+    """Tell whether the process named by a :func:`process_token` string is still running."""
+    try:
+        pid = int(token.split()[0])
+        return process_token(pid) == token.strip()
+    except (FileNotFoundError, ProcessLookupError, ValueError, IndexError):
+        return False
+
+
+def write_owner(record):
+    """Write this process's token into *record* (a Path), creating its directory."""
+    record.parent.mkdir(parents=True, exist_ok=True)
+    record.write_text(process_token() + "\n")
+
+
+def owner_alive(record):
+    """Tell whether the process that wrote *record* still runs (False if it has no record)."""
+    try:
+        return token_alive(record.read_text())
+    except FileNotFoundError:
+        return False
