@@ -1,9 +1,9 @@
 """Lab machines: the cached Debian root booted with systemd-nspawn inside a lab namespace.
 
-Each Machine gets its own overlayfs (lower: the cached root, read-only; upper, work and merged
-under ``/run/lbpair/<name>/``), so machines share one root and never change it. The container
-joins an existing lab network namespace, boots systemd as PID 1 with a system bus, and runs the
-units the root enables (salt-minion among them). Example::
+Each Machine gets its own overlayfs (lower: the cached root, read-only; upper, work and
+merged under ``/run/lbpair/machines/<name>/``), so machines share one root and never change
+it. The container joins an existing lab network namespace, boots systemd as PID 1 with a
+system bus, and runs the units the root enables (salt-minion among them). Example::
 
     from lab.machine import Machine
 
@@ -25,10 +25,11 @@ import subprocess
 import time
 from pathlib import Path
 
-from lab import netns, rootfs
-from lab.util import log, remove_tree, run
+from lab import netns as lab_netns
+from lab import rootfs
+from lab.util import RUN_ROOT, alive, log, owner_alive, remove_tree, run, write_owner
 
-RUN_DIR = Path("/run/lbpair")
+RUN_DIR = RUN_ROOT / "machines"
 CAPABILITIES = ("CAP_NET_ADMIN", "CAP_NET_RAW")
 CONTAINER_ENV = {
     "PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
@@ -44,15 +45,17 @@ class MachineError(RuntimeError):
 
 
 class Machine:
-    """One systemd-nspawn container booted from the cached root inside network namespace *netns*.
+    """One systemd-nspawn container booted from the cached root in network namespace *netns*.
 
-    *name* is the machine name (``lb1``); its files live in ``/run/lbpair/<name>/``.
+    *root* defaults to :func:`lab.rootfs.ensure`. *name* is the machine name (``lb1``); its
+    files live in ``/run/lbpair/machines/<name>/``: ``upper/``, ``work/``, ``merged/``,
+    ``console.log`` and ``owner`` (the process that booted it).
     """
 
-    def __init__(self, name, netns_name, root=None):
-        netns.check_name(netns_name)
+    def __init__(self, name, netns, root=None):
+        lab_netns.check_name(netns)
         self.name = name
-        self.netns = netns_name
+        self.netns = netns
         self.root = Path(root) if root else None
         self.dir = RUN_DIR / name
         self.merged = self.dir / "merged"
@@ -123,6 +126,17 @@ class Machine:
         return run(self.nsenter_prefix() + list(cmd), check=check, timeout=timeout, input=input,
                    env=CONTAINER_ENV)
 
+    def popen(self, cmd, **kwargs):
+        """Start *cmd* inside the container in the background; returns the :class:`Popen`.
+
+        Keyword arguments go to Popen (``env`` defaults to a clean container environment). The
+        process lives in the container's PID namespace and ends with the machine at the latest.
+        """
+        if self.pid is None:
+            raise MachineError(f"{self.name} is not running")
+        kwargs.setdefault("env", CONTAINER_ENV)
+        return subprocess.Popen(self.nsenter_prefix() + list(cmd), **kwargs)
+
     def nsenter_prefix(self):
         """Return the command prefix that enters this container (for Popen or a shell)."""
         return ["nsenter", "-t", str(self.pid), "-a"]
@@ -162,9 +176,10 @@ class Machine:
     def _mount_overlay(self, lower):
         """Mount the overlay (lower: the cached root) at ``merged`` under the run dir."""
         if self.dir.exists():
-            raise MachineError(f"{self.dir} exists: another lab runs or one crashed (python -m lab down)")
+            raise MachineError(f"{self.dir} exists: a lab runs, or crashed (python -m lab down)")
         for sub in ("upper", "work", "merged"):
             (self.dir / sub).mkdir(parents=True)
+        write_owner(self.dir / "owner")
         options = f"lowerdir={lower},upperdir={self.dir / 'upper'},workdir={self.dir / 'work'}"
         run(["mount", "-t", "overlay", f"lbpair-{self.name}", "-o", options, str(self.merged)])
 
@@ -188,7 +203,7 @@ class Machine:
             "--register=no",
             "--keep-unit",
             f"--capability={','.join(CAPABILITIES)}",
-            f"--network-namespace-path={netns.path(self.netns)}",
+            f"--network-namespace-path={lab_netns.path(self.netns)}",
             f"--machine={self.name}",
             "--console=read-only",
             "--link-journal=no",
@@ -212,9 +227,9 @@ class Machine:
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
                 raise MachineError(f"systemd-nspawn exited with {self.process.returncode}")
-            for child in _children(self.process.pid):
-                if _comm(child) == "systemd":
-                    return child
+            leader = _systemd_child(self.process.pid)
+            if leader:
+                return leader
             time.sleep(0.05)
         raise TimeoutError("systemd did not start in the container")
 
@@ -248,30 +263,59 @@ class Machine:
             self.process.wait(10)
 
 
-def cleanup_stale():
-    """Remove what crashed runs left: nspawn processes, overlay mounts, cgroups, run dirs.
+def nspawn_pids(name):
+    """Return PIDs of systemd-nspawn processes booting machine *name* (from any process)."""
+    wanted = f"--directory={RUN_DIR / name / 'merged'}".encode()
+    pids = []
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit() or _comm(proc.name) != "systemd-nspawn":
+            continue
+        with contextlib.suppress(FileNotFoundError, ProcessLookupError):
+            if wanted in (proc / "cmdline").read_bytes().split(b"\0"):
+                pids.append(int(proc.name))
+    return pids
 
-    Returns a list of what it removed (for a report).
+
+def leader_pid(name):
+    """Return the host PID of running machine *name*'s systemd (None if it is not running).
+
+    Works from any process, e.g. ``python -m lab shell lb1`` next to a ``python -m lab up``.
+    """
+    for nspawn in nspawn_pids(name):
+        leader = _systemd_child(nspawn)
+        if leader:
+            return leader
+    return None
+
+
+def cleanup_stale():
+    """Remove what crashed runs left: nspawn processes, overlay mounts, cgroups, machine dirs.
+
+    Only machines whose booting process is gone count as stale; a live lab's are kept.
+    Returns a list of what it removed.
     """
     removed = []
-    for pid in _stale_nspawn_pids():
-        removed.append(f"systemd-nspawn pid {pid}")
-        _terminate(pid)
-    for mount_point in _lab_mounts():
-        removed.append(f"mount {mount_point}")
-        _unmount(Path(mount_point))
+    live = set()
     if RUN_DIR.is_dir():
-        for leftover in RUN_DIR.iterdir():
-            removed.append(f"dir {leftover}")
-            _remove_cgroups(leftover.name)
-            _remove_run_dir(leftover)
+        for directory in RUN_DIR.iterdir():
+            if owner_alive(directory / "owner"):
+                live.add(directory.name)
+                continue
+            for pid in nspawn_pids(directory.name):
+                removed.append(f"systemd-nspawn pid {pid}")
+                _terminate(pid)
+            for point in _mounts_under(directory):
+                removed.append(f"mount {point}")
+                _unmount(Path(point))
+            removed.append(f"dir {directory}")
+            _remove_cgroups(directory.name)
+            _remove_run_dir(directory)
     for base in _cgroup_hierarchies():
         group = base / CGROUP_GROUP
-        if group.is_dir():
-            for leftover in group.iterdir():
-                if leftover.is_dir():
-                    _remove_cgroups(leftover.name)
-                    removed.append(f"cgroup {leftover}")
+        for leftover in (group.iterdir() if group.is_dir() else ()):
+            if leftover.is_dir() and leftover.name not in live:
+                removed.append(f"cgroup {leftover}")
+                _remove_cgroups(leftover.name)
     for line in removed:
         log(f"removed stale {line}")
     return removed
@@ -330,6 +374,14 @@ def _children(pid):
     return found
 
 
+def _systemd_child(pid):
+    """Return the child of *pid* whose command is ``systemd`` (None if there is none yet)."""
+    for child in _children(pid):
+        if _comm(child) == "systemd":
+            return child
+    return None
+
+
 def _comm(pid):
     """Return the command name of *pid* ('' if it is gone)."""
     try:
@@ -338,44 +390,32 @@ def _comm(pid):
         return ""
 
 
-def _stale_nspawn_pids():
-    """Return PIDs of systemd-nspawn processes booting a root under ``/run/lbpair``."""
-    pids = []
-    for proc in Path("/proc").iterdir():
-        if not proc.name.isdigit() or _comm(proc.name) != "systemd-nspawn":
-            continue
-        with contextlib.suppress(FileNotFoundError, ProcessLookupError):
-            argv = (proc / "cmdline").read_bytes().split(b"\0")
-            if any(arg.startswith(f"--directory={RUN_DIR}/".encode()) for arg in argv):
-                pids.append(int(proc.name))
-    return pids
-
-
 def _terminate(pid, timeout=15):
     """SIGTERM *pid* (nspawn powers its container off), SIGKILL it and its children if it stays."""
     with contextlib.suppress(ProcessLookupError):
         os.kill(pid, signal.SIGTERM)
     deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline and _comm(pid):
+    while time.monotonic() < deadline and alive(pid):
         time.sleep(0.1)
     for victim in [*_children(pid), pid]:
         with contextlib.suppress(ProcessLookupError):
             os.kill(victim, signal.SIGKILL)
 
 
-def _lab_mounts():
-    """Return mount points under ``/run/lbpair``, deepest first."""
+def _mounts_under(directory):
+    """Return mount points under *directory*, deepest first."""
     points = []
     for line in Path("/proc/self/mountinfo").read_text().splitlines():
         point = line.split()[4]
-        if point.startswith(f"{RUN_DIR}/"):
+        if point.startswith(f"{directory}/"):
             points.append(point)
     return sorted(points, key=len, reverse=True)
 
 
 def _unmount(point):
     """Unmount *point* if mounted (lazily if it is busy)."""
-    if str(point) not in {line.split()[4] for line in Path("/proc/self/mountinfo").read_text().splitlines()}:
+    mounted = {line.split()[4] for line in Path("/proc/self/mountinfo").read_text().splitlines()}
+    if str(point) not in mounted:
         return
     if run(["umount", str(point)], check=False).returncode != 0:
         run(["umount", "--lazy", str(point)])
@@ -385,5 +425,6 @@ def _remove_run_dir(directory):
     """Delete a machine's run dir (upper, work, log), refusing while something is mounted in it."""
     if directory.exists():
         remove_tree(directory)
-    with contextlib.suppress(OSError):
-        RUN_DIR.rmdir()
+    for parent in (RUN_DIR, RUN_ROOT):
+        with contextlib.suppress(OSError):
+            parent.rmdir()

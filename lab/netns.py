@@ -66,7 +66,8 @@ def add(name):
     """
     check_name(name)
     if exists(name):
-        who = "a live process" if util.owner_alive(OWNERS_DIR / name) else "a crashed run or another tool"
+        live = util.owner_alive(OWNERS_DIR / name)
+        who = "a live process" if live else "a crashed run or another tool"
         raise FileExistsError(f"namespace {name} exists, made by {who}; see python -m lab down")
     util.write_owner(OWNERS_DIR / name)
     util.run(["ip", "netns", "add", name])
@@ -101,7 +102,7 @@ def kill_processes(name, timeout=5.0):
         deadline = time.monotonic() + timeout
         while left and time.monotonic() < deadline:
             time.sleep(0.05)
-            left = [pid for pid in left if _alive(pid)]
+            left = [pid for pid in left if util.alive(pid)]
         if not left:
             return
 
@@ -215,12 +216,3 @@ def _setns(fd):
     if libc.setns(fd, CLONE_NEWNET) != 0:
         err = ctypes.get_errno()
         raise OSError(err, f"setns: {os.strerror(err)}")
-
-
-def _alive(pid):
-    """Tell whether *pid* still exists (and is not a zombie)."""
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except (FileNotFoundError, ProcessLookupError, IndexError):
-        return False
-    return state != "Z"

@@ -17,6 +17,7 @@ or ``python -m lab build-rootfs``.
 """
 
 import fcntl
+import functools
 import hashlib
 import inspect
 import json
@@ -26,7 +27,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from lab.util import log, remove_tree, run
+from lab.util import log, remove_tree, run, sigterm_as_exit
 
 CACHE_DIR = Path("/var/cache/lbpair")
 SUITE = "bookworm"
@@ -50,6 +51,8 @@ PACKAGES = (
     "ca-certificates",
     "curl",
 )
+#: Needed only to build salt's C dependencies (timelib has no wheel); purged after pip.
+BUILD_PACKAGES = ("gcc", "libc6-dev", "python3-dev")
 #: Installed with pip into the venv at SALT_VENV inside the root.
 PIP_PACKAGES = (f"salt=={SALT_VERSION}", "dbus-next", "dnspython")
 SALT_VENV = "/opt/saltenv"
@@ -65,6 +68,9 @@ ExecStart=/usr/bin/salt-minion
 KillMode=process
 Restart=on-failure
 RestartSec=2
+# Without a reachable master the minion takes 5-7 s to act on SIGTERM; a lab machine holds
+# nothing worth waiting for, so stop (and poweroff) is bounded here.
+TimeoutStopSec=5
 
 [Install]
 WantedBy=multi-user.target
@@ -78,11 +84,17 @@ CHROOT_ENV = {
     "DEBIAN_FRONTEND": "noninteractive",
     "PIP_DISABLE_PIP_VERSION_CHECK": "1",
 }
+#: Prefix that runs a command in its own mount namespace: its mounts die with it.
+PRIVATE_MOUNTS = ("unshare", "--mount", "--propagation", "private")
 HOST_CA_BUNDLE = "/etc/ssl/certs/ca-certificates.crt"
 
 
+@functools.cache
 def cache_key():
-    """Return the 12-hex-digit key of the current recipe (packages, salt version, build steps)."""
+    """Return the 12-hex-digit key of the current recipe (packages, salt version, build steps).
+
+    Computed once per process, so editing this file during a build cannot change it midway.
+    """
     recipe = [SUITE, MIRROR, SECURITY_MIRROR, BOOT_PACKAGES, PACKAGES, PIP_PACKAGES, MINION_UNIT]
     recipe += [inspect.getsource(step) for step in _STEPS]
     return hashlib.sha256(repr(recipe).encode()).hexdigest()[:12]
@@ -113,11 +125,18 @@ def ensure(rebuild=False):
         except BlockingIOError:
             log(f"another run is building the rootfs; waiting for {CACHE_DIR / '.lock'}")
             fcntl.flock(lock, fcntl.LOCK_EX)
-        if rebuild and target.exists():
-            remove_tree(target)
-        if not target.exists():
-            build(target)
+        if rebuild and in_use(target):
+            raise RuntimeError(f"{target} is in use by running machines; stop them first")
+        _remove_unfinished()
+        if rebuild or not target.exists():
+            with sigterm_as_exit():
+                build(target)
     return target
+
+
+def in_use(root):
+    """Tell whether an overlay mount (a running Machine) uses *root* as its lower layer."""
+    return f"lowerdir={root}," in Path("/proc/self/mountinfo").read_text()
 
 
 def build(target):
@@ -139,22 +158,21 @@ def build(target):
         seconds = round(time.monotonic() - started, 1)
         _write_info(work, seconds)
         work.chmod(0o755)
-        os.rename(work, target)
+        _replace(target, work)
     except BaseException:
         log(f"rootfs build failed; removing {work}")
         remove_tree(work)
         raise
     log(f"rootfs {target} built in {seconds:.0f}s")
-    prune()
+    prune(keep=target)
     return target
 
 
-def prune():
-    """Remove cached roots of older recipes that no overlay mount uses any more."""
-    current = path()
-    mounts = Path("/proc/self/mountinfo").read_text()
+def prune(keep=None):
+    """Remove cached roots other than *keep* (default: the current recipe's) that no mount uses."""
+    keep = Path(keep or path())
     for old in CACHE_DIR.glob("rootfs-*"):
-        if old != current and str(old) not in mounts:
+        if old != keep and not in_use(old):
             log(f"removing outdated rootfs {old}")
             remove_tree(old)
 
@@ -166,7 +184,7 @@ def chroot(root, argv, check=True, timeout=None, env=None):
     on the host and disappear when the command ends, however it ends.
     """
     script = 'mount -t proc proc "$0/proc" && mount --rbind /dev "$0/dev" && exec chroot "$0" "$@"'
-    cmd = ["unshare", "--mount", "--propagation", "private", "sh", "-c", script, str(root), *argv]
+    cmd = [*PRIVATE_MOUNTS, "sh", "-c", script, str(root), *argv]
     return run(cmd, check=check, timeout=timeout, env={**CHROOT_ENV, **(env or {})})
 
 
@@ -177,6 +195,7 @@ def _debootstrap(root):
     """debootstrap a minbase bookworm with systemd, systemd-sysv and dbus"""
     run(
         [
+            *PRIVATE_MOUNTS,
             "debootstrap",
             "--variant=minbase",
             f"--include={','.join(BOOT_PACKAGES)}",
@@ -192,12 +211,12 @@ def _debootstrap(root):
 def _block_service_starts(root):
     """block service starts in the chroot with policy-rc.d (exit 101)"""
     policy = root / "usr/sbin/policy-rc.d"
-    policy.write_text("#!/bin/sh\n# lbpair rootfs build: never start services in the chroot\nexit 101\n")
+    policy.write_text("#!/bin/sh\n# lbpair rootfs build: no services in the chroot\nexit 101\n")
     policy.chmod(0o755)
 
 
 def _install_packages(root):
-    """apt-get install the lab packages (haproxy, keepalived, iproute2, python3-venv, ...)"""
+    """apt-get install the lab packages (haproxy, keepalived, python3-venv, ...) and a compiler"""
     sources = (
         f"deb {MIRROR} {SUITE} main\n"
         f"deb {MIRROR} {SUITE}-updates main\n"
@@ -205,15 +224,13 @@ def _install_packages(root):
     )
     (root / "etc/apt/sources.list").write_text(sources)
     chroot(root, ["apt-get", "update", "-q"], timeout=900)
-    install = ["apt-get", "install", "-q", "-y", "--no-install-recommends", *PACKAGES]
-    chroot(root, install, timeout=1800)
-    chroot(root, ["apt-get", "clean"])
-    for lists in (root / "var/lib/apt/lists").glob("*_*"):
-        lists.unlink()
+    install = ["apt-get", "install", "-q", "-y", "--no-install-recommends"]
+    chroot(root, [*install, *PACKAGES], timeout=1800)
+    chroot(root, [*install, *BUILD_PACKAGES], timeout=1800)
 
 
 def _install_salt(root):
-    """create the venv /opt/saltenv and pip install salt, dbus-next and dnspython into it"""
+    """create the venv /opt/saltenv, pip install salt, dbus-next and dnspython, purge compilers"""
     chroot(root, ["python3", "-m", "venv", SALT_VENV], timeout=300)
     ca_copy = root / "tmp/lbpair-build-ca.pem"
     shutil.copyfile(HOST_CA_BUNDLE, ca_copy)  # the host's bundle may hold an egress proxy's CA
@@ -222,6 +239,11 @@ def _install_salt(root):
         chroot(root, pip, timeout=1800, env={"PIP_CERT": "/tmp/lbpair-build-ca.pem"})
     finally:
         ca_copy.unlink()
+    purge = ["apt-get", "purge", "-q", "-y", "--auto-remove", *BUILD_PACKAGES]
+    chroot(root, purge, timeout=600)
+    chroot(root, ["apt-get", "clean"])
+    for lists in (root / "var/lib/apt/lists").glob("*_*"):
+        lists.unlink()
     for tool in ("salt-minion", "salt-call"):
         link = root / "usr/bin" / tool
         link.unlink(missing_ok=True)
@@ -241,7 +263,7 @@ def _configure_boot(root):
     (root / "etc/machine-id").write_text("")  # empty: systemd makes a new id on every boot
     (root / "var/lib/dbus/machine-id").unlink(missing_ok=True)
     (root / "etc/hostname").write_text("lbpair-node\n")
-    (root / "etc/hosts").write_text("127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n")
+    (root / "etc/hosts").write_text("127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost\n")
     (root / "usr/sbin/policy-rc.d").unlink()
 
 
@@ -253,6 +275,25 @@ _STEPS = (
     _install_minion_unit,
     _configure_boot,
 )
+
+
+def _remove_unfinished():
+    """Remove build and swap directories of killed builds (call with the build lock held)."""
+    for leftover in [*CACHE_DIR.glob(".build-*"), *CACHE_DIR.glob(".old-*")]:
+        log(f"removing unfinished rootfs build {leftover}")
+        remove_tree(leftover)
+
+
+def _replace(target, work):
+    """Rename the finished build *work* to *target*, replacing a previous build there."""
+    if not target.exists():
+        os.rename(work, target)
+        return
+    old = target.with_name(f".old-{target.name}")
+    remove_tree(old)
+    os.rename(target, old)
+    os.rename(work, target)
+    remove_tree(old)
 
 
 def _write_info(root, seconds):

@@ -1,18 +1,21 @@
-"""Small helpers shared by the lab modules: progress lines and command runs.
+"""Helpers shared by the lab modules: progress lines, command runs, owner records, removal.
 
-Progress goes to stderr with a ``lab:`` prefix so it stays out of captured stdout::
+Progress goes to stderr as ``lab [  12.3s] message`` so it stays out of captured stdout::
 
     from lab.util import log, run
     log("booting lb1")
     run(["ip", "netns", "add", "lbpair-sw"])
 """
 
+import contextlib
 import os
 import shlex
 import shutil
+import signal
 import stat
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -20,6 +23,31 @@ _START = time.monotonic()
 
 #: Run-time state of labs on this host: machine dirs, owner records of namespaces.
 RUN_ROOT = Path("/run/lbpair")
+
+
+@contextlib.contextmanager
+def sigterm_as_exit():
+    """While active, SIGTERM raises :class:`SystemExit`, so ``with`` blocks and ``finally`` run.
+
+    Python's default is to die at once on SIGTERM, leaving namespaces and mounts behind. Only
+    the main thread can set handlers, and a handler someone else set is kept: then a no-op.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    if signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL:
+        yield
+        return
+    previous = signal.signal(signal.SIGTERM, _raise_system_exit)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _raise_system_exit(signum, _frame):
+    """Signal handler: unwind the program with SystemExit(128 + signal number)."""
+    raise SystemExit(128 + signum)
 
 
 def log(message):
@@ -30,23 +58,31 @@ def log(message):
 def run(cmd, check=True, timeout=None, capture=True, env=None, input=None):
     """Run *cmd* (a list) and return its :class:`subprocess.CompletedProcess`.
 
-    Output is captured as text unless *capture* is false. With *check*, a non-zero exit raises
-    :class:`subprocess.CalledProcessError` whose message includes stderr, so failures explain
-    themselves in test output.
+    Output is captured as text unless *capture* is false; stdin is *input* or /dev/null. With
+    *check*, a non-zero exit raises :class:`CommandError`, whose message includes stderr. The
+    command runs in its own session: on a timeout, Ctrl-C or any other exception its whole
+    process group is killed (debootstrap's dpkg, pip's builds), then the exception goes on.
     """
-    proc = subprocess.run(
+    proc = subprocess.Popen(
         cmd,
-        check=False,
-        timeout=timeout,
         text=True,
-        input=input,
         env=env,
+        start_new_session=True,
+        stdin=subprocess.PIPE if input is not None else subprocess.DEVNULL,
         stdout=subprocess.PIPE if capture else None,
         stderr=subprocess.PIPE if capture else None,
     )
-    if check and proc.returncode != 0:
-        raise CommandError(cmd, proc)
-    return proc
+    try:
+        stdout, stderr = proc.communicate(input, timeout=timeout)
+    except BaseException:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+        raise
+    result = subprocess.CompletedProcess(cmd, proc.returncode, stdout, stderr)
+    if check and result.returncode != 0:
+        raise CommandError(cmd, result)
+    return result
 
 
 class CommandError(subprocess.CalledProcessError):
@@ -92,11 +128,20 @@ def process_token(pid=None):
     return f"{pid} {stat_fields[19]}"  # field 22 of stat(5): start time in clock ticks
 
 
+def alive(pid):
+    """Tell whether process *pid* runs; a zombie (dead, not reaped yet) counts as gone."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (FileNotFoundError, ProcessLookupError, IndexError):
+        return False
+    return state not in ("Z", "X")
+
+
 def token_alive(token):
     """Tell whether the process named by a :func:`process_token` string is still running."""
     try:
         pid = int(token.split()[0])
-        return process_token(pid) == token.strip()
+        return alive(pid) and process_token(pid) == token.strip()
     except (FileNotFoundError, ProcessLookupError, ValueError, IndexError):
         return False
 

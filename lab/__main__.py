@@ -1,0 +1,97 @@
+"""Command line for the lab: ``python -m lab up|down|build-rootfs|shell NODE``.
+
+::
+
+    python -m lab build-rootfs            # build (or find) the cached Debian root, print its record
+    python -m lab up                      # whole seed network; Enter or Ctrl-C tears it down
+    python -m lab up --hosts lb1,lb2,foo1 --no-machines
+    python -m lab shell lb1               # from another terminal: a shell on a running node
+    python -m lab down                    # remove what a killed run left behind
+"""
+
+import argparse
+import json
+import os
+import signal
+import sys
+
+from lab import machine, netns, rootfs, topology
+from lab.util import require_root, sigterm_as_exit
+
+
+def cmd_build_rootfs(args):
+    """Build the cached root if needed (``--rebuild`` forces it) and print its build record."""
+    path = rootfs.ensure(rebuild=args.rebuild)
+    print(path)
+    print(json.dumps(rootfs.info(path), indent=2))
+
+
+def cmd_up(args):
+    """Build the lab, print its hosts, wait for Enter (or a signal), then tear it down."""
+    hosts = args.hosts.split(",") if args.hosts else None
+    signal.signal(signal.SIGINT, signal.default_int_handler)  # even when started in background
+    with topology.Lab(hosts=hosts, machines=not args.no_machines) as lab:
+        for host in lab.hosts.values():
+            kind = "machine" if host.name in lab.machines else host.kind
+            print(f"{host.name:8} {host.address:18} {host.netns:16} {kind}")
+        print("lab is up: python -m lab shell NODE in another terminal", flush=True)
+        if sys.stdin.isatty():
+            print("press Enter to tear it down", flush=True)
+            input()
+        else:
+            signal.pause()  # SIGINT or SIGTERM ends the wait; the with block tears down
+
+
+def cmd_down(args):
+    """Remove stale machines, mounts, cgroups and namespaces of killed runs."""
+    removed = machine.cleanup_stale()
+    removed += [f"namespace {name}" for name in netns.cleanup_stale(unrecorded=args.all)]
+    print("\n".join(removed) if removed else "nothing to remove")
+
+
+def cmd_shell(args):
+    """Replace this process with a shell (or *command*) on a node of a running lab."""
+    command = args.command or ["/bin/bash", "-l"]
+    pid = machine.leader_pid(args.node)
+    if pid:
+        argv = ["nsenter", "-t", str(pid), "-a", *command]
+        env = {**machine.CONTAINER_ENV, "TERM": os.environ.get("TERM", "dumb")}
+        os.execvpe("nsenter", argv, env)
+    name = f"{netns.PREFIX}{args.node}"
+    if not netns.exists(name):
+        sys.exit(f"no running machine or namespace called {args.node}")
+    os.execvp("ip", ["ip", "netns", "exec", name, *command])
+
+
+def parser():
+    """Return the argument parser."""
+    top = argparse.ArgumentParser(prog="python -m lab", description=__doc__.split("\n")[0])
+    sub = top.add_subparsers(dest="action", required=True)
+    up = sub.add_parser("up", help="build the lab and keep it up until Enter or Ctrl-C")
+    up.add_argument("--hosts", help="comma-separated seed hosts (default: all)")
+    up.add_argument("--no-machines", action="store_true", help="plain namespaces for lb1/lb2")
+    up.set_defaults(func=cmd_up)
+    down = sub.add_parser("down", help="remove leftovers of a killed run")
+    down.add_argument("--all", action="store_true",
+                      help="also lbpair-* namespaces that other tools made (even if in use)")
+    down.set_defaults(func=cmd_down)
+    build = sub.add_parser("build-rootfs", help="build the cached Debian root for machines")
+    build.add_argument("--rebuild", action="store_true", help="build even if cached")
+    build.set_defaults(func=cmd_build_rootfs)
+    shell = sub.add_parser("shell", help="a shell on a node of a running lab")
+    shell.add_argument("node", help="host name, e.g. lb1 or client")
+    shell.add_argument("command", nargs=argparse.REMAINDER, help="command instead of a shell")
+    shell.set_defaults(func=cmd_shell)
+    return top
+
+
+def main(argv=None):
+    """Run the CLI."""
+    args = parser().parse_args(argv)
+    require_root()
+    with sigterm_as_exit():
+        args.func(args)
+
+
+if __name__ == "__main__":
+    main()
