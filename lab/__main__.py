@@ -35,11 +35,15 @@ def cmd_up(args):
             kind = "machine" if host.name in lab.machines else host.kind
             print(f"{host.name:8} {host.address:18} {host.netns:16} {kind}")
         print("lab is up: python -m lab shell NODE in another terminal", flush=True)
-        if sys.stdin.isatty():
-            print("press Enter to tear it down", flush=True)
-            input()
-        else:
-            signal.pause()  # SIGINT or SIGTERM ends the wait; the with block tears down
+        try:
+            if sys.stdin.isatty():
+                print("press Enter (or Ctrl-C) to tear it down", flush=True)
+                input()
+            else:
+                signal.pause()  # until SIGINT or SIGTERM
+        except (KeyboardInterrupt, EOFError):
+            pass
+        print("tearing down", flush=True)
 
 
 def cmd_down(args):
@@ -72,8 +76,11 @@ def parser():
     up.add_argument("--no-machines", action="store_true", help="plain namespaces for lb1/lb2")
     up.set_defaults(func=cmd_up)
     down = sub.add_parser("down", help="remove leftovers of a killed run")
-    down.add_argument("--all", action="store_true",
-                      help="also lbpair-* namespaces that other tools made (even if in use)")
+    down.add_argument(
+        "--all",
+        action="store_true",
+        help="also lbpair-* namespaces that other tools made (even if in use)",
+    )
     down.set_defaults(func=cmd_down)
     build = sub.add_parser("build-rootfs", help="build the cached Debian root for machines")
     build.add_argument("--rebuild", action="store_true", help="build even if cached")

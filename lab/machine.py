@@ -27,7 +27,16 @@ from pathlib import Path
 
 from lab import netns as lab_netns
 from lab import rootfs
-from lab.util import RUN_ROOT, alive, log, owner_alive, remove_tree, run, write_owner
+from lab.util import (
+    RUN_ROOT,
+    alive,
+    log,
+    owner_alive,
+    process_state,
+    remove_tree,
+    run,
+    write_owner,
+)
 
 RUN_DIR = RUN_ROOT / "machines"
 CAPABILITIES = ("CAP_NET_ADMIN", "CAP_NET_RAW")
@@ -62,6 +71,8 @@ class Machine:
         self.console_log = self.dir / "console.log"
         self.process = None  # the systemd-nspawn Popen
         self.pid = None  # the container's PID 1 (systemd) as seen from the host
+        self._owns_dir = False  # this object made self.dir, so shutdown may remove it
+        self._pidns = None  # the container's PID namespace, e.g. "pid:[4026532301]"
 
     def __repr__(self):
         return f"Machine({self.name!r}, {self.netns!r}, pid={self.pid})"
@@ -105,6 +116,7 @@ class Machine:
         deadline = time.monotonic() + timeout
         try:
             self.pid = self._wait_for_leader(deadline)
+            self._pidns = os.readlink(f"/proc/{self.pid}/ns/pid")
             state = self._wait_for_boot(deadline)
         except BaseException as exc:
             message = f"{self.name} did not boot: {exc}\n{self.console_tail()}"
@@ -123,8 +135,13 @@ class Machine:
         """
         if self.pid is None:
             raise MachineError(f"{self.name} is not running")
-        return run(self.nsenter_prefix() + list(cmd), check=check, timeout=timeout, input=input,
-                   env=CONTAINER_ENV)
+        return run(
+            self.nsenter_prefix() + list(cmd),
+            check=check,
+            timeout=timeout,
+            input=input,
+            env=CONTAINER_ENV,
+        )
 
     def popen(self, cmd, **kwargs):
         """Start *cmd* inside the container in the background; returns the :class:`Popen`.
@@ -150,20 +167,25 @@ class Machine:
     def shutdown(self, timeout=20):
         """Power off (then kill after *timeout* s), unmount the overlay, remove the run dir.
 
-        Idempotent and safe after a failed or partial start.
+        Idempotent and safe after a failed or partial start; never touches a run dir that this
+        object did not create (another lab's machine of the same name).
         """
         if self.process is not None:
             self.poweroff()
-            try:
-                self.process.wait(timeout)
-            except subprocess.TimeoutExpired:
+            deadline = time.monotonic() + timeout
+            while self.process.poll() is None and time.monotonic() < deadline:
+                self._continue_stopped_nsenters()
+                time.sleep(0.1)
+            if self.process.poll() is None:
                 log(f"{self.name} did not power off in {timeout}s; killing it")
                 self._kill()
             self.process = None
         self.pid = None
-        _remove_cgroups(self.name)
-        _unmount(self.merged)
-        _remove_run_dir(self.dir)
+        if self._owns_dir:
+            _remove_cgroups(self.name)
+            _unmount(self.merged)
+            _remove_run_dir(self.dir)
+            self._owns_dir = False
 
     def console_tail(self, lines=40):
         """Return the last *lines* lines of the container's console log ('' if none)."""
@@ -175,18 +197,23 @@ class Machine:
 
     def _mount_overlay(self, lower):
         """Mount the overlay (lower: the cached root) at ``merged`` under the run dir."""
-        if self.dir.exists():
-            raise MachineError(f"{self.dir} exists: a lab runs, or crashed (python -m lab down)")
-        for sub in ("upper", "work", "merged"):
-            (self.dir / sub).mkdir(parents=True)
+        RUN_DIR.mkdir(parents=True, exist_ok=True)
+        try:
+            self.dir.mkdir()
+        except FileExistsError:
+            message = f"{self.dir} exists: a lab runs, or crashed (python -m lab down)"
+            raise MachineError(message) from None
+        self._owns_dir = True
         write_owner(self.dir / "owner")
+        for sub in ("upper", "work", "merged"):
+            (self.dir / sub).mkdir()
         options = f"lowerdir={lower},upperdir={self.dir / 'upper'},workdir={self.dir / 'work'}"
         run(["mount", "-t", "overlay", f"lbpair-{self.name}", "-o", options, str(self.merged)])
 
     def _write_file(self, path, text):
         """Write *text* at container path *path* in the upper layer (mode 0644, parents 0755)."""
-        if not str(path).startswith("/"):
-            raise ValueError(f"container paths are absolute: {path!r}")
+        if not str(path).startswith("/") or ".." in Path(path).parts:
+            raise ValueError(f"container paths are absolute, without '..': {path!r}")
         target = self.dir / "upper" / str(path).lstrip("/")
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_text(text)
@@ -242,8 +269,9 @@ class Machine:
             if self.process.poll() is not None:
                 raise MachineError(f"systemd-nspawn exited with {self.process.returncode}")
             try:
-                proc = self.run(["systemctl", "is-system-running", "--wait"], check=False,
-                                timeout=remaining)
+                proc = self.run(
+                    ["systemctl", "is-system-running", "--wait"], check=False, timeout=remaining
+                )
             except subprocess.TimeoutExpired:
                 continue
             state = proc.stdout.strip()
@@ -252,6 +280,31 @@ class Machine:
             if state in ("maintenance", "stopping", "offline"):
                 raise MachineError(f"systemd state {state}")
             time.sleep(0.2)  # the manager is not reachable yet
+
+    def _continue_stopped_nsenters(self):
+        """Send SIGCONT to host ``nsenter`` processes stopped because their child was stopped.
+
+        Before its final SIGTERM, systemd-shutdown stops every process with ``kill(-1,
+        SIGSTOP)`` and later continues them, but only inside the container's PID namespace.
+        An nsenter (of :meth:`run`, :meth:`popen` or a shell) stops itself when its child
+        stops, is never continued, and so never reaps its dead child: systemd-shutdown then
+        waits 90 s for that zombie. Continuing the nsenter lets it reap and exit.
+        """
+        if not self._pidns:
+            return
+        for proc in Path("/proc").iterdir():
+            if not proc.name.isdigit():
+                continue
+            try:
+                if os.readlink(proc / "ns/pid_for_children") != self._pidns:
+                    continue
+                if os.readlink(proc / "ns/pid") == self._pidns:
+                    continue  # a process of the container itself
+            except OSError:
+                continue
+            if process_state(proc.name) == "T":
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(int(proc.name), signal.SIGCONT)
 
     def _kill(self):
         """SIGKILL the container's PID 1 (ending its PID namespace) and nspawn."""
@@ -312,7 +365,7 @@ def cleanup_stale():
             _remove_run_dir(directory)
     for base in _cgroup_hierarchies():
         group = base / CGROUP_GROUP
-        for leftover in (group.iterdir() if group.is_dir() else ()):
+        for leftover in group.iterdir() if group.is_dir() else ():
             if leftover.is_dir() and leftover.name not in live:
                 removed.append(f"cgroup {leftover}")
                 _remove_cgroups(leftover.name)

@@ -131,6 +131,7 @@ class Lab:
         self.boot_timeout = boot_timeout
         self.machines = {}  # name -> Machine
         self.backends = {}  # name -> Popen
+        self._namespaces = []  # created by this Lab, deleted by teardown
         self._signals = contextlib.ExitStack()
 
     def __enter__(self):
@@ -154,7 +155,7 @@ class Lab:
         machine.cleanup_stale()
         netns.cleanup_stale()
         root = rootfs.ensure() if self._of_kind(MACHINE) else None
-        netns.add(SWITCH)
+        self._add_namespace(SWITCH)
         netns.bridge(SWITCH, BRIDGE)
         for host in self.hosts.values():
             self._add_host(host)
@@ -170,7 +171,7 @@ class Lab:
 
     def _add_host(self, host):
         """Create the host's namespace, its eth0 on the bridge, its address and routes."""
-        netns.add(host.netns)
+        self._add_namespace(host.netns)
         port = f"p-{host.name}"[:15]
         netns.veth(SWITCH, port, host.netns, "eth0")
         netns.attach(SWITCH, port, BRIDGE)
@@ -178,11 +179,23 @@ class Lab:
         for prefix in onlink_routes(host):
             netns.add_route(host.netns, prefix, "eth0")
 
+    def _add_namespace(self, name):
+        """Create namespace *name* and remember it for teardown (only what this Lab made)."""
+        netns.add(name)
+        self._namespaces.append(name)
+
     def _start_backend(self, host, timeout=10):
         """Start the HTTP backend in the host's namespace and wait for its ``ready`` line."""
         cmd = [sys.executable, str(BACKEND_SCRIPT), host.name, host.ip, str(BACKEND_PORT)]
-        proc = netns.popen(host.netns, cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                           stdin=subprocess.DEVNULL, text=True, start_new_session=True)
+        proc = netns.popen(
+            host.netns,
+            cmd,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            text=True,
+            start_new_session=True,
+        )
         self.backends[host.name] = proc
         ready, _, _ = select.select([proc.stdout], [], [], timeout)
         line = proc.stdout.readline().strip() if ready else ""
@@ -221,22 +234,34 @@ class Lab:
     # --- tearing down ---------------------------------------------------------------------------
 
     def teardown(self):
-        """Stop machines and backends, delete every namespace; safe to call more than once."""
-        try:
-            for box in self.machines.values():
-                box.poweroff()
-            for box in self.machines.values():
-                box.shutdown()
-            self.machines.clear()
-            for proc in self.backends.values():
-                proc.terminate()
-            for proc in self.backends.values():
-                with contextlib.suppress(subprocess.TimeoutExpired):
-                    proc.wait(5)
-                proc.stdout.close()
-            self.backends.clear()
-            for host in self.hosts.values():
-                netns.delete(host.netns)
-            netns.delete(SWITCH)
-        finally:
-            self._signals.close()
+        """Stop machines and backends, delete the namespaces this Lab made; idempotent.
+
+        Every step is tried even if an earlier one fails; the first error is raised at the end.
+        """
+        errors = []
+        for box in self.machines.values():
+            box.poweroff()  # all at once: they power off in parallel
+        for box in self.machines.values():
+            _attempt(errors, box.shutdown)
+        self.machines.clear()
+        for proc in self.backends.values():
+            proc.terminate()
+        for proc in self.backends.values():
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                proc.wait(5)  # one that ignores SIGTERM dies with its namespace below
+            proc.stdout.close()
+        self.backends.clear()
+        while self._namespaces:  # hosts first, the switch (created first) last
+            _attempt(errors, netns.delete, self._namespaces.pop())
+        self._signals.close()
+        if errors:
+            raise errors[0]
+
+
+def _attempt(errors, func, *args):
+    """Call ``func(*args)``; append an Exception it raises to *errors* instead of raising."""
+    try:
+        func(*args)
+    except Exception as exc:  # noqa: BLE001 (teardown goes on; the caller re-raises)
+        log(f"teardown: {func.__qualname__} failed: {exc}")
+        errors.append(exc)

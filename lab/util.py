@@ -128,13 +128,17 @@ def process_token(pid=None):
     return f"{pid} {stat_fields[19]}"  # field 22 of stat(5): start time in clock ticks
 
 
+def process_state(pid):
+    """Return the one-letter state of *pid* (``R``, ``S``, ``T``, ``Z``...; '' if it is gone)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (FileNotFoundError, ProcessLookupError, IndexError):
+        return ""
+
+
 def alive(pid):
     """Tell whether process *pid* runs; a zombie (dead, not reaped yet) counts as gone."""
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except (FileNotFoundError, ProcessLookupError, IndexError):
-        return False
-    return state not in ("Z", "X")
+    return process_state(pid) not in ("", "Z", "X")
 
 
 def token_alive(token):
