@@ -7,12 +7,14 @@
     python -m lab up --hosts lb1,lb2,foo1 --no-machines
     python -m lab shell lb1               # from another terminal: a shell on a running node
     python -m lab down                    # remove what a killed run left behind
+    python -m lab within mgmt -- CMD...   # run CMD inside a fresh lbpair-mgmt namespace
 """
 
 import argparse
 import json
 import os
 import signal
+import subprocess
 import sys
 
 from lab import machine, netns, rootfs, topology
@@ -67,6 +69,24 @@ def cmd_shell(args):
     os.execvp("ip", ["ip", "netns", "exec", name, *command])
 
 
+def cmd_within(args):
+    """Run a command inside a new namespace ``lbpair-<host>``, then delete it; its exit code.
+
+    The integration tests run this way inside ``lbpair-mgmt``: the salt-master they start,
+    and salt-factories' own listeners, share that namespace with the lab's mgmt host.
+    """
+    command = args.command[1:] if args.command[:1] == ["--"] else args.command
+    name = f"{netns.PREFIX}{args.host}"
+    netns.add(name)
+    try:
+        # nsenter, not `ip netns exec`: that remounts /sys, which hides the cgroup
+        # hierarchy systemd-nspawn needs to boot the lab's machines.
+        entered = ["nsenter", f"--net={netns.path(name)}", *command]
+        return subprocess.run(entered, check=False).returncode
+    finally:
+        netns.delete(name)
+
+
 def parser():
     """Return the argument parser."""
     top = argparse.ArgumentParser(prog="python -m lab", description=__doc__.split("\n")[0])
@@ -89,6 +109,10 @@ def parser():
     shell.add_argument("node", help="host name, e.g. lb1 or client")
     shell.add_argument("command", nargs=argparse.REMAINDER, help="command instead of a shell")
     shell.set_defaults(func=cmd_shell)
+    within = sub.add_parser("within", help="run a command inside a new lab host namespace")
+    within.add_argument("host", help="host name, e.g. mgmt")
+    within.add_argument("command", nargs=argparse.REMAINDER, help="-- command and arguments")
+    within.set_defaults(func=cmd_within)
     return top
 
 
@@ -97,8 +121,8 @@ def main(argv=None):
     args = parser().parse_args(argv)
     require_root()
     with sigterm_as_exit():
-        args.func(args)
+        return args.func(args)
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -243,6 +243,10 @@ class Machine:
         with open(self.console_log, "wb") as console:
             self.process = subprocess.Popen(
                 ["sh", "-c", script],
+                # The machine has a network namespace of its own, so its /proc/sys/net may be
+                # writable, as with --private-network (which nspawn does not infer from
+                # --network-namespace-path): the salt/ tree sets net.ipv4.ip_nonlocal_bind.
+                env={**os.environ, "SYSTEMD_NSPAWN_API_VFS_WRITABLE": "network"},
                 stdin=subprocess.DEVNULL,
                 stdout=console,
                 stderr=subprocess.STDOUT,

@@ -74,6 +74,14 @@ def add(name):
     ip(name, "link", "set", "lo", "up")
 
 
+def is_current(name):
+    """Tell whether the calling thread already lives in namespace *name*."""
+    if not exists(name):
+        return False
+    here, there = os.stat("/proc/thread-self/ns/net"), os.stat(path(name))
+    return (here.st_dev, here.st_ino) == (there.st_dev, there.st_ino)
+
+
 def delete(name):
     """Kill every process left in namespace *name*, then delete it; a missing one is fine."""
     check_name(name)

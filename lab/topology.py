@@ -180,7 +180,13 @@ class Lab:
             netns.add_route(host.netns, prefix, "eth0")
 
     def _add_namespace(self, name):
-        """Create namespace *name* and remember it for teardown (only what this Lab made)."""
+        """Create namespace *name* and remember it for teardown (only what this Lab made).
+
+        A namespace this process already runs in (``python -m lab within mgmt -- ...``) is
+        used as it is: that is how the salt-master run by the tests becomes the lab's mgmt host.
+        """
+        if netns.is_current(name):
+            return
         netns.add(name)
         self._namespaces.append(name)
 

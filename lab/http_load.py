@@ -1,0 +1,42 @@
+"""A steady HTTP client for the lab: requests URLs in turn until stopped, counts failures.
+
+Run inside the client's namespace (stdlib only)::
+
+    ip netns exec lbpair-client python3 lab/http_load.py http://203.0.113.10/ http://203.0.113.20/
+
+It prints ``ready`` once started; on SIGTERM or SIGINT it prints one JSON line,
+``{"requests": N, "failures": N, "examples": [...]}``, and exits. Each request has a 2 s
+timeout and a new connection, so a listener that goes away during a reload is noticed.
+"""
+
+import json
+import signal
+import sys
+import time
+import urllib.request
+
+PAUSE = 0.01  # between requests: steady load without spinning
+
+
+def main(urls):
+    stopping = []
+    signal.signal(signal.SIGTERM, lambda *_: stopping.append(True))
+    signal.signal(signal.SIGINT, lambda *_: stopping.append(True))
+    requests, failures, examples = 0, 0, []
+    print("ready", flush=True)
+    while not stopping:
+        url = urls[requests % len(urls)]
+        requests += 1
+        try:
+            with urllib.request.urlopen(url, timeout=2) as answer:
+                answer.read()
+        except OSError as error:
+            failures += 1
+            if len(examples) < 5:
+                examples.append(f"{url}: {error}")
+        time.sleep(PAUSE)
+    print(json.dumps({"requests": requests, "failures": failures, "examples": examples}), flush=True)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
