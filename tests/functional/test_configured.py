@@ -10,6 +10,7 @@ checks the state modules themselves in test mode.
 import pytest
 from salt.exceptions import CommandExecutionError
 
+from lab.scenarios import many_services
 from tests.functional.conftest import set_pillar
 
 DAEMONS = ("haproxy", "keepalived")
@@ -153,14 +154,7 @@ def test_bad_pillar_is_named_and_nothing_is_written(loaders, states, modules, pi
 
 
 def test_thousand_services_validate(modules, pillar, tmp_path):
-    pillar["services"] = {
-        f"svc{index}": {
-            "vip": f"203.0.{113 if index < 250 else 100 + index // 250}.{index % 250 + 1}",
-            "port": 80,
-            "servers": {"a": {"address": "198.51.100.11", "port": 80}},
-        }
-        for index in range(1000)
-    }
+    pillar = many_services(pillar, 1000)
     for daemon in DAEMONS:
         candidate = tmp_path / daemon
         candidate.write_text(modules[f"lbpair_{daemon}.render"](pillar=pillar))

@@ -5,22 +5,11 @@ import lbpair_deploy
 import lbpair_firewall
 import lbpair_haproxy
 import lbpair_keepalived
+from lab.scenarios import VIP_POOL, many_services
 
 
 def model_for(pillar, node="lb1"):
     return lbpair_config._for_node(lbpair_config._normalize(pillar), node)
-
-
-def many_services(pillar, count):
-    pillar["services"] = {
-        f"svc{index}": {
-            "vip": f"203.0.{113 if index < 250 else 100 + index // 250}.{index % 250 + 1}",
-            "port": 80,
-            "servers": {f"s{index}a": {"address": "198.51.100.11", "port": 80}},
-        }
-        for index in range(count)
-    }
-    return pillar
 
 
 def test_rendering_is_byte_for_byte_deterministic(seed_pillar):
@@ -73,7 +62,7 @@ def test_more_than_255_vips_spill_into_excluded_block(seed_pillar):
     text = lbpair_keepalived.render_config(model_for(many_services(seed_pillar, 1000)))
     included, excluded = text.split("virtual_ipaddress_excluded {")
     assert included.count("/32 dev eth0") == 255
-    assert excluded.count("/32 dev eth0") == 745
+    assert excluded.count("/32 dev eth0") == len(VIP_POOL) - 255
 
 
 def test_diff_masks_passwords():
