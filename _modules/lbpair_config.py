@@ -476,10 +476,26 @@ def model(node=None, pillar=None):
         salt 'lb*' lbpair_config.model
         salt lb1 lbpair_config.model node=lb2
     """
-    if pillar is None:
-        # Not pillar.get: since Salt 3008 it masks the values it returns.
-        pillar = __pillar__.get(PILLAR_KEY)
-    return _for_node(_normalize(pillar), node or __opts__["id"])
+    node = node or __opts__["id"]
+    if pillar is not None:
+        return _for_node(_normalize(pillar), node)
+    # Not pillar.get: since Salt 3008 it masks the values it returns.
+    pillar = __pillar__.get(PILLAR_KEY)
+    return _for_node(_normalized_once(pillar), node)
+
+
+def _normalized_once(pillar):
+    """
+    Normalise this minion's pillar once per job: a state run asks for the model
+    several times (HAProxy, keepalived, firewall), and 1,000 services take
+    tens of milliseconds each time. The cache holds the pillar object itself,
+    so a refreshed pillar (a new object) is normalised again.
+    """
+    cached = __context__.get("lbpair_config.normalized")
+    if cached is None or cached[0] is not pillar:
+        cached = (pillar, _normalize(pillar))
+        __context__["lbpair_config.normalized"] = cached
+    return cached[1]
 
 
 def check(node=None, pillar=None):

@@ -165,3 +165,11 @@ def test_missing_minion_in_pair_is_a_clear_error(modules):
     with pytest.raises(Exception) as error:
         modules.lbpair_config.model(node="lb9")
     assert "'lb9' is not a node" in str(error.value)
+
+
+def test_model_is_normalised_once_per_pillar(loaders, modules, pillar):
+    first = modules.lbpair_config.model()
+    assert modules.lbpair_config.model()["services"] is first["services"]
+    pillar["services"]["foo"]["port"] = 8080
+    set_pillar(loaders, pillar)
+    assert modules.lbpair_config.model()["services"]["foo"]["port"] == 8080

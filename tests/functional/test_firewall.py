@@ -5,6 +5,7 @@ without lbpair's rule, and agree on one MASTER with it.
 """
 
 import contextlib
+import copy
 import time
 
 import pytest
@@ -107,7 +108,7 @@ def test_rule_of_a_node_that_left_is_removed(pair_namespaces, node_loaders, seed
     with netns.enter(pair_namespaces["lb1"]):
         loader.modules.lbpair_firewall.vrrp_allow()
         seed_pillar["nodes"]["lb2"]["address"] = "192.0.2.13"
-        loader.opts["pillar"]["lbpair"] = seed_pillar
+        loader.opts["pillar"]["lbpair"] = copy.deepcopy(seed_pillar)
         result = loader.modules.lbpair_firewall.vrrp_allow()
         listing = netns.run(pair_namespaces["lb1"], ["iptables", "-S", "INPUT"]).stdout
     assert result == {"added": ["lbpair-vrrp 192.0.2.13 to 224.0.0.18"], "removed": ["lbpair-vrrp 192.0.2.12 to 224.0.0.18"]}
@@ -118,7 +119,7 @@ def test_rule_of_a_node_that_left_is_removed(pair_namespaces, node_loaders, seed
 def test_nftables_backend_adds_and_finds_its_rule(pair_namespaces, node_loaders, seed_pillar, backend):
     loader = node_loaders["lb1"]
     seed_pillar["firewall"] = {"backend": backend}
-    loader.opts["pillar"]["lbpair"] = seed_pillar
+    loader.opts["pillar"]["lbpair"] = copy.deepcopy(seed_pillar)
     with netns.enter(pair_namespaces["lb1"]):
         assert loader.modules.lbpair_firewall.vrrp_allow()["added"]
         assert loader.modules.lbpair_firewall.vrrp_allow() == {"added": [], "removed": []}
