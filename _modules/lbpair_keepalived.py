@@ -267,3 +267,18 @@ def status():
     except (OSError, TimeoutError) as exc:
         raise CommandExecutionError(f"cannot read keepalived's state: {exc}") from exc
     return parse_json_dump(text)
+
+
+def transitions(since=0):
+    """
+    The VRRP transitions this node's ``lbpair_vrrp`` beacon journalled after
+    sequence number ``since``, oldest first: what the master may have missed
+    while it could not hear this minion.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt lb1 lbpair_keepalived.transitions since=41
+    """
+    return __salt__["lbpair_journal.since"](since)
