@@ -4,8 +4,9 @@ Run inside the client's namespace (stdlib only)::
 
     ip netns exec lbpair-client python3 lab/http_load.py http://203.0.113.10/ http://203.0.113.20/
 
-It prints ``ready`` once started; on SIGTERM or SIGINT it prints one JSON line,
-``{"requests": N, "failures": N, "examples": [...]}``, and exits. Each request has a 2 s
+It prints ``ready`` once started; on SIGUSR1 it prints the counts so far as one JSON line,
+``{"requests": N, "failures": N, "examples": [...]}``; on SIGTERM or SIGINT it prints them and
+exits. Each request has a 2 s
 timeout and a new connection, so a listener that goes away during a reload is noticed.
 """
 
@@ -23,6 +24,11 @@ def main(urls):
     signal.signal(signal.SIGTERM, lambda *_: stopping.append(True))
     signal.signal(signal.SIGINT, lambda *_: stopping.append(True))
     requests, failures, examples = 0, 0, []
+
+    def report(*_):
+        print(json.dumps({"requests": requests, "failures": failures, "examples": examples}), flush=True)
+
+    signal.signal(signal.SIGUSR1, report)
     print("ready", flush=True)
     while not stopping:
         url = urls[requests % len(urls)]
@@ -35,7 +41,7 @@ def main(urls):
             if len(examples) < 5:
                 examples.append(f"{url}: {error}")
         time.sleep(PAUSE)
-    print(json.dumps({"requests": requests, "failures": failures, "examples": examples}), flush=True)
+    report()
 
 
 if __name__ == "__main__":

@@ -8,17 +8,13 @@ salt-factories' own listeners share it with the lab's mgmt host (192.0.2.5),
 which the minions reach. Nothing runs in the host's own network namespace.
 """
 
-import copy
 import pathlib
-import subprocess
-import sys
 import time
 
 import pytest
-import yaml
 
 from lab import netns, topology
-from tests.conftest import REPO
+from lab.salt_master import Pillar, seed_pillar, state_tree
 
 HOSTS = ("mgmt", "lb1", "lb2", "foo1", "foo2", "bar1", "bar2", "baz1", "baz2", "client")
 NODES = ("lb1", "lb2")
@@ -34,45 +30,16 @@ def pytest_collection_modifyitems(config, items):
 
 
 @pytest.fixture(scope="session")
-def state_tree(tmp_path_factory):
-    """file_roots as an operator sets them up: the extension folders and salt/'s tree."""
-    root = tmp_path_factory.mktemp("file_roots")
-    for name, target in (
-        ("_modules", REPO / "_modules"),
-        ("_states", REPO / "_states"),
-        ("lbpair", REPO / "salt" / "lbpair"),
-        ("top.sls", REPO / "salt" / "top.sls"),
-    ):
-        (root / name).symlink_to(target)
-    return root
-
-
-class Pillar:
-    """The master's lbpair pillar file; tests change it and put it back."""
-
-    def __init__(self, directory, seed):
-        self.directory, self.seed = directory, seed
-        (directory / "top.sls").write_text("base:\n  'lb*':\n    - lbpair\n")
-        self.write(seed)
-
-    def write(self, lbpair):
-        (self.directory / "lbpair.sls").write_text(yaml.safe_dump({"lbpair": lbpair}))
-
-    def restore(self):
-        self.write(self.seed)
+def pillar(tmp_path_factory):
+    return Pillar(tmp_path_factory.mktemp("pillar"), seed_pillar())
 
 
 @pytest.fixture(scope="session")
-def pillar(tmp_path_factory, seed_pillar_session):
-    return Pillar(tmp_path_factory.mktemp("pillar"), copy.deepcopy(seed_pillar_session))
-
-
-@pytest.fixture(scope="session")
-def salt_master(salt_factories, state_tree, pillar):
+def salt_master(salt_factories, tmp_path_factory, pillar):
     overrides = {
         "interface": "0.0.0.0",
         "auto_accept": True,
-        "file_roots": {"base": [str(state_tree)]},
+        "file_roots": {"base": [str(state_tree(tmp_path_factory.mktemp("file_roots")))]},
         "pillar_roots": {"base": [str(pillar.directory)]},
     }
     factory = salt_factories.salt_master_daemon("lbpair-master", overrides=overrides)
@@ -119,17 +86,3 @@ def highstated(lab, salt_cli):
         assert "modules.lbpair_config" in synced.data["modules"], synced.stdout
     first = {node: apply_state(salt_cli, node) for node in NODES}
     return first
-
-
-class Load:
-    """``lab/http_load.py`` running in the client's namespace until :meth:`stop`."""
-
-    def __init__(self, lab, urls):
-        script = str(REPO / "lab" / "http_load.py")
-        self.process = lab.popen("client", [sys.executable, script, *urls], stdout=subprocess.PIPE, text=True)
-        assert self.process.stdout.readline().strip() == "ready"
-
-    def stop(self):
-        self.process.terminate()
-        out, _ = self.process.communicate(timeout=30)
-        return yaml.safe_load(out.strip().splitlines()[-1])

@@ -9,7 +9,8 @@ import time
 
 import pytest
 
-from tests.integration.conftest import NODES, Load, apply_state
+from lab.load import ClientLoad
+from tests.integration.conftest import NODES, apply_state
 
 VIPS = {"foo": "203.0.113.10", "bar": "203.0.113.20", "baz": "203.0.113.30"}
 CONFIGS = ("/etc/haproxy/haproxy.cfg", "/etc/keepalived/keepalived.conf")
@@ -103,7 +104,7 @@ def test_bad_pillar_leaves_the_running_daemons_untouched(salt_cli, highstated, l
 
 def test_adding_a_service_under_load_drops_no_request(salt_cli, highstated, lab, pillar):
     assert wait_for(lambda: vips_on(lab, "lb1") == sorted(VIPS.values()))
-    load = Load(lab, [f"http://{vip}/" for vip in VIPS.values()])
+    load = ClientLoad(lab, [f"http://{vip}/" for vip in VIPS.values()])
     try:
         with_qux = copy.deepcopy(pillar.seed)
         with_qux["services"]["qux"] = {

@@ -1,0 +1,145 @@
+"""The lab's Salt master side: the state tree and pillar an operator would set up, and a master.
+
+The integration tests start the master with pytest-salt-factories and the demo with
+:class:`Master`; both give it the same file_roots (:func:`state_tree`) and pillar
+(:class:`Pillar`). Run it inside the lab's mgmt namespace (``python -m lab within mgmt -- ...``),
+where the minions reach it at 192.0.2.5.
+"""
+
+import copy
+import json
+import os
+import pathlib
+import socket
+import subprocess
+import sys
+import time
+
+import yaml
+
+REPO = pathlib.Path(__file__).resolve().parent.parent
+#: file_roots entries, as an operator links them: the extension folders and salt/'s tree.
+STATE_TREE = {
+    "_modules": REPO / "_modules",
+    "_states": REPO / "_states",
+    "lbpair": REPO / "salt" / "lbpair",
+    "top.sls": REPO / "salt" / "top.sls",
+}
+
+
+def seed_pillar():
+    """The seed scenario's ``lbpair`` pillar (salt/pillar.example)."""
+    with open(REPO / "salt" / "pillar.example", encoding="utf-8") as handle:
+        return yaml.safe_load(handle)["lbpair"]
+
+
+def state_tree(directory):
+    """Fill *directory* with links to lbpair's state tree; return it (for ``file_roots``)."""
+    directory = pathlib.Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    for name, target in STATE_TREE.items():
+        if target.exists():
+            (directory / name).symlink_to(target)
+    return directory
+
+
+class Pillar:
+    """The master's ``lbpair`` pillar in *directory* (for ``pillar_roots``); starts as *seed*."""
+
+    def __init__(self, directory, seed):
+        self.directory = pathlib.Path(directory)
+        self.directory.mkdir(parents=True, exist_ok=True)
+        self.seed = copy.deepcopy(seed)
+        (self.directory / "top.sls").write_text("base:\n  'lb*':\n    - lbpair\n")
+        self.write(self.seed)
+
+    def write(self, lbpair):
+        """Replace the pillar (the next state run sees it)."""
+        (self.directory / "lbpair.sls").write_text(yaml.safe_dump({"lbpair": lbpair}))
+
+    def restore(self):
+        """Put the seed pillar back."""
+        self.write(self.seed)
+
+
+class Master:
+    """A salt-master started from this process (in its network namespace), and its CLIs."""
+
+    def __init__(self, root, address, pillar):
+        self.root = pathlib.Path(root)
+        self.address = address
+        self.config_dir = self.root / "conf"
+        self.process = None
+        config = {
+            "id": "lbpair-master",
+            "root_dir": str(self.root),
+            "interface": address,
+            "auto_accept": True,
+            "user": "root",
+            "file_roots": {"base": [str(state_tree(self.root / "file_roots"))]},
+            "pillar_roots": {"base": [str(pillar.directory)]},
+            "log_file": str(self.root / "master.log"),
+            "log_level_logfile": "info",
+        }
+        self.config_dir.mkdir(parents=True, exist_ok=True)
+        (self.config_dir / "master").write_text(yaml.safe_dump(config))
+
+    def start(self, timeout=60):
+        """Start salt-master and wait until its request port answers."""
+        self.process = subprocess.Popen(
+            [self._script("salt-master"), "-c", str(self.config_dir), "--log-level=quiet"],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"salt-master exited with {self.process.returncode}; see {self.root}/master.log")
+            with socket.socket() as probe:
+                probe.settimeout(0.5)
+                if probe.connect_ex((self.address, 4506)) == 0:
+                    return
+            time.sleep(0.2)
+        raise TimeoutError(f"salt-master did not listen on {self.address}:4506 within {timeout} s")
+
+    def stop(self):
+        """Stop salt-master and its children; idempotent."""
+        if self.process is None or self.process.poll() is not None:
+            return
+        self.process.terminate()
+        try:
+            self.process.wait(30)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+
+    def salt(self, target, function, *args, timeout=120):
+        """``salt TARGET FUNCTION ARGS`` (a comma-separated target is a list); ``{minion: return}``."""
+        target_type = ["-L"] if "," in target else []
+        cmd = [self._script("salt"), "--static", "--timeout", str(timeout), *target_type, target, function, *args]
+        return self._json(cmd)
+
+    def run(self, function, *args):
+        """``salt-run FUNCTION ARGS``; returns the runner's return."""
+        return self._json([self._script("salt-run"), function, *args])
+
+    def wait_for_minions(self, minions, timeout=90):
+        """Wait until every minion answers ``test.ping``."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            answered = self.salt(",".join(minions), "test.ping", timeout=5)
+            if all(answered.get(minion) is True for minion in minions):
+                return
+            time.sleep(1)
+        raise TimeoutError(f"minions {', '.join(minions)} did not answer within {timeout} s")
+
+    def _json(self, cmd):
+        out = subprocess.run(
+            [*cmd, "-c", str(self.config_dir), "--out=json"], capture_output=True, text=True, check=False
+        ).stdout
+        return json.loads(out) if out.strip() else {}
+
+    @staticmethod
+    def _script(name):
+        return os.path.join(os.path.dirname(sys.executable), name)
