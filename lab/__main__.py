@@ -8,6 +8,7 @@
     python -m lab shell lb1               # from another terminal: a shell on a running node
     python -m lab down                    # remove what a killed run left behind
     python -m lab within mgmt -- CMD...   # run CMD inside a fresh lbpair-mgmt namespace
+    python -m lab demo [--keep]           # the seed scenario and its failover drill
 """
 
 import argparse
@@ -87,6 +88,21 @@ def cmd_within(args):
         netns.delete(name)
 
 
+def cmd_demo(args):
+    """Run the demo inside the lab's mgmt namespace (re-running itself there if needed)."""
+    if not netns.is_current(f"{netns.PREFIX}mgmt"):
+        again = [sys.executable, "-m", "lab", "demo", *(["--keep"] if args.keep else [])]
+        return cmd_within(argparse.Namespace(host="mgmt", command=again))
+    from lab import demo  # noqa: PLC0415 (imports the salt-master helpers only when needed)
+
+    try:
+        demo.run(keep=args.keep)
+    except demo.DemoFailed as error:
+        print(f"demo failed: {error}", file=sys.stderr)
+        return 1
+    return 0
+
+
 def parser():
     """Return the argument parser."""
     top = argparse.ArgumentParser(prog="python -m lab", description=__doc__.split("\n")[0])
@@ -109,6 +125,9 @@ def parser():
     shell.add_argument("node", help="host name, e.g. lb1 or client")
     shell.add_argument("command", nargs=argparse.REMAINDER, help="command instead of a shell")
     shell.set_defaults(func=cmd_shell)
+    demo = sub.add_parser("demo", help="the seed scenario end to end, with its failover drill")
+    demo.add_argument("--keep", action="store_true", help="keep the lab up until Enter or Ctrl-C")
+    demo.set_defaults(func=cmd_demo)
     within = sub.add_parser("within", help="run a command inside a new lab host namespace")
     within.add_argument("host", help="host name, e.g. mgmt")
     within.add_argument("command", nargs=argparse.REMAINDER, help="-- command and arguments")

@@ -1,6 +1,9 @@
+# procps: pgrep, the default check that HAProxy runs.
 keepalived is installed:
   pkg.installed:
-    - name: keepalived
+    - pkgs:
+      - keepalived
+      - procps
 
 keepalived configuration is managed:
   lbpair_keepalived.configured:

@@ -86,6 +86,18 @@ def test_server_can_be_drained_and_made_ready(salt_cli, highstated):
     assert set(servers) == {"bar1", "bar2"}
 
 
+def test_stopping_haproxy_moves_the_vips_and_starting_it_brings_them_back(lab, highstated):
+    assert wait_for(lambda: vips_on(lab, "lb1") == sorted(VIPS.values()))
+    lab.exec("lb1", ["systemctl", "stop", "haproxy"])
+    try:
+        assert wait_for(lambda: vips_on(lab, "lb2") == sorted(VIPS.values()), timeout=30), vips_on(lab, "lb2")
+        assert vips_on(lab, "lb1") == []
+        assert curl(lab, f"http://{VIPS['foo']}/") in ("foo1", "foo2")
+    finally:
+        lab.exec("lb1", ["systemctl", "start", "haproxy"])
+    assert wait_for(lambda: vips_on(lab, "lb1") == sorted(VIPS.values()), timeout=30), "no failback to lb1"
+
+
 def test_bad_pillar_leaves_the_running_daemons_untouched(salt_cli, highstated, lab, pillar):
     before = {node: files_and_workers(lab, node) for node in NODES}
     hostile = copy.deepcopy(pillar.seed)

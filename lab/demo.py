@@ -1,0 +1,201 @@
+"""The demo: the seed scenario on a lab built from scratch, step by step, with measured delays.
+
+Runs inside the lab's mgmt namespace (``python -m lab demo`` puts itself there): a real
+salt-master, two Debian machines with salt-minion, keepalived and HAProxy, six HTTP backends and a
+client. Every step prints its status and duration; the failover drill prints how long the VIPs
+took to move and how many client requests failed in each phase.
+"""
+
+import contextlib
+import copy
+import signal
+import sys
+import tempfile
+import time
+
+from lab import topology
+from lab.load import ClientLoad
+from lab.salt_master import Master, Pillar, seed_pillar
+
+NODES = ("lb1", "lb2")
+QUX = {
+    "vip": "203.0.113.40",
+    "port": 80,
+    "balance": "roundrobin",
+    "cookie": "qux-server-id",
+    "servers": {"qux1": {"address": "198.51.100.11", "port": 80}, "qux2": {"address": "198.51.100.12", "port": 80}},
+}
+
+
+class DemoFailed(RuntimeError):
+    """A step of the demo did not do what it should."""
+
+
+class Steps:
+    """Prints numbered steps with their status and duration; keeps the timeline."""
+
+    def __init__(self):
+        self.number = 0
+        self.started = time.monotonic()
+        self.timeline = []
+
+    @contextlib.contextmanager
+    def step(self, title):
+        self.number += 1
+        print(f"[{self.number:2}] {title} ...", flush=True)
+        start = time.monotonic()
+        try:
+            yield
+        except BaseException:
+            print(f"     FAILED after {time.monotonic() - start:.1f} s", flush=True)
+            raise
+        print(f"     ok ({time.monotonic() - start:.1f} s)", flush=True)
+
+    def note(self, text):
+        print(f"     {text}", flush=True)
+
+    def mark(self, event):
+        """Record *event* on the timeline (milliseconds since the drill's first mark)."""
+        self.timeline.append((time.monotonic(), event))
+
+
+def vips_on(lab, node, vips):
+    addresses = lab.exec(node, ["ip", "-4", "-o", "addr", "show", "dev", "eth0"]).stdout
+    return sorted(vip for vip in vips if f" {vip}/32 " in addresses)
+
+
+def wait_until(predicate, timeout, interval=0.05):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return time.monotonic()
+        time.sleep(interval)
+    raise DemoFailed(f"not reached within {timeout} s")
+
+
+def highstate(master, node):
+    """Apply the state tree; return the number of states that changed; fail on a failed state."""
+    ret = master.salt(node, "state.apply", timeout=300).get(node)
+    if not isinstance(ret, dict):
+        raise DemoFailed(f"{node}: state.apply returned {ret!r}")
+    failed = [state["__id__"] for state in ret.values() if state["result"] is not True]
+    if failed:
+        raise DemoFailed(f"{node}: states failed: {', '.join(failed)}")
+    return sum(1 for state in ret.values() if state["changes"])
+
+
+def curl(lab, url, *extra):
+    return lab.exec("client", ["curl", "-sS", "--max-time", "3", *extra, url]).stdout.strip()
+
+
+def check_balancing(lab, steps, services):
+    for name, service in services.items():
+        url = f"http://{service['vip']}/"
+        seen = sorted({curl(lab, url) for _ in range(4)})
+        jar = f"/tmp/demo-{name}.cookies"
+        sticky = {curl(lab, url, "-c", jar, "-b", jar) for _ in range(4)}
+        if len(seen) < 2 or len(sticky) != 1:
+            raise DemoFailed(f"{name}: round robin saw {seen}, cookie persistence saw {sorted(sticky)}")
+        steps.note(f"{name} {service['vip']}: round robin over {', '.join(seen)}; with the cookie always {sticky.pop()}")
+
+
+def failover_drill(lab, steps, vips):
+    load = ClientLoad(lab, [f"http://{vip}/" for vip in vips])
+    try:
+        before = load.counts()
+        steps.mark("HAProxy on lb1 stopped")
+        lab.exec("lb1", ["systemctl", "stop", "haproxy"])
+        moved = wait_until(lambda: vips_on(lab, "lb2", vips) == vips, timeout=30)
+        steps.timeline.append((moved, "VIPs on lb2 (VRRP transition)"))
+        after_failover = load.counts()
+        steps.note(
+            f"VIPs moved to lb2 {1000 * (moved - steps.timeline[-2][0]):.0f} ms after HAProxy stopped; "
+            f"{after_failover['failures'] - before['failures']} of "
+            f"{after_failover['requests'] - before['requests']} requests failed meanwhile"
+        )
+        time.sleep(1)
+        steps.mark("HAProxy on lb1 started")
+        lab.exec("lb1", ["systemctl", "start", "haproxy"])
+        back = wait_until(lambda: vips_on(lab, "lb1", vips) == vips, timeout=30)
+        steps.timeline.append((back, "VIPs back on lb1 (preempt)"))
+        time.sleep(1)
+        final = load.counts()
+        steps.note(
+            f"VIPs back on lb1 {1000 * (back - steps.timeline[-2][0]):.0f} ms after HAProxy started; "
+            f"{final['failures'] - after_failover['failures']} of "
+            f"{final['requests'] - after_failover['requests']} requests failed meanwhile"
+        )
+    finally:
+        load.stop()
+
+
+def add_service_under_load(lab, steps, master, pillar, vips):
+    with_qux = copy.deepcopy(pillar.seed)
+    with_qux["services"]["qux"] = QUX
+    load = ClientLoad(lab, [f"http://{vip}/" for vip in vips])
+    try:
+        pillar.write(with_qux)
+        for node in NODES:
+            steps.note(f"{node}: {highstate(master, node)} states changed")
+        wait_until(lambda: curl(lab, f"http://{QUX['vip']}/") in ("foo1", "foo2"), timeout=20)
+    finally:
+        counts = load.stop()
+    steps.note(f"qux serves on {QUX['vip']}; {counts['failures']} of {counts['requests']} requests to foo, bar, baz failed")
+    if counts["failures"]:
+        raise DemoFailed(f"requests failed while adding a service: {counts['examples']}")
+
+
+def print_timeline(steps):
+    if not steps.timeline:
+        return
+    origin = steps.timeline[0][0]
+    print("\nTimeline of the failover drill:")
+    for moment, event in steps.timeline:
+        print(f"  {1000 * (moment - origin):8.0f} ms  {event}")
+
+
+def run(keep=False):
+    """Build the lab, run the seed scenario and the drills, tear everything down."""
+    steps = Steps()
+    workdir = tempfile.TemporaryDirectory(prefix="lbpair-demo-")
+    pillar = Pillar(f"{workdir.name}/pillar", seed_pillar())
+    master = Master(f"{workdir.name}/master", "0.0.0.0", pillar)
+    services = pillar.seed["services"]
+    vips = sorted(service["vip"] for service in services.values())
+    with contextlib.ExitStack() as stack:
+        stack.callback(workdir.cleanup)
+        stack.callback(master.stop)
+        with steps.step("salt-master starts in the mgmt namespace"):
+            master.start()
+        with steps.step("lab network and machines come up (lb1, lb2, 6 backends, client)"):
+            lab = stack.enter_context(topology.Lab())
+        with steps.step("minions lb1 and lb2 connect to the master"):
+            master.wait_for_minions(list(NODES))
+        with steps.step("extension synced and highstate applied with the seed pillar"):
+            for node in NODES:
+                master.salt(node, "saltutil.sync_all")
+                steps.note(f"{node}: {highstate(master, node)} states changed")
+        with steps.step("keepalived puts the VIPs on lb1"):
+            wait_until(lambda: vips_on(lab, "lb1", vips) == vips, timeout=30)
+            steps.note(f"lb1 holds {', '.join(vips)}; lb2 holds {vips_on(lab, 'lb2', vips) or 'none'}")
+        with steps.step("the client sees round robin and cookie persistence"):
+            check_balancing(lab, steps, services)
+        with steps.step("failover drill: HAProxy on lb1 stops, then comes back"):
+            failover_drill(lab, steps, vips)
+        with steps.step("service qux added by a pillar edit and highstate, under load"):
+            add_service_under_load(lab, steps, master, pillar, vips)
+        print_timeline(steps)
+        if keep:
+            wait_for_teardown(master)
+    print(f"\nDemo finished in {time.monotonic() - steps.started:.0f} s.")
+
+
+def wait_for_teardown(master):
+    print("\nThe lab is up. In another terminal: `python -m lab shell lb1`, or for the master:")
+    print(f"  python -m lab shell mgmt .venv/bin/salt -c {master.config_dir} '*' lbpair_keepalived.status")
+    print("Press Enter (or Ctrl-C) to tear it down.", flush=True)
+    with contextlib.suppress(KeyboardInterrupt, EOFError):
+        if sys.stdin.isatty():
+            input()
+        else:
+            signal.pause()
