@@ -54,10 +54,6 @@ class Steps:
     def note(self, text):
         print(f"     {text}", flush=True)
 
-    def mark(self, event):
-        """Record *event* on the timeline (milliseconds since the drill's first mark)."""
-        self.timeline.append((time.monotonic(), event))
-
 
 def vips_on(lab, node, vips):
     addresses = lab.exec(node, ["ip", "-4", "-o", "addr", "show", "dev", "eth0"]).stdout
@@ -99,34 +95,56 @@ def check_balancing(lab, steps, services):
         steps.note(f"{name} {service['vip']}: round robin over {', '.join(seen)}; with the cookie always {sticky.pop()}")
 
 
+def _difference(later, earlier):
+    return {key: later[key] - earlier[key] for key in ("requests", "failures")}
+
+
+def one_failover(lab, load, vips):
+    """
+    Stop HAProxy on lb1 until the VIPs are on lb2, then start it until they are back on lb1.
+
+    Returns the moments (monotonic seconds) ``stopped``, ``moved``, ``started``, ``back``, and the
+    client's ``{"requests", "failures"}`` during the ``failover`` and the ``failback``.
+    """
+    before = load.counts()
+    stopped = time.monotonic()
+    lab.exec("lb1", ["systemctl", "stop", "haproxy"])
+    moved = wait_until(lambda: vips_on(lab, "lb2", vips) == vips, timeout=30)
+    after_failover = load.counts()
+    time.sleep(1)
+    started = time.monotonic()
+    lab.exec("lb1", ["systemctl", "start", "haproxy"])
+    back = wait_until(lambda: vips_on(lab, "lb1", vips) == vips, timeout=30)
+    time.sleep(1)
+    return {
+        "stopped": stopped,
+        "moved": moved,
+        "started": started,
+        "back": back,
+        "failover": _difference(after_failover, before),
+        "failback": _difference(load.counts(), after_failover),
+    }
+
+
 def failover_drill(lab, steps, vips):
     load = ClientLoad(lab, [f"http://{vip}/" for vip in vips])
     try:
-        before = load.counts()
-        steps.mark("HAProxy on lb1 stopped")
-        lab.exec("lb1", ["systemctl", "stop", "haproxy"])
-        moved = wait_until(lambda: vips_on(lab, "lb2", vips) == vips, timeout=30)
-        steps.timeline.append((moved, "VIPs on lb2 (VRRP transition)"))
-        after_failover = load.counts()
-        steps.note(
-            f"VIPs moved to lb2 {1000 * (moved - steps.timeline[-2][0]):.0f} ms after HAProxy stopped; "
-            f"{after_failover['failures'] - before['failures']} of "
-            f"{after_failover['requests'] - before['requests']} requests failed meanwhile"
-        )
-        time.sleep(1)
-        steps.mark("HAProxy on lb1 started")
-        lab.exec("lb1", ["systemctl", "start", "haproxy"])
-        back = wait_until(lambda: vips_on(lab, "lb1", vips) == vips, timeout=30)
-        steps.timeline.append((back, "VIPs back on lb1 (preempt)"))
-        time.sleep(1)
-        final = load.counts()
-        steps.note(
-            f"VIPs back on lb1 {1000 * (back - steps.timeline[-2][0]):.0f} ms after HAProxy started; "
-            f"{final['failures'] - after_failover['failures']} of "
-            f"{final['requests'] - after_failover['requests']} requests failed meanwhile"
-        )
+        drill = one_failover(lab, load, vips)
     finally:
         load.stop()
+    steps.timeline += [
+        (drill["stopped"], "HAProxy on lb1 stopped"),
+        (drill["moved"], "VIPs on lb2 (VRRP transition)"),
+        (drill["started"], "HAProxy on lb1 started"),
+        (drill["back"], "VIPs back on lb1 (preempt)"),
+    ]
+    for phase, begin, end, what in (
+        ("failover", "stopped", "moved", "VIPs moved to lb2 {} ms after HAProxy stopped"),
+        ("failback", "started", "back", "VIPs back on lb1 {} ms after HAProxy started"),
+    ):
+        counts = drill[phase]
+        delay = f"{1000 * (drill[end] - drill[begin]):.0f}"
+        steps.note(f"{what.format(delay)}; {counts['failures']} of {counts['requests']} requests failed meanwhile")
 
 
 def add_service_under_load(lab, steps, master, pillar, vips):
@@ -154,17 +172,14 @@ def print_timeline(steps):
         print(f"  {1000 * (moment - origin):8.0f} ms  {event}")
 
 
-def run(keep=False):
-    """Build the lab, run the seed scenario and the drills, tear everything down."""
-    steps = Steps()
-    workdir = tempfile.TemporaryDirectory(prefix="lbpair-demo-")
-    pillar = Pillar(f"{workdir.name}/pillar", seed_pillar())
-    master = Master(f"{workdir.name}/master", "0.0.0.0", pillar)
-    services = pillar.seed["services"]
-    vips = sorted(service["vip"] for service in services.values())
-    with contextlib.ExitStack() as stack:
-        stack.callback(workdir.cleanup)
+@contextlib.contextmanager
+def seeded_lab(steps):
+    """The lab with a master and the seed scenario highstated, VIPs on lb1: ``(lab, master, pillar)``."""
+    with tempfile.TemporaryDirectory(prefix="lbpair-demo-") as workdir, contextlib.ExitStack() as stack:
+        pillar = Pillar(f"{workdir}/pillar", seed_pillar())
+        master = Master(f"{workdir}/master", "0.0.0.0", pillar)
         stack.callback(master.stop)
+        vips = seed_vips(pillar)
         with steps.step("salt-master starts in the mgmt namespace"):
             master.start()
         with steps.step("lab network and machines come up (lb1, lb2, 6 backends, client)"):
@@ -178,8 +193,20 @@ def run(keep=False):
         with steps.step("keepalived puts the VIPs on lb1"):
             wait_until(lambda: vips_on(lab, "lb1", vips) == vips, timeout=30)
             steps.note(f"lb1 holds {', '.join(vips)}; lb2 holds {vips_on(lab, 'lb2', vips) or 'none'}")
+        yield lab, master, pillar
+
+
+def seed_vips(pillar):
+    return sorted(service["vip"] for service in pillar.seed["services"].values())
+
+
+def run(keep=False):
+    """Build the lab, run the seed scenario and the drills, tear everything down."""
+    steps = Steps()
+    with seeded_lab(steps) as (lab, master, pillar):
+        vips = seed_vips(pillar)
         with steps.step("the client sees round robin and cookie persistence"):
-            check_balancing(lab, steps, services)
+            check_balancing(lab, steps, pillar.seed["services"])
         with steps.step("failover drill: HAProxy on lb1 stops, then comes back"):
             failover_drill(lab, steps, vips)
         with steps.step("service qux added by a pillar edit and highstate, under load"):
