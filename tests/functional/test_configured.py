@@ -101,29 +101,27 @@ def test_removing_a_service_removes_it(loaders, states, modules, pillar):
     assert "203.0.113.20" not in live_text(modules, "keepalived")
 
 
-def test_candidate_rejected_by_haproxy_is_never_installed(loaders, states, modules, pillar, services):
-    assert apply(modules, "haproxy").result is True
-    before = live_text(modules, "haproxy")
-    services.calls.clear()
+def break_haproxy(pillar):
     pillar["services"]["foo"]["options"] = ["no-such-directive on"]
-    set_pillar(loaders, pillar)
-    ret = apply(modules, "haproxy")
-    assert ret.result is False
-    assert "HAProxy rejected the configuration" in ret.comment and "no-such-directive" in ret.comment
-    assert live_text(modules, "haproxy") == before
-    assert services.calls == []
+    return "HAProxy rejected the configuration", "no-such-directive"
 
 
-def test_candidate_rejected_by_keepalived_is_never_installed(loaders, states, modules, pillar, services):
-    assert apply(modules, "keepalived").result is True
-    before = live_text(modules, "keepalived")
-    services.calls.clear()
+def break_keepalived(pillar):
     pillar["vrrp"]["interface"] = "eth9"
+    return "keepalived rejected the configuration", "eth9"
+
+
+@pytest.mark.parametrize(("daemon", "break_config"), [("haproxy", break_haproxy), ("keepalived", break_keepalived)])
+def test_candidate_rejected_by_the_binary_is_never_installed(loaders, modules, pillar, services, daemon, break_config):
+    assert apply(modules, daemon).result is True
+    before = live_text(modules, daemon)
+    services.calls.clear()
+    rejection, offender = break_config(pillar)
     set_pillar(loaders, pillar)
-    ret = apply(modules, "keepalived")
+    ret = apply(modules, daemon)
     assert ret.result is False
-    assert "keepalived rejected the configuration" in ret.comment and "eth9" in ret.comment
-    assert live_text(modules, "keepalived") == before
+    assert rejection in ret.comment and offender in ret.comment
+    assert live_text(modules, daemon) == before
     assert services.calls == []
 
 
