@@ -83,9 +83,23 @@ def cmd_within(args):
         # nsenter, not `ip netns exec`: that remounts /sys, which hides the cgroup
         # hierarchy systemd-nspawn needs to boot the lab's machines.
         entered = ["nsenter", f"--net={netns.path(name)}", *command]
-        return subprocess.run(entered, check=False).returncode
+        return _wait_passing_signals_on(subprocess.Popen(entered))
     finally:
         netns.delete(name)
+
+
+def _wait_passing_signals_on(child):
+    """Wait for *child*; it tears down its own work, so deleting the namespace waits for it.
+
+    Ctrl-C reaches the child from the terminal by itself; a SIGTERM to us is passed on.
+    """
+    while True:
+        try:
+            return child.wait()
+        except KeyboardInterrupt:
+            continue
+        except SystemExit:
+            child.terminate()
 
 
 def cmd_demo(args):
@@ -95,11 +109,16 @@ def cmd_demo(args):
         return cmd_within(argparse.Namespace(host="mgmt", command=again))
     from lab import demo  # noqa: PLC0415 (imports the salt-master helpers only when needed)
 
+    signal.signal(signal.SIGINT, signal.default_int_handler)  # even when started in background
+
     try:
         demo.run(keep=args.keep)
     except demo.DemoFailed as error:
         print(f"demo failed: {error}", file=sys.stderr)
         return 1
+    except KeyboardInterrupt:
+        print("demo interrupted; everything it started is removed", file=sys.stderr)
+        return 130
     return 0
 
 
