@@ -63,7 +63,7 @@ DEFAULT_VRRP = {
 }
 # Not pidof: on Debian it is a link to killall5, which keepalived runs by its resolved
 # name, and killall5 then refuses the arguments: the check would always fail.
-DEFAULT_CHECK = {"script": "/usr/bin/pgrep -x haproxy", "interval": 2, "weight": 2, "fall": 2, "rise": 2}
+DEFAULT_CHECK = {"script": "/usr/bin/pgrep -x haproxy", "interval": 2, "weight": 2, "fall": 1, "rise": 2}
 DEFAULT_HAPROXY = {"stats_socket": "/run/haproxy/admin.sock"}
 HAPROXY_GLOBAL = (
     ("log", "/dev/log local0"),
