@@ -12,6 +12,7 @@ import os
 import shlex
 import shutil
 import signal
+import socket
 import stat
 import subprocess
 import sys
@@ -162,3 +163,21 @@ def owner_alive(record):
         return token_alive(record.read_text())
     except FileNotFoundError:
         return False
+
+
+def wait_until(predicate, timeout, interval=0.1, what="condition"):
+    """Call *predicate* until it returns something true, and return that; TimeoutError after *timeout* s."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    raise TimeoutError(f"{what} not reached within {timeout} s")
+
+
+def free_port(address="127.0.0.1"):
+    """A TCP port free on *address* right now."""
+    with socket.socket() as probe:
+        probe.bind((address, 0))
+        return probe.getsockname()[1]

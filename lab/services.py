@@ -1,0 +1,178 @@
+"""The outside world a failover reaches, as real servers: BIND9, an SMTP server, a webhook receiver.
+
+Each listens on one address of the lab (127.0.0.1 for the reactor tests, the mgmt host in the
+demo) and records what it received, so tests and the demo can show it.
+"""
+
+import base64
+import contextlib
+import http.server
+import json
+import os
+import ssl
+import subprocess
+import threading
+
+import dns.message
+import dns.query
+import dns.rdatatype
+
+from lab.util import free_port, wait_until
+
+NAMED_CONF = """options {{
+    directory "{dir}";
+    pid-file "{dir}/named.pid";
+    session-keyfile "{dir}/session.key";
+    listen-on port {port} {{ {address}; }};
+    listen-on-v6 {{ none; }};
+    recursion no;
+    dnssec-validation no;
+}};
+key "{key}" {{ algorithm hmac-sha256; secret "{secret}"; }};
+zone "{zone}" {{ type primary; file "{dir}/{zone}.zone"; allow-update {{ key "{key}"; }}; }};
+"""
+
+ZONE_FILE = """$TTL 60
+@       IN SOA ns.{zone}. hostmaster.{zone}. 1 60 60 600 60
+@       IN NS  ns.{zone}.
+ns      IN A   {address}
+active  IN A   192.0.2.11
+"""
+
+
+class Named:
+    """A real ``named`` serving *zone* on *address*, accepting updates signed with its TSIG key."""
+
+    def __init__(self, directory, zone, key_name, address="127.0.0.1"):
+        self.dir, self.zone, self.key_name, self.address = directory, zone, key_name, address
+        self.dir.mkdir(parents=True)
+        self.port = free_port(address)
+        self.secret = base64.b64encode(os.urandom(32)).decode()
+        (self.dir / "named.conf").write_text(
+            NAMED_CONF.format(dir=self.dir, port=self.port, address=address, key=key_name, secret=self.secret, zone=zone)
+        )
+        (self.dir / f"{zone}.zone").write_text(ZONE_FILE.format(zone=zone, address=address))
+        self.process = None
+
+    def start(self):
+        with open(self.dir / "named.log", "a") as log:
+            self.process = subprocess.Popen(
+                ["named", "-g", "-n", "1", "-c", str(self.dir / "named.conf")], stdout=log, stderr=subprocess.STDOUT
+            )
+        wait_until(lambda: self._answers() is not None, 15, what="named answering")
+
+    def stop(self):
+        if self.process:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+            self.process = None
+
+    def _answers(self):
+        with contextlib.suppress(Exception):
+            query = dns.message.make_query(f"ns.{self.zone}", "A")
+            return dns.query.udp(query, self.address, port=self.port, timeout=0.5)
+        return None
+
+    def query(self, name, rdtype):
+        """The values of *name* (relative to the zone) of type *rdtype*, sorted."""
+        query = dns.message.make_query(f"{name}.{self.zone}", rdtype)
+        response = dns.query.udp(query, self.address, port=self.port, timeout=2)
+        values = []
+        for rrset in response.answer:
+            if rrset.rdtype == dns.rdatatype.from_text(rdtype):
+                values.extend(rdata.to_text() for rdata in rrset)
+        return sorted(values)
+
+
+def self_signed_certificate(directory, address="127.0.0.1"):
+    """A certificate and key for *address*, made with openssl: ``(cert path, key path)``."""
+    cert, key = directory / "smtp.crt", directory / "smtp.key"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", f"/CN={address}",
+         "-addext", f"subjectAltName=IP:{address}", "-keyout", str(key), "-out", str(cert)],
+        check=True, capture_output=True,
+    )  # fmt: skip
+    return cert, key
+
+
+class Mailbox:
+    """aiosmtpd handler keeping every message received."""
+
+    def __init__(self):
+        self.messages = []
+
+    async def handle_DATA(self, server, session, envelope):  # noqa: N802  (aiosmtpd's hook name)
+        self.messages.append(
+            {
+                "from": envelope.mail_from,
+                "to": list(envelope.rcpt_tos),
+                "tls": session.ssl is not None,
+                "login": session.authenticated,
+                "body": envelope.content.decode("utf-8", "replace"),
+            }
+        )
+        return "250 OK"
+
+
+class SmtpServer:
+    """An SMTP server (aiosmtpd) on *address* requiring STARTTLS and a login; ``.mailbox`` holds the mail."""
+
+    def __init__(self, certificate, user, password, address="127.0.0.1"):
+        from aiosmtpd.controller import Controller  # noqa: PLC0415  (a test-side dependency)
+        from aiosmtpd.smtp import AuthResult  # noqa: PLC0415
+
+        def authenticate(server, session, envelope, mechanism, auth_data):
+            login_ok = getattr(auth_data, "login", None) == user.encode()
+            return AuthResult(success=login_ok and auth_data.password == password.encode())
+
+        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        context.load_cert_chain(*certificate)
+        self.mailbox = Mailbox()
+        self.address, self.port = address, free_port(address)
+        self.controller = Controller(
+            self.mailbox, hostname=address, port=self.port, tls_context=context, require_starttls=True,
+            authenticator=authenticate, auth_require_tls=True,
+        )  # fmt: skip
+
+    def start(self):
+        self.controller.start()
+
+    def stop(self):
+        self.controller.stop()
+
+
+class WebhookReceiver:
+    """An HTTP server on *address* keeping every JSON body POSTed to it; ``.url`` ends in *path*."""
+
+    def __init__(self, path="/hooks/lbpair", address="127.0.0.1"):
+        self.posts = []
+        receiver = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_POST(self):  # noqa: N802  (http.server's naming)
+                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                receiver.posts.append({"path": self.path, "json": json.loads(body)})
+                self.send_response(200)
+                self.end_headers()
+                self.wfile.write(b"ok")
+
+            def log_message(self, *args):
+                pass
+
+        self.server = http.server.ThreadingHTTPServer((address, 0), Handler)
+        self.url = f"http://{address}:{self.server.server_address[1]}{path}"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    def texts(self):
+        return [post["json"]["text"] for post in self.posts]
+
+    def start(self):
+        self.thread.start()
+
+    def stop(self):
+        self.server.shutdown()
+        self.server.server_close()
