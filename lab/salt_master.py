@@ -22,6 +22,9 @@ REPO = pathlib.Path(__file__).resolve().parent.parent
 STATE_TREE = {
     "_modules": REPO / "_modules",
     "_states": REPO / "_states",
+    "_beacons": REPO / "_beacons",
+    "_runners": REPO / "_runners",
+    "reactor": REPO / "salt" / "reactor",
     "lbpair": REPO / "salt" / "lbpair",
     "top.sls": REPO / "salt" / "top.sls",
 }

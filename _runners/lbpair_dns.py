@@ -1,0 +1,98 @@
+"""
+DNS for the lbpair master: an RFC 2136 dynamic update, signed with TSIG
+(dnspython), pointing the configured records at the pair's MASTER.
+
+Values come only from the master's ``lbpair_reactions`` configuration: an
+``A``/``AAAA`` record gets the node's configured address, a ``TXT`` record its
+minion id. The TSIG secret is used to sign and never returned or logged.
+
+These are runners so that the ``lbpair`` runner can reach them through
+``__salt__`` (the runner loader); the functions themselves are plain Python.
+
+CLI Example:
+
+.. code-block:: bash
+
+    salt-run lbpair.dns_update lb2     # through the lbpair runner, with the master's configuration
+"""
+
+import logging
+import time
+
+import dns.exception
+import dns.name
+import dns.query
+import dns.rcode
+import dns.tsig
+import dns.tsigkeyring
+import dns.update
+
+__virtualname__ = "lbpair_dns"
+
+log = logging.getLogger(__name__)
+
+
+def __virtual__():
+    return __virtualname__
+
+
+def record_values(records, node, address):
+    """
+    The ``(name, type, ttl, value)`` tuples that point ``records`` at ``node``.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt-run lbpair_dns.record_values '[{"name": "active", "type": "A", "ttl": 30}]' lb2 192.0.2.12
+    """
+    values = []
+    for record in records:
+        value = f'"{node}"' if record["type"] == "TXT" else address
+        values.append((record["name"], record["type"], record["ttl"], value))
+    return values
+
+
+def build_update(dns_config, node, address):
+    """The signed ``dns.update.UpdateMessage`` replacing the configured records."""
+    keyring = dns.tsigkeyring.from_text({dns_config["key_name"]: dns_config["key_secret"]})
+    update = dns.update.UpdateMessage(
+        dns_config["zone"], keyring=keyring, keyname=dns_config["key_name"], keyalgorithm=dns_config["key_algorithm"]
+    )
+    for name, rdtype, ttl, value in record_values(dns_config["records"], node, address):
+        update.replace(name, ttl, rdtype, value)
+    return update
+
+
+def send_update(dns_config, node, address):
+    """Send one update over TCP; raise ``OSError`` with the reason if it is not applied."""
+    update = build_update(dns_config, node, address)
+    try:
+        response = dns.query.tcp(update, dns_config["server"], port=dns_config["port"], timeout=dns_config["timeout"])
+    except (dns.exception.DNSException, OSError) as exc:
+        raise OSError(f"{type(exc).__name__}: {exc}") from None
+    if response.rcode() != dns.rcode.NOERROR:
+        raise OSError(f"the server answered {dns.rcode.to_text(response.rcode())}")
+
+
+def update_with_retries(dns_config, node, address, sleep=time.sleep):
+    """
+    Point the records at ``node``, retrying with exponential backoff.
+
+    Returns ``{"ok": bool, "attempts": n, "error": str | None}``; never raises for
+    a server that is down or refuses.
+    """
+    delay, error = dns_config["backoff"], None
+    for attempt in range(1, dns_config["attempts"] + 1):
+        try:
+            send_update(dns_config, node, address)
+            log.info("lbpair: DNS records of %s point at %s (%s), attempt %d", dns_config["zone"], node, address, attempt)
+            return {"ok": True, "attempts": attempt, "error": None}
+        except OSError as exc:
+            error = str(exc)
+            log.warning("lbpair: DNS update to %s, attempt %d of %d failed: %s", node, attempt, dns_config["attempts"], error)
+        if attempt < dns_config["attempts"]:
+            sleep(delay)
+            delay *= 2
+    log.error("lbpair: DNS update to %s failed after %d attempts: %s", node, dns_config["attempts"], error)
+    return {"ok": False, "attempts": dns_config["attempts"], "error": error}

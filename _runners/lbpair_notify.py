@@ -1,0 +1,233 @@
+"""
+Notifications of the lbpair master: message text, flap damping, a JSON webhook
+(Slack/Mattermost incoming-webhook payload, or a generic schema) and mail over
+SMTP (STARTTLS and authentication).
+
+A notification is a mapping built by :func:`transition_notice`,
+:func:`summary_notice` or :func:`alarm_notice`::
+
+    {"kind": "transition", "severity": "info", "instance": "lbpair_51",
+     "subject": "...", "text": "...", "details": {...}}
+
+Secrets (the webhook URL, the SMTP password) are used to send and never appear
+in what these functions return or log.
+
+These are runners so that the ``lbpair`` runner can reach them through
+``__salt__`` (the runner loader); the functions themselves are plain Python.
+
+CLI Example:
+
+.. code-block:: bash
+
+    salt-run lbpair_notify.summary_notice lbpair_51 '[...]' 60
+"""
+
+import email.message
+import json
+import logging
+import smtplib
+import ssl
+import urllib.error
+import urllib.request
+
+__virtualname__ = "lbpair_notify"
+
+log = logging.getLogger(__name__)
+
+SUMMARY_LINES = 10
+
+
+def __virtual__():
+    return __virtualname__
+
+
+# --- message text -------------------------------------------------------------
+
+
+def _vips(vips):
+    return ", ".join(vips) if vips else "no VIPs known"
+
+
+def transition_notice(record, previous_master=None):
+    """
+    The notification for one transition record of the history.
+
+    ``previous_master`` is the node that held MASTER before, if known.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt-run lbpair_notify.transition_notice '{"minion": "lb2", ...}'
+    """
+    node, state, instance = record["minion"], record["state"], record["instance"]
+    was = record.get("previous_state", "UNKNOWN")
+    if state == "MASTER":
+        origin = previous_master if previous_master and previous_master != node else "?"
+        move = f"VIPs {_vips(record.get('vips'))} move from {origin} to {node}"
+    else:
+        move = f"VIPs {_vips(record.get('vips'))} leave {node}" if was == "MASTER" else f"VIPs {_vips(record.get('vips'))}"
+    seen = "seen live" if record.get("seen") == "live" else "caught up late from the node's journal"
+    trust = "confirmed by the node" if record.get("confirmed") else "NOT confirmed by the node"
+    subject = f"lbpair {instance}: {node} is {state} (was {was})"
+    text = f"{subject}; {move}. At {record.get('at')} ({seen}, {trust})."
+    details = {key: record.get(key) for key in ("minion", "seq", "state", "previous_state", "vips", "at", "seen", "confirmed")}
+    details["from"], details["to"] = (previous_master, node) if state == "MASTER" else (node, None)
+    return {"kind": "transition", "severity": "info", "instance": instance, "subject": subject, "text": text, "details": details}
+
+
+def summary_notice(instance, records, window):
+    """
+    The notification summarising transitions held back by flap damping.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt-run lbpair_notify.summary_notice lbpair_51 '[...]' 60
+    """
+    lines = [
+        f"{r['minion']} {r.get('previous_state', '?')} -> {r['state']} at {r.get('at')} ({r.get('seen', 'live')})"
+        for r in records[:SUMMARY_LINES]
+    ]
+    if len(records) > SUMMARY_LINES:
+        lines.append(f"... and {len(records) - SUMMARY_LINES} more (salt-run lbpair.history instance={instance})")
+    subject = f"lbpair {instance}: {len(records)} more transitions held back by flap damping"
+    text = f"{subject} (at most one message per {window} s):\n" + "\n".join(lines)
+    details = {"suppressed": len(records), "transitions": [{k: r.get(k) for k in ("minion", "seq", "state", "at")} for r in records]}
+    return {"kind": "summary", "severity": "info", "instance": instance, "subject": subject, "text": text, "details": details}
+
+
+def alarm_notice(kind, instance, message, details=None):
+    """
+    A critical notification (``split_brain``, ``no_master``, ``dns_failed``).
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt-run lbpair_notify.alarm_notice split_brain lbpair_51 'lb1 and lb2 are both MASTER'
+    """
+    subject = f"CRITICAL lbpair {instance}: {message}"
+    return {"kind": kind, "severity": "critical", "instance": instance, "subject": subject, "text": subject, "details": details or {}}
+
+
+# --- flap damping (pure, on a state mapping the caller persists) ----------------
+
+
+def admit(state, instance, now, window, record):
+    """
+    Decide whether a transition notice goes out now: ``send``, ``hold`` or
+    ``hold_first`` (the first held in this window: its caller delivers the
+    summary when the window ends). Updates ``state`` in place.
+    """
+    slot = state.setdefault(instance, {"until": 0, "held": []})
+    if now >= slot["until"] and not slot["held"]:
+        slot["until"] = now + window
+        return "send"
+    slot["held"].append(record)
+    return "hold_first" if len(slot["held"]) == 1 else "hold"
+
+
+def release(state, instance, now, window):
+    """Take the held records of ``instance`` (a summary is about to go out); a new window starts."""
+    slot = state.setdefault(instance, {"until": 0, "held": []})
+    held, slot["held"] = slot["held"], []
+    if held:
+        slot["until"] = now + window
+    return held
+
+
+def due(state, now):
+    """The instances whose window has ended with records still held."""
+    return [instance for instance, slot in state.items() if slot["held"] and now >= slot["until"]]
+
+
+# --- delivery -----------------------------------------------------------------
+
+
+def webhook_payload(notice, fmt):
+    """
+    The JSON body for a notice: ``slack`` and ``mattermost`` get an incoming-webhook
+    payload (``text``), ``generic`` the whole notice.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt-run lbpair_notify.webhook_payload '{...}' slack
+    """
+    if fmt in ("slack", "mattermost"):
+        prefix = ":rotating_light: " if notice["severity"] == "critical" else ""
+        return {"username": "lbpair", "text": prefix + notice["text"]}
+    return {"source": "lbpair", **notice}
+
+
+def post_webhook(notice, webhook, timeout=10):
+    """Post ``notice`` to the configured webhook; raise ``OSError`` without the URL on failure."""
+    body = json.dumps(webhook_payload(notice, webhook["format"])).encode()
+    request = urllib.request.Request(webhook["url"], data=body, headers={"Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:  # nosec: operator-configured URL
+            response.read()
+    except urllib.error.HTTPError as exc:
+        raise OSError(f"the webhook answered HTTP {exc.code}") from None
+    except (urllib.error.URLError, OSError) as exc:
+        raise OSError(f"the webhook could not be reached: {getattr(exc, 'reason', exc)}") from None
+
+
+def mail_message(notice, smtp):
+    """The e-mail for a notice (no secrets in it)."""
+    message = email.message.EmailMessage()
+    message["Subject"] = notice["subject"]
+    message["From"] = smtp["from"]
+    message["To"] = ", ".join(smtp["to"])
+    if notice["severity"] == "critical":
+        message["X-Priority"] = "1"
+        message["Importance"] = "high"
+    message.set_content(notice["text"] + "\n")
+    return message
+
+
+def send_mail(notice, smtp, timeout=10):
+    """Send ``notice`` by SMTP, with STARTTLS and login when configured."""
+    context = ssl.create_default_context(cafile=smtp.get("ca_file"))
+    try:
+        with smtplib.SMTP(smtp["host"], smtp["port"], timeout=timeout) as client:
+            if smtp["starttls"]:
+                client.starttls(context=context)
+            if smtp.get("user"):
+                client.login(smtp["user"], smtp["password"])
+            client.send_message(mail_message(notice, smtp))
+    except smtplib.SMTPAuthenticationError as exc:
+        raise OSError(f"the SMTP server refused the login ({exc.smtp_code})") from None
+    except (smtplib.SMTPException, OSError) as exc:
+        raise OSError(f"mail not sent: {type(exc).__name__}: {exc}") from None
+
+
+def deliver(notice, config):
+    """
+    Send ``notice`` through every configured channel; returns ``{channel: "sent" | error}``.
+
+    A failure is logged as an error and reported in the result, never raised:
+    one broken channel must not silence the others.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt-run lbpair_notify.deliver '{...}' '{...}'
+    """
+    outcome = {}
+    channels = (("webhook", post_webhook), ("smtp", send_mail))
+    for name, send in channels:
+        if not config.get(name):
+            continue
+        try:
+            send(notice, config[name])
+            outcome[name] = "sent"
+        except OSError as exc:
+            log.error("lbpair: %s notification %r failed: %s", name, notice["subject"], exc)
+            outcome[name] = f"failed: {exc}"
+    log.info("lbpair: notified %r: %s", notice["subject"], outcome)
+    return outcome

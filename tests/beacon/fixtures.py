@@ -1,0 +1,192 @@
+"""
+Fixtures for the beacon: a real salt-master, two real keepalived nodes (see
+``pair.py``) and a real salt-minion per node running the ``lbpair_vrrp`` beacon
+on its node's bus. Loaded by this folder's conftest and by
+``bench/beacon_latency.py`` (``pytest -p tests.beacon.fixtures``).
+
+The master, the minions and salt-factories' event listener run inside a
+network namespace of their own (``lbpair-vb-salt``), on its loopback: nothing
+listens in the host's namespace. The minions reach their node's D-Bus through
+the unix socket, which is not bound to any network namespace.
+"""
+
+import contextlib
+import json
+
+import pytest
+import yaml
+
+from lab import netns
+from tests.beacon import pair
+from tests.conftest import REPO
+
+NODES = {"lb1": "192.0.2.11", "lb2": "192.0.2.12"}
+SALT_NAMESPACE = "lbpair-vb-salt"
+BEACON = "lbpair_vrrp"
+FLAP = "lbpair_flap"
+
+
+@pytest.fixture(scope="session")
+def event_listener():
+    """salt-factories' own event listener (used by its autouse fixtures), on 127.0.0.1 only."""
+    from saltfactories.plugins.event_listener import EventListener  # pylint: disable=import-outside-toplevel
+
+    listener = EventListener()
+    listener.host = "127.0.0.1"
+    listener.address = f"tcp://127.0.0.1:{listener.port}"
+    with listener:
+        yield listener
+
+
+@pytest.fixture(scope="module")
+def salt_namespace():
+    """This process's main thread lives in ``lbpair-vb-salt`` for the module."""
+    netns.add(SALT_NAMESPACE)
+    try:
+        with netns.enter(SALT_NAMESPACE):
+            yield SALT_NAMESPACE
+    finally:
+        netns.delete(SALT_NAMESPACE)
+
+
+@pytest.fixture(scope="module")
+def master_events(salt_namespace):
+    """
+    salt-factories' event listener, on the namespace's loopback, for this module's master.
+    It keeps events for 10 minutes (2 by default), long enough for the benchmark.
+    """
+    from saltfactories.plugins.event_listener import EventListener  # pylint: disable=import-outside-toplevel
+
+    listener = EventListener(timeout=600)
+    listener.host = "127.0.0.1"
+    listener.address = f"tcp://127.0.0.1:{listener.port}"
+    with listener:
+        yield listener
+
+
+@pytest.fixture(scope="module")
+def vrrp_factories(master_events, stats_processes, _salt_factories_config, tmp_path_factory):
+    """A salt-factories manager whose daemons live in the namespace and report to ``master_events``."""
+    from saltfactories.manager import FactoriesManager  # pylint: disable=import-outside-toplevel
+
+    config = {**_salt_factories_config, "root_dir": tmp_path_factory.mktemp("salt", numbered=True)}
+    return FactoriesManager(stats_processes=stats_processes, event_listener=master_events, **config)
+
+
+def render(factories, seed_pillar, node):
+    """keepalived.conf for ``node`` through lbpair_keepalived.render, with a flappable track_file."""
+    from saltfactories.utils.functional import Loaders  # pylint: disable=import-outside-toplevel
+
+    overrides = {"module_dirs": [str(REPO / "_modules")], "file_client": "local"}
+    opts = factories.salt_minion_daemon(f"render-{node.name}", overrides=overrides).config.copy()
+    opts["id"] = node.name
+    loaders = Loaders(opts)
+    try:
+        text = loaders.modules.lbpair_keepalived.render(pillar=pair.node_pillar(seed_pillar, node))
+    finally:
+        loaders.reset_state()
+    # The check's interval cannot go below 1 s; a tracked file flips keepalived at once (inotify).
+    flap = f"\nvrrp_track_file {FLAP} {{\n    file {node.flap_file}\n    weight 0\n}}\n"
+    text = text.replace("\nvrrp_instance", flap + "\nvrrp_instance", 1)
+    return text.replace("    track_script {", f"    track_file {{\n        {FLAP}\n    }}\n    track_script {{", 1)
+
+
+@pytest.fixture(scope="module")
+def notify_script():
+    """A keepalived ``notify`` script given the node's name (the benchmark's baseline); None: none."""
+    return None
+
+
+@pytest.fixture(scope="module")
+def nodes(vrrp_factories, seed_pillar_session, tmp_path_factory, notify_script):
+    """Both nodes up: buses, keepalived with lb1 MASTER and lb2 BACKUP."""
+    workdir = tmp_path_factory.mktemp("nodes")
+    with pair.pair("vb", workdir, NODES) as started:
+        for node in started.values():
+            node.set_healthy(True)
+            node.set_flap(False)
+            text = render(vrrp_factories, seed_pillar_session, node)
+            if notify_script:
+                text = text.replace("    track_script {", f'    notify "{notify_script} {node.name}"\n    track_script {{', 1)
+            node.write_config(text)
+            node.start_bus()
+            node.start_keepalived()
+        yield started
+
+
+@pytest.fixture(scope="module")
+def pillar_tree(seed_pillar_session, nodes, tmp_path_factory):
+    root = tmp_path_factory.mktemp("pillar")
+    (root / "top.sls").write_text(yaml.safe_dump({"base": {name: [name] for name in nodes}}))
+    for name, node in nodes.items():
+        (root / f"{name}.sls").write_text(yaml.safe_dump({"lbpair": pair.node_pillar(seed_pillar_session, node)}))
+    return root
+
+
+@pytest.fixture(scope="module")
+def salt_master(vrrp_factories, pillar_tree):
+    overrides = {"interface": "127.0.0.1", "auto_accept": True, "pillar_roots": {"base": [str(pillar_tree)]}}
+    factory = vrrp_factories.salt_master_daemon("lbpair-vb-master", overrides=overrides)
+    with factory.started():
+        yield factory
+
+
+def minion_overrides(node, journal, beacon=True):
+    overrides = {
+        "module_dirs": [str(REPO / "_modules")],
+        "beacons_dirs": [str(REPO / "_beacons")],
+        "lbpair_keepalived": {
+            "bus": node.bus_address,
+            "pid_file": str(node.pid_file),
+            "json_file": str(node.tmpdir / "keepalived.json"),
+        },
+        "lbpair_journal": {"path": str(journal)},
+    }
+    if beacon:
+        overrides["beacons"] = {BEACON: [{"bus": node.bus_address}, {"meta": {"pair": "test", "node": node.name}}]}
+    return overrides
+
+
+@pytest.fixture(scope="module")
+def minions(salt_master, nodes, tmp_path_factory):
+    """A started salt-minion per node, beacon on; ``minions[name].journal`` is its journal path."""
+    journals = tmp_path_factory.mktemp("journals")
+    factories = {}
+    with contextlib.ExitStack() as stack:
+        for name, node in nodes.items():
+            factory = salt_master.salt_minion_daemon(name, overrides=minion_overrides(node, journals / f"{name}.jsonl"))
+            factory.journal = journals / f"{name}.jsonl"
+            stack.enter_context(factory.started())
+            factories[name] = factory
+        yield factories
+
+
+def journal(minion):
+    """The transitions in a minion's journal, oldest first."""
+    if not minion.journal.exists():
+        return []
+    return [json.loads(line) for line in minion.journal.read_text().splitlines() if line.strip()]
+
+
+def beacon_events(event_listener, master, minion_id, since, kind="*"):
+    """The beacon's events of ``minion_id`` that reached ``master``'s bus after ``since``, by seq."""
+    pattern = (master.id, f"salt/beacon/{minion_id}/{BEACON}/{kind}")
+    events = [event for event in event_listener.get_events([pattern], after_time=since)]
+    return sorted(events, key=lambda event: (event.data.get("seq", 0), event.stamp))
+
+
+def states_of(entries, instance="lbpair_51"):
+    return [(entry["previous_state"], entry["state"]) for entry in entries if entry["instance"] == instance]
+
+
+__all__ = [
+    "event_listener",
+    "salt_namespace",
+    "master_events",
+    "vrrp_factories",
+    "notify_script",
+    "nodes",
+    "pillar_tree",
+    "salt_master",
+    "minions",
+]

@@ -1,0 +1,284 @@
+"""
+Reactor tests: a real salt-master running lbpair's reactor and runners, real
+minions (lb1, lb2: the pair; lb3: not a node), two real keepalived nodes in
+network namespaces with private dbus-daemons, and on loopback a real BIND9
+``named`` accepting TSIG-signed updates, an SMTP server (aiosmtpd, STARTTLS and
+authentication) and an HTTP webhook receiver.
+
+Salt's processes and the servers live in the root namespace on 127.0.0.1 only;
+keepalived runs only in the ``lbpair-r-*`` namespaces.
+"""
+
+import contextlib
+import datetime
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+from saltfactories.utils.functional import Loaders
+
+from lab import netns, vrrp_node
+from lab.services import Named, SmtpServer, WebhookReceiver, self_signed_certificate
+from lab.util import wait_until
+from lab.vrrp_node import tracked_file_pillar
+from tests.conftest import REPO
+
+sys.path.insert(0, str(REPO / "_modules"))
+sys.path.insert(0, str(REPO / "_runners"))
+
+import lbpair_history  # noqa: E402  pylint: disable=wrong-import-position
+import lbpair_journal  # noqa: E402  pylint: disable=wrong-import-position
+
+ZONE = "pair.example"
+TSIG_NAME = "lbpair-test"
+SMTP_USER, SMTP_PASSWORD = "lbpair", "smtp-secret-Kx9"
+WEBHOOK_TOKEN = "hook-secret-Q7"
+INSTANCE = "lbpair_51"
+PAIR = ("lb1", "lb2")
+DAMPING_WINDOW = 10
+SETTLE = 1.5
+
+
+@pytest.fixture(scope="session")
+def workdir():
+    # Outside /tmp: each keepalived gets its own /tmp (TMPDIR) for its JSON dump.
+    path = Path(tempfile.mkdtemp(prefix="lbpair-reactor-", dir="/var/tmp"))
+    try:
+        yield path
+    finally:
+        if not os.environ.get("LBPAIR_KEEP_WORKDIR"):  # keep the logs of named, keepalived for a post-mortem
+            shutil.rmtree(path, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def named(workdir):
+    server = Named(workdir / "named", ZONE, TSIG_NAME)
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+# --- SMTP (aiosmtpd with STARTTLS and AUTH) ------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def certificate(workdir):
+    return self_signed_certificate(workdir)
+
+
+@pytest.fixture(scope="session")
+def smtp_server(certificate):
+    server = SmtpServer(certificate, SMTP_USER, SMTP_PASSWORD)
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+# --- HTTP webhook receiver -------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def webhook():
+    receiver = WebhookReceiver(path=f"/hooks/{WEBHOOK_TOKEN}")
+    receiver.start()
+    try:
+        yield receiver
+    finally:
+        receiver.stop()
+
+
+# --- the keepalived pair ------------------------------------------------------------
+
+def restore(pair):
+    """Undo what a test broke (link down, VRRP dropped) and make lb1 MASTER with both nodes healthy."""
+    for node in pair.nodes.values():
+        netns.ip(node.namespace, "link", "set", "eth0", "up")
+        netns.run(node.namespace, ["iptables", "-F", "INPUT"])
+    pair.make_master("lb1")
+    for node in pair.nodes.values():
+        node.set_healthy(True)
+
+
+@pytest.fixture(scope="session")
+def keepalived_pair(workdir, seed_pillar_session, salt_factories):
+    pillar = tracked_file_pillar(seed_pillar_session)
+    overrides = {"module_dirs": [str(REPO / "_modules")], "file_client": "local"}
+    loaders = Loaders(salt_factories.salt_minion_daemon("render", overrides=overrides).config.copy())
+    try:
+        render = lambda node: loaders.modules.lbpair_keepalived.render(node=node, pillar=pillar)  # noqa: E731
+        with vrrp_node.keepalived_pair("lbpair-r", workdir, pillar, render) as pair:
+            yield pair
+    finally:
+        loaders.reset_state()
+
+
+# --- Salt ---------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def state_tree(tmp_path_factory):
+    root = tmp_path_factory.mktemp("file_roots")
+    (root / "reactor").symlink_to(REPO / "salt" / "reactor")
+    return root
+
+
+@pytest.fixture(scope="session")
+def history_dir(workdir):
+    path = workdir / "history"
+    path.mkdir()
+    return path
+
+
+@pytest.fixture(scope="session")
+def reactions(named, smtp_server, webhook, certificate, history_dir):
+    """The lbpair_reactions block of the test master (the shipped one with loopback values)."""
+    return {
+        "nodes": {"lb1": {"address": "192.0.2.11"}, "lb2": {"address": "192.0.2.12"}},
+        "history": {"path": str(history_dir / "history.jsonl"), "max_bytes": 1_000_000},
+        "damping_window": DAMPING_WINDOW,
+        "confirm": {"timeout": 10, "settle": SETTLE},
+        "webhook": {"url": webhook.url, "format": "slack"},
+        "smtp": {
+            "host": "127.0.0.1", "port": smtp_server.port, "starttls": True, "user": SMTP_USER,
+            "password": SMTP_PASSWORD, "from": "lbpair@pair.example", "to": ["ops@pair.example"],
+            "ca_file": str(certificate[0]),
+        },  # fmt: skip
+        "dns": {
+            "server": "127.0.0.1", "port": named.port, "zone": ZONE, "key_name": TSIG_NAME,
+            "key_algorithm": "hmac-sha256", "key_secret": named.secret,
+            "records": [{"name": "active", "type": "A", "ttl": 30}, {"name": "active", "type": "TXT", "ttl": 30}],
+            "attempts": 3, "backoff": 0.5, "timeout": 2,
+        },  # fmt: skip
+    }
+
+
+@pytest.fixture(scope="session")
+def salt_master(salt_factories, state_tree, reactions):
+    shipped = yaml.safe_load((REPO / "salt" / "master.d" / "lbpair.conf").read_text())
+    overrides = {
+        "interface": "127.0.0.1",
+        "auto_accept": True,
+        "runner_dirs": [str(REPO / "_runners")],
+        "file_roots": {"base": [str(state_tree)]},
+        "reactor": shipped["reactor"],
+        "lbpair_reactions": reactions,
+    }
+    factory = salt_factories.salt_master_daemon("lbpair-reactor-master", overrides=overrides)
+    with factory.started():
+        yield factory
+
+
+@pytest.fixture(scope="session")
+def minions(salt_master, keepalived_pair):
+    factories = {}
+    for name in (*PAIR, "lb3"):
+        overrides = {"module_dirs": [str(REPO / "_modules")]}
+        if name in keepalived_pair.nodes:
+            overrides["lbpair_keepalived"] = keepalived_pair.nodes[name].minion_options()
+        factories[name] = salt_master.salt_minion_daemon(name, overrides=overrides)
+    with contextlib.ExitStack() as stack:
+        for factory in factories.values():
+            stack.enter_context(factory.started())
+        yield factories
+
+
+@pytest.fixture(scope="session")
+def salt_run_cli(salt_master):
+    return salt_master.salt_run_cli(timeout=60)
+
+
+class Harness:
+    """What the tests drive: the pair, the minions, and what the outside world received."""
+
+    def __init__(self, pair, minions, master, named, mailbox, webhook, reactions, events):
+        self.pair, self.minions, self.master, self.events = pair, minions, master, events
+        self.named, self.mailbox, self.webhook = named, mailbox, webhook
+        self.history_path = reactions["history"]["path"]
+
+    def journal_path(self, minion):
+        return os.path.join(self.minions[minion].config["cachedir"], "lbpair", "transitions.jsonl")
+
+    def journal(self, minion, state, previous, instance=INSTANCE, via_salt=False):
+        """Journal a transition on ``minion`` as its beacon would; returns the entry with its seq."""
+        entry = {
+            "instance": instance, "interface": "eth0", "vrid": 51, "family": "IPv4", "state": state,
+            "previous_state": previous, "received_at": _now_iso(), "time": time.time(), "source": "live",
+            "vips": ["203.0.113.10", "203.0.113.20", "203.0.113.30"], "meta": {},
+        }  # fmt: skip
+        if via_salt:
+            ret = self.minions[minion].salt_call_cli(timeout=30).run("lbpair_journal.append", json.dumps(entry))
+            assert ret.returncode == 0, ret.stderr
+            return ret.data
+        return lbpair_journal.append_entry(self.journal_path(minion), entry)
+
+    def fire(self, sender, entries, claimed=None):
+        """``sender`` sends beacon events for ``entries`` to the master, in ``claimed``'s name if given."""
+        who = claimed or sender
+        events = [
+            {"tag": f"salt/beacon/{who}/lbpair_vrrp/{e['instance']}/{e['state']}", "data": {**e, "id": who}} for e in entries
+        ]
+        ret = self.minions[sender].salt_call_cli(timeout=30).run(
+            "event.fire_master", "{}", "lbpair/test", preload=json.dumps({"events": events})
+        )
+        assert ret.returncode == 0, ret.stderr
+
+    def transition(self, minion, state, previous):
+        entry = self.journal(minion, state, previous, via_salt=True)
+        self.fire(minion, [entry])
+        return entry
+
+    def history(self):
+        return lbpair_history.read(self.history_path)
+
+    def transitions(self):
+        return [r for r in self.history() if r["kind"] == "transition"]
+
+    def salt_run(self, *args):
+        """``salt-run`` as an operator types it (default outputter); returns its output."""
+        command = [str(Path(sys.executable).parent / "salt-run"), "-c", str(self.master.config_dir), *args]
+        done = subprocess.run(command, capture_output=True, text=True, timeout=60)
+        assert done.returncode == 0, done.stdout + done.stderr
+        return done.stdout
+
+    def reactions(self, fun, after):
+        """The returns of the lbpair runner's ``fun`` the reactor ran since ``after`` (epoch)."""
+        events = self.events.get_events([(self.master.id, "salt/run/*/ret")], after_time=after)
+        return [event.data["return"] for event in events if event.data.get("fun") == f"runner.lbpair.{fun}"]
+
+    def wait_reactions(self, fun, after, count, timeout=60):
+        return wait_until(lambda: len(self.reactions(fun, after)) >= count and self.reactions(fun, after), timeout,
+                          interval=0.2, what=f"{count} {fun} reactions")
+
+    def wait_history(self, predicate, timeout=30, what="history"):
+        return wait_until(lambda: predicate(self.history()), timeout, interval=0.2, what=what)
+
+
+def _now_iso():
+    return datetime.datetime.now(datetime.timezone.utc).isoformat()
+
+
+@pytest.fixture
+def lab(keepalived_pair, minions, salt_master, named, smtp_server, webhook, reactions, history_dir, event_listener):
+    """A fresh start per test: lb1 MASTER, empty history and reaction state, nothing received."""
+    restore(keepalived_pair)
+    for path in history_dir.iterdir():
+        path.unlink()
+    harness = Harness(keepalived_pair, minions, salt_master, named, smtp_server.mailbox, webhook, reactions, event_listener)
+    for minion in minions:
+        journal = Path(harness.journal_path(minion))
+        journal.unlink(missing_ok=True)  # each test starts with empty journals and history
+    smtp_server.mailbox.messages.clear()
+    webhook.posts.clear()
+    yield harness
+    restore(keepalived_pair)

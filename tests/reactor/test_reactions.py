@@ -1,0 +1,155 @@
+"""
+lbpair's failover reactions, end to end: beacon events reach a real salt-master,
+its reactor calls the ``lbpair`` runner, which checks with the real keepalived
+nodes through the minions and updates a real named, posts to a real webhook
+receiver and sends mail through a real SMTP server.
+"""
+
+import json
+import time
+
+from lab import netns
+from lab.util import wait_until
+from tests.reactor.conftest import DAMPING_WINDOW, INSTANCE, SMTP_PASSWORD, WEBHOOK_TOKEN
+
+
+def test_master_transition_updates_dns_notifies_and_is_recorded(lab, salt_run_cli):
+    lab.pair.make_master("lb2")
+    entry = lab.transition("lb2", "MASTER", "BACKUP")
+
+    wait_until(lambda: lab.named.query("active", "A") == ["192.0.2.12"], 30, what="DNS A record on lb2")
+    assert lab.named.query("active", "TXT") == ['"lb2"']
+
+    wait_until(lambda: lab.webhook.posts and lab.mailbox.messages, 15, what="webhook and mail")
+    text = lab.webhook.texts()[0]
+    for part in ("lbpair_51", "lb2 is MASTER", "from lb1 to lb2", "203.0.113.10", "seen live", "confirmed by the node"):
+        assert part in text, text
+    mail = lab.mailbox.messages[0]
+    assert mail["tls"] and mail["login"] and mail["to"] == ["ops@pair.example"]
+    assert "lb2 is MASTER" in mail["body"] and "from lb1 to lb2" in mail["body"]
+
+    record = lab.wait_history(lambda h: [r for r in h if r["kind"] == "transition"], what="history entry")[0]
+    assert (record["minion"], record["seq"], record["state"]) == ("lb2", entry["seq"], "MASTER")
+    assert record["seen"] == "live" and record["confirmed"] is True
+
+    timeline = lab.salt_run("lbpair.history", "minion=lb2")  # the operator's default output
+    assert "lbpair_51  lb2 BACKUP -> MASTER" in timeline, timeline
+    as_json = salt_run_cli.run("lbpair.history", "instance=lbpair_51", "--out=json")
+    assert [(r["minion"], r["seq"]) for r in as_json.data if r["kind"] == "transition"] == [("lb2", entry["seq"])]
+    dns = [r for r in lab.history() if r["kind"] == "dns"]
+    assert dns and dns[-1]["ok"] and dns[-1]["minion"] == "lb2"
+
+
+def test_secrets_never_leave_the_master_config(lab, salt_run_cli):
+    lab.pair.make_master("lb2")
+    started = time.time()
+    lab.transition("lb2", "MASTER", "BACKUP")
+    lab.wait_reactions("on_beacon", started, 1)
+    returns = json.dumps(lab.reactions("on_beacon", started))
+    config = salt_run_cli.run("lbpair.check_config").stdout
+    history = open(lab.history_path, encoding="utf-8").read()
+    log = open(lab.master.config["log_file"], encoding="utf-8", errors="replace").read()
+    for secret in (lab.named.secret, SMTP_PASSWORD, WEBHOOK_TOKEN):
+        for where, text in (("runner returns", returns), ("check_config", config), ("history", history), ("log", log)):
+            assert secret not in text, f"a secret appears in the {where}"
+    assert "**********" in config
+
+
+def test_status_shows_master_backup_and_vips(lab, salt_run_cli):
+    lab.transition("lb1", "MASTER", "BACKUP")  # the VIPs as the node's journal names them
+    lab.wait_history(lambda h: h, what="a transition")
+    ret = salt_run_cli.run("lbpair.status", "--out=json")
+    assert ret.returncode == 0, ret.stdout
+    instance = ret.data["instances"][INSTANCE]
+    assert instance["MASTER"] == ["lb1"] and instance["BACKUP"] == ["lb2"] and instance["problem"] is None
+    assert "203.0.113.10" in instance["vips"]
+
+
+def test_split_brain_is_critical(lab, salt_run_cli):
+    netns.run(lab.pair.nodes["lb2"].namespace, ["iptables", "-A", "INPUT", "-p", "vrrp", "-j", "DROP"])
+    lab.pair.wait_masters(["lb1", "lb2"])
+    lab.transition("lb2", "MASTER", "BACKUP")
+    wait_until(lambda: any("CRITICAL" in t and "split brain" in t for t in lab.webhook.texts()), 30, what="critical webhook")
+    wait_until(lambda: any("CRITICAL" in m["body"] and "split brain" in m["body"] for m in lab.mailbox.messages), 15)
+    assert [r["kind"] for r in lab.history()].count("split_brain") == 1
+    status = salt_run_cli.run("lbpair.status", "--out=json")
+    assert status.returncode != 0 and status.data["instances"][INSTANCE]["problem"] == "split_brain"
+
+
+def test_no_master_is_critical(lab, salt_run_cli):
+    for node in lab.pair.nodes.values():
+        netns.ip(node.namespace, "link", "set", "eth0", "down")
+    wait_until(lambda: lab.pair.masters() == [], 20, what="no VIP holder")
+    lab.transition("lb1", "FAULT", "MASTER")
+    wait_until(lambda: any("CRITICAL" in t and "no MASTER" in t for t in lab.webhook.texts()), 30, what="critical webhook")
+    wait_until(lambda: any("no MASTER" in m["body"] for m in lab.mailbox.messages), 15)
+    status = salt_run_cli.run("lbpair.status", "--out=json")
+    assert status.returncode != 0 and status.data["instances"][INSTANCE]["problem"] == "no_master"
+
+
+def test_burst_of_transitions_gives_one_message_and_a_summary(lab):
+    started = time.time()
+    states = ["MASTER", "BACKUP"] * 10
+    entries = [lab.journal("lb2", state, "BACKUP" if state == "MASTER" else "MASTER") for state in states]
+    lab.fire("lb2", entries)
+    assert time.time() - started < 2, "the burst must fit in 2 seconds"
+    lab.wait_history(lambda h: len([r for r in h if r["kind"] == "transition"]) == 20, what="20 history entries")
+    lab.wait_reactions("on_beacon", started, 20, timeout=DAMPING_WINDOW + 40)  # every message is out by then
+    texts = lab.webhook.texts()
+    assert len(texts) == 2, texts
+    assert "19 more transitions held back" in texts[1], texts[1]
+    assert len(lab.mailbox.messages) == 2
+    assert sorted(r["seq"] for r in lab.transitions()) == sorted(e["seq"] for e in entries)
+
+
+def test_events_from_strangers_and_forgeries_change_nothing(lab):
+    dns_before = (lab.named.query("active", "A"), lab.named.query("active", "TXT"))
+    started = time.time()
+    stranger = lab.journal("lb3", "MASTER", "BACKUP", via_salt=True)
+    lab.fire("lb3", [stranger])
+    lab.pair.make_master("lb2")  # even with lb2 really MASTER, only lb2 may say so
+    real_last = lab.journal("lb2", "BACKUP", "MASTER")
+    forged_next = {**real_last, "state": "MASTER", "previous_state": "BACKUP", "seq": real_last["seq"] + 1}
+    forged_known = {**real_last, "state": "MASTER", "previous_state": "BACKUP"}
+    lab.fire("lb1", [forged_next, forged_known], claimed="lb2")
+    returns = lab.wait_reactions("on_beacon", started, 3)
+    assert all("ignored" in ret for ret in returns), returns
+    assert lab.history() == []
+    assert lab.webhook.posts == [] and lab.mailbox.messages == []
+    assert (lab.named.query("active", "A"), lab.named.query("active", "TXT")) == dns_before
+
+
+def test_transition_while_master_is_down_is_caught_up_late(lab):
+    started = time.time()
+    lab.transition("lb2", "BACKUP", "MASTER")  # seen live: the history knows lb2 up to here
+    lab.wait_history(lambda h: len(h) == 1, what="the live transition")
+    with lab.master.stopped():
+        lab.pair.make_master("lb2")
+        missed = lab.journal("lb2", "MASTER", "BACKUP")
+    record = lab.wait_history(
+        lambda h: [r for r in h if r["kind"] == "transition" and (r["minion"], r["seq"]) == ("lb2", missed["seq"])],
+        timeout=60,
+        what="the missed transition",
+    )[0]
+    assert record["seen"] == "late" and record["confirmed"] is True and record["state"] == "MASTER"
+    late = wait_until(lambda: [t for t in lab.webhook.texts() if "lb2 is MASTER" in t and "caught up late" in t or
+                               "lb2 BACKUP -> MASTER" in t and "(late)" in t], 30, what="late notification")
+    assert late
+    wait_until(lambda: lab.named.query("active", "A") == ["192.0.2.12"], 20, what="DNS after catch-up")
+    assert time.time() - started < 120
+
+
+def test_dns_update_is_retried_reported_and_later_works(lab):
+    lab.named.stop()
+    try:
+        lab.pair.make_master("lb2")
+        lab.transition("lb2", "MASTER", "BACKUP")
+        failed = lab.wait_history(lambda h: [r for r in h if r["kind"] == "dns"], what="DNS outcome")[0]
+        assert failed["ok"] is False and failed["attempts"] == 3, failed
+        wait_until(lambda: any("CRITICAL" in t and "DNS update to lb2 failed" in t for t in lab.webhook.texts()), 15)
+    finally:
+        lab.named.start()
+    lab.pair.make_master("lb1")
+    lab.transition("lb1", "MASTER", "BACKUP")
+    wait_until(lambda: lab.named.query("active", "A") == ["192.0.2.11"], 30, what="DNS A record on lb1")
+    assert lab.named.query("active", "TXT") == ['"lb1"']
