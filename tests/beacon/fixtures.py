@@ -1,6 +1,6 @@
 """
 Fixtures for the beacon: a real salt-master, two real keepalived nodes (see
-``pair.py``) and a real salt-minion per node running the ``lbpair_vrrp`` beacon
+``lab/vrrp_node.py``) and a real salt-minion per node running the ``lbpair_vrrp`` beacon
 on its node's bus. Loaded by this folder's conftest and by
 ``bench/beacon_latency.py`` (``pytest -p tests.beacon.fixtures``).
 
@@ -17,7 +17,7 @@ import pytest
 import yaml
 
 from lab import netns
-from tests.beacon import pair
+from lab.vrrp_node import linked_nodes, tracked_file_pillar
 from tests.conftest import REPO
 
 NODES = {"lb1": "192.0.2.11", "lb2": "192.0.2.12"}
@@ -82,7 +82,7 @@ def render(factories, seed_pillar, node):
     opts["id"] = node.name
     loaders = Loaders(opts)
     try:
-        text = loaders.modules.lbpair_keepalived.render(pillar=pair.node_pillar(seed_pillar, node))
+        text = loaders.modules.lbpair_keepalived.render(pillar=tracked_file_pillar(seed_pillar))
     finally:
         loaders.reset_state()
     # The check's interval cannot go below 1 s; a tracked file flips keepalived at once (inotify).
@@ -101,7 +101,7 @@ def notify_script():
 def nodes(vrrp_factories, seed_pillar_session, tmp_path_factory, notify_script):
     """Both nodes up: buses, keepalived with lb1 MASTER and lb2 BACKUP."""
     workdir = tmp_path_factory.mktemp("nodes")
-    with pair.pair("vb", workdir, NODES) as started:
+    with linked_nodes("lbpair-vb", workdir, NODES) as started:
         for node in started.values():
             node.set_healthy(True)
             node.set_flap(False)
@@ -119,7 +119,7 @@ def pillar_tree(seed_pillar_session, nodes, tmp_path_factory):
     root = tmp_path_factory.mktemp("pillar")
     (root / "top.sls").write_text(yaml.safe_dump({"base": {name: [name] for name in nodes}}))
     for name, node in nodes.items():
-        (root / f"{name}.sls").write_text(yaml.safe_dump({"lbpair": pair.node_pillar(seed_pillar_session, node)}))
+        (root / f"{name}.sls").write_text(yaml.safe_dump({"lbpair": tracked_file_pillar(seed_pillar_session)}))
     return root
 
 
@@ -135,11 +135,7 @@ def minion_overrides(node, journal, beacon=True):
     overrides = {
         "module_dirs": [str(REPO / "_modules")],
         "beacons_dirs": [str(REPO / "_beacons")],
-        "lbpair_keepalived": {
-            "bus": node.bus_address,
-            "pid_file": str(node.pid_file),
-            "json_file": str(node.tmpdir / "keepalived.json"),
-        },
+        "lbpair_keepalived": node.minion_options(),
         "lbpair_journal": {"path": str(journal)},
     }
     if beacon:

@@ -8,7 +8,7 @@ import time
 
 import lbpair_keepalived
 
-from tests.beacon import pair
+from lab.util import wait_until
 from tests.beacon.fixtures import beacon_events, journal, states_of
 
 CONTRACT_KEYS = {"id", "instance", "interface", "vrid", "family", "state", "previous_state", "received_at", "time",
@@ -128,7 +128,7 @@ def test_transitions_during_bus_keepalived_and_minion_outages_are_reported_once(
     for minion in minions.values():
         minion.terminate()
     lb1.set_healthy(False)
-    pair.wait_until(lambda: "MASTER" in lbpair_keepalived.read_dbus(lb2.bus_address)["lbpair_51"]["state"], 20,
+    wait_until(lambda: "MASTER" in lbpair_keepalived.read_dbus(lb2.bus_address)["lbpair_51"]["state"], 20,
                     what="lb2 MASTER")
     for minion in minions.values():
         minion.start()

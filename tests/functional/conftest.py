@@ -19,15 +19,21 @@ from tests.conftest import REPO
 NAMESPACE = "lbpair-functional"
 
 
-@pytest.fixture(scope="session", autouse=True)
+@pytest.fixture(scope="session")
 def node_namespace():
     netns.add(NAMESPACE)
     try:
         netns.veth(NAMESPACE, "eth0", NAMESPACE, "eth1")
-        with netns.enter(NAMESPACE):
-            yield NAMESPACE
+        yield NAMESPACE
     finally:
         netns.delete(NAMESPACE)
+
+
+@pytest.fixture(autouse=True)
+def in_node_namespace(node_namespace):
+    """Each test runs in the node's namespace, and the process leaves it after the test."""
+    with netns.enter(node_namespace):
+        yield
 
 
 @pytest.fixture
