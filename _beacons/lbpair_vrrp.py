@@ -111,6 +111,7 @@ STABLE_SESSION = 5.0
 NOT_ON_BUS_GRACE = 3.0  # keepalived registers its name just after it starts
 JSON_TIMEOUT = 5.0  # ask keepalived again if it wrote no dump for that long
 CONTEXT_KEY = "lbpair_vrrp.runner"
+WATCHER_THREAD = "lbpair_vrrp-dbus"
 
 
 def __virtual__():
@@ -236,7 +237,7 @@ class BusWatcher(threading.Thread):
     """
 
     def __init__(self, address, records, dbus, wake=None):
-        super().__init__(name="lbpair_vrrp-dbus", daemon=True)
+        super().__init__(name=WATCHER_THREAD, daemon=True)
         self.address = address
         self.records = records
         self.dbus = dbus
@@ -412,6 +413,7 @@ class Runner:
         self.loop = _running_loop()
         self.watcher = None
         if self.bus != "none":
+            _stop_orphaned_watchers()
             wake = None if self.loop is None else self._wake
             self.watcher = BusWatcher(self.bus, self.records, _dbus_helpers(salt), wake)
             self.watcher.start()
@@ -514,6 +516,22 @@ class Runner:
         self.closed = True
         if self.watcher is not None:
             self.watcher.stop()
+
+
+def _stop_orphaned_watchers():
+    """
+    Stop D-Bus threads of earlier loads of this beacon in this minion process.
+
+    A pillar refresh, ``saltutil.sync_all`` or a state run makes Salt load its
+    beacons anew, and the old load is not always closed: its thread went on
+    reporting every transition a second (third, ...) time under new sequence
+    numbers. One watcher per minion process; the new one re-reads every
+    instance, so stopping the old one loses nothing.
+    """
+    for thread in threading.enumerate():
+        if thread.name == WATCHER_THREAD and thread is not threading.current_thread() and hasattr(thread, "stop"):
+            log.info("lbpair_vrrp: stopping the D-Bus thread of an earlier load of this beacon")
+            thread.stop()
 
 
 def _running_loop():

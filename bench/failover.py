@@ -25,7 +25,7 @@ def summary(name, values, unit):
 
 
 def main(rounds=10):
-    with seeded_lab(Steps()) as (lab, _master, pillar):
+    with seeded_lab(Steps()) as (lab, _master, pillar, _services):
         vips = seed_vips(pillar)
         load = ClientLoad(lab, [f"http://{vip}/" for vip in vips])
         try:

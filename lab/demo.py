@@ -8,6 +8,8 @@ took to move and how many client requests failed in each phase.
 
 import contextlib
 import copy
+import json
+import pathlib
 import signal
 import sys
 import tempfile
@@ -15,7 +17,8 @@ import time
 
 from lab import topology
 from lab.load import ClientLoad
-from lab.salt_master import Master, Pillar, seed_pillar
+from lab.salt_master import Master, Pillar, seed_pillar_document
+from lab.services import ReactionServices
 
 NODES = ("lb1", "lb2")
 QUX = {
@@ -60,7 +63,8 @@ def vips_on(lab, node, vips):
     return sorted(vip for vip in vips if f" {vip}/32 " in addresses)
 
 
-def wait_until(predicate, timeout, interval=0.05):
+def moment_when(predicate, timeout, interval=0.05):
+    """The monotonic moment *predicate* first held (polled every *interval* s); DemoFailed after *timeout*."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if predicate():
@@ -99,7 +103,7 @@ def _difference(later, earlier):
     return {key: later[key] - earlier[key] for key in ("requests", "failures")}
 
 
-def one_failover(lab, load, vips):
+def one_failover(lab, load, vips, on_failover=lambda: []):
     """
     Stop HAProxy on lb1 until the VIPs are on lb2, then start it until they are back on lb1.
 
@@ -109,12 +113,13 @@ def one_failover(lab, load, vips):
     before = load.counts()
     stopped = time.monotonic()
     lab.exec("lb1", ["systemctl", "stop", "haproxy"])
-    moved = wait_until(lambda: vips_on(lab, "lb2", vips) == vips, timeout=30)
+    moved = moment_when(lambda: vips_on(lab, "lb2", vips) == vips, timeout=30)
     after_failover = load.counts()
+    reactions = on_failover()
     time.sleep(1)
     started = time.monotonic()
     lab.exec("lb1", ["systemctl", "start", "haproxy"])
-    back = wait_until(lambda: vips_on(lab, "lb1", vips) == vips, timeout=30)
+    back = moment_when(lambda: vips_on(lab, "lb1", vips) == vips, timeout=30)
     time.sleep(1)
     return {
         "stopped": stopped,
@@ -123,18 +128,53 @@ def one_failover(lab, load, vips):
         "back": back,
         "failover": _difference(after_failover, before),
         "failback": _difference(load.counts(), after_failover),
+        "reactions": reactions,
     }
 
 
-def failover_drill(lab, steps, vips):
+def history_records(path):
+    with contextlib.suppress(FileNotFoundError), open(path, encoding="utf-8") as handle:
+        return [json.loads(line) for line in handle if line.strip()]
+    return []
+
+
+def reactions_seen(history_path, services):
+    """
+    Wait for what lb2 becoming MASTER sets off on the master; return ``[(moment, what), ...]``
+    for the history record, the DNS record, the webhook post and the mail, in the order seen.
+    """
+    checks = {
+        "transition in the master's history": lambda: any(
+            record.get("minion") == "lb2" and record.get("state") == "MASTER" for record in history_records(history_path)
+        ),
+        "DNS active.pair.example -> 192.0.2.12": lambda: services.named.query("active", "A") == ["192.0.2.12"],
+        "webhook message delivered": lambda: any("lb2" in text for text in services.webhook.texts()),
+        "mail delivered": lambda: any("lb2" in mail["body"] for mail in services.smtp.mailbox.messages),
+    }
+    seen = []
+    deadline = time.monotonic() + 30
+    while checks and time.monotonic() < deadline:
+        for what, check in list(checks.items()):
+            if check():
+                seen.append((time.monotonic(), what))
+                del checks[what]
+        time.sleep(0.05)
+    if checks:
+        raise DemoFailed(f"not seen within 30 s of the failover: {', '.join(checks)}")
+    return seen
+
+
+def failover_drill(lab, steps, master, services, vips):
     load = ClientLoad(lab, [f"http://{vip}/" for vip in vips])
     try:
-        drill = one_failover(lab, load, vips)
+        history_path = master.config["lbpair_reactions"]["history"]["path"]
+        drill = one_failover(lab, load, vips, on_failover=lambda: reactions_seen(history_path, services))
     finally:
         load.stop()
     steps.timeline += [
         (drill["stopped"], "HAProxy on lb1 stopped"),
         (drill["moved"], "VIPs on lb2 (VRRP transition)"),
+        *((moment, f"  {what}") for moment, what in drill["reactions"]),
         (drill["started"], "HAProxy on lb1 started"),
         (drill["back"], "VIPs back on lb1 (preempt)"),
     ]
@@ -155,7 +195,7 @@ def add_service_under_load(lab, steps, master, pillar, vips):
         pillar.write(with_qux)
         for node in NODES:
             steps.note(f"{node}: {highstate(master, node)} states changed")
-        wait_until(lambda: curl(lab, f"http://{QUX['vip']}/") in ("foo1", "foo2"), timeout=20)
+        moment_when(lambda: curl(lab, f"http://{QUX['vip']}/") in ("foo1", "foo2"), timeout=20)
     finally:
         counts = load.stop()
     steps.note(f"qux serves on {QUX['vip']}; {counts['failures']} of {counts['requests']} requests to foo, bar, baz failed")
@@ -174,13 +214,21 @@ def print_timeline(steps):
 
 @contextlib.contextmanager
 def seeded_lab(steps):
-    """The lab with a master and the seed scenario highstated, VIPs on lb1: ``(lab, master, pillar)``."""
+    """
+    The lab with a master (and its failover reactions), the seed scenario highstated, the beacons
+    on and the VIPs on lb1: yields ``(lab, master, pillar, services)``.
+    """
     with tempfile.TemporaryDirectory(prefix="lbpair-demo-") as workdir, contextlib.ExitStack() as stack:
-        pillar = Pillar(f"{workdir}/pillar", seed_pillar())
-        master = Master(f"{workdir}/master", "0.0.0.0", pillar)
-        stack.callback(master.stop)
+        document = seed_pillar_document()
+        pillar = Pillar(f"{workdir}/pillar", document["lbpair"], extra={"beacons": document["beacons"]})
+        nodes = {name: spec["address"] for name, spec in pillar.seed["nodes"].items()}
         vips = seed_vips(pillar)
-        with steps.step("salt-master starts in the mgmt namespace"):
+        with steps.step("BIND9, an SMTP server and a webhook receiver start for the reactions"):
+            services = stack.enter_context(ReactionServices(pathlib.Path(workdir)))
+        reactions = services.reactions_block(nodes, f"{workdir}/history.jsonl", damping_window=2)
+        master = Master(f"{workdir}/master", "0.0.0.0", pillar, reactions=reactions)
+        stack.callback(master.stop)
+        with steps.step("salt-master starts in the mgmt namespace, with lbpair's reactor"):
             master.start()
         with steps.step("lab network and machines come up (lb1, lb2, 6 backends, client)"):
             lab = stack.enter_context(topology.Lab())
@@ -190,10 +238,14 @@ def seeded_lab(steps):
             for node in NODES:
                 master.salt(node, "saltutil.sync_all")
                 steps.note(f"{node}: {highstate(master, node)} states changed")
+        with steps.step("the lbpair_vrrp beacons start (pillar `beacons`)"):
+            for node in NODES:
+                master.salt(node, "saltutil.refresh_pillar", "wait=True")
+                moment_when(lambda node=node: "lbpair_vrrp" in (master.salt(node, "beacons.list", "return_yaml=False").get(node) or {}), 30)
         with steps.step("keepalived puts the VIPs on lb1"):
-            wait_until(lambda: vips_on(lab, "lb1", vips) == vips, timeout=30)
+            moment_when(lambda: vips_on(lab, "lb1", vips) == vips, timeout=30)
             steps.note(f"lb1 holds {', '.join(vips)}; lb2 holds {vips_on(lab, 'lb2', vips) or 'none'}")
-        yield lab, master, pillar
+        yield lab, master, pillar, services
 
 
 def seed_vips(pillar):
@@ -203,15 +255,17 @@ def seed_vips(pillar):
 def run(keep=False):
     """Build the lab, run the seed scenario and the drills, tear everything down."""
     steps = Steps()
-    with seeded_lab(steps) as (lab, master, pillar):
+    with seeded_lab(steps) as (lab, master, pillar, services):
         vips = seed_vips(pillar)
         with steps.step("the client sees round robin and cookie persistence"):
             check_balancing(lab, steps, pillar.seed["services"])
-        with steps.step("failover drill: HAProxy on lb1 stops, then comes back"):
-            failover_drill(lab, steps, vips)
+        with steps.step("failover drill: HAProxy on lb1 stops, the reactions follow, HAProxy comes back"):
+            failover_drill(lab, steps, master, services, vips)
         with steps.step("service qux added by a pillar edit and highstate, under load"):
             add_service_under_load(lab, steps, master, pillar, vips)
         print_timeline(steps)
+        print("\nsalt-run lbpair.history (the master's central failover history):")
+        print(master.text("lbpair.history"))
         if keep:
             wait_for_teardown(master)
     print(f"\nDemo finished in {time.monotonic() - steps.started:.0f} s.")

@@ -30,10 +30,15 @@ STATE_TREE = {
 }
 
 
+def seed_pillar_document():
+    """The whole example pillar (salt/pillar.example): ``lbpair`` and the ``beacons`` of the nodes."""
+    with open(REPO / "salt" / "pillar.example", encoding="utf-8") as handle:
+        return yaml.safe_load(handle)
+
+
 def seed_pillar():
     """The seed scenario's ``lbpair`` pillar (salt/pillar.example)."""
-    with open(REPO / "salt" / "pillar.example", encoding="utf-8") as handle:
-        return yaml.safe_load(handle)["lbpair"]
+    return seed_pillar_document()["lbpair"]
 
 
 def state_tree(directory):
@@ -46,19 +51,24 @@ def state_tree(directory):
     return directory
 
 
+class SaltCallError(RuntimeError):
+    """A salt CLI printed something that is not JSON (an error message)."""
+
+
 class Pillar:
     """The master's ``lbpair`` pillar in *directory* (for ``pillar_roots``); starts as *seed*."""
 
-    def __init__(self, directory, seed):
+    def __init__(self, directory, seed, extra=None):
         self.directory = pathlib.Path(directory)
         self.directory.mkdir(parents=True, exist_ok=True)
         self.seed = copy.deepcopy(seed)
+        self.extra = extra or {}  # other top-level pillar keys, e.g. the nodes' beacons
         (self.directory / "top.sls").write_text("base:\n  'lb*':\n    - lbpair\n")
         self.write(self.seed)
 
     def write(self, lbpair):
         """Replace the pillar (the next state run sees it)."""
-        (self.directory / "lbpair.sls").write_text(yaml.safe_dump({"lbpair": lbpair}))
+        (self.directory / "lbpair.sls").write_text(yaml.safe_dump({**self.extra, "lbpair": lbpair}))
 
     def restore(self):
         """Put the seed pillar back."""
@@ -68,7 +78,7 @@ class Pillar:
 class Master:
     """A salt-master started from this process (in its network namespace), and its CLIs."""
 
-    def __init__(self, root, address, pillar):
+    def __init__(self, root, address, pillar, reactions=None):
         self.root = pathlib.Path(root)
         self.address = address
         self.config_dir = self.root / "conf"
@@ -84,6 +94,10 @@ class Master:
             "log_file": str(self.root / "master.log"),
             "log_level_logfile": "info",
         }
+        if reactions:
+            shipped = yaml.safe_load((REPO / "salt" / "master.d" / "lbpair.conf").read_text())
+            config.update(reactor=shipped["reactor"], lbpair_reactions=reactions)
+        self.config = config
         self.config_dir.mkdir(parents=True, exist_ok=True)
         (self.config_dir / "master").write_text(yaml.safe_dump(config))
 
@@ -101,7 +115,8 @@ class Master:
                 raise RuntimeError(f"salt-master exited with {self.process.returncode}; see {self.root}/master.log")
             with socket.socket() as probe:
                 probe.settimeout(0.5)
-                if probe.connect_ex((self.address, 4506)) == 0:
+                if probe.connect_ex(("127.0.0.1" if self.address == "0.0.0.0" else self.address, 4506)) == 0:
+                    self.run("saltutil.sync_runners")
                     return
             time.sleep(0.2)
         raise TimeoutError(f"salt-master did not listen on {self.address}:4506 within {timeout} s")
@@ -127,11 +142,19 @@ class Master:
         """``salt-run FUNCTION ARGS``; returns the runner's return."""
         return self._json([self._script("salt-run"), function, *args])
 
+    def text(self, function, *args):
+        """``salt-run FUNCTION ARGS`` as an operator sees it (Salt's default outputter)."""
+        cmd = [self._script("salt-run"), "-c", str(self.config_dir), function, *args]
+        return subprocess.run(cmd, capture_output=True, text=True, check=False).stdout.rstrip()
+
     def wait_for_minions(self, minions, timeout=90):
         """Wait until every minion answers ``test.ping``."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            answered = self.salt(",".join(minions), "test.ping", timeout=5)
+            try:
+                answered = self.salt(",".join(minions), "test.ping", timeout=5)
+            except SaltCallError:  # "No minions matched" until their keys are accepted
+                answered = {}
             if all(answered.get(minion) is True for minion in minions):
                 return
             time.sleep(1)
@@ -141,7 +164,10 @@ class Master:
         out = subprocess.run(
             [*cmd, "-c", str(self.config_dir), "--out=json"], capture_output=True, text=True, check=False
         ).stdout
-        return json.loads(out) if out.strip() else {}
+        try:
+            return json.loads(out) if out.strip() else {}
+        except ValueError:
+            raise SaltCallError(f"{' '.join(cmd[:4])}...: {out.strip()[:500]}") from None
 
     @staticmethod
     def _script(name):

@@ -12,6 +12,7 @@ import os
 import ssl
 import subprocess
 import threading
+import warnings
 
 import dns.message
 import dns.query
@@ -125,6 +126,8 @@ class SmtpServer:
         from aiosmtpd.controller import Controller  # noqa: PLC0415  (a test-side dependency)
         from aiosmtpd.smtp import AuthResult  # noqa: PLC0415
 
+        warnings.filterwarnings("ignore", "Session.login_data is deprecated")  # aiosmtpd's own
+
         def authenticate(server, session, envelope, mechanism, auth_data):
             login_ok = getattr(auth_data, "login", None) == user.encode()
             return AuthResult(success=login_ok and auth_data.password == password.encode())
@@ -176,3 +179,46 @@ class WebhookReceiver:
     def stop(self):
         self.server.shutdown()
         self.server.server_close()
+
+
+class ReactionServices:
+    """named, an SMTP server and a webhook receiver on *address*, and the master's block for them."""
+
+    ZONE, KEY, USER = "pair.example", "lbpair-update", "lbpair"
+
+    def __init__(self, workdir, address="127.0.0.1"):
+        self.password = base64.b64encode(os.urandom(12)).decode()
+        self.named = Named(workdir / "named", self.ZONE, self.KEY, address)
+        self.certificate = self_signed_certificate(workdir, address)
+        self.smtp = SmtpServer(self.certificate, self.USER, self.password, address)
+        self.webhook = WebhookReceiver(address=address)
+
+    def __enter__(self):
+        with contextlib.ExitStack() as stack:
+            for server in (self.named, self.smtp, self.webhook):
+                server.start()
+                stack.callback(server.stop)
+            self._stop = stack.pop_all()
+        return self
+
+    def __exit__(self, *exc):
+        self._stop.close()
+
+    def reactions_block(self, nodes, history_path, damping_window=60):
+        """The ``lbpair_reactions`` master configuration pointing at these servers."""
+        return {
+            "nodes": {name: {"address": address} for name, address in nodes.items()},
+            "history": {"path": str(history_path)},
+            "damping_window": damping_window,
+            "webhook": {"url": self.webhook.url, "format": "slack"},
+            "smtp": {
+                "host": self.smtp.address, "port": self.smtp.port, "starttls": True, "user": self.USER,
+                "password": self.password, "from": f"lbpair@{self.ZONE}", "to": [f"ops@{self.ZONE}"],
+                "ca_file": str(self.certificate[0]),
+            },  # fmt: skip
+            "dns": {
+                "server": self.named.address, "port": self.named.port, "zone": self.ZONE, "key_name": self.KEY,
+                "key_algorithm": "hmac-sha256", "key_secret": self.named.secret,
+                "records": [{"name": "active", "type": "A", "ttl": 30}, {"name": "active", "type": "TXT", "ttl": 30}],
+            },  # fmt: skip
+        }
