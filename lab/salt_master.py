@@ -17,6 +17,8 @@ import time
 
 import yaml
 
+from lab.util import stop_process
+
 REPO = pathlib.Path(__file__).resolve().parent.parent
 #: file_roots entries, as an operator links them: the extension folders and salt/'s tree.
 STATE_TREE = {
@@ -123,14 +125,8 @@ class Master:
 
     def stop(self):
         """Stop salt-master and its children; idempotent."""
-        if self.process is None or self.process.poll() is not None:
-            return
-        self.process.terminate()
-        try:
-            self.process.wait(30)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
+        if self.process is not None:
+            stop_process(self.process, timeout=30)
 
     def salt(self, target, function, *args, timeout=120):
         """``salt TARGET FUNCTION ARGS`` (a comma-separated target is a list); ``{minion: return}``."""

@@ -18,7 +18,7 @@ import dns.message
 import dns.query
 import dns.rdatatype
 
-from lab.util import free_port, wait_until
+from lab.util import free_port, stop_process, wait_until
 
 NAMED_CONF = """options {{
     directory "{dir}";
@@ -64,12 +64,7 @@ class Named:
 
     def stop(self):
         if self.process:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+            stop_process(self.process)
             self.process = None
 
     def _answers(self):

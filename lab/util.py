@@ -165,6 +165,19 @@ def owner_alive(record):
         return False
 
 
+def stop_process(process, timeout=10, sig=signal.SIGTERM):
+    """Send *sig* to a Popen, wait up to *timeout* s, then kill it; a finished one is left alone."""
+    if process.poll() is not None:
+        return
+    with contextlib.suppress(ProcessLookupError):
+        process.send_signal(sig)
+    try:
+        process.wait(timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
 def wait_until(predicate, timeout, interval=0.1, what="condition"):
     """Call *predicate* until it returns something true, and return that; TimeoutError after *timeout* s."""
     deadline = time.monotonic() + timeout

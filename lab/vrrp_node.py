@@ -18,7 +18,7 @@ import subprocess
 import time
 
 from lab import netns
-from lab.util import wait_until
+from lab.util import stop_process, wait_until
 
 BUS_CONFIG = """<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN"
  "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">
@@ -129,13 +129,7 @@ class KeepalivedNode:
 
     def stop_keepalived(self, sig=signal.SIGTERM):
         if self.keepalived is not None:
-            with contextlib.suppress(ProcessLookupError):
-                self.keepalived.send_signal(sig)
-            try:
-                self.keepalived.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.keepalived.kill()
-                self.keepalived.wait()
+            stop_process(self.keepalived, sig=sig)
             self.keepalived = None
 
     def start(self, config_text):
