@@ -108,6 +108,22 @@ OWN_KEYS = ("bus", "meta")
 SECRET_WORDS = ("password", "passwd", "secret", "token", "key", "webhook")
 BACKOFF_FIRST, BACKOFF_MAX = 0.2, 2.0
 STABLE_SESSION = 5.0
+#: lbpair's execution functions the beacon works with
+NEEDED_FUNCTIONS = (
+    "lbpair_journal.append",
+    "lbpair_journal.since",
+    "lbpair_keepalived.features",
+    "lbpair_keepalived.state_name",
+    "lbpair_keepalived.running",
+    "lbpair_keepalived.json_request",
+    "lbpair_keepalived.json_read",
+    "lbpair_keepalived.instance_vips",
+    "lbpair_keepalived.dbus_connect",
+    "lbpair_keepalived.dbus_watch",
+    "lbpair_keepalived.dbus_instances",
+    "lbpair_keepalived.dbus_instance",
+    "lbpair_keepalived.parse_instance_path",
+)
 NOT_ON_BUS_GRACE = 3.0  # keepalived registers its name just after it starts
 JSON_TIMEOUT = 5.0  # ask keepalived again if it wrote no dump for that long
 CONTEXT_KEY = "lbpair_vrrp.runner"
@@ -595,6 +611,9 @@ def validate(config):
     valid, message = check_config(config)
     if not valid:
         return valid, message
+    missing = [name for name in NEEDED_FUNCTIONS if name not in __salt__]
+    if missing:  # e.g. saltutil.sync_all syncs beacons before modules
+        return False, f"lbpair's execution modules are not loaded yet ({', '.join(missing)}): run saltutil.sync_modules"
     if config_mapping(config).get("bus", "system") == "none":
         return True, ""
     return check_config(config, dbus_built=_dbus_built(), dbus_client=_dbus_client())
@@ -607,23 +626,7 @@ def beacon(config):
     """
     runner = __context__.get(CONTEXT_KEY)
     if runner is None or runner.closed:
-        salt = {
-            name: __salt__[name]
-            for name in (
-                "lbpair_journal.append",
-                "lbpair_journal.since",
-                "lbpair_keepalived.state_name",
-                "lbpair_keepalived.running",
-                "lbpair_keepalived.json_request",
-                "lbpair_keepalived.json_read",
-                "lbpair_keepalived.instance_vips",
-                "lbpair_keepalived.dbus_connect",
-                "lbpair_keepalived.dbus_watch",
-                "lbpair_keepalived.dbus_instances",
-                "lbpair_keepalived.dbus_instance",
-                "lbpair_keepalived.parse_instance_path",
-            )
-        }
+        salt = {name: __salt__[name] for name in NEEDED_FUNCTIONS}
         runner = Runner(config_mapping(config), salt, dict(__opts__))
         __context__[CONTEXT_KEY] = runner
     return runner.drain() + runner.follow_json()

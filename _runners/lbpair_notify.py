@@ -120,10 +120,19 @@ def admit(state, instance, now, window, record):
     Decide whether a transition notice goes out now: ``send``, ``hold`` or
     ``hold_first`` (the first held in this window: its caller delivers the
     summary when the window ends). Updates ``state`` in place.
+
+    One notice per window, except that the first node to become MASTER in a
+    window is always announced: in a failover the old MASTER's transition often
+    arrives first, and who holds the VIPs now must not wait for the summary.
     """
     slot = state.setdefault(instance, {"until": 0, "held": []})
+    becomes_master = record.get("state") == "MASTER"
     if now >= slot["until"] and not slot["held"]:
         slot["until"] = now + window
+        slot["master_announced"] = becomes_master
+        return "send"
+    if becomes_master and not slot.get("master_announced"):
+        slot["master_announced"] = True
         return "send"
     slot["held"].append(record)
     return "hold_first" if len(slot["held"]) == 1 else "hold"
@@ -135,6 +144,7 @@ def release(state, instance, now, window):
     held, slot["held"] = slot["held"], []
     if held:
         slot["until"] = now + window
+        slot["master_announced"] = False
     return held
 
 

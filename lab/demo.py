@@ -8,8 +8,10 @@ took to move and how many client requests failed in each phase.
 
 import contextlib
 import copy
+import dataclasses
 import json
 import pathlib
+import re
 import signal
 import sys
 import tempfile
@@ -17,7 +19,7 @@ import time
 
 from lab import topology
 from lab.load import ClientLoad
-from lab.salt_master import Master, Pillar, seed_pillar_document
+from lab.salt_master import Master, Pillar
 from lab.services import ReactionServices
 
 NODES = ("lb1", "lb2")
@@ -58,11 +60,6 @@ class Steps:
         print(f"     {text}", flush=True)
 
 
-def vips_on(lab, node, vips):
-    addresses = lab.exec(node, ["ip", "-4", "-o", "addr", "show", "dev", "eth0"]).stdout
-    return sorted(vip for vip in vips if f" {vip}/32 " in addresses)
-
-
 def moment_when(predicate, timeout, interval=0.05):
     """The monotonic moment *predicate* first held (polled every *interval* s); DemoFailed after *timeout*."""
     deadline = time.monotonic() + timeout
@@ -84,16 +81,12 @@ def highstate(master, node):
     return sum(1 for state in ret.values() if state["changes"])
 
 
-def curl(lab, url, *extra):
-    return lab.exec("client", ["curl", "-sS", "--max-time", "3", *extra, url]).stdout.strip()
-
-
 def check_balancing(lab, steps, services):
     for name, service in services.items():
         url = f"http://{service['vip']}/"
-        seen = sorted({curl(lab, url) for _ in range(4)})
+        seen = sorted({lab.curl(url) for _ in range(4)})
         jar = f"/tmp/demo-{name}.cookies"
-        sticky = {curl(lab, url, "-c", jar, "-b", jar) for _ in range(4)}
+        sticky = {lab.curl(url, "-c", jar, "-b", jar) for _ in range(4)}
         if len(seen) < 2 or len(sticky) != 1:
             raise DemoFailed(f"{name}: round robin saw {seen}, cookie persistence saw {sorted(sticky)}")
         steps.note(f"{name} {service['vip']}: round robin over {', '.join(seen)}; with the cookie always {sticky.pop()}")
@@ -103,23 +96,27 @@ def _difference(later, earlier):
     return {key: later[key] - earlier[key] for key in ("requests", "failures")}
 
 
-def one_failover(lab, load, vips, on_failover=lambda: []):
+def one_failover(lab, load, vips, reactions=None):
     """
     Stop HAProxy on lb1 until the VIPs are on lb2, then start it until they are back on lb1.
 
-    Returns the moments (monotonic seconds) ``stopped``, ``moved``, ``started``, ``back``, and the
-    client's ``{"requests", "failures"}`` during the ``failover`` and the ``failback``.
+    Returns the moments (monotonic seconds) ``stopped``, ``moved``, ``started``, ``back``, the
+    client's ``{"requests", "failures"}`` during the ``failover`` and the ``failback``, and, given
+    a :class:`Reactions`, what each move set off (``failover_reactions``, ``failback_reactions``).
     """
     before = load.counts()
+    if reactions:
+        reactions.mark()
     stopped = time.monotonic()
     lab.exec("lb1", ["systemctl", "stop", "haproxy"])
-    moved = moment_when(lambda: vips_on(lab, "lb2", vips) == vips, timeout=30)
+    moved = moment_when(lambda: lab.vips_on("lb2", vips) == vips, timeout=30)
     after_failover = load.counts()
-    reactions = on_failover()
+    failover_reactions = reactions.awaited("lb2") if reactions else []
     time.sleep(1)
     started = time.monotonic()
     lab.exec("lb1", ["systemctl", "start", "haproxy"])
-    back = moment_when(lambda: vips_on(lab, "lb1", vips) == vips, timeout=30)
+    back = moment_when(lambda: lab.vips_on("lb1", vips) == vips, timeout=30)
+    failback_reactions = reactions.awaited("lb1") if reactions else []
     time.sleep(1)
     return {
         "stopped": stopped,
@@ -128,7 +125,8 @@ def one_failover(lab, load, vips, on_failover=lambda: []):
         "back": back,
         "failover": _difference(after_failover, before),
         "failback": _difference(load.counts(), after_failover),
-        "reactions": reactions,
+        "failover_reactions": failover_reactions,
+        "failback_reactions": failback_reactions,
     }
 
 
@@ -138,45 +136,99 @@ def history_records(path):
     return []
 
 
-def reactions_seen(history_path, services):
-    """
-    Wait for what lb2 becoming MASTER sets off on the master; return ``[(moment, what), ...]``
-    for the history record, the DNS record, the webhook post and the mail, in the order seen.
-    """
-    checks = {
-        "transition in the master's history": lambda: any(
-            record.get("minion") == "lb2" and record.get("state") == "MASTER" for record in history_records(history_path)
-        ),
-        "DNS active.pair.example -> 192.0.2.12": lambda: services.named.query("active", "A") == ["192.0.2.12"],
-        "webhook message delivered": lambda: any("lb2" in text for text in services.webhook.texts()),
-        "mail delivered": lambda: any("lb2" in mail["body"] for mail in services.smtp.mailbox.messages),
-    }
-    seen = []
-    deadline = time.monotonic() + 30
-    while checks and time.monotonic() < deadline:
-        for what, check in list(checks.items()):
-            if check():
-                seen.append((time.monotonic(), what))
-                del checks[what]
-        time.sleep(0.05)
-    if checks:
-        raise DemoFailed(f"not seen within 30 s of the failover: {', '.join(checks)}")
-    return seen
+def announces_master(text, minion):
+    """Whether a notification says *minion* became MASTER (alone, or in a flap-damping summary)."""
+    return f"{minion} is MASTER" in text or re.search(rf"^{minion} \S+ -> MASTER ", text, re.MULTILINE) is not None
 
 
-def failover_drill(lab, steps, master, services, vips):
+class Reactions:
+    """
+    What a node becoming MASTER sets off, seen from outside: its beacon's event on the master
+    (*events*, a :class:`lab.salt_master.EventLog`), the record in the master's history, the DNS
+    record, the webhook post and the mail (*services*, :class:`lab.services.ReactionServices`).
+    """
+
+    TIMEOUT = 30
+
+    def __init__(self, services, history_path, addresses, events):
+        self.services, self.history_path, self.addresses, self.events = services, history_path, addresses, events
+        self.mark()
+
+    def mark(self):
+        """From now on, look only at what arrives after this moment."""
+        self.since = time.monotonic()
+        self.seen_before = {
+            "history": len(history_records(self.history_path)),
+            "webhook": len(self.services.webhook.texts()),
+            "mail": len(self.services.smtp.mailbox.messages),
+        }
+
+    def _new(self, kind, items):
+        return items[self.seen_before[kind] :]
+
+    def beacon_event(self, minion):
+        """``(arrival, tag, data)`` of *minion*'s first beacon event saying MASTER since the mark, or None."""
+        prefix = f"salt/beacon/{minion}/lbpair_vrrp/"
+        return self.events.first(lambda tag, data: tag.startswith(prefix) and data.get("state") == "MASTER", self.since)
+
+    def history(self, minion):
+        """*minion*'s MASTER records added to the master's history since the mark."""
+        records = self._new("history", history_records(self.history_path))
+        return [record for record in records if record.get("minion") == minion and record.get("state") == "MASTER"]
+
+    def awaited(self, minion):
+        """
+        Wait until *minion* becoming MASTER has reached the master and everything that follows;
+        return ``[(moment, what), ...]`` in the order it happened, and mark.
+        """
+        address = self.addresses[minion]
+        services = self.services
+
+        def polled(check):
+            return lambda: time.monotonic() if check() else None
+
+        checks = {
+            "event on the master": lambda: (self.beacon_event(minion) or [None])[0],
+            "transition in the master's history": polled(lambda: self.history(minion)),
+            f"DNS active.{services.ZONE} -> {address}": polled(lambda: services.named.query("active", "A") == [address]),
+            "webhook message delivered": polled(
+                lambda: any(announces_master(text, minion) for text in self._new("webhook", services.webhook.texts()))
+            ),
+            "mail delivered": polled(
+                lambda: any(announces_master(mail["body"], minion) for mail in self._new("mail", services.smtp.mailbox.messages))
+            ),
+        }
+        seen = []
+        deadline = time.monotonic() + self.TIMEOUT
+        while checks and time.monotonic() < deadline:
+            for what, check in list(checks.items()):
+                moment = check()
+                if moment:
+                    seen.append((moment, what))
+                    del checks[what]
+            time.sleep(0.05)
+        if checks:
+            raise DemoFailed(f"{minion} became MASTER, but within {self.TIMEOUT} s no {', no '.join(checks)}")
+        signalled = self.beacon_event(minion)[2]["time"]  # when the beacon got keepalived's D-Bus signal
+        seen.append((time.monotonic() - (time.time() - signalled), f"VRRP transition: keepalived on {minion} signals MASTER"))
+        self.mark()
+        return sorted(seen)
+
+
+def failover_drill(lab, steps, reactions, vips):
     load = ClientLoad(lab, [f"http://{vip}/" for vip in vips])
     try:
-        history_path = master.config["lbpair_reactions"]["history"]["path"]
-        drill = one_failover(lab, load, vips, on_failover=lambda: reactions_seen(history_path, services))
+        drill = one_failover(lab, load, vips, reactions)
     finally:
         load.stop()
+    failed = {phase: "{failures} of {requests} client requests failed".format(**drill[phase]) for phase in ("failover", "failback")}
     steps.timeline += [
         (drill["stopped"], "HAProxy on lb1 stopped"),
-        (drill["moved"], "VIPs on lb2 (VRRP transition)"),
-        *((moment, f"  {what}") for moment, what in drill["reactions"]),
+        *((moment, f"  {what}") for moment, what in drill["failover_reactions"]),
+        (drill["moved"], f"  VIPs on lb2 seen by the demo ({failed['failover']} since HAProxy stopped)"),
         (drill["started"], "HAProxy on lb1 started"),
-        (drill["back"], "VIPs back on lb1 (preempt)"),
+        *((moment, f"  {what}") for moment, what in drill["failback_reactions"]),
+        (drill["back"], f"  VIPs back on lb1 seen by the demo ({failed['failback']} since the VIPs were on lb2)"),
     ]
     for phase, begin, end, what in (
         ("failover", "stopped", "moved", "VIPs moved to lb2 {} ms after HAProxy stopped"),
@@ -187,15 +239,15 @@ def failover_drill(lab, steps, master, services, vips):
         steps.note(f"{what.format(delay)}; {counts['failures']} of {counts['requests']} requests failed meanwhile")
 
 
-def add_service_under_load(lab, steps, master, pillar, vips):
+def add_service_under_load(lab, steps, master, pillar):
     with_qux = copy.deepcopy(pillar.seed)
     with_qux["services"]["qux"] = QUX
-    load = ClientLoad(lab, [f"http://{vip}/" for vip in vips])
+    load = ClientLoad(lab, [f"http://{vip}/" for vip in pillar.vips])
     try:
         pillar.write(with_qux)
         for node in NODES:
             steps.note(f"{node}: {highstate(master, node)} states changed")
-        moment_when(lambda: curl(lab, f"http://{QUX['vip']}/") in ("foo1", "foo2"), timeout=20)
+        moment_when(lambda: lab.curl(f"http://{QUX['vip']}/") in ("foo1", "foo2"), timeout=20)
     finally:
         counts = load.stop()
     steps.note(f"qux serves on {QUX['vip']}; {counts['failures']} of {counts['requests']} requests to foo, bar, baz failed")
@@ -206,63 +258,82 @@ def add_service_under_load(lab, steps, master, pillar, vips):
 def print_timeline(steps):
     if not steps.timeline:
         return
-    origin = steps.timeline[0][0]
+    timeline = sorted(steps.timeline)
+    origin = timeline[0][0]
     print("\nTimeline of the failover drill:")
-    for moment, event in steps.timeline:
+    for moment, event in timeline:
         print(f"  {1000 * (moment - origin):8.0f} ms  {event}")
+
+
+def sync_and_highstate(master, nodes, note=lambda text: None):
+    """``saltutil.sync_all`` and ``state.apply`` on each node, as an operator does after installing lbpair."""
+    for node in nodes:
+        master.salt(node, "saltutil.sync_all")
+        note(f"{node}: {highstate(master, node)} states changed")
+
+
+def start_beacons(master, nodes):
+    """Refresh the nodes' pillar (its ``beacons`` key) and wait until each runs the lbpair_vrrp beacon."""
+    for node in nodes:
+        master.salt(node, "saltutil.refresh_pillar", "wait=True")
+        moment_when(lambda node=node: "lbpair_vrrp" in (master.salt(node, "beacons.list", "return_yaml=False").get(node) or {}), 30)
+
+
+@dataclasses.dataclass
+class Seeded:
+    """What :func:`seeded_lab` yields."""
+
+    lab: topology.Lab
+    master: Master
+    pillar: Pillar
+    services: ReactionServices
+    reactions: Reactions
 
 
 @contextlib.contextmanager
 def seeded_lab(steps):
     """
     The lab with a master (and its failover reactions), the seed scenario highstated, the beacons
-    on and the VIPs on lb1: yields ``(lab, master, pillar, services)``.
+    on and the VIPs on lb1: yields a :class:`Seeded`.
     """
     with tempfile.TemporaryDirectory(prefix="lbpair-demo-") as workdir, contextlib.ExitStack() as stack:
-        document = seed_pillar_document()
-        pillar = Pillar(f"{workdir}/pillar", document["lbpair"], extra={"beacons": document["beacons"]})
-        nodes = {name: spec["address"] for name, spec in pillar.seed["nodes"].items()}
-        vips = seed_vips(pillar)
+        pillar = Pillar.example(f"{workdir}/pillar")
         with steps.step("BIND9, an SMTP server and a webhook receiver start for the reactions"):
             services = stack.enter_context(ReactionServices(pathlib.Path(workdir)))
-        reactions = services.reactions_block(nodes, f"{workdir}/history.jsonl", damping_window=2)
-        master = Master(f"{workdir}/master", "0.0.0.0", pillar, reactions=reactions)
+        history_path = f"{workdir}/history.jsonl"
+        block = services.reactions_block(pillar.node_addresses, history_path, damping_window=2)
+        master = Master(f"{workdir}/master", "0.0.0.0", pillar, reactions=block)
         stack.callback(master.stop)
         with steps.step("salt-master starts in the mgmt namespace, with lbpair's reactor"):
             master.start()
+            events = master.events("salt/beacon/")
+            stack.callback(events.stop)
         with steps.step("lab network and machines come up (lb1, lb2, 6 backends, client)"):
             lab = stack.enter_context(topology.Lab())
         with steps.step("minions lb1 and lb2 connect to the master"):
             master.wait_for_minions(list(NODES))
         with steps.step("extension synced and highstate applied with the seed pillar"):
-            for node in NODES:
-                master.salt(node, "saltutil.sync_all")
-                steps.note(f"{node}: {highstate(master, node)} states changed")
+            sync_and_highstate(master, NODES, steps.note)
         with steps.step("the lbpair_vrrp beacons start (pillar `beacons`)"):
-            for node in NODES:
-                master.salt(node, "saltutil.refresh_pillar", "wait=True")
-                moment_when(lambda node=node: "lbpair_vrrp" in (master.salt(node, "beacons.list", "return_yaml=False").get(node) or {}), 30)
+            start_beacons(master, NODES)
         with steps.step("keepalived puts the VIPs on lb1"):
-            moment_when(lambda: vips_on(lab, "lb1", vips) == vips, timeout=30)
-            steps.note(f"lb1 holds {', '.join(vips)}; lb2 holds {vips_on(lab, 'lb2', vips) or 'none'}")
-        yield lab, master, pillar, services
-
-
-def seed_vips(pillar):
-    return sorted(service["vip"] for service in pillar.seed["services"].values())
+            moment_when(lambda: lab.vips_on("lb1", pillar.vips) == pillar.vips, timeout=30)
+            steps.note(f"lb1 holds {', '.join(pillar.vips)}; lb2 holds {lab.vips_on('lb2', pillar.vips) or 'none'}")
+        reactions = Reactions(services, history_path, pillar.node_addresses, events)
+        yield Seeded(lab, master, pillar, services, reactions)
 
 
 def run(keep=False):
     """Build the lab, run the seed scenario and the drills, tear everything down."""
     steps = Steps()
-    with seeded_lab(steps) as (lab, master, pillar, services):
-        vips = seed_vips(pillar)
+    with seeded_lab(steps) as seeded:
+        lab, master, pillar = seeded.lab, seeded.master, seeded.pillar
         with steps.step("the client sees round robin and cookie persistence"):
             check_balancing(lab, steps, pillar.seed["services"])
         with steps.step("failover drill: HAProxy on lb1 stops, the reactions follow, HAProxy comes back"):
-            failover_drill(lab, steps, master, services, vips)
+            failover_drill(lab, steps, seeded.reactions, pillar.vips)
         with steps.step("service qux added by a pillar edit and highstate, under load"):
-            add_service_under_load(lab, steps, master, pillar, vips)
+            add_service_under_load(lab, steps, master, pillar)
         print_timeline(steps)
         print("\nsalt-run lbpair.history (the master's central failover history):")
         print(master.text("lbpair.history"))

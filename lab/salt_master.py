@@ -13,11 +13,12 @@ import pathlib
 import socket
 import subprocess
 import sys
+import threading
 import time
 
 import yaml
 
-from lab.util import stop_process
+from lab.util import stop_process, wait_until
 
 REPO = pathlib.Path(__file__).resolve().parent.parent
 #: file_roots entries, as an operator links them: the extension folders and salt/'s tree.
@@ -41,6 +42,12 @@ def seed_pillar_document():
 def seed_pillar():
     """The seed scenario's ``lbpair`` pillar (salt/pillar.example)."""
     return seed_pillar_document()["lbpair"]
+
+
+def reactor_settings(reactions):
+    """The master settings that turn lbpair's reactions on: the shipped ``reactor`` list and *reactions*."""
+    shipped = yaml.safe_load((REPO / "salt" / "master.d" / "lbpair.conf").read_text())
+    return {"reactor": shipped["reactor"], "lbpair_reactions": reactions}
 
 
 def state_tree(directory):
@@ -67,6 +74,22 @@ class Pillar:
         self.extra = extra or {}  # other top-level pillar keys, e.g. the nodes' beacons
         (self.directory / "top.sls").write_text("base:\n  'lb*':\n    - lbpair\n")
         self.write(self.seed)
+
+    @classmethod
+    def example(cls, directory):
+        """The whole example pillar (salt/pillar.example): the seed ``lbpair`` and the nodes' ``beacons``."""
+        document = seed_pillar_document()
+        return cls(directory, document["lbpair"], extra={"beacons": document["beacons"]})
+
+    @property
+    def vips(self):
+        """The seed services' VIPs, sorted."""
+        return sorted(service["vip"] for service in self.seed["services"].values())
+
+    @property
+    def node_addresses(self):
+        """``{node: address}`` of the seed's load balancers."""
+        return {name: node["address"] for name, node in self.seed["nodes"].items()}
 
     def write(self, lbpair):
         """Replace the pillar (the next state run sees it)."""
@@ -97,8 +120,7 @@ class Master:
             "log_level_logfile": "info",
         }
         if reactions:
-            shipped = yaml.safe_load((REPO / "salt" / "master.d" / "lbpair.conf").read_text())
-            config.update(reactor=shipped["reactor"], lbpair_reactions=reactions)
+            config.update(reactor_settings(reactions))
         self.config = config
         self.config_dir.mkdir(parents=True, exist_ok=True)
         (self.config_dir / "master").write_text(yaml.safe_dump(config))
@@ -106,7 +128,7 @@ class Master:
     def start(self, timeout=60):
         """Start salt-master and wait until its request port answers."""
         self.process = subprocess.Popen(
-            [self._script("salt-master"), "-c", str(self.config_dir), "--log-level=quiet"],
+            [salt_script("salt-master"), "-c", str(self.config_dir), "--log-level=quiet"],
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
@@ -131,16 +153,16 @@ class Master:
     def salt(self, target, function, *args, timeout=120):
         """``salt TARGET FUNCTION ARGS`` (a comma-separated target is a list); ``{minion: return}``."""
         target_type = ["-L"] if "," in target else []
-        cmd = [self._script("salt"), "--static", "--timeout", str(timeout), *target_type, target, function, *args]
+        cmd = [salt_script("salt"), "--static", "--timeout", str(timeout), *target_type, target, function, *args]
         return self._json(cmd)
 
     def run(self, function, *args):
         """``salt-run FUNCTION ARGS``; returns the runner's return."""
-        return self._json([self._script("salt-run"), function, *args])
+        return self._json([salt_script("salt-run"), function, *args])
 
     def text(self, function, *args):
         """``salt-run FUNCTION ARGS`` as an operator sees it (Salt's default outputter)."""
-        cmd = [self._script("salt-run"), "-c", str(self.config_dir), function, *args]
+        cmd = [salt_script("salt-run"), "-c", str(self.config_dir), function, *args]
         return subprocess.run(cmd, capture_output=True, text=True, check=False).stdout.rstrip()
 
     def wait_for_minions(self, minions, timeout=90):
@@ -156,6 +178,10 @@ class Master:
             time.sleep(1)
         raise TimeoutError(f"minions {', '.join(minions)} did not answer within {timeout} s")
 
+    def events(self, prefix):
+        """Start an :class:`EventLog` of the events whose tag starts with *prefix*; stop it when done."""
+        return EventLog(self.config_dir, prefix)
+
     def _json(self, cmd):
         out = subprocess.run(
             [*cmd, "-c", str(self.config_dir), "--out=json"], capture_output=True, text=True, check=False
@@ -165,6 +191,49 @@ class Master:
         except ValueError:
             raise SaltCallError(f"{' '.join(cmd[:4])}...: {out.strip()[:500]}") from None
 
-    @staticmethod
-    def _script(name):
-        return os.path.join(os.path.dirname(sys.executable), name)
+
+def salt_script(name):
+    """The path of Salt's command *name* (``salt-run``) in this Python's environment."""
+    return os.path.join(os.path.dirname(sys.executable), name)
+
+
+class EventLog:
+    """
+    The events of the master configured in *config_dir* whose tag starts with *prefix*, as they
+    arrive (``salt-run state.event`` read in a thread): ``.events`` is a list of
+    ``(monotonic moment of arrival, tag, data)``.
+    """
+
+    READY_TAG = "lbpair/lab/event-log-ready"
+
+    def __init__(self, config_dir, prefix, timeout=30):
+        salt_run = [salt_script("salt-run"), "-c", str(config_dir)]
+        self.prefix, self.events, self._ready = prefix, [], threading.Event()
+        self.process = subprocess.Popen(
+            [*salt_run, "state.event", "count=-1"], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True
+        )
+        self.thread = threading.Thread(target=self._read, daemon=True)
+        self.thread.start()
+        wait_until(lambda: self._knock(salt_run), timeout, what="salt-run state.event listening")
+
+    def _knock(self, salt_run):
+        """Send the ready event; true once the reader has seen one (state.event says nothing until it listens)."""
+        subprocess.run([*salt_run, "event.send", self.READY_TAG], capture_output=True, check=False)
+        return self._ready.wait(1)
+
+    def _read(self):
+        for line in self.process.stdout:
+            tag, _, data = line.rstrip("\n").partition("\t")
+            if tag == self.READY_TAG:
+                self._ready.set()
+            elif tag.startswith(self.prefix):
+                self.events.append((time.monotonic(), tag, json.loads(data)))
+
+    def first(self, predicate, since=0.0):
+        """The first ``(moment, tag, data)`` arrived at or after *since* with ``predicate(tag, data)``, or None."""
+        arrived = [event for event in list(self.events) if event[0] >= since]
+        return next((event for event in arrived if predicate(event[1], event[2])), None)
+
+    def stop(self):
+        stop_process(self.process)
+        self.process.stdout.close()

@@ -8,11 +8,11 @@ import base64
 import contextlib
 import http.server
 import json
+import logging
 import os
 import ssl
 import subprocess
 import threading
-import warnings
 
 import dns.message
 import dns.query
@@ -121,7 +121,8 @@ class SmtpServer:
         from aiosmtpd.controller import Controller  # noqa: PLC0415  (a test-side dependency)
         from aiosmtpd.smtp import AuthResult  # noqa: PLC0415
 
-        warnings.filterwarnings("ignore", "Session.login_data is deprecated")  # aiosmtpd's own
+        # aiosmtpd logs this about its own use of login_data on every login
+        logging.getLogger("mail.log").addFilter(lambda record: "login_data is deprecated" not in record.getMessage())
 
         def authenticate(server, session, envelope, mechanism, auth_data):
             login_ok = getattr(auth_data, "login", None) == user.encode()

@@ -237,6 +237,15 @@ class Lab:
             return self.machines[name].popen(cmd, **kwargs)
         return netns.popen(self.hosts[name].netns, cmd, **kwargs)
 
+    def vips_on(self, name, vips):
+        """Which of *vips* are on host *name*'s ``eth0`` now (sorted)."""
+        addresses = self.exec(name, ["ip", "-4", "-o", "addr", "show", "dev", "eth0"]).stdout
+        return sorted(vip for vip in vips if f" {vip}/32 " in addresses)
+
+    def curl(self, url, *extra, client="client"):
+        """The body *url* answers to host *client* (curl, 3 s at most), stripped; extra curl arguments allowed."""
+        return self.exec(client, ["curl", "-sS", "--max-time", "3", *extra, url], check=False).stdout.strip()
+
     # --- tearing down ---------------------------------------------------------------------------
 
     def teardown(self):

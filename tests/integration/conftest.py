@@ -1,6 +1,8 @@
 """
-Integration tests: a real salt-master (pytest-salt-factories) and real salt-minions
-in systemd-nspawn machines of the lab, applying the ``salt/`` tree.
+Integration and end-to-end tests: a real salt-master (pytest-salt-factories) with lbpair's
+reactor, real salt-minions in systemd-nspawn machines of the lab applying the ``salt/`` tree
+(the example pillar, beacons included), and the real BIND9, SMTP server and webhook receiver the
+reactions reach (:class:`lab.services.ReactionServices`) -- the demo's lab, driven by tests.
 
 These tests run inside the lab's mgmt namespace (``python -m lab within mgmt --
 pytest tests/integration``, as ``scripts/test`` does), so that the master and
@@ -13,11 +15,13 @@ import time
 
 import pytest
 
-from lab import netns, topology
-from lab.salt_master import Pillar, seed_pillar, state_tree
+from lab import demo, netns, topology
+from lab.salt_master import EventLog, Pillar, reactor_settings, state_tree
+from lab.services import ReactionServices
 
 HOSTS = ("mgmt", "lb1", "lb2", "foo1", "foo2", "bar1", "bar2", "baz1", "baz2", "client")
 NODES = ("lb1", "lb2")
+DAMPING_WINDOW = 2  # s: the failover and the failback each get their own messages
 
 
 def pytest_collection_modifyitems(config, items):
@@ -31,20 +35,49 @@ def pytest_collection_modifyitems(config, items):
 
 @pytest.fixture(scope="session")
 def pillar(tmp_path_factory):
-    return Pillar(tmp_path_factory.mktemp("pillar"), seed_pillar())
+    return Pillar.example(tmp_path_factory.mktemp("pillar"))
 
 
 @pytest.fixture(scope="session")
-def salt_master(salt_factories, tmp_path_factory, pillar):
+def services(tmp_path_factory):
+    """BIND9, the SMTP server and the webhook receiver, on the mgmt namespace's loopback."""
+    with ReactionServices(tmp_path_factory.mktemp("services")) as services:
+        yield services
+
+
+@pytest.fixture(scope="session")
+def history_path(tmp_path_factory):
+    return tmp_path_factory.mktemp("history") / "history.jsonl"
+
+
+@pytest.fixture(scope="session")
+def salt_master(salt_factories, tmp_path_factory, pillar, services, history_path):
+    block = services.reactions_block(pillar.node_addresses, history_path, damping_window=DAMPING_WINDOW)
     overrides = {
         "interface": "0.0.0.0",
         "auto_accept": True,
         "file_roots": {"base": [str(state_tree(tmp_path_factory.mktemp("file_roots")))]},
         "pillar_roots": {"base": [str(pillar.directory)]},
+        **reactor_settings(block),
     }
     factory = salt_factories.salt_master_daemon("lbpair-master", overrides=overrides)
     with factory.started():
+        synced = factory.salt_run_cli().run("saltutil.sync_runners")
+        assert "runners.lbpair" in synced.data, synced.stdout
         yield factory
+
+
+@pytest.fixture(scope="session")
+def events(salt_master):
+    """The master's beacon events as they arrive (:class:`lab.salt_master.EventLog`)."""
+    log = EventLog(salt_master.config_dir, "salt/beacon/")
+    yield log
+    log.stop()
+
+
+@pytest.fixture(scope="session")
+def reactions(services, history_path, pillar, events):
+    return demo.Reactions(services, history_path, pillar.node_addresses, events)
 
 
 @pytest.fixture(scope="session")
@@ -78,11 +111,34 @@ def apply_state(salt_cli, node, **kwargs):
     return {result["__id__"]: result for result in ret.data.values()}
 
 
+def journal(salt_cli, node, since=0):
+    """The VRRP transitions *node*'s beacon journalled after seq *since* (``lbpair_keepalived.transitions``)."""
+    entries = salt_cli.run("lbpair_keepalived.transitions", f"since={since}", minion_tgt=node, _timeout=30).data
+    assert isinstance(entries, list), entries
+    return entries
+
+
+def last_seq(salt_cli, node):
+    entries = journal(salt_cli, node)
+    return entries[-1]["seq"] if entries else 0
+
+
+class CliMaster:
+    """salt-factories' salt CLI with the ``salt(target, function, *args)`` of :class:`lab.salt_master.Master`."""
+
+    def __init__(self, salt_cli):
+        self.salt_cli = salt_cli
+
+    def salt(self, target, function, *args, timeout=120):
+        return {target: self.salt_cli.run(function, *args, minion_tgt=target, _timeout=timeout).data}
+
+
 @pytest.fixture(scope="session")
 def highstated(lab, salt_cli):
-    """Both nodes synced and highstated with the seed pillar."""
+    """Both nodes synced and highstated with the seed pillar, and their beacons running."""
     for node in NODES:
         synced = salt_cli.run("saltutil.sync_all", minion_tgt=node, _timeout=120)
         assert "modules.lbpair_config" in synced.data["modules"], synced.stdout
     first = {node: apply_state(salt_cli, node) for node in NODES}
+    demo.start_beacons(CliMaster(salt_cli), NODES)
     return first

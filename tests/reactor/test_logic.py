@@ -176,6 +176,15 @@ def test_damping_sends_one_message_per_window_and_summarises_the_rest():
     assert lbpair_notify.admit(state, "lbpair_52", 170, 60, {"seq": 1}) == "send"  # per instance
 
 
+def test_the_new_master_is_announced_even_when_the_old_one_opened_the_window():
+    state = {}
+    assert lbpair_notify.admit(state, "lbpair_51", 100, 60, {"seq": 3, "state": "BACKUP"}) == "send"
+    assert lbpair_notify.admit(state, "lbpair_51", 100.1, 60, {"seq": 4, "state": "MASTER"}) == "send"
+    assert lbpair_notify.admit(state, "lbpair_51", 105, 60, {"seq": 5, "state": "MASTER"}) == "hold_first"
+    lbpair_notify.release(state, "lbpair_51", 160, 60)
+    assert lbpair_notify.admit(state, "lbpair_51", 161, 60, {"seq": 6, "state": "MASTER"}) == "send"  # a new window
+
+
 def test_transition_message_says_what_moved_where_and_how_it_was_seen():
     record = {**_transition("lb2", 7), "vips": ["203.0.113.10", "203.0.113.20"], "seen": "late"}
     notice = lbpair_notify.transition_notice(record, "lb1")
