@@ -52,7 +52,6 @@ BALANCE_ALGORITHMS = (
     "rdp-cookie",
     "hash",
 )
-KEEPALIVED_MAX_VIPS_PER_BLOCK = 255
 
 DEFAULT_VRRP = {
     "interface": "eth0",

@@ -17,8 +17,12 @@ Minion configuration (all optional):
 
 The pair shares one VRRP instance, ``lbpair_<vrid>``, holding every service's
 virtual IP; a ``vrrp_script`` tracks HAProxy so that a node whose HAProxy is down
-loses the virtual IPs. keepalived takes at most 255 addresses in one
-``virtual_ipaddress`` block: the rest go to ``virtual_ipaddress_excluded``.
+loses the virtual IPs. The VRRP adverts carry one of them (the lowest) and the
+rest are ``virtual_ipaddress_excluded``: keepalived drops adverts whose address
+list differs from its own and the BACKUP would take over while a new service
+rolls out node by node; with one address in the adverts, adding or removing
+services does not change them (``skip_check_adv_addr`` covers the MASTER being
+reloaded first when the advertised address itself changes).
 
 ``status`` reads the instances' ``Name`` and ``State`` over keepalived's D-Bus
 interface (bus ``lbpair_keepalived:bus``) and falls back to the JSON dump. The
@@ -43,7 +47,6 @@ log = logging.getLogger(__name__)
 __virtualname__ = "lbpair_keepalived"
 
 HEADER = "# Managed by Salt (lbpair) from the lbpair pillar: local changes are overwritten.\n"
-MAX_VIPS_PER_BLOCK = 255
 CHECK_NAME = "lbpair_haproxy"
 STATE_NAMES = {0: "INIT", 1: "BACKUP", 2: "MASTER", 3: "FAULT", 97: "DELETED", 98: "STOP"}
 DBUS_NAME = "org.keepalived.Vrrp1"
@@ -105,13 +108,9 @@ def _virtual_address_blocks(model):
     interface = model["vrrp"]["interface"]
     vips = sorted({service["vip"] for service in model["services"].values()}, key=_address_key)
     addresses = [f"{vip}/32 dev {interface}" for vip in vips]
-    blocks = []
-    for title, chunk in (
-        ("virtual_ipaddress", addresses[:MAX_VIPS_PER_BLOCK]),
-        ("virtual_ipaddress_excluded", addresses[MAX_VIPS_PER_BLOCK:]),
-    ):
-        if chunk:
-            blocks.append(_block(title, chunk))
+    blocks = [_block("virtual_ipaddress", addresses[:1])]
+    if addresses[1:]:
+        blocks.append(_block("virtual_ipaddress_excluded", addresses[1:]))
     return blocks
 
 
@@ -133,6 +132,7 @@ def _vrrp_instance(model):
         f"priority {model['node']['priority']}",
         f"advert_int {vrrp['advert_int']}",
         *([] if vrrp["preempt"] else ["nopreempt"]),
+        "skip_check_adv_addr",  # see the module's docstring
         *_source_lines(model),
         *_virtual_address_blocks(model),
         _block("track_script", [CHECK_NAME]),
@@ -160,7 +160,7 @@ def parse_json_dump(text):
             "interface": data.get("ifp_ifname"),
             "vrid": data.get("vrid"),
             "priority": data.get("effective_priority", data.get("base_priority")),
-            "vips": [vip.split()[0] for vip in data.get("vips", []) if vip.strip()],
+            "vips": [vip.split()[0] for vip in data.get("vips", []) + data.get("evips", []) if vip.strip()],
         }
     return instances
 

@@ -178,16 +178,20 @@ class WebhookReceiver:
 
 
 class ReactionServices:
-    """named, an SMTP server and a webhook receiver on *address*, and the master's block for them."""
+    """
+    named, an SMTP server and a webhook receiver (at *webhook_path*) on *address*, and the
+    master's ``lbpair_reactions`` block for them. The secrets (TSIG key, SMTP password) are new
+    each time: ``.named.secret``, ``.password``.
+    """
 
     ZONE, KEY, USER = "pair.example", "lbpair-update", "lbpair"
 
-    def __init__(self, workdir, address="127.0.0.1"):
+    def __init__(self, workdir, address="127.0.0.1", webhook_path="/hooks/lbpair"):
         self.password = base64.b64encode(os.urandom(12)).decode()
         self.named = Named(workdir / "named", self.ZONE, self.KEY, address)
         self.certificate = self_signed_certificate(workdir, address)
         self.smtp = SmtpServer(self.certificate, self.USER, self.password, address)
-        self.webhook = WebhookReceiver(address=address)
+        self.webhook = WebhookReceiver(webhook_path, address)
 
     def __enter__(self):
         with contextlib.ExitStack() as stack:

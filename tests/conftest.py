@@ -1,14 +1,41 @@
-"""Shared test set-up: the repository's paths and the seed pillar."""
+"""Shared test set-up: the repository's paths, the seed pillar, salt-factories on loopback."""
 
 import copy
 import pathlib
+import shutil
 import sys
+import tempfile
 
 import pytest
-import yaml
+from saltfactories.plugins.event_listener import EventListener
 
 REPO = pathlib.Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
+
+from lab.salt_master import seed_pillar as example_lbpair_pillar  # noqa: E402  (needs REPO on the path)
+
+
+# salt-factories listens on 0.0.0.0 for its daemons' logs and events: keep both on loopback
+# (the daemons run in the same network namespace as pytest).
+@pytest.hookimpl(tryfirst=True)
+def pytest_sessionstart(session):
+    session.config.pluginmanager.get_plugin("saltfactories-log-server").log_host = "127.0.0.1"
+
+
+@pytest.fixture(scope="session")
+def event_listener():
+    listener = EventListener()
+    listener.host, listener.address = "127.0.0.1", f"tcp://127.0.0.1:{listener.port}"  # before it binds
+    with listener:
+        yield listener
+
+
+@pytest.fixture(scope="session")
+def salt_factories_config():
+    """The daemons' directories in one short-named directory (Unix socket paths stay short), removed after."""
+    root = tempfile.mkdtemp(prefix="lbpair-sf-")
+    yield {"root_dir": root}
+    shutil.rmtree(root, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")
@@ -18,8 +45,7 @@ def repo():
 
 @pytest.fixture(scope="session")
 def seed_pillar_session():
-    with open(REPO / "salt" / "pillar.example", encoding="utf-8") as handle:
-        return yaml.safe_load(handle)["lbpair"]
+    return example_lbpair_pillar()
 
 
 @pytest.fixture

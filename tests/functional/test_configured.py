@@ -8,7 +8,6 @@ checks the state modules themselves in test mode.
 """
 
 import pytest
-from salt.exceptions import CommandExecutionError
 
 from lab.scenarios import many_services
 from tests.functional.conftest import set_pillar

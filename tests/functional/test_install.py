@@ -12,7 +12,7 @@ SALT_CALL = [sys.executable, "-c", "import salt.scripts; salt.scripts.salt_call(
 
 
 def write_minion_config(config_dir, root, **extra):
-    lines = [f"id: lb1", "file_client: local", f"root_dir: {root}", "log_level_logfile: quiet"]
+    lines = ["id: lb1", "file_client: local", f"root_dir: {root}", "log_level_logfile: quiet"]
     lines += [f"{key}: {json.dumps(value)}" for key, value in extra.items()]
     (config_dir / "minion").write_text("\n".join(lines) + "\n")
 

@@ -7,8 +7,6 @@ holding the VIPs on lb1.
 import copy
 import time
 
-import pytest
-
 from lab.load import ClientLoad
 from tests.integration.conftest import NODES, apply_state, journal, last_seq
 
@@ -116,7 +114,7 @@ def test_adding_a_service_under_load_drops_no_request(salt_cli, highstated, lab,
         for node in NODES:
             states = apply_state(salt_cli, node)
             assert "+listen qux" in states["HAProxy configuration is managed"]["changes"]["diff"]
-        time.sleep(2)
+            time.sleep(5)  # one node at a time (salt -b 1): longer than lb2's master-down timer (3.6 s)
     finally:
         summary = load.stop()
     try:
@@ -127,5 +125,8 @@ def test_adding_a_service_under_load_drops_no_request(salt_cli, highstated, lab,
         assert wait_for(lambda: lab.curl("http://203.0.113.40/") in ("foo1", "foo2"))
     finally:
         pillar.restore()
-        for node in NODES:
+        seq_before = {node: last_seq(salt_cli, node) for node in NODES}
+        for node in reversed(NODES):  # now the BACKUP first
             apply_state(salt_cli, node)
+            time.sleep(5)
+    assert {node: journal(salt_cli, node, since=seq_before[node]) for node in NODES} == {"lb1": [], "lb2": []}

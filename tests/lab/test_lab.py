@@ -5,14 +5,17 @@ cached root (a few minutes); later runs boot two machines in seconds.
 """
 
 import os
+import signal
 import subprocess
+import sys
+import tempfile
 import time
 from pathlib import Path
 
 import pytest
 
 from lab import machine, netns, rootfs
-from lab.topology import SWITCH, Lab, seed_host
+from lab.topology import SEED, SWITCH, Lab, seed_host
 
 pytestmark = pytest.mark.lab
 
@@ -183,3 +186,30 @@ def test_veth_ends_never_appear_in_the_root_namespace():
     with Lab(hosts=["foo1", "client"], machines=False):
         assert set(os.listdir("/sys/class/net")) == before
     assert set(os.listdir("/sys/class/net")) == before
+
+
+def test_demo_interrupted_midway_leaves_nothing_behind(root):
+    """Ctrl-C once the master, the services and the machines are up: all of it is removed."""
+    demo = subprocess.Popen(
+        [sys.executable, "-m", "lab", "demo"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        start_new_session=True, cwd=Path(__file__).resolve().parents[2],
+    )  # fmt: skip
+    seen = []
+    try:
+        for line in demo.stdout:
+            seen.append(line)
+            if line.startswith("[ 5]"):  # extension syncing: everything is up
+                break
+        os.killpg(demo.pid, signal.SIGINT)  # what Ctrl-C in a terminal does
+        seen.append(demo.communicate(timeout=180)[0])
+    finally:
+        if demo.poll() is None:
+            os.killpg(demo.pid, signal.SIGKILL)
+            demo.wait()
+    output = "".join(seen)
+    assert "[ 5]" in output and demo.returncode == 130, output
+    assert "everything it started is removed" in output
+    assert lab_leftovers([host.name for host in SEED]) == []
+    left = subprocess.run(["pgrep", "-af", "lbpair-demo-"], capture_output=True, text=True).stdout
+    assert left == "", f"processes of the demo left: {left}"
+    assert list(Path(tempfile.gettempdir()).glob("lbpair-demo-*")) == []

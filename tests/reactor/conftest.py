@@ -21,11 +21,11 @@ import time
 from pathlib import Path
 
 import pytest
-import yaml
 from saltfactories.utils.functional import Loaders
 
 from lab import netns, vrrp_node
-from lab.services import Named, SmtpServer, WebhookReceiver, self_signed_certificate
+from lab.salt_master import reactor_settings
+from lab.services import ReactionServices
 from lab.util import wait_until
 from lab.vrrp_node import tracked_file_pillar
 from tests.conftest import REPO
@@ -36,9 +36,6 @@ sys.path.insert(0, str(REPO / "_runners"))
 import lbpair_history  # noqa: E402  pylint: disable=wrong-import-position
 import lbpair_journal  # noqa: E402  pylint: disable=wrong-import-position
 
-ZONE = "pair.example"
-TSIG_NAME = "lbpair-test"
-SMTP_USER, SMTP_PASSWORD = "lbpair", "smtp-secret-Kx9"
 WEBHOOK_TOKEN = "hook-secret-Q7"
 INSTANCE = "lbpair_51"
 PAIR = ("lb1", "lb2")
@@ -58,44 +55,10 @@ def workdir():
 
 
 @pytest.fixture(scope="session")
-def named(workdir):
-    server = Named(workdir / "named", ZONE, TSIG_NAME)
-    server.start()
-    try:
-        yield server
-    finally:
-        server.stop()
-
-
-# --- SMTP (aiosmtpd with STARTTLS and AUTH) ------------------------------------------
-
-
-@pytest.fixture(scope="session")
-def certificate(workdir):
-    return self_signed_certificate(workdir)
-
-
-@pytest.fixture(scope="session")
-def smtp_server(certificate):
-    server = SmtpServer(certificate, SMTP_USER, SMTP_PASSWORD)
-    server.start()
-    try:
-        yield server
-    finally:
-        server.stop()
-
-
-# --- HTTP webhook receiver -------------------------------------------------------------
-
-
-@pytest.fixture(scope="session")
-def webhook():
-    receiver = WebhookReceiver(path=f"/hooks/{WEBHOOK_TOKEN}")
-    receiver.start()
-    try:
-        yield receiver
-    finally:
-        receiver.stop()
+def services(workdir):
+    """named (TSIG updates), the SMTP server (STARTTLS, login) and the webhook receiver, on loopback."""
+    with ReactionServices(workdir, webhook_path=f"/hooks/{WEBHOOK_TOKEN}") as services:
+        yield services
 
 
 # --- the keepalived pair ------------------------------------------------------------
@@ -141,38 +104,25 @@ def history_dir(workdir):
 
 
 @pytest.fixture(scope="session")
-def reactions(named, smtp_server, webhook, certificate, history_dir):
-    """The lbpair_reactions block of the test master (the shipped one with loopback values)."""
-    return {
-        "nodes": {"lb1": {"address": "192.0.2.11"}, "lb2": {"address": "192.0.2.12"}},
-        "history": {"path": str(history_dir / "history.jsonl"), "max_bytes": 1_000_000},
-        "damping_window": DAMPING_WINDOW,
-        "confirm": {"timeout": 10, "settle": SETTLE},
-        "webhook": {"url": webhook.url, "format": "slack"},
-        "smtp": {
-            "host": "127.0.0.1", "port": smtp_server.port, "starttls": True, "user": SMTP_USER,
-            "password": SMTP_PASSWORD, "from": "lbpair@pair.example", "to": ["ops@pair.example"],
-            "ca_file": str(certificate[0]),
-        },  # fmt: skip
-        "dns": {
-            "server": "127.0.0.1", "port": named.port, "zone": ZONE, "key_name": TSIG_NAME,
-            "key_algorithm": "hmac-sha256", "key_secret": named.secret,
-            "records": [{"name": "active", "type": "A", "ttl": 30}, {"name": "active", "type": "TXT", "ttl": 30}],
-            "attempts": 3, "backoff": 0.5, "timeout": 2,
-        },  # fmt: skip
-    }
+def reactions(services, history_dir):
+    """The lbpair_reactions block of the test master: the lab's, tuned for short tests."""
+    block = services.reactions_block(
+        {"lb1": "192.0.2.11", "lb2": "192.0.2.12"}, history_dir / "history.jsonl", damping_window=DAMPING_WINDOW
+    )
+    block["history"]["max_bytes"] = 1_000_000
+    block["confirm"] = {"timeout": 10, "settle": SETTLE}
+    block["dns"].update(attempts=3, backoff=0.5, timeout=2)
+    return block
 
 
 @pytest.fixture(scope="session")
 def salt_master(salt_factories, state_tree, reactions):
-    shipped = yaml.safe_load((REPO / "salt" / "master.d" / "lbpair.conf").read_text())
     overrides = {
         "interface": "127.0.0.1",
         "auto_accept": True,
         "runner_dirs": [str(REPO / "_runners")],
         "file_roots": {"base": [str(state_tree)]},
-        "reactor": shipped["reactor"],
-        "lbpair_reactions": reactions,
+        **reactor_settings(reactions),
     }
     factory = salt_factories.salt_master_daemon("lbpair-reactor-master", overrides=overrides)
     with factory.started():
@@ -201,9 +151,10 @@ def salt_run_cli(salt_master):
 class Harness:
     """What the tests drive: the pair, the minions, and what the outside world received."""
 
-    def __init__(self, pair, minions, master, named, mailbox, webhook, reactions, events):
+    def __init__(self, pair, minions, master, services, reactions, events):
         self.pair, self.minions, self.master, self.events = pair, minions, master, events
-        self.named, self.mailbox, self.webhook = named, mailbox, webhook
+        self.named, self.mailbox, self.webhook = services.named, services.smtp.mailbox, services.webhook
+        self.smtp_password = services.password
         self.history_path = reactions["history"]["path"]
 
     def journal_path(self, minion):
@@ -269,16 +220,16 @@ def _now_iso():
 
 
 @pytest.fixture
-def lab(keepalived_pair, minions, salt_master, named, smtp_server, webhook, reactions, history_dir, event_listener):
+def lab(keepalived_pair, minions, salt_master, services, reactions, history_dir, event_listener):
     """A fresh start per test: lb1 MASTER, empty history and reaction state, nothing received."""
     restore(keepalived_pair)
     for path in history_dir.iterdir():
         path.unlink()
-    harness = Harness(keepalived_pair, minions, salt_master, named, smtp_server.mailbox, webhook, reactions, event_listener)
+    harness = Harness(keepalived_pair, minions, salt_master, services, reactions, event_listener)
     for minion in minions:
         journal = Path(harness.journal_path(minion))
         journal.unlink(missing_ok=True)  # each test starts with empty journals and history
-    smtp_server.mailbox.messages.clear()
-    webhook.posts.clear()
+    harness.mailbox.messages.clear()
+    harness.webhook.posts.clear()
     yield harness
     restore(keepalived_pair)

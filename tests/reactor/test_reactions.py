@@ -10,7 +10,7 @@ import time
 
 from lab import netns
 from lab.util import wait_until
-from tests.reactor.conftest import DAMPING_WINDOW, INSTANCE, SMTP_PASSWORD, WEBHOOK_TOKEN
+from tests.reactor.conftest import DAMPING_WINDOW, INSTANCE, WEBHOOK_TOKEN
 
 
 def test_master_transition_updates_dns_notifies_and_is_recorded(lab, salt_run_cli):
@@ -49,7 +49,7 @@ def test_secrets_never_leave_the_master_config(lab, salt_run_cli):
     config = salt_run_cli.run("lbpair.check_config").stdout
     history = open(lab.history_path, encoding="utf-8").read()
     log = open(lab.master.config["log_file"], encoding="utf-8", errors="replace").read()
-    for secret in (lab.named.secret, SMTP_PASSWORD, WEBHOOK_TOKEN):
+    for secret in (lab.named.secret, lab.smtp_password, WEBHOOK_TOKEN):
         for where, text in (("runner returns", returns), ("check_config", config), ("history", history), ("log", log)):
             assert secret not in text, f"a secret appears in the {where}"
     assert "**********" in config

@@ -1,5 +1,7 @@
 """Rendering: deterministic text laid out from the normalised model."""
 
+import ipaddress
+
 import lbpair_config
 import lbpair_deploy
 import lbpair_firewall
@@ -47,6 +49,10 @@ def test_no_preempt_renders_both_nodes_as_backup(seed_pillar):
     assert "    state BACKUP\n" in text and "    nopreempt\n" in text
 
 
+def test_adverts_with_another_vip_list_are_accepted_while_a_change_rolls_out(seed_pillar):
+    assert "    skip_check_adv_addr\n" in lbpair_keepalived.render_config(model_for(seed_pillar, "lb2"))
+
+
 def test_unicast_lists_the_peers(seed_pillar):
     seed_pillar["vrrp"]["unicast"] = True
     text = lbpair_keepalived.render_config(model_for(seed_pillar, "lb1"))
@@ -58,11 +64,19 @@ def test_dbus_and_script_security_are_enabled(seed_pillar):
     assert "    enable_dbus\n" in text and "    enable_script_security\n" in text
 
 
-def test_more_than_255_vips_spill_into_excluded_block(seed_pillar):
+def test_adverts_carry_the_lowest_vip_and_the_rest_are_excluded(seed_pillar):
     text = lbpair_keepalived.render_config(model_for(many_services(seed_pillar, 1000)))
     included, excluded = text.split("virtual_ipaddress_excluded {")
-    assert included.count("/32 dev eth0") == 255
-    assert excluded.count("/32 dev eth0") == len(VIP_POOL) - 255
+    assert included.count("/32 dev eth0") == 1
+    assert f"{min(VIP_POOL, key=ipaddress.ip_address)}/32 dev eth0" in included
+    assert excluded.count("/32 dev eth0") == len(VIP_POOL) - 1
+
+
+def test_adding_a_service_leaves_the_adverts_unchanged(seed_pillar):
+    before = lbpair_keepalived.render_config(model_for(seed_pillar)).split("virtual_ipaddress_excluded")[0]
+    seed_pillar["services"]["qux"] = {**seed_pillar["services"]["foo"], "vip": "203.0.113.40"}
+    after = lbpair_keepalived.render_config(model_for(seed_pillar)).split("virtual_ipaddress_excluded")[0]
+    assert before == after
 
 
 def test_diff_masks_passwords():
