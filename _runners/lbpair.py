@@ -393,8 +393,16 @@ class _State:
             self._lock.__exit__(*exc)
 
 
-def _ask(targets, fun, config, kwarg=None, timeout=None):
-    """Run ``fun`` on ``targets`` through the master; returns ``{minion: return}`` of the successful ones."""
+def _not_synced(reason):
+    """Whether a failed job says the function is unknown there (lbpair's modules are not synced)."""
+    return isinstance(reason, str) and reason.endswith("is not available.")
+
+
+def _ask(targets, fun, config, kwarg=None, timeout=None, failures=None):
+    """
+    Run ``fun`` on ``targets`` through the master; returns ``{minion: return}`` of
+    the successful ones (and fills ``failures``, if given, with the others' reasons).
+    """
     client = salt.client.get_local_client(mopts=__opts__)
     try:
         returns = client.cmd(
@@ -408,7 +416,13 @@ def _ask(targets, fun, config, kwarg=None, timeout=None):
         if isinstance(ret, dict) and ret.get("retcode", 0) == 0:
             answers[minion] = ret.get("ret")
         else:
-            log.warning("lbpair: %s on %s failed: %s", fun, minion, ret.get("ret") if isinstance(ret, dict) else ret)
+            reason = ret.get("ret") if isinstance(ret, dict) else ret
+            if failures is not None:
+                failures[minion] = reason
+            if _not_synced(reason):
+                log.info("lbpair: %s is not on %s yet (saltutil.sync_all)", fun, minion)
+            else:
+                log.warning("lbpair: %s on %s failed: %s", fun, minion, reason)
     return answers
 
 
@@ -605,10 +619,14 @@ def catch_up(minion):
     since = __salt__["lbpair_history.last_seq"](_history_path(config), minion)
     # A minion that has just connected misses publications until it has subscribed:
     # ask again soon rather than wait long for an answer that will not come.
+    failures = {}
     for timeout in CATCH_UP_TIMEOUTS:
-        journal = _ask([minion], "lbpair_keepalived.transitions", config, {"since": since}, timeout).get(minion)
+        journal = _ask([minion], "lbpair_keepalived.transitions", config, {"since": since}, timeout, failures).get(minion)
         if isinstance(journal, list):
             break
+        if _not_synced(failures.get(minion)):  # a new node: nothing journalled yet
+            log.info("lbpair: no catch-up from %s: lbpair's modules are not synced there yet", minion)
+            return {"caught_up": None, "error": "lbpair's execution modules are not synced on the node"}
     else:
         log.error("lbpair: catch-up from %s failed: its journal did not answer", minion)
         return {"caught_up": None, "error": "the node's journal did not answer"}

@@ -21,6 +21,10 @@ to ``<path>.<UTC timestamp>`` and reading walks the rotated files too.
 
 These are runners so that the ``lbpair`` runner can reach them through
 ``__salt__`` (the runner loader); the functions themselves are plain Python.
+The lock and the durable append repeat a few lines of the minion's journal
+(``lbpair_journal``) on purpose: runners cannot reach execution modules, and a
+``_utils`` module would not be found when lbpair is pip-installed (Salt's utils
+loader skips extensions' entry points), so there is no place both can share.
 
 CLI Example:
 

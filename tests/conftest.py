@@ -14,6 +14,14 @@ sys.path.insert(0, str(REPO))
 
 from lab.salt_master import seed_pillar as example_lbpair_pillar  # noqa: E402  (needs REPO on the path)
 
+#: lbpair's loader folders as minion and master options: Salt loads the extension from the checkout.
+EXTENSION_DIRS = {
+    "module_dirs": [str(REPO / "_modules")],
+    "states_dirs": [str(REPO / "_states")],
+    "beacons_dirs": [str(REPO / "_beacons")],
+    "runner_dirs": [str(REPO / "_runners")],
+}
+
 
 # salt-factories listens on 0.0.0.0 for its daemons' logs and events: keep both on loopback
 # (the daemons run in the same network namespace as pytest).

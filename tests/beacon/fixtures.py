@@ -18,7 +18,7 @@ import yaml
 
 from lab import netns
 from lab.vrrp_node import linked_nodes, tracked_file_pillar
-from tests.conftest import REPO
+from tests.conftest import EXTENSION_DIRS
 
 NODES = {"lb1": "192.0.2.11", "lb2": "192.0.2.12"}
 SALT_NAMESPACE = "lbpair-vb-salt"
@@ -77,7 +77,7 @@ def render(factories, seed_pillar, node):
     """keepalived.conf for ``node`` through lbpair_keepalived.render, with a flappable track_file."""
     from saltfactories.utils.functional import Loaders  # pylint: disable=import-outside-toplevel
 
-    overrides = {"module_dirs": [str(REPO / "_modules")], "file_client": "local"}
+    overrides = {**EXTENSION_DIRS, "file_client": "local"}
     opts = factories.salt_minion_daemon(f"render-{node.name}", overrides=overrides).config.copy()
     opts["id"] = node.name
     loaders = Loaders(opts)
@@ -133,8 +133,7 @@ def salt_master(vrrp_factories, pillar_tree):
 
 def minion_overrides(node, journal, beacon=True):
     overrides = {
-        "module_dirs": [str(REPO / "_modules")],
-        "beacons_dirs": [str(REPO / "_beacons")],
+        **EXTENSION_DIRS,
         "lbpair_keepalived": node.minion_options(),
         "lbpair_journal": {"path": str(journal)},
     }

@@ -14,7 +14,7 @@ import pytest
 from saltfactories.utils.functional import Loaders
 
 from lab import netns
-from tests.conftest import REPO
+from tests.conftest import EXTENSION_DIRS
 
 NAMESPACE = "lbpair-functional"
 
@@ -44,8 +44,7 @@ def live_dir(tmp_path):
 @pytest.fixture
 def minion_opts(salt_factories, live_dir):
     overrides = {
-        "module_dirs": [str(REPO / "_modules")],
-        "states_dirs": [str(REPO / "_states")],
+        **EXTENSION_DIRS,
         "file_client": "local",
         "lbpair_haproxy": {"config_file": str(live_dir / "haproxy" / "haproxy.cfg")},
         "lbpair_keepalived": {"config_file": str(live_dir / "keepalived" / "keepalived.conf")},

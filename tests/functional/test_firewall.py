@@ -12,7 +12,7 @@ import pytest
 from saltfactories.utils.functional import Loaders
 
 from lab import netns
-from tests.conftest import REPO
+from tests.conftest import EXTENSION_DIRS
 
 NODES = {"lb1": "lbpair-fw-lb1", "lb2": "lbpair-fw-lb2"}
 VIP = "203.0.113.10"
@@ -38,7 +38,7 @@ def node_loaders(salt_factories, seed_pillar, tmp_path):
     loaders = {}
     for node in NODES:
         overrides = {
-            "module_dirs": [str(REPO / "_modules")],
+            **EXTENSION_DIRS,
             "file_client": "local",
             "lbpair_keepalived": {"config_file": str(tmp_path / node / "keepalived.conf")},
         }

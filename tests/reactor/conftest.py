@@ -28,7 +28,7 @@ from lab.salt_master import reactor_settings
 from lab.services import ReactionServices
 from lab.util import wait_until
 from lab.vrrp_node import tracked_file_pillar
-from tests.conftest import REPO
+from tests.conftest import EXTENSION_DIRS, REPO
 
 sys.path.insert(0, str(REPO / "_modules"))
 sys.path.insert(0, str(REPO / "_runners"))
@@ -76,7 +76,7 @@ def restore(pair):
 @pytest.fixture(scope="session")
 def keepalived_pair(workdir, seed_pillar_session, salt_factories):
     pillar = tracked_file_pillar(seed_pillar_session)
-    overrides = {"module_dirs": [str(REPO / "_modules")], "file_client": "local"}
+    overrides = {**EXTENSION_DIRS, "file_client": "local"}
     loaders = Loaders(salt_factories.salt_minion_daemon("render", overrides=overrides).config.copy())
     try:
         render = lambda node: loaders.modules.lbpair_keepalived.render(node=node, pillar=pillar)  # noqa: E731
@@ -120,7 +120,7 @@ def salt_master(salt_factories, state_tree, reactions):
     overrides = {
         "interface": "127.0.0.1",
         "auto_accept": True,
-        "runner_dirs": [str(REPO / "_runners")],
+        **EXTENSION_DIRS,
         "file_roots": {"base": [str(state_tree)]},
         **reactor_settings(reactions),
     }
@@ -133,7 +133,7 @@ def salt_master(salt_factories, state_tree, reactions):
 def minions(salt_master, keepalived_pair):
     factories = {}
     for name in (*PAIR, "lb3"):
-        overrides = {"module_dirs": [str(REPO / "_modules")]}
+        overrides = dict(EXTENSION_DIRS)
         if name in keepalived_pair.nodes:
             overrides["lbpair_keepalived"] = keepalived_pair.nodes[name].minion_options()
         factories[name] = salt_master.salt_minion_daemon(name, overrides=overrides)
