@@ -275,14 +275,22 @@ def _unique(items, key, path):
         seen[item[key]] = name
 
 
-def _check(value, path):
+def _check(value, path, preempt):
     value = {} if value is None else value
     _mapping(value, path, allowed=tuple(DEFAULT_CHECK))
-    check = {**DEFAULT_CHECK, **value}
+    # Without preempt the peer never takes over from a MASTER whose priority a weighted check
+    # merely lowered: a failed check must put the node in FAULT (keepalived's weight 0).
+    check = {**DEFAULT_CHECK, **({} if preempt else {"weight": 0}), **value}
+    if not preempt and check["weight"] != 0:
+        raise PillarError(
+            f"{path}:weight",
+            "must be 0 with preempt false: a weighted check only lowers the MASTER's priority, and without "
+            "preempt the peer never takes the virtual IPs from it (weight 0 puts a node whose check fails in FAULT)",
+        )
     return {
         "script": _free_text(check["script"], f"{path}:script", forbid_braces=True),
         "interval": _integer(check["interval"], f"{path}:interval", 1, 3600),
-        "weight": _integer(check["weight"], f"{path}:weight", 1, 253),
+        "weight": _integer(check["weight"], f"{path}:weight", 1 if preempt else 0, 253),
         "fall": _integer(check["fall"], f"{path}:fall", 1, 100),
         "rise": _integer(check["rise"], f"{path}:rise", 1, 100),
     }
@@ -292,13 +300,14 @@ def _vrrp(value, path):
     value = {} if value is None else value
     _mapping(value, path, allowed=(*DEFAULT_VRRP, "check"))
     vrrp = {**DEFAULT_VRRP, **value}
+    preempt = _boolean(vrrp["preempt"], f"{path}:preempt")
     return {
         "interface": _name(vrrp["interface"], f"{path}:interface"),
         "virtual_router_id": _integer(vrrp["virtual_router_id"], f"{path}:virtual_router_id", 1, 255),
         "advert_int": _integer(vrrp["advert_int"], f"{path}:advert_int", 1, 255),
-        "preempt": _boolean(vrrp["preempt"], f"{path}:preempt"),
+        "preempt": preempt,
         "unicast": _boolean(vrrp["unicast"], f"{path}:unicast"),
-        "check": _check(vrrp.get("check"), f"{path}:check"),
+        "check": _check(vrrp.get("check"), f"{path}:check", preempt),
     }
 
 
@@ -413,7 +422,7 @@ def _check_weight_moves_vips(model, path):
     priorities = [node["priority"] for node in model["nodes"].values()]
     gap = max(priorities) - min(priorities)
     weight = model["vrrp"]["check"]["weight"]
-    if weight <= gap:
+    if weight and weight <= gap:  # weight 0: FAULT on failure
         raise PillarError(
             f"{path}:vrrp:check:weight",
             f"{weight} is not larger than the priority gap {gap} between the nodes: "

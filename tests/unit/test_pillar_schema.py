@@ -68,6 +68,18 @@ def test_weight_not_larger_than_priority_gap_is_rejected(seed_pillar):
     rejects(seed_pillar, "lbpair:vrrp:check:weight", "never move the virtual IPs")
 
 
+def test_without_preempt_a_failed_check_means_fault(seed_pillar):
+    seed_pillar["vrrp"]["preempt"] = False
+    del seed_pillar["vrrp"]["check"]["weight"]
+    assert normalize(seed_pillar)["vrrp"]["check"]["weight"] == 0
+
+
+def test_without_preempt_a_weighted_check_is_rejected(seed_pillar):
+    seed_pillar["vrrp"]["preempt"] = False
+    seed_pillar["vrrp"]["check"]["weight"] = 2
+    rejects(seed_pillar, "lbpair:vrrp:check:weight", "must be 0 with preempt false")
+
+
 def test_unknown_key_is_rejected(seed_pillar):
     seed_pillar["services"]["foo"]["balancing"] = "roundrobin"
     rejects(seed_pillar, "lbpair:services:foo:balancing", "unknown key")

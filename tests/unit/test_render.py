@@ -45,6 +45,7 @@ def test_preferred_master_starts_as_master_and_peer_as_backup(seed_pillar):
 
 def test_no_preempt_renders_both_nodes_as_backup(seed_pillar):
     seed_pillar["vrrp"]["preempt"] = False
+    seed_pillar["vrrp"]["check"]["weight"] = 0
     text = lbpair_keepalived.render_config(model_for(seed_pillar, "lb1"))
     assert "    state BACKUP\n" in text and "    nopreempt\n" in text
 

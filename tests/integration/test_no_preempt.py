@@ -1,0 +1,46 @@
+"""
+``vrrp.preempt: false``: after a failover the pair stays on lb2 when HAProxy on lb1 comes back
+(no second interruption), and the history shows no failback; turning preempt back on returns the
+VIPs to the preferred node.
+"""
+
+import copy
+import time
+
+from lab.demo import history_records
+from lab.util import wait_until
+from tests.integration.conftest import NODES, apply_state, last_seq
+
+VIPS = ["203.0.113.10", "203.0.113.20", "203.0.113.30"]
+
+
+def apply_everywhere(salt_cli):
+    for node in NODES:
+        states = apply_state(salt_cli, node)
+        assert all(state["result"] is True for state in states.values()), states
+
+
+def test_without_preempt_the_pair_stays_on_the_node_that_took_over(lab, highstated, salt_cli, pillar, history_path, reactions):
+    wait_until(lambda: lab.vips_on("lb1", VIPS) == VIPS, 30, what="VIPs on lb1")
+    staying = copy.deepcopy(pillar.seed)
+    staying["vrrp"]["preempt"] = False
+    staying["vrrp"]["check"]["weight"] = 0  # a failed check means FAULT
+    pillar.write(staying)
+    try:
+        apply_everywhere(salt_cli)
+        lb1_seq = last_seq(salt_cli, "lb1")
+        reactions.mark()
+        lab.exec("lb1", ["systemctl", "stop", "haproxy"])
+        wait_until(lambda: lab.vips_on("lb2", VIPS) == VIPS, 30, what="VIPs on lb2")
+        reactions.awaited("lb2")
+        lab.exec("lb1", ["systemctl", "start", "haproxy"])
+        time.sleep(12)  # the check rises (2 x 2 s) and a preempting node would have taken over by now
+        assert (lab.vips_on("lb1", VIPS), lab.vips_on("lb2", VIPS)) == ([], VIPS)
+        lb1 = [r for r in history_records(history_path) if r.get("minion") == "lb1" and r.get("seq", 0) > lb1_seq]
+        assert [(r["previous_state"], r["state"]) for r in lb1] == [("MASTER", "FAULT"), ("FAULT", "BACKUP")], lb1
+    finally:
+        lab.exec("lb1", ["systemctl", "start", "haproxy"])
+        pillar.restore()
+        apply_everywhere(salt_cli)
+    wait_until(lambda: lab.vips_on("lb1", VIPS) == VIPS, 30, what="VIPs back on lb1 once preempt is on again")
+    reactions.awaited("lb1")
