@@ -131,6 +131,7 @@ def one_failover(lab, load, vips, reactions=None):
 
 
 def history_records(path):
+    """The records of the master's history file (JSON lines), oldest first."""
     with contextlib.suppress(FileNotFoundError), open(path, encoding="utf-8") as handle:
         return [json.loads(line) for line in handle if line.strip()]
     return []
