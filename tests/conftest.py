@@ -1,6 +1,7 @@
 """Shared test set-up: the repository's paths, the seed pillar, salt-factories on loopback."""
 
 import copy
+import logging
 import pathlib
 import shutil
 import sys
@@ -28,6 +29,20 @@ EXTENSION_DIRS = {
 @pytest.hookimpl(tryfirst=True)
 def pytest_sessionstart(session):
     session.config.pluginmanager.get_plugin("saltfactories-log-server").log_host = "127.0.0.1"
+
+
+def pytest_unconfigure(config):
+    """
+    Salt keeps a copy of every log record in a handler it flushes at exit into the stderr pytest
+    had when Salt was imported, closed by then: pages of "--- Logging error ---". pytest has
+    reported those records already; drop the copies and stop keeping more.
+    """
+    from salt._logging.handlers import DeferredStreamHandler  # pylint: disable=import-outside-toplevel
+
+    for handler in list(logging.root.handlers):
+        if isinstance(handler, DeferredStreamHandler):
+            logging.root.removeHandler(handler)
+            handler.sync_with_handlers(())
 
 
 @pytest.fixture(scope="session")
