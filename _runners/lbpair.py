@@ -59,6 +59,7 @@ __virtualname__ = "lbpair"
 log = logging.getLogger(__name__)
 
 CONFIG_KEY = "lbpair_reactions"
+MAX_WARNING_CHARS = 1000  # a node's warning text goes into messages as it is
 TAG_RE = re.compile(r"^salt/beacon/(?P<minion>[^/]+)/lbpair_vrrp/(?P<instance>[^/]+)/(?P<state>[^/]+)$")
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
 CONTROL_RE = re.compile(r"[\x00-\x1f\x7f]")
@@ -558,6 +559,14 @@ def _check_pair(config, instance, requested_at):
         return result
 
 
+def _warn(config, minion, tag, data):
+    """A node's beacon warns (once per episode, e.g. keepalived off D-Bus): record it and tell the operator."""
+    code, message = tag.rsplit("/", 1)[-1], str(data.get("message", ""))[:MAX_WARNING_CHARS]
+    log.warning("lbpair: %s warns (%s): %s", minion, code, message)
+    _record(config, [{"kind": "warning", "minion": minion, "code": code, "at": _iso(time.time()), "message": message}])
+    return {"warning": code, "notified": _deliver(config, __salt__["lbpair_notify.warning_notice"](minion, code, message))}
+
+
 def on_beacon(tag, data, **kwargs):  # pylint: disable=unused-argument
     """
     React to an ``lbpair_vrrp`` beacon event (called by the reactor).
@@ -583,8 +592,7 @@ def on_beacon(tag, data, **kwargs):  # pylint: disable=unused-argument
         return {"ignored": problem}
     minion = TAG_RE.match(tag)["minion"]
     if TAG_RE.match(tag)["instance"] == "warning":
-        log.warning("lbpair: %s warns: %s", minion, data.get("message"))
-        return {"warning": data.get("code")}
+        return _warn(config, minion, tag, data)
     journal = _ask([minion], "lbpair_keepalived.transitions", config, {"since": data["seq"] - 1}).get(minion)
     verdict, entry = journal_verdict(data, journal)
     if verdict == "refuted":

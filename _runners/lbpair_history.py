@@ -195,6 +195,8 @@ def _describe(record):
             f"{record['minion']} {record.get('previous_state', '?')} -> {record.get('state')}"
             f" ({vips}; seq {record.get('seq')}, {', '.join(flags)})"
         )
+    if kind == "warning":
+        return f"{record.get('minion')} warns: {record.get('message', '')}"
     if kind == "dns":
         outcome = "ok" if record.get("ok") else f"FAILED after {record.get('attempts')} attempts"
         return f"DNS -> {record.get('minion')}: {outcome}"

@@ -112,6 +112,21 @@ def alarm_notice(kind, instance, message, details=None):
     return {"kind": kind, "severity": "critical", "instance": instance, "subject": subject, "text": subject, "details": details or {}}
 
 
+def warning_notice(minion, code, message):
+    """
+    The notification for a warning a node's beacon sent (e.g. ``keepalived_not_on_bus``).
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt-run lbpair_notify.warning_notice lb1 keepalived_not_on_bus 'restart keepalived'
+    """
+    subject = f"WARNING lbpair: {minion} {code.replace('_', ' ')}"
+    details = {"minion": minion, "code": code, "message": message}
+    return {"kind": "warning", "severity": "warning", "instance": None, "subject": subject, "text": f"{subject}: {message}", "details": details}
+
+
 # --- flap damping (pure, on a state mapping the caller persists) ----------------
 
 

@@ -61,7 +61,7 @@ def test_failover_while_the_master_is_down_is_recorded_once_when_it_is_back(pair
                what="the webhook message")  # fmt: skip
 
 
-def test_dbus_daemon_killed_on_the_active_node(pair, lab, salt_cli, salt_master, events, history_path, reactions):
+def test_dbus_daemon_killed_on_the_active_node(pair, lab, salt_cli, events, history_path, reactions, services):
     killed = time.monotonic()
     lab.exec("lb1", ["pkill", "-KILL", "-x", "dbus-daemon"])
     warning = wait_until(
@@ -69,6 +69,10 @@ def test_dbus_daemon_killed_on_the_active_node(pair, lab, salt_cli, salt_master,
         60, what="the beacon's warning on the master",
     )  # fmt: skip
     assert "restart keepalived" in warning[2]["message"]
+    # the operator is told, and the central history has it
+    wait_until(lambda: [t for t in services.webhook.texts() if t.startswith("WARNING lbpair: lb1 keepalived not on bus")], 30,
+               what="the warning's webhook message")  # fmt: skip
+    assert [r["code"] for r in history_records(history_path) if r.get("kind") == "warning"][-1:] == ["keepalived_not_on_bus"]
     assert status_on(salt_cli, "lb1")["source"] == "json"  # keepalived stays off the bus: the JSON dump answers
 
     fail_over(lab)

@@ -203,6 +203,15 @@ def test_webhook_payloads_for_slack_mattermost_and_generic():
     assert generic["severity"] == "critical" and generic["kind"] == "split_brain" and generic["source"] == "lbpair"
 
 
+def test_a_node_warning_reads_as_a_warning_in_messages_and_history():
+    notice = lbpair_notify.warning_notice("lb1", "keepalived_not_on_bus", "restart keepalived")
+    assert notice["severity"] == "warning"
+    assert notice["text"] == "WARNING lbpair: lb1 keepalived not on bus: restart keepalived"
+    record = {"kind": "warning", "minion": "lb1", "code": "keepalived_not_on_bus", "message": "restart keepalived",
+              "at": "2026-11-26T10:00:00+00:00"}  # fmt: skip
+    assert lbpair_history.timeline([record])[0].endswith("lb1 warns: restart keepalived")
+
+
 def test_critical_mail_is_marked_urgent():
     notice = lbpair_notify.alarm_notice("no_master", "lbpair_51", "no MASTER")
     smtp = {"from": "lbpair@example.net", "to": ["a@example.net", "b@example.net"]}
