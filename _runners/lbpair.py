@@ -559,9 +559,9 @@ def _check_pair(config, instance, requested_at):
         return result
 
 
-def _warn(config, minion, tag, data):
+def _warn(config, minion, code, data):
     """A node's beacon warns (once per episode, e.g. keepalived off D-Bus): record it and tell the operator."""
-    code, message = tag.rsplit("/", 1)[-1], str(data.get("message", ""))[:MAX_WARNING_CHARS]
+    message = str(data.get("message", ""))[:MAX_WARNING_CHARS]
     log.warning("lbpair: %s warns (%s): %s", minion, code, message)
     _record(config, [{"kind": "warning", "minion": minion, "code": code, "at": _iso(time.time()), "message": message}])
     return {"warning": code, "notified": _deliver(config, __salt__["lbpair_notify.warning_notice"](minion, code, message))}
@@ -590,9 +590,10 @@ def on_beacon(tag, data, **kwargs):  # pylint: disable=unused-argument
     if problem:
         log.warning("lbpair: ignoring beacon event %s: %s", tag, problem)
         return {"ignored": problem}
-    minion = TAG_RE.match(tag)["minion"]
-    if TAG_RE.match(tag)["instance"] == "warning":
-        return _warn(config, minion, tag, data)
+    parts = TAG_RE.match(tag)
+    minion = parts["minion"]
+    if parts["instance"] == "warning":
+        return _warn(config, minion, parts["state"], data)
     journal = _ask([minion], "lbpair_keepalived.transitions", config, {"since": data["seq"] - 1}).get(minion)
     verdict, entry = journal_verdict(data, journal)
     if verdict == "refuted":

@@ -16,12 +16,14 @@ import time
 import pytest
 
 from lab import demo, netns, topology
-from lab.salt_master import EventLog, Pillar, reactor_settings, state_tree
+from lab.salt_master import EventLog, Pillar, reactor_settings, seed_pillar, state_tree
 from lab.services import ReactionServices
+from lab.util import wait_until
 
 HOSTS = ("mgmt", "lb1", "lb2", "foo1", "foo2", "bar1", "bar2", "baz1", "baz2", "client")
 NODES = ("lb1", "lb2")
 DAMPING_WINDOW = 2  # s: the failover and the failback each get their own messages
+VIPS = sorted(service["vip"] for service in seed_pillar()["services"].values())
 
 
 def pytest_collection_modifyitems(config, items):
@@ -102,6 +104,11 @@ def wait_for_minion(salt_cli, node, timeout=90):
             return
         time.sleep(1)
     raise TimeoutError(f"minion {node} did not answer within {timeout} s")
+
+
+def wait_for_vips(lab, node, timeout=30):
+    """Wait until *node* holds every VIP of the seed."""
+    wait_until(lambda: lab.vips_on(node, VIPS) == VIPS, timeout, what=f"the VIPs on {node}")
 
 
 def apply_state(salt_cli, node, **kwargs):

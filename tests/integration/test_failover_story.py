@@ -8,17 +8,14 @@ import pytest
 
 from lab.demo import history_records, one_failover
 from lab.load import ClientLoad
-from lab.util import wait_until
-from tests.integration.conftest import NODES, journal, last_seq
-
-VIPS = ["203.0.113.10", "203.0.113.20", "203.0.113.30"]
+from tests.integration.conftest import NODES, VIPS, journal, last_seq, wait_for_vips
 MOVES = [("lb1", "MASTER", "BACKUP"), ("lb2", "BACKUP", "MASTER"), ("lb1", "BACKUP", "MASTER"), ("lb2", "MASTER", "BACKUP")]
 
 
 @pytest.fixture(scope="module")
 def drill(lab, highstated, salt_cli, reactions):
     """One failover and failback under client load, with everything it set off; the journals' seq before it."""
-    wait_until(lambda: lab.vips_on("lb1", VIPS) == VIPS, 30, what="VIPs on lb1")
+    wait_for_vips(lab, "lb1")
     # what an operator does after an upgrade; earlier beacon loads must not report transitions again
     for node in NODES:
         salt_cli.run("saltutil.sync_all", minion_tgt=node, _timeout=120)

@@ -10,14 +10,12 @@ import pytest
 
 from lab.demo import history_records
 from lab.util import wait_until
-from tests.integration.conftest import NODES, journal, last_seq, wait_for_minion
-
-VIPS = ["203.0.113.10", "203.0.113.20", "203.0.113.30"]
+from tests.integration.conftest import NODES, journal, last_seq, wait_for_minion, wait_for_vips
 
 
 def fail_over(lab):
     lab.exec("lb1", ["systemctl", "stop", "haproxy"])
-    wait_until(lambda: lab.vips_on("lb2", VIPS) == VIPS, 30, what="VIPs on lb2")
+    wait_for_vips(lab, "lb2")
 
 
 def transitions_recorded(history_path, minion, since_seq):
@@ -31,7 +29,7 @@ def status_on(salt_cli, node):
 @pytest.fixture
 def pair(lab, highstated, salt_cli, reactions):
     """The pair as the seed leaves it (lb1 MASTER); afterwards HAProxy, keepalived, the minions and the VIPs are back."""
-    wait_until(lambda: lab.vips_on("lb1", VIPS) == VIPS, 30, what="VIPs on lb1")
+    wait_for_vips(lab, "lb1")
     seq = {node: last_seq(salt_cli, node) for node in NODES}
     reactions.mark()
     yield seq
@@ -39,7 +37,7 @@ def pair(lab, highstated, salt_cli, reactions):
         lab.exec(node, ["systemctl", "start", "salt-minion", "keepalived"])
         wait_for_minion(salt_cli, node)
     lab.exec("lb1", ["systemctl", "start", "haproxy"])
-    wait_until(lambda: lab.vips_on("lb1", VIPS) == VIPS, 30, what="VIPs back on lb1")
+    wait_for_vips(lab, "lb1")
     reactions.awaited("lb1")
 
 

@@ -8,10 +8,7 @@ import copy
 import time
 
 from lab.demo import history_records
-from lab.util import wait_until
-from tests.integration.conftest import NODES, apply_state, last_seq
-
-VIPS = ["203.0.113.10", "203.0.113.20", "203.0.113.30"]
+from tests.integration.conftest import NODES, VIPS, apply_state, last_seq, wait_for_vips
 
 
 def apply_everywhere(salt_cli):
@@ -21,7 +18,7 @@ def apply_everywhere(salt_cli):
 
 
 def test_without_preempt_the_pair_stays_on_the_node_that_took_over(lab, highstated, salt_cli, pillar, history_path, reactions):
-    wait_until(lambda: lab.vips_on("lb1", VIPS) == VIPS, 30, what="VIPs on lb1")
+    wait_for_vips(lab, "lb1")
     staying = copy.deepcopy(pillar.seed)
     staying["vrrp"]["preempt"] = False
     staying["vrrp"]["check"]["weight"] = 0  # a failed check means FAULT
@@ -31,7 +28,7 @@ def test_without_preempt_the_pair_stays_on_the_node_that_took_over(lab, highstat
         lb1_seq = last_seq(salt_cli, "lb1")
         reactions.mark()
         lab.exec("lb1", ["systemctl", "stop", "haproxy"])
-        wait_until(lambda: lab.vips_on("lb2", VIPS) == VIPS, 30, what="VIPs on lb2")
+        wait_for_vips(lab, "lb2")
         reactions.awaited("lb2")
         lab.exec("lb1", ["systemctl", "start", "haproxy"])
         time.sleep(12)  # the check rises (2 x 2 s) and a preempting node would have taken over by now
@@ -42,5 +39,5 @@ def test_without_preempt_the_pair_stays_on_the_node_that_took_over(lab, highstat
         lab.exec("lb1", ["systemctl", "start", "haproxy"])
         pillar.restore()
         apply_everywhere(salt_cli)
-    wait_until(lambda: lab.vips_on("lb1", VIPS) == VIPS, 30, what="VIPs back on lb1 once preempt is on again")
+    wait_for_vips(lab, "lb1")  # preempt is on again
     reactions.awaited("lb1")

@@ -9,12 +9,10 @@ import time
 
 from lab.load import ClientLoad
 from tests.integration.conftest import NODES, apply_state, journal, last_seq
+from tests.integration.conftest import VIPS as ALL_VIPS  # sorted; VIPS below names their services
 
 VIPS = {"foo": "203.0.113.10", "bar": "203.0.113.20", "baz": "203.0.113.30"}
 CONFIGS = ("/etc/haproxy/haproxy.cfg", "/etc/keepalived/keepalived.conf")
-
-
-ALL_VIPS = sorted(VIPS.values())
 
 
 def vips_on(lab, node):
@@ -46,12 +44,12 @@ def test_highstate_succeeds_on_both_nodes(highstated):
 
 
 def test_lb1_holds_the_vips_and_lb2_stands_by(lab, highstated):
-    assert wait_for(lambda: vips_on(lab, "lb1") == sorted(VIPS.values())), vips_on(lab, "lb1")
+    assert wait_for(lambda: vips_on(lab, "lb1") == ALL_VIPS), vips_on(lab, "lb1")
     assert vips_on(lab, "lb2") == []
 
 
 def test_haproxy_balances_round_robin_with_cookie_persistence(lab, highstated):
-    assert wait_for(lambda: vips_on(lab, "lb1") == sorted(VIPS.values()))
+    assert wait_for(lambda: vips_on(lab, "lb1") == ALL_VIPS)
     for service, vip in VIPS.items():
         seen = {lab.curl(f"http://{vip}/") for _ in range(4)}
         assert seen == {f"{service}1", f"{service}2"}
@@ -67,7 +65,7 @@ def test_second_highstate_reports_no_changes(salt_cli, highstated):
 
 
 def test_keepalived_status_names_the_master(salt_cli, highstated, lab):
-    assert wait_for(lambda: vips_on(lab, "lb1") == sorted(VIPS.values()))
+    assert wait_for(lambda: vips_on(lab, "lb1") == ALL_VIPS)
     states = {node: salt_cli.run("lbpair_keepalived.status", minion_tgt=node).data for node in NODES}
     assert states["lb1"]["lbpair_51"]["state"] == "MASTER", states
     assert states["lb2"]["lbpair_51"]["state"] == "BACKUP", states
@@ -99,7 +97,7 @@ def test_bad_pillar_leaves_the_running_daemons_untouched(salt_cli, highstated, l
 
 
 def test_adding_a_service_under_load_drops_no_request(salt_cli, highstated, lab, pillar):
-    assert wait_for(lambda: vips_on(lab, "lb1") == sorted(VIPS.values()))
+    assert wait_for(lambda: vips_on(lab, "lb1") == ALL_VIPS)
     seq_before = {node: last_seq(salt_cli, node) for node in NODES}
     load = ClientLoad(lab, [f"http://{vip}/" for vip in VIPS.values()])
     try:
