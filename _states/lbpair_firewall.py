@@ -7,15 +7,23 @@ State for the firewall rule that lets the nodes of an lbpair pair exchange VRRP.
       lbpair_firewall.vrrp_allowed
 """
 
-from salt.exceptions import CommandExecutionError, SaltInvocationError
+from lbpair_lib import firewall, pillar, results
 
 __virtualname__ = "lbpair_firewall"
 
 
 def __virtual__():
-    if "lbpair_firewall.vrrp_allow" not in __salt__:
-        return False, "the lbpair execution modules are not available"
     return __virtualname__
+
+
+def _apply(test):
+    model = pillar.minion_model(__pillar__, __opts__, __context__)
+    changes = {key: rules for key, rules in firewall.allow(model, test=test).items() if rules}
+    if not changes:
+        return {"result": True, "comment": "VRRP rules are in place"}
+    if test:
+        return {"result": None, "comment": "VRRP rules would be changed", "changes": changes}
+    return {"result": True, "comment": "VRRP rules changed", "changes": changes}
 
 
 def vrrp_allowed(name):
@@ -27,17 +35,4 @@ def vrrp_allowed(name):
     name
         The state's name; free text.
     """
-    ret = {"name": name, "result": False, "comment": "", "changes": {}}
-    try:
-        plan = __salt__["lbpair_firewall.vrrp_allow"](test=__opts__["test"])
-    except (CommandExecutionError, SaltInvocationError) as exc:
-        ret["comment"] = str(exc)
-        return ret
-    changes = {key: rules for key, rules in plan.items() if rules}
-    if not changes:
-        ret.update(result=True, comment="VRRP rules are in place")
-    elif __opts__["test"]:
-        ret.update(result=None, comment="VRRP rules would be changed", changes=changes)
-    else:
-        ret.update(result=True, comment="VRRP rules changed", changes=changes)
-    return ret
+    return results.state(name, lambda: _apply(__opts__["test"]))

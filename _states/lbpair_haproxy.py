@@ -7,12 +7,12 @@ State for HAProxy on an lbpair node.
       lbpair_haproxy.configured
 """
 
+from lbpair_lib import deploy, haproxy, pillar, results
+
 __virtualname__ = "lbpair_haproxy"
 
 
 def __virtual__():
-    if "lbpair_deploy.configured_state" not in __salt__:
-        return False, "the lbpair execution modules are not available"
     return __virtualname__
 
 
@@ -20,9 +20,14 @@ def configured(name):
     """
     Render haproxy.cfg from the ``lbpair`` pillar, check it with ``haproxy -c``,
     install it atomically and reload HAProxy; only when it changed. With
-    ``test=True`` the unified diff is shown and nothing is written.
+    ``test=True`` the unified diff is shown (passwords masked) and nothing is written.
 
     name
         The state's name; free text.
     """
-    return __salt__["lbpair_deploy.configured_state"](name, "haproxy", test=__opts__["test"])
+
+    def configure():
+        daemon = haproxy.daemon(__salt__["config.get"]("lbpair_haproxy", {}))
+        return deploy.configure(daemon, pillar.minion_model(__pillar__, __opts__, __context__), __salt__, __opts__["test"])
+
+    return results.state(name, configure)

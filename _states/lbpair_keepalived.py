@@ -7,12 +7,12 @@ State for keepalived on an lbpair node.
       lbpair_keepalived.configured
 """
 
+from lbpair_lib import deploy, keepalived, pillar, results
+
 __virtualname__ = "lbpair_keepalived"
 
 
 def __virtual__():
-    if "lbpair_deploy.configured_state" not in __salt__:
-        return False, "the lbpair execution modules are not available"
     return __virtualname__
 
 
@@ -26,4 +26,9 @@ def configured(name):
     name
         The state's name; free text.
     """
-    return __salt__["lbpair_deploy.configured_state"](name, "keepalived", test=__opts__["test"])
+
+    def configure():
+        daemon = keepalived.daemon(__salt__["config.get"]("lbpair_keepalived", {}))
+        return deploy.configure(daemon, pillar.minion_model(__pillar__, __opts__, __context__), __salt__, __opts__["test"])
+
+    return results.state(name, configure)

@@ -23,6 +23,7 @@ from lab.util import stop_process, wait_until
 REPO = pathlib.Path(__file__).resolve().parent.parent
 #: file_roots entries, as an operator links them: the extension folders and salt/'s tree.
 STATE_TREE = {
+    "_utils": REPO / "_utils",
     "_modules": REPO / "_modules",
     "_states": REPO / "_states",
     "_beacons": REPO / "_beacons",
@@ -30,6 +31,15 @@ STATE_TREE = {
     "reactor": REPO / "salt" / "reactor",
     "lbpair": REPO / "salt" / "lbpair",
     "top.sls": REPO / "salt" / "top.sls",
+}
+
+#: lbpair's folders as minion and master options: Salt loads the extension from the checkout.
+EXTENSION_DIRS = {
+    "module_dirs": [str(REPO / "_modules")],
+    "states_dirs": [str(REPO / "_states")],
+    "beacons_dirs": [str(REPO / "_beacons")],
+    "runner_dirs": [str(REPO / "_runners")],
+    "utils_dirs": [str(REPO / "_utils")],
 }
 
 
@@ -140,7 +150,7 @@ class Master:
             with socket.socket() as probe:
                 probe.settimeout(0.5)
                 if probe.connect_ex(("127.0.0.1" if self.address == "0.0.0.0" else self.address, 4506)) == 0:
-                    self.run("saltutil.sync_runners")
+                    self.run("saltutil.sync_all")
                     return
             time.sleep(0.2)
         raise TimeoutError(f"salt-master did not listen on {self.address}:4506 within {timeout} s")

@@ -4,24 +4,15 @@ import copy
 import logging
 import pathlib
 import shutil
-import sys
 import tempfile
 
 import pytest
 from saltfactories.plugins.event_listener import EventListener
 
+from lab.salt_master import EXTENSION_DIRS  # noqa: F401  (the suites' minion and master options)
+from lab.salt_master import seed_pillar as example_lbpair_pillar
+
 REPO = pathlib.Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))
-
-from lab.salt_master import seed_pillar as example_lbpair_pillar  # noqa: E402  (needs REPO on the path)
-
-#: lbpair's loader folders as minion and master options: Salt loads the extension from the checkout.
-EXTENSION_DIRS = {
-    "module_dirs": [str(REPO / "_modules")],
-    "states_dirs": [str(REPO / "_states")],
-    "beacons_dirs": [str(REPO / "_beacons")],
-    "runner_dirs": [str(REPO / "_runners")],
-}
 
 
 # salt-factories listens on 0.0.0.0 for its daemons' logs and events: keep both on loopback

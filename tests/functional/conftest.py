@@ -110,6 +110,19 @@ def states(loaders):
     return loaders.states
 
 
+@pytest.fixture
+def state_functions(loaders):
+    """
+    lbpair's state functions called directly: ``loaders.states`` runs states through
+    ``state.single``, whose loader of its own never sees the service recorder.
+    """
+    import salt.loader  # pylint: disable=import-outside-toplevel
+
+    return salt.loader.states(
+        loaders.opts, functions=loaders.modules, utils=loaders.utils, serializers=loaders.serializers, context=loaders.context
+    )
+
+
 def set_pillar(loaders, pillar):
     """Replace the minion's lbpair pillar (the loader sees the same dict)."""
     loaders.opts["pillar"]["lbpair"] = copy.deepcopy(pillar)

@@ -64,8 +64,9 @@ def salt_master(salt_factories, tmp_path_factory, pillar, services, history_path
     }
     factory = salt_factories.salt_master_daemon("lbpair-master", overrides=overrides)
     with factory.started():
-        synced = factory.salt_run_cli().run("saltutil.sync_runners")
-        assert "runners.lbpair" in synced.data, synced.stdout
+        synced = factory.salt_run_cli().run("saltutil.sync_all")
+        assert "runners.lbpair" in synced.data["runners"], synced.stdout
+        assert "utils.lbpair_lib.reactions" in synced.data["utils"], synced.stdout
         yield factory
 
 

@@ -28,13 +28,9 @@ from lab.salt_master import reactor_settings
 from lab.services import ReactionServices
 from lab.util import wait_until
 from lab.vrrp_node import tracked_file_pillar
+from lbpair_lib.history import History
+from lbpair_lib.journal import Journal
 from tests.conftest import EXTENSION_DIRS, REPO
-
-sys.path.insert(0, str(REPO / "_modules"))
-sys.path.insert(0, str(REPO / "_runners"))
-
-import lbpair_history  # noqa: E402  pylint: disable=wrong-import-position
-import lbpair_journal  # noqa: E402  pylint: disable=wrong-import-position
 
 WEBHOOK_TOKEN = "hook-secret-Q7"
 INSTANCE = "lbpair_51"
@@ -160,18 +156,14 @@ class Harness:
     def journal_path(self, minion):
         return os.path.join(self.minions[minion].config["cachedir"], "lbpair", "transitions.jsonl")
 
-    def journal(self, minion, state, previous, instance=INSTANCE, via_salt=False):
+    def journal(self, minion, state, previous, instance=INSTANCE):
         """Journal a transition on ``minion`` as its beacon would; returns the entry with its seq."""
         entry = {
             "instance": instance, "interface": "eth0", "vrid": 51, "family": "IPv4", "state": state,
             "previous_state": previous, "received_at": _now_iso(), "time": time.time(), "source": "live",
             "vips": ["203.0.113.10", "203.0.113.20", "203.0.113.30"], "meta": {},
         }  # fmt: skip
-        if via_salt:
-            ret = self.minions[minion].salt_call_cli(timeout=30).run("lbpair_journal.append", json.dumps(entry))
-            assert ret.returncode == 0, ret.stderr
-            return ret.data
-        return lbpair_journal.append_entry(self.journal_path(minion), entry)
+        return Journal(self.journal_path(minion)).append(entry)
 
     def fire(self, sender, entries, claimed=None):
         """``sender`` sends beacon events for ``entries`` to the master, in ``claimed``'s name if given."""
@@ -185,12 +177,12 @@ class Harness:
         assert ret.returncode == 0, ret.stderr
 
     def transition(self, minion, state, previous):
-        entry = self.journal(minion, state, previous, via_salt=True)
+        entry = self.journal(minion, state, previous)
         self.fire(minion, [entry])
         return entry
 
     def history(self):
-        return lbpair_history.read(self.history_path)
+        return History(self.history_path).read()
 
     def transitions(self):
         return [r for r in self.history() if r["kind"] == "transition"]

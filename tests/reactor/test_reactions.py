@@ -105,7 +105,7 @@ def test_burst_of_transitions_gives_one_message_and_a_summary(lab):
 def test_events_from_strangers_and_forgeries_change_nothing(lab):
     dns_before = (lab.named.query("active", "A"), lab.named.query("active", "TXT"))
     started = time.time()
-    stranger = lab.journal("lb3", "MASTER", "BACKUP", via_salt=True)
+    stranger = lab.journal("lb3", "MASTER", "BACKUP")
     lab.fire("lb3", [stranger])
     lab.pair.make_master("lb2")  # even with lb2 really MASTER, only lb2 may say so
     real_last = lab.journal("lb2", "BACKUP", "MASTER")

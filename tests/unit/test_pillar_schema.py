@@ -2,16 +2,17 @@
 
 import pytest
 
-import lbpair_config
+from lbpair_lib import pillar
+from lbpair_lib.errors import InvalidValue
 
 
-def normalize(pillar):
-    return lbpair_config._normalize(pillar)
+def normalize(lbpair):
+    return pillar.normalize(lbpair)
 
 
-def rejects(pillar, path, message=""):
-    with pytest.raises(lbpair_config.PillarError) as error:
-        normalize(pillar)
+def rejects(lbpair, path, message=""):
+    with pytest.raises(InvalidValue) as error:
+        normalize(lbpair)
     assert error.value.path == path, str(error.value)
     assert message in str(error.value)
     return error.value
@@ -173,7 +174,15 @@ def test_override_null_removes_a_default(seed_pillar):
 
 
 def test_minion_outside_the_pair_is_named(seed_pillar):
-    with pytest.raises(lbpair_config.PillarError) as error:
-        lbpair_config._for_node(normalize(seed_pillar), "lb3")
+    with pytest.raises(InvalidValue) as error:
+        pillar.for_node(normalize(seed_pillar), "lb3")
     assert error.value.path == "lbpair:nodes"
     assert "'lb3' is not a node" in str(error.value)
+
+
+def test_model_is_normalised_once_per_pillar_object(seed_pillar):
+    cache = {}
+    first = pillar.node_model(seed_pillar, "lb1", cache)
+    assert pillar.node_model(seed_pillar, "lb2", cache)["services"] is first["services"]
+    changed = {**seed_pillar, "services": {}}
+    assert pillar.node_model(changed, "lb1", cache)["services"] == {}

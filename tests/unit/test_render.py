@@ -2,30 +2,26 @@
 
 import ipaddress
 
-import lbpair_config
-import lbpair_deploy
-import lbpair_firewall
-import lbpair_haproxy
-import lbpair_keepalived
+from lbpair_lib import deploy, firewall, haproxy, keepalived, pillar, stats
 from lab.scenarios import VIP_POOL, many_services
 
 
-def model_for(pillar, node="lb1"):
-    return lbpair_config._for_node(lbpair_config._normalize(pillar), node)
+def model_for(lbpair, node="lb1"):
+    return pillar.for_node(pillar.normalize(lbpair), node)
 
 
 def test_rendering_is_byte_for_byte_deterministic(seed_pillar):
     reordered = dict(reversed(list(seed_pillar["services"].items())))
-    first = lbpair_haproxy.render_config(model_for(seed_pillar))
-    second = lbpair_haproxy.render_config(model_for({**seed_pillar, "services": reordered}))
+    first = haproxy.render_config(model_for(seed_pillar))
+    second = haproxy.render_config(model_for({**seed_pillar, "services": reordered}))
     assert first == second
-    assert lbpair_keepalived.render_config(model_for(seed_pillar)) == lbpair_keepalived.render_config(
+    assert keepalived.render_config(model_for(seed_pillar)) == keepalived.render_config(
         model_for({**seed_pillar, "services": reordered})
     )
 
 
 def test_listen_section_has_cookie_persistence_and_round_robin(seed_pillar):
-    text = lbpair_haproxy.render_config(model_for(seed_pillar))
+    text = haproxy.render_config(model_for(seed_pillar))
     assert "listen foo\n    bind 203.0.113.10:80\n    mode http\n    balance roundrobin\n" in text
     assert "    cookie foo-server-id insert indirect nocache\n" in text
     assert "    server foo1 198.51.100.11:80 check cookie foo1\n" in text
@@ -33,40 +29,40 @@ def test_listen_section_has_cookie_persistence_and_round_robin(seed_pillar):
 
 def test_option_lines_keep_their_order(seed_pillar):
     seed_pillar["services"]["foo"]["options"] = ["http-request deny if { path /b }", "http-request allow"]
-    text = lbpair_haproxy.render_config(model_for(seed_pillar))
+    text = haproxy.render_config(model_for(seed_pillar))
     assert text.index("http-request deny") < text.index("http-request allow")
 
 
 def test_preferred_master_starts_as_master_and_peer_as_backup(seed_pillar):
-    assert "    state MASTER\n    interface eth0\n" in lbpair_keepalived.render_config(model_for(seed_pillar, "lb1"))
-    lb2 = lbpair_keepalived.render_config(model_for(seed_pillar, "lb2"))
+    assert "    state MASTER\n    interface eth0\n" in keepalived.render_config(model_for(seed_pillar, "lb1"))
+    lb2 = keepalived.render_config(model_for(seed_pillar, "lb2"))
     assert "    state BACKUP\n" in lb2 and "    priority 100\n" in lb2 and "mcast_src_ip 192.0.2.12" in lb2
 
 
 def test_no_preempt_renders_both_nodes_as_backup(seed_pillar):
     seed_pillar["vrrp"]["preempt"] = False
     seed_pillar["vrrp"]["check"]["weight"] = 0
-    text = lbpair_keepalived.render_config(model_for(seed_pillar, "lb1"))
+    text = keepalived.render_config(model_for(seed_pillar, "lb1"))
     assert "    state BACKUP\n" in text and "    nopreempt\n" in text
 
 
 def test_adverts_with_another_vip_list_are_accepted_while_a_change_rolls_out(seed_pillar):
-    assert "    skip_check_adv_addr\n" in lbpair_keepalived.render_config(model_for(seed_pillar, "lb2"))
+    assert "    skip_check_adv_addr\n" in keepalived.render_config(model_for(seed_pillar, "lb2"))
 
 
 def test_unicast_lists_the_peers(seed_pillar):
     seed_pillar["vrrp"]["unicast"] = True
-    text = lbpair_keepalived.render_config(model_for(seed_pillar, "lb1"))
+    text = keepalived.render_config(model_for(seed_pillar, "lb1"))
     assert "    unicast_src_ip 192.0.2.11\n    unicast_peer {\n        192.0.2.12\n    }\n" in text
 
 
 def test_dbus_and_script_security_are_enabled(seed_pillar):
-    text = lbpair_keepalived.render_config(model_for(seed_pillar))
+    text = keepalived.render_config(model_for(seed_pillar))
     assert "    enable_dbus\n" in text and "    enable_script_security\n" in text
 
 
 def test_adverts_carry_the_lowest_vip_and_the_rest_are_excluded(seed_pillar):
-    text = lbpair_keepalived.render_config(model_for(many_services(seed_pillar, 1000)))
+    text = keepalived.render_config(model_for(many_services(seed_pillar, 1000)))
     included, excluded = text.split("virtual_ipaddress_excluded {")
     assert included.count("/32 dev eth0") == 1
     assert f"{min(VIP_POOL, key=ipaddress.ip_address)}/32 dev eth0" in included
@@ -74,35 +70,35 @@ def test_adverts_carry_the_lowest_vip_and_the_rest_are_excluded(seed_pillar):
 
 
 def test_adding_a_service_leaves_the_adverts_unchanged(seed_pillar):
-    before = lbpair_keepalived.render_config(model_for(seed_pillar)).split("virtual_ipaddress_excluded")[0]
+    before = keepalived.render_config(model_for(seed_pillar)).split("virtual_ipaddress_excluded")[0]
     seed_pillar["services"]["qux"] = {**seed_pillar["services"]["foo"], "vip": "203.0.113.40"}
-    after = lbpair_keepalived.render_config(model_for(seed_pillar)).split("virtual_ipaddress_excluded")[0]
+    after = keepalived.render_config(model_for(seed_pillar)).split("virtual_ipaddress_excluded")[0]
     assert before == after
 
 
 def test_diff_masks_passwords():
     old = "defaults\n    stats auth admin:oldsecret\n"
     new = "defaults\n    stats auth admin:newsecret\n"
-    diff = lbpair_deploy.unified_diff(old, new, "/etc/haproxy/haproxy.cfg")
+    diff = deploy.unified_diff(old, new, "/etc/haproxy/haproxy.cfg")
     assert "oldsecret" not in diff and "newsecret" not in diff
     assert "only secret values changed" in diff
-    assert "stats auth admin:******" in lbpair_deploy.unified_diff(old, "", "x")
+    assert "stats auth admin:******" in deploy.unified_diff(old, "", "x")
 
 
 def test_firewall_wants_one_rule_per_peer(seed_pillar):
-    rules = lbpair_firewall.wanted_rules(model_for(seed_pillar, "lb1"))
+    rules = firewall.wanted_rules(model_for(seed_pillar, "lb1"))
     assert rules == {"lbpair-vrrp 192.0.2.12 to 224.0.0.18": ("192.0.2.12", "224.0.0.18")}
 
 
 def test_firewall_finds_its_rules_in_listings():
     iptables = '-A INPUT -s 192.0.2.12/32 -d 224.0.0.18/32 -p vrrp -m comment --comment "lbpair-vrrp 192.0.2.12 to 224.0.0.18" -j ACCEPT\n'
-    assert lbpair_firewall.comments_in_iptables(iptables) == {"lbpair-vrrp 192.0.2.12 to 224.0.0.18"}
+    assert firewall.comments_in_iptables(iptables) == {"lbpair-vrrp 192.0.2.12 to 224.0.0.18"}
     nft = '\t\tip saddr 192.0.2.12 ip daddr 224.0.0.18 ip protocol vrrp accept comment "lbpair-vrrp 192.0.2.12 to 224.0.0.18" # handle 7\n'
-    assert lbpair_firewall.comments_in_nft(nft) == {"lbpair-vrrp 192.0.2.12 to 224.0.0.18": "7"}
+    assert firewall.comments_in_nft(nft) == {"lbpair-vrrp 192.0.2.12 to 224.0.0.18": "7"}
 
 
 def test_stat_csv_is_parsed_into_servers():
     csv_text = "# pxname,svname,status,weight,scur,stot,check_status,lastchg,addr\nfoo,FRONTEND,OPEN,,0,0,,,\nfoo,foo1,UP,1,0,3,L4OK,10,198.51.100.11:80\nfoo,BACKEND,UP,1,0,3,,10,\n"
-    assert lbpair_haproxy.parse_stat(csv_text) == {
+    assert stats.parse_stat(csv_text) == {
         "foo": {"foo1": {"status": "UP", "weight": "1", "scur": "0", "stot": "3", "check_status": "L4OK", "lastchg": "10", "addr": "198.51.100.11:80"}}
     }

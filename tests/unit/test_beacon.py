@@ -2,9 +2,10 @@
 
 import queue
 
-import lbpair_keepalived
-import lbpair_vrrp
 import pytest
+
+from lbpair_lib import beacon, keepalived, vrrp_dbus
+from lbpair_lib.journal import Journal
 
 INSTANCE = {"name": "lbpair_51", "interface": "eth0", "vrid": 51, "family": "IPv4"}
 
@@ -21,7 +22,7 @@ INSTANCE = {"name": "lbpair_51", "interface": "eth0", "vrid": 51, "family": "IPv
     ],
 )
 def test_good_configurations_are_accepted(config):
-    assert lbpair_vrrp.check_config(config) == (True, "")
+    assert beacon.check_config(config) == (True, "")
 
 
 @pytest.mark.parametrize(
@@ -36,26 +37,25 @@ def test_good_configurations_are_accepted(config):
     ],
 )
 def test_bad_configurations_say_what_is_wrong(config, words):
-    valid, message = lbpair_vrrp.check_config(config)
+    valid, message = beacon.check_config(config)
     assert not valid
     assert words in message
 
 
 def test_keepalived_without_dbus_is_named_plainly_and_json_only_still_works():
-    valid, message = lbpair_vrrp.check_config([{"bus": "system"}], dbus_built=False)
+    valid, message = beacon.check_config([{"bus": "system"}], dbus_built=False)
     assert not valid and "built without D-Bus" in message and "bus: none" in message
-    assert lbpair_vrrp.check_config([{"bus": "none"}], dbus_built=False) == (True, "")
-    assert "dbus-next" in lbpair_vrrp.check_config([{"bus": "system"}], dbus_client=False)[1]
+    assert beacon.check_config([{"bus": "none"}], dbus_built=False) == (True, "")
 
 
 def test_keepalived_build_features_are_read_from_its_version():
     text = "configure options: --enable-snmp --enable-dbus --enable-json --enable-bfd"
-    assert lbpair_keepalived.parse_version(text) == {"dbus": True, "json": True}
-    assert lbpair_keepalived.parse_version("configure options: --enable-json") == {"dbus": False, "json": True}
+    assert keepalived.parse_version(text) == {"dbus": True, "json": True}
+    assert keepalived.parse_version("configure options: --enable-json") == {"dbus": False, "json": True}
 
 
 def test_first_state_has_unknown_previous_state_and_carries_the_contract():
-    tracker = lbpair_vrrp.Tracker(meta={"site": "paris"}, vips={"lbpair_51": ["203.0.113.10"]})
+    tracker = beacon.Tracker(meta={"site": "paris"}, vips={"lbpair_51": ["203.0.113.10"]})
     transition = tracker.observe(INSTANCE, "MASTER", "live", 1795698683.398471)
     assert transition == {
         "instance": "lbpair_51",
@@ -70,23 +70,21 @@ def test_first_state_has_unknown_previous_state_and_carries_the_contract():
         "vips": ["203.0.113.10"],
         "meta": {"site": "paris"},
     }
-    assert lbpair_vrrp.event_tag(transition) == "lbpair_51/MASTER"
+    assert beacon.event_tag(transition) == "lbpair_51/MASTER"
 
 
 def test_same_state_seen_again_is_not_a_transition():
-    tracker = lbpair_vrrp.Tracker()
+    tracker = beacon.Tracker()
     assert tracker.observe(INSTANCE, "BACKUP", "live", 1.0)
     assert tracker.observe(INSTANCE, "BACKUP", "reconstructed", 2.0) is None
     assert tracker.observe(INSTANCE, "MASTER", "live", 3.0)["previous_state"] == "BACKUP"
 
 
-def test_state_journalled_before_a_restart_is_the_last_known_state():
-    entries = [
-        {"seq": 1, "instance": "lbpair_51", "state": "BACKUP"},
-        {"seq": 2, "instance": "lbpair_51", "state": "MASTER"},
-        {"seq": 3, "instance": "lbpair_52", "state": "BACKUP"},
-    ]
-    tracker = lbpair_vrrp.Tracker(lbpair_vrrp.last_known(entries))
+def test_state_journalled_before_a_restart_is_the_last_known_state(tmp_path):
+    journal = Journal(str(tmp_path / "journal.jsonl"))
+    for instance, state in (("lbpair_51", "BACKUP"), ("lbpair_51", "MASTER"), ("lbpair_52", "BACKUP")):
+        journal.append({"instance": instance, "state": state})
+    tracker = beacon.Tracker(journal.last_known())
     assert tracker.observe(INSTANCE, "MASTER", "reconstructed", 1.0) is None
     changed = tracker.observe(INSTANCE, "BACKUP", "reconstructed", 2.0)
     assert (changed["previous_state"], changed["state"], changed["source"]) == ("MASTER", "BACKUP", "reconstructed")
@@ -94,24 +92,24 @@ def test_state_journalled_before_a_restart_is_the_last_known_state():
 
 def test_instance_paths_give_interface_vrid_and_family():
     path = "/org/keepalived/Vrrp1/Instance/eth0/51/IPv4"
-    assert lbpair_keepalived.parse_instance_path(path) == {"interface": "eth0", "vrid": 51, "family": "IPv4"}
-    assert lbpair_keepalived.parse_instance_path("/org/keepalived/Vrrp1/Vrrp") is None
-    assert lbpair_keepalived.parse_instance_path("/org/keepalived/Vrrp1/Instance/eth0/x/IPv4") is None
+    assert vrrp_dbus.parse_instance_path(path) == {"interface": "eth0", "vrid": 51, "family": "IPv4"}
+    assert vrrp_dbus.parse_instance_path("/org/keepalived/Vrrp1/Vrrp") is None
+    assert vrrp_dbus.parse_instance_path("/org/keepalived/Vrrp1/Instance/eth0/x/IPv4") is None
 
 
 def test_state_numbers_have_keepalived_names():
-    assert [lbpair_keepalived.state_name(n) for n in (0, 1, 2, 3, 97, 98, 42)] == [
+    assert [keepalived.state_name(n) for n in (0, 1, 2, 3, 97, 98, 42)] == [
         "INIT", "BACKUP", "MASTER", "FAULT", "DELETED", "STOP", "42"
     ]
 
 
 def test_json_dump_vips_are_plain_addresses():
     text = '[{"data": {"iname": "lbpair_51", "state": 2, "ifp_ifname": "eth0", "vrid": 51, "vips": ["203.0.113.10 dev eth0 scope global set"]}}]'
-    assert lbpair_keepalived.parse_json_dump(text)["lbpair_51"]["vips"] == ["203.0.113.10"]
+    assert keepalived.parse_json_dump(text)["lbpair_51"]["vips"] == ["203.0.113.10"]
 
 
-class Journal:
-    """An in-memory stand-in for the journal's append/since (the real one is tested in tests/unit)."""
+class JournalInMemory:
+    """An in-memory stand-in for the journal (the real one is tested in test_journal)."""
 
     def __init__(self):
         self.entries = []
@@ -121,25 +119,32 @@ class Journal:
         self.entries.append(entry)
         return entry
 
-    def since(self, seq):
-        return [entry for entry in self.entries if entry["seq"] > seq]
+    def last_known(self):
+        return {}
+
+
+class KeepalivedStandIn:
+    """keepalived's local side as the runner uses it: whether it runs, and its JSON dump."""
+
+    def __init__(self, running):
+        self.is_running = running
+
+    def running(self):
+        return self.is_running
+
+    def request_json(self):
+        return 1
+
+    def read_json(self, token):
+        return {"lbpair_51": {**INSTANCE, "state": "MASTER"}} if token == 1 else None
 
 
 def runner_without_bus(journal, running=False):
-    salt = {
-        "lbpair_journal.append": journal.append,
-        "lbpair_journal.since": journal.since,
-        "lbpair_keepalived.state_name": lbpair_keepalived.state_name,
-        "lbpair_keepalived.running": lambda: running,
-        "lbpair_keepalived.json_request": lambda: 1,
-        "lbpair_keepalived.json_read": lambda token: {"lbpair_51": {**INSTANCE, "state": "MASTER"}} if token == 1 else None,
-        "lbpair_keepalived.instance_vips": lambda: {},
-    }
-    return lbpair_vrrp.Runner({"bus": "none", "meta": {"a": 1}}, salt, {"id": "lb1"})
+    return beacon.Runner({"bus": "none", "meta": {"a": 1}}, journal, KeepalivedStandIn(running), {}, fire=list)
 
 
 def test_queued_records_become_journalled_events_in_order():
-    journal = Journal()
+    journal = JournalInMemory()
     runner = runner_without_bus(journal)
     runner.records.put(("seen", {**INSTANCE, "state": 1}, 1.0))
     runner.records.put(("signal", {**INSTANCE, "state": 1}, 2.0))
@@ -155,7 +160,7 @@ def test_queued_records_become_journalled_events_in_order():
 
 
 def test_json_dump_is_followed_only_while_keepalived_runs():
-    journal = Journal()
+    journal = JournalInMemory()
     assert runner_without_bus(journal, running=False).follow_json() == []
     runner = runner_without_bus(journal, running=True)
     assert runner.follow_json() == [], "the first tick only asks keepalived for its dump"
@@ -165,8 +170,7 @@ def test_json_dump_is_followed_only_while_keepalived_runs():
 
 def test_watcher_stops_even_when_the_bus_does_not_exist():
     records = queue.Queue()
-    helpers = {"connect": lbpair_keepalived.dbus_connect, "instances": None, "instance": None, "parse_path": None}
-    watcher = lbpair_vrrp.BusWatcher("unix:path=/nonexistent/bus.sock", records, helpers)
+    watcher = beacon.BusWatcher("unix:path=/nonexistent/bus.sock", records)
     watcher.start()
     kind, payload, _ = records.get(timeout=5)
     assert (kind, payload) == ("bus", {"connected": False, "owner": False})

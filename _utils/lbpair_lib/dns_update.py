@@ -6,14 +6,6 @@ Values come only from the master's ``lbpair_reactions`` configuration: an
 ``A``/``AAAA`` record gets the node's configured address, a ``TXT`` record its
 minion id. The TSIG secret is used to sign and never returned or logged.
 
-These are runners so that the ``lbpair`` runner can reach them through
-``__salt__`` (the runner loader); the functions themselves are plain Python.
-
-CLI Example:
-
-.. code-block:: bash
-
-    salt-run lbpair.dns_update lb2     # through the lbpair runner, with the master's configuration
 """
 
 import logging
@@ -27,24 +19,12 @@ import dns.tsig
 import dns.tsigkeyring
 import dns.update
 
-__virtualname__ = "lbpair_dns"
-
 log = logging.getLogger(__name__)
-
-
-def __virtual__():
-    return __virtualname__
 
 
 def record_values(records, node, address):
     """
     The ``(name, type, ttl, value)`` tuples that point ``records`` at ``node``.
-
-    CLI Example:
-
-    .. code-block:: bash
-
-        salt-run lbpair_dns.record_values '[{"name": "active", "type": "A", "ttl": 30}]' lb2 192.0.2.12
     """
     values = []
     for record in records:

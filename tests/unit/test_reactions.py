@@ -2,16 +2,14 @@
 
 import copy
 import json
-import pathlib
 
 import dns.rdatatype
 import pytest
 import yaml
 
-import lbpair
-import lbpair_dns
-import lbpair_history
-import lbpair_notify
+from lbpair_lib import dns_update, notify, reactions, reactions_config
+from lbpair_lib.errors import InvalidValue
+from lbpair_lib.history import History, select, timeline
 from tests.conftest import REPO
 
 
@@ -24,9 +22,9 @@ def shipped():
 
 
 def test_shipped_configuration_block_is_valid_and_masked(shipped):
-    config = lbpair.normalise_config(shipped)
+    config = reactions_config.normalise(shipped)
     assert config["dns"]["records"][0] == {"name": "active", "type": "A", "ttl": 30}
-    shown = json.dumps(lbpair.masked(config))
+    shown = json.dumps(reactions_config.masked(config))
     for secret in (shipped["webhook"]["url"], shipped["smtp"]["password"], shipped["dns"]["key_secret"]):
         assert secret not in shown
 
@@ -47,8 +45,8 @@ def test_shipped_configuration_block_is_valid_and_masked(shipped):
 def test_invalid_configuration_names_the_key(shipped, change, path):
     config = copy.deepcopy(shipped)
     change(config)
-    with pytest.raises(lbpair.ConfigError) as error:
-        lbpair.normalise_config(config)
+    with pytest.raises(InvalidValue) as error:
+        reactions_config.normalise(config)
     assert error.value.path == path
     assert str(error.value).startswith(f"{path}: ")
 
@@ -56,8 +54,8 @@ def test_invalid_configuration_names_the_key(shipped, change, path):
 def test_error_about_a_secret_does_not_show_it(shipped):
     config = copy.deepcopy(shipped)
     config["webhook"]["url"] = "ftp://secret-token@example.net/"
-    with pytest.raises(lbpair.ConfigError) as error:
-        lbpair.normalise_config(config)
+    with pytest.raises(InvalidValue) as error:
+        reactions_config.normalise(config)
     assert "secret-token" not in str(error.value)
 
 
@@ -69,7 +67,7 @@ TAG = "salt/beacon/lb2/lbpair_vrrp/lbpair_51/MASTER"
 
 
 def test_event_of_a_node_may_trigger_a_reaction():
-    assert lbpair.trust_problem(TAG, EVENT, NODES) is None
+    assert reactions.trust_problem(TAG, EVENT, NODES) is None
 
 
 @pytest.mark.parametrize(
@@ -83,15 +81,15 @@ def test_event_of_a_node_may_trigger_a_reaction():
     ],
 )
 def test_untrusted_events_are_refused_with_a_reason(tag, data, reason):
-    assert reason in lbpair.trust_problem(tag, data, NODES)
+    assert reason in reactions.trust_problem(tag, data, NODES)
 
 
 def test_journal_confirms_refutes_or_cannot_tell():
     entry = {"seq": 7, "instance": "lbpair_51", "state": "MASTER"}
-    assert lbpair.journal_verdict(EVENT, [entry]) == ("confirmed", entry)
-    assert lbpair.journal_verdict(EVENT, [{**entry, "state": "BACKUP"}]) == ("refuted", None)
-    assert lbpair.journal_verdict(EVENT, []) == ("refuted", None)
-    assert lbpair.journal_verdict(EVENT, None) == ("unconfirmed", None)
+    assert reactions.journal_verdict(EVENT, [entry]) == ("confirmed", entry)
+    assert reactions.journal_verdict(EVENT, [{**entry, "state": "BACKUP"}]) == ("refuted", None)
+    assert reactions.journal_verdict(EVENT, []) == ("refuted", None)
+    assert reactions.journal_verdict(EVENT, None) == ("unconfirmed", None)
 
 
 # --- pair view ----------------------------------------------------------------------
@@ -102,12 +100,12 @@ def _status(state, vips=()):
 
 
 def test_pair_view_flags_split_brain_no_master_and_silent_nodes():
-    ok = lbpair.pair_view({"lb1": _status("MASTER", ["203.0.113.10"]), "lb2": _status("BACKUP")}, NODES)
+    ok = reactions.pair_view({"lb1": _status("MASTER", ["203.0.113.10"]), "lb2": _status("BACKUP")}, NODES)
     assert ok["instances"]["lbpair_51"]["MASTER"] == ["lb1"] and ok["instances"]["lbpair_51"]["problem"] is None
     assert ok["instances"]["lbpair_51"]["vips"] == ["203.0.113.10"]
-    split = lbpair.pair_view({"lb1": _status("MASTER"), "lb2": _status("MASTER")}, NODES)
+    split = reactions.pair_view({"lb1": _status("MASTER"), "lb2": _status("MASTER")}, NODES)
     assert split["instances"]["lbpair_51"]["problem"] == "split_brain"
-    none = lbpair.pair_view({"lb1": _status("FAULT")}, NODES)
+    none = reactions.pair_view({"lb1": _status("FAULT")}, NODES)
     assert none["instances"]["lbpair_51"]["problem"] == "no_master" and none["unreachable"] == ["lb2"]
 
 
@@ -121,26 +119,26 @@ def _transition(minion, seq, state="MASTER", at="2026-11-26T10:00:00+00:00", ins
 
 def test_history_deduplicates_by_minion_and_sequence(tmp_path):
     path = str(tmp_path / "history.jsonl")
-    assert len(lbpair_history.append(path, [_transition("lb1", 1), _transition("lb2", 1)])) == 2
-    assert lbpair_history.append(path, [_transition("lb1", 1), _transition("lb1", 2)]) == [_transition("lb1", 2)]
-    assert lbpair_history.last_seq(path, "lb1") == 2 and lbpair_history.last_seq(path, "lb3") == 0
+    assert len(History(path).append([_transition("lb1", 1), _transition("lb2", 1)])) == 2
+    assert History(path).append([_transition("lb1", 1), _transition("lb1", 2)]) == [_transition("lb1", 2)]
+    assert History(path).last_seq("lb1") == 2 and History(path).last_seq("lb3") == 0
 
 
 def test_rotation_loses_nothing_and_still_deduplicates(tmp_path):
     path = str(tmp_path / "history.jsonl")
     for seq in range(1, 41):
-        lbpair_history.append(path, [_transition("lb1", seq)], max_bytes=2000)
+        History(path, 2000).append([_transition("lb1", seq)])
     assert len(list(tmp_path.glob("history.jsonl.*[0-9]"))) > 2
-    assert [r["seq"] for r in lbpair_history.read(path)] == list(range(1, 41))
-    assert lbpair_history.append(path, [_transition("lb1", 3)], max_bytes=2000) == []
+    assert [r["seq"] for r in History(path).read()] == list(range(1, 41))
+    assert History(path, 2000).append([_transition("lb1", 3)]) == []
 
 
 def test_history_lines_are_whole_and_a_cut_line_is_skipped(tmp_path):
     path = tmp_path / "history.jsonl"
-    lbpair_history.append(str(path), [_transition("lb1", 1)])
+    History(str(path)).append([_transition("lb1", 1)])
     with open(path, "a", encoding="utf-8") as handle:
         handle.write('{"kind": "transition", "minion": "lb')  # a crash mid-line
-    assert [r["seq"] for r in lbpair_history.read(str(path))] == [1]
+    assert [r["seq"] for r in History(str(path)).read()] == [1]
 
 
 def test_select_filters_by_instance_minion_and_time():
@@ -149,15 +147,15 @@ def test_select_filters_by_instance_minion_and_time():
         _transition("lb2", 1, at="2026-11-26T11:00:00+00:00"),
         _transition("lb2", 2, at="2026-11-26T12:00:00+00:00", instance="lbpair_52"),
     ]
-    assert [r["seq"] for r in lbpair_history.select(records, minion="lb2")] == [1, 2]
-    assert len(lbpair_history.select(records, instance="lbpair_52")) == 1
-    window = lbpair_history.select(records, since="2026-11-26T10:30:00Z", until="2026-11-26T11:30:00Z")
+    assert [r["seq"] for r in select(records, minion="lb2")] == [1, 2]
+    assert len(select(records, instance="lbpair_52")) == 1
+    window = select(records, since="2026-11-26T10:30:00Z", until="2026-11-26T11:30:00Z")
     assert [(r["minion"], r["seq"]) for r in window] == [("lb2", 1)]
 
 
 def test_timeline_reads_as_sentences():
     late = {**_transition("lb2", 4), "seen": "late", "confirmed": False}
-    (line,) = lbpair_history.timeline([late])
+    (line,) = timeline([late])
     assert line == "2026-11-26T10:00:00+00:00  lbpair_51  lb2 BACKUP -> MASTER (203.0.113.10; seq 4, late, UNCONFIRMED)"
 
 
@@ -167,27 +165,27 @@ def test_timeline_reads_as_sentences():
 def test_damping_sends_one_message_per_window_and_summarises_the_rest():
     state, decisions = {}, []
     for index in range(20):
-        decisions.append(lbpair_notify.admit(state, "lbpair_51", 100 + index * 0.1, 60, {"seq": index}))
+        decisions.append(notify.admit(state, "lbpair_51", 100 + index * 0.1, 60, {"seq": index}))
     assert decisions[0] == "send" and decisions[1] == "hold_first" and set(decisions[2:]) == {"hold"}
-    assert lbpair_notify.due(state, 150) == [] and lbpair_notify.due(state, 160) == ["lbpair_51"]
-    held = lbpair_notify.release(state, "lbpair_51", 160, 60)
+    assert notify.due(state, 150) == [] and notify.due(state, 160) == ["lbpair_51"]
+    held = notify.release(state, "lbpair_51", 160, 60)
     assert [r["seq"] for r in held] == list(range(1, 20))
-    assert lbpair_notify.admit(state, "lbpair_51", 170, 60, {"seq": 20}) == "hold_first"  # a new window began
-    assert lbpair_notify.admit(state, "lbpair_52", 170, 60, {"seq": 1}) == "send"  # per instance
+    assert notify.admit(state, "lbpair_51", 170, 60, {"seq": 20}) == "hold_first"  # a new window began
+    assert notify.admit(state, "lbpair_52", 170, 60, {"seq": 1}) == "send"  # per instance
 
 
 def test_the_new_master_is_announced_even_when_the_old_one_opened_the_window():
     state = {}
-    assert lbpair_notify.admit(state, "lbpair_51", 100, 60, {"seq": 3, "state": "BACKUP"}) == "send"
-    assert lbpair_notify.admit(state, "lbpair_51", 100.1, 60, {"seq": 4, "state": "MASTER"}) == "send"
-    assert lbpair_notify.admit(state, "lbpair_51", 105, 60, {"seq": 5, "state": "MASTER"}) == "hold_first"
-    lbpair_notify.release(state, "lbpair_51", 160, 60)
-    assert lbpair_notify.admit(state, "lbpair_51", 161, 60, {"seq": 6, "state": "MASTER"}) == "send"  # a new window
+    assert notify.admit(state, "lbpair_51", 100, 60, {"seq": 3, "state": "BACKUP"}) == "send"
+    assert notify.admit(state, "lbpair_51", 100.1, 60, {"seq": 4, "state": "MASTER"}) == "send"
+    assert notify.admit(state, "lbpair_51", 105, 60, {"seq": 5, "state": "MASTER"}) == "hold_first"
+    notify.release(state, "lbpair_51", 160, 60)
+    assert notify.admit(state, "lbpair_51", 161, 60, {"seq": 6, "state": "MASTER"}) == "send"  # a new window
 
 
 def test_transition_message_says_what_moved_where_and_how_it_was_seen():
     record = {**_transition("lb2", 7), "vips": ["203.0.113.10", "203.0.113.20"], "seen": "late"}
-    notice = lbpair_notify.transition_notice(record, "lb1")
+    notice = notify.transition_notice(record, "lb1")
     assert notice["text"] == (
         "lbpair lbpair_51: lb2 is MASTER (was BACKUP); VIPs 203.0.113.10, 203.0.113.20 move from lb1 to lb2."
         " At 2026-11-26T10:00:00+00:00 (caught up late from the node's journal, confirmed by the node)."
@@ -195,27 +193,27 @@ def test_transition_message_says_what_moved_where_and_how_it_was_seen():
 
 
 def test_webhook_payloads_for_slack_mattermost_and_generic():
-    notice = lbpair_notify.alarm_notice("split_brain", "lbpair_51", "split brain: lb1 and lb2 are all MASTER")
-    slack = lbpair_notify.webhook_payload(notice, "slack")
-    assert slack == lbpair_notify.webhook_payload(notice, "mattermost")
+    notice = notify.alarm_notice("split_brain", "lbpair_51", "split brain: lb1 and lb2 are all MASTER")
+    slack = notify.webhook_payload(notice, "slack")
+    assert slack == notify.webhook_payload(notice, "mattermost")
     assert slack["text"].startswith(":rotating_light: CRITICAL lbpair lbpair_51: split brain")
-    generic = lbpair_notify.webhook_payload(notice, "generic")
+    generic = notify.webhook_payload(notice, "generic")
     assert generic["severity"] == "critical" and generic["kind"] == "split_brain" and generic["source"] == "lbpair"
 
 
 def test_a_node_warning_reads_as_a_warning_in_messages_and_history():
-    notice = lbpair_notify.warning_notice("lb1", "keepalived_not_on_bus", "restart keepalived")
+    notice = notify.warning_notice("lb1", "keepalived_not_on_bus", "restart keepalived")
     assert notice["severity"] == "warning"
     assert notice["text"] == "WARNING lbpair: lb1 keepalived not on bus: restart keepalived"
     record = {"kind": "warning", "minion": "lb1", "code": "keepalived_not_on_bus", "message": "restart keepalived",
               "at": "2026-11-26T10:00:00+00:00"}  # fmt: skip
-    assert lbpair_history.timeline([record])[0].endswith("lb1 warns: restart keepalived")
+    assert timeline([record])[0].endswith("lb1 warns: restart keepalived")
 
 
 def test_critical_mail_is_marked_urgent():
-    notice = lbpair_notify.alarm_notice("no_master", "lbpair_51", "no MASTER")
+    notice = notify.alarm_notice("no_master", "lbpair_51", "no MASTER")
     smtp = {"from": "lbpair@example.net", "to": ["a@example.net", "b@example.net"]}
-    message = lbpair_notify.mail_message(notice, smtp)
+    message = notify.mail_message(notice, smtp)
     assert message["X-Priority"] == "1" and message["To"] == "a@example.net, b@example.net"
 
 
@@ -223,8 +221,8 @@ def test_critical_mail_is_marked_urgent():
 
 
 def test_dns_update_points_configured_records_at_the_node(shipped):
-    config = lbpair.normalise_config(shipped)["dns"]
-    update = lbpair_dns.build_update(config, "lb2", "192.0.2.12")
+    config = reactions_config.normalise(shipped)["dns"]
+    update = dns_update.build_update(config, "lb2", "192.0.2.12")
     rrsets = {(str(r.name), dns.rdatatype.to_text(r.rdtype)): [d.to_text() for d in r] for r in update.update}
     assert rrsets[("active", "A")] == ["192.0.2.12"]
     assert rrsets[("active", "TXT")] == ['"lb2"']
@@ -232,14 +230,8 @@ def test_dns_update_points_configured_records_at_the_node(shipped):
 
 
 def test_dns_update_retries_with_backoff_then_reports(shipped):
-    config = {**lbpair.normalise_config(shipped)["dns"], "server": "127.0.0.1", "port": 9, "timeout": 0.5, "attempts": 3}
+    config = {**reactions_config.normalise(shipped)["dns"], "server": "127.0.0.1", "port": 9, "timeout": 0.5, "attempts": 3}
     sleeps = []
-    result = lbpair_dns.update_with_retries(config, "lb2", "192.0.2.12", sleep=sleeps.append)
+    result = dns_update.update_with_retries(config, "lb2", "192.0.2.12", sleep=sleeps.append)
     assert result["ok"] is False and result["attempts"] == 3 and result["error"]
     assert sleeps == [1, 2]
-
-
-def test_runners_do_not_import_one_another():
-    for path in pathlib.Path(REPO / "_runners").glob("*.py"):
-        text = path.read_text()
-        assert "import lbpair" not in text and "from lbpair" not in text, path

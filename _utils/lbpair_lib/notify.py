@@ -12,14 +12,6 @@ A notification is a mapping built by :func:`transition_notice`,
 Secrets (the webhook URL, the SMTP password) are used to send and never appear
 in what these functions return or log.
 
-These are runners so that the ``lbpair`` runner can reach them through
-``__salt__`` (the runner loader); the functions themselves are plain Python.
-
-CLI Example:
-
-.. code-block:: bash
-
-    salt-run lbpair_notify.summary_notice lbpair_51 '[...]' 60
 """
 
 import email.message
@@ -30,15 +22,9 @@ import ssl
 import urllib.error
 import urllib.request
 
-__virtualname__ = "lbpair_notify"
-
 log = logging.getLogger(__name__)
 
 SUMMARY_LINES = 10
-
-
-def __virtual__():
-    return __virtualname__
 
 
 # --- message text -------------------------------------------------------------
@@ -53,12 +39,6 @@ def transition_notice(record, previous_master=None):
     The notification for one transition record of the history.
 
     ``previous_master`` is the node that held MASTER before, if known.
-
-    CLI Example:
-
-    .. code-block:: bash
-
-        salt-run lbpair_notify.transition_notice '{"minion": "lb2", ...}'
     """
     node, state, instance = record["minion"], record["state"], record["instance"]
     was = record.get("previous_state", "UNKNOWN")
@@ -79,12 +59,6 @@ def transition_notice(record, previous_master=None):
 def summary_notice(instance, records, window):
     """
     The notification summarising transitions held back by flap damping.
-
-    CLI Example:
-
-    .. code-block:: bash
-
-        salt-run lbpair_notify.summary_notice lbpair_51 '[...]' 60
     """
     lines = [
         f"{r['minion']} {r.get('previous_state', '?')} -> {r['state']} at {r.get('at')} ({r.get('seen', 'live')})"
@@ -101,12 +75,6 @@ def summary_notice(instance, records, window):
 def alarm_notice(kind, instance, message, details=None):
     """
     A critical notification (``split_brain``, ``no_master``, ``dns_failed``).
-
-    CLI Example:
-
-    .. code-block:: bash
-
-        salt-run lbpair_notify.alarm_notice split_brain lbpair_51 'lb1 and lb2 are both MASTER'
     """
     subject = f"CRITICAL lbpair {instance}: {message}"
     return {"kind": kind, "severity": "critical", "instance": instance, "subject": subject, "text": subject, "details": details or {}}
@@ -115,12 +83,6 @@ def alarm_notice(kind, instance, message, details=None):
 def warning_notice(minion, code, message):
     """
     The notification for a warning a node's beacon sent (e.g. ``keepalived_not_on_bus``).
-
-    CLI Example:
-
-    .. code-block:: bash
-
-        salt-run lbpair_notify.warning_notice lb1 keepalived_not_on_bus 'restart keepalived'
     """
     subject = f"WARNING lbpair: {minion} {code.replace('_', ' ')}"
     details = {"minion": minion, "code": code, "message": message}
@@ -175,12 +137,6 @@ def webhook_payload(notice, fmt):
     """
     The JSON body for a notice: ``slack`` and ``mattermost`` get an incoming-webhook
     payload (``text``), ``generic`` the whole notice.
-
-    CLI Example:
-
-    .. code-block:: bash
-
-        salt-run lbpair_notify.webhook_payload '{...}' slack
     """
     if fmt in ("slack", "mattermost"):
         prefix = ":rotating_light: " if notice["severity"] == "critical" else ""
@@ -236,12 +192,6 @@ def deliver(notice, config):
 
     A failure is logged as an error and reported in the result, never raised:
     one broken channel must not silence the others.
-
-    CLI Example:
-
-    .. code-block:: bash
-
-        salt-run lbpair_notify.deliver '{...}' '{...}'
     """
     outcome = {}
     channels = (("webhook", post_webhook), ("smtp", send_mail))

@@ -1,0 +1,141 @@
+"""
+Safe installation of a daemon's configuration: render, diff, check, install, reload.
+
+The one order that never leaves a bad configuration live:
+
+1. render the new text and compare it with the live file (nothing to do if equal);
+2. in test mode, return the unified diff and stop;
+3. write a candidate next to the live file and check it with the real binary;
+4. replace the live file atomically (``rename``);
+5. reload the daemon through the service manager (never restart it); if the
+   reload fails, put the previous file back and reload again.
+
+Secrets that may appear in a configuration are masked in diffs and returns.
+"""
+
+import collections
+import difflib
+import logging
+import os
+import re
+import tempfile
+
+from lbpair_lib import command, store
+from lbpair_lib.errors import LbpairError
+
+log = logging.getLogger(__name__)
+
+#: ``label`` names the daemon in messages; ``check_command`` is the check without the file;
+#: ``render`` turns a node's model into the configuration text.
+Daemon = collections.namedtuple("Daemon", "label config_file service check_command render")
+
+SECRET_RES = (
+    re.compile(r"^(\s*stats\s+auth\s+[^:\s]+:)\S+", re.MULTILINE),
+    re.compile(r"^(\s*(?:auth_pass|password|insecure-password)\s+)\S+", re.MULTILINE),
+    re.compile(r"^(\s*user\s+\S+\s+(?:password|insecure-password)\s+)\S+", re.MULTILINE),
+)
+CHECK_TIMEOUT = 120
+
+
+def redact(text):
+    """Mask passwords that a configuration may carry, so it can be shown and logged."""
+    for pattern in SECRET_RES:
+        text = pattern.sub(r"\1******", text)
+    return text
+
+
+def unified_diff(old, new, path):
+    """A unified diff from ``old`` to ``new`` text, secrets masked."""
+    lines = difflib.unified_diff(
+        redact(old).splitlines(keepends=True), redact(new).splitlines(keepends=True), fromfile=path, tofile=path
+    )
+    diff = "".join(lines)
+    if not diff and old != new:
+        return f"{path}: only secret values changed (not shown)\n"
+    return diff
+
+
+def read_text(path):
+    """The file's text, or ``""`` if it does not exist yet."""
+    try:
+        with open(path, encoding="utf-8") as handle:
+            return handle.read()
+    except FileNotFoundError:
+        return ""
+
+
+def check(daemon, path):
+    """Check the configuration file at ``path`` with the daemon's binary; return its messages or raise them."""
+    done = command.run([*daemon.check_command, path], timeout=CHECK_TIMEOUT)
+    output = redact("\n".join(part for part in (done.stdout, done.stderr) if part).strip())
+    if done.returncode != 0:
+        raise LbpairError(f"{daemon.label} rejected the configuration (exit {done.returncode}):\n{output}")
+    return output
+
+
+def check_model(daemon, model):
+    """Render ``model`` into a scratch file and check it; nothing live is touched."""
+    with tempfile.TemporaryDirectory(prefix="lbpair-check-") as directory:
+        candidate = os.path.join(directory, os.path.basename(daemon.config_file))
+        with open(candidate, "w", encoding="utf-8") as handle:
+            handle.write(daemon.render(model))
+        return check(daemon, candidate)
+
+
+def reload(daemon, services):
+    """
+    Reload the daemon through Salt's ``service`` functions (``services``: a mapping
+    with ``service.status``, ``service.reload``, ``service.start``), starting it if it
+    is not running. Never restarts: a keepalived restart makes the MASTER give up
+    the VIPs. Returns ``"reloaded"`` or ``"started"``; raises if it is not running after.
+    """
+    name = daemon.service
+    if services["service.status"](name):
+        action, done = "reloaded", services["service.reload"](name)
+    else:
+        action, done = "started", services["service.start"](name)
+    if done is False or not services["service.status"](name):
+        raise LbpairError(f"service {name} is not running after it was {action}")
+    log.info("lbpair: service %s %s", name, action)
+    return action
+
+
+def configure(daemon, model, services, test=False):
+    """
+    Bring the daemon's live configuration in line with ``model``. Returns
+    ``{"result", "comment", "changes"}`` as a state does (``result`` None in test
+    mode when something would change); raises :class:`LbpairError` on failure.
+    """
+    path, new = daemon.config_file, daemon.render(model)
+    old = read_text(path)
+    if old == new:
+        return {"result": True, "comment": f"{path} is up to date", "changes": {}}
+    changes = {"diff": unified_diff(old, new, path)}
+    if test:
+        return {"result": None, "comment": f"{path} would be updated and {daemon.service} reloaded", "changes": changes}
+    candidate = store.write_beside(path, new)
+    try:
+        check(daemon, candidate)
+        store.install(candidate, path)
+    finally:
+        store.remove(candidate)
+    log.info("lbpair: installed a new %s configuration in %s", daemon.label, path)
+    try:
+        action = reload(daemon, services)
+    except LbpairError as exc:
+        _restore(daemon, services, old)
+        raise LbpairError(f"{exc}; the previous {path} was restored") from exc
+    return {"result": True, "comment": f"{path} updated and {daemon.service} {action}", "changes": changes}
+
+
+def _restore(daemon, services, old):
+    path = daemon.config_file
+    log.error("lbpair: reload failed, restoring the previous %s", path)
+    if not old:
+        store.remove(path)
+        return
+    store.write_atomic(path, old)
+    try:
+        reload(daemon, services)
+    except LbpairError as exc:
+        log.error("lbpair: reload with the restored %s failed too: %s", path, exc)

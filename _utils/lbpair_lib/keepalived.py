@@ -1,0 +1,285 @@
+"""
+keepalived on an lbpair node: its configuration rendered from the normalised
+model, and its runtime state read locally (JSON dump, D-Bus through
+:mod:`lbpair_lib.vrrp_dbus`).
+
+The pair shares one VRRP instance, ``lbpair_<vrid>``, holding every service's
+virtual IP; a ``vrrp_script`` tracks HAProxy so that a node whose HAProxy is down
+loses the virtual IPs. The VRRP adverts carry one of them (the lowest) and the
+rest are ``virtual_ipaddress_excluded``: keepalived drops adverts whose address
+list differs from its own and the BACKUP would take over while a new service
+rolls out node by node; with one address in the adverts, adding or removing
+services does not change them (``skip_check_adv_addr`` covers the MASTER being
+reloaded first when the advertised address itself changes).
+
+Minion configuration (all optional), ``lbpair_keepalived``:
+
+.. code-block:: yaml
+
+    lbpair_keepalived:
+      config_file: /etc/keepalived/keepalived.conf
+      service: keepalived
+      binary: keepalived
+      pid_file: /run/keepalived.pid
+      json_file: /tmp/keepalived.json   # keepalived writes it to $TMPDIR/keepalived.json
+      bus: system                       # or a D-Bus address, e.g. unix:path=/run/lb1/bus.sock
+"""
+
+import functools
+import json
+import logging
+import os
+import time
+
+from lbpair_lib import command, pillar, schema
+from lbpair_lib.deploy import Daemon
+from lbpair_lib.errors import LbpairError
+
+log = logging.getLogger(__name__)
+
+HEADER = "# Managed by Salt (lbpair) from the lbpair pillar: local changes are overwritten.\n"
+CHECK_NAME = "lbpair_haproxy"
+STATE_NAMES = {0: "INIT", 1: "BACKUP", 2: "MASTER", 3: "FAULT", 97: "DELETED", 98: "STOP"}
+DEFAULTS = {
+    "config_file": "/etc/keepalived/keepalived.conf",
+    "service": "keepalived",
+    "binary": "keepalived",
+    "pid_file": "/run/keepalived.pid",
+    "json_file": "/tmp/keepalived.json",
+    "bus": "system",
+}
+JSON_TIMEOUT = 5.0
+
+
+def settings(options):
+    """The minion's ``lbpair_keepalived`` options with their defaults."""
+    return schema.settings(options, "lbpair_keepalived", DEFAULTS)
+
+
+def daemon(options):
+    """keepalived as :mod:`~lbpair_lib.deploy` manages it."""
+    local = settings(options)
+    check_command = [local["binary"], "--config-test", "--log-console", "--use-file"]
+    return Daemon("keepalived", local["config_file"], local["service"], check_command, render_config)
+
+
+def instance_vips(model):
+    """``{instance: [vip, ...]}``: the virtual IPs of the pair's VRRP instance."""
+    return {instance_name(model): pillar.vips(model)}
+
+
+def state_name(state):
+    """The name of a keepalived state number (``2`` -> ``MASTER``); unknown numbers as text."""
+    return STATE_NAMES.get(state, str(state))
+
+
+# --- rendering ------------------------------------------------------------------
+
+
+def instance_name(model):
+    """The name of the pair's VRRP instance."""
+    return f"lbpair_{model['vrrp']['virtual_router_id']}"
+
+
+def _block(title, items):
+    """A ``title { ... }`` block as lines; an item that is a list is a nested block."""
+    lines = [f"{title} {{"]
+    for item in items:
+        nested = item if isinstance(item, list) else [item]
+        lines.extend(f"    {line}" for line in nested)
+    lines.append("}")
+    return lines
+
+
+def _global_defs(model):
+    directives = (f"{keyword} {value}".rstrip() for keyword, value in model["keepalived"]["global_defs"])
+    return _block("global_defs", [f"router_id {model['node']['name']}", *directives])
+
+
+def _vrrp_script(check):
+    return _block(
+        f"vrrp_script {CHECK_NAME}",
+        [
+            f'script "{check["script"]}"',
+            f"interval {check['interval']}",
+            f"weight {check['weight']}",
+            f"fall {check['fall']}",
+            f"rise {check['rise']}",
+        ],
+    )
+
+
+def _is_preferred_master(model):
+    highest = max(node["priority"] for node in model["nodes"].values())
+    return model["node"]["priority"] == highest
+
+
+def _virtual_address_blocks(model):
+    interface = model["vrrp"]["interface"]
+    addresses = [f"{vip}/32 dev {interface}" for vip in pillar.vips(model)]
+    blocks = [_block("virtual_ipaddress", addresses[:1])]
+    if addresses[1:]:
+        blocks.append(_block("virtual_ipaddress_excluded", addresses[1:]))
+    return blocks
+
+
+def _source_lines(model):
+    node_address = model["node"]["address"]
+    if not model["vrrp"]["unicast"]:
+        return [f"mcast_src_ip {node_address}"]
+    peers = [peer["address"] for peer in model["peers"].values()]
+    return [f"unicast_src_ip {node_address}", _block("unicast_peer", peers)]
+
+
+def _vrrp_instance(model):
+    vrrp = model["vrrp"]
+    master = vrrp["preempt"] and _is_preferred_master(model)
+    items = [
+        f"state {'MASTER' if master else 'BACKUP'}",
+        f"interface {vrrp['interface']}",
+        f"virtual_router_id {vrrp['virtual_router_id']}",
+        f"priority {model['node']['priority']}",
+        f"advert_int {vrrp['advert_int']}",
+        *([] if vrrp["preempt"] else ["nopreempt"]),
+        "skip_check_adv_addr",  # see the module's docstring
+        *_source_lines(model),
+        *_virtual_address_blocks(model),
+        _block("track_script", [CHECK_NAME]),
+    ]
+    return _block(f"vrrp_instance {instance_name(model)}", items)
+
+
+def render_config(model):
+    """The complete keepalived.conf for a normalised model of one node, deterministic."""
+    sections = [_global_defs(model), _vrrp_script(model["vrrp"]["check"]), _vrrp_instance(model)]
+    return HEADER + "".join("\n" + "\n".join(lines) + "\n" for lines in sections)
+
+
+
+
+# --- runtime state ----------------------------------------------------------------
+
+
+def parse_json_dump(text):
+    """Reduce keepalived's JSON dump to ``{instance: {"state": NAME, ...}}``."""
+    instances = {}
+    for entry in json.loads(text):
+        data = entry.get("data", {})
+        state = data.get("state")
+        instances[data.get("iname")] = {
+            "state": state_name(state),
+            "interface": data.get("ifp_ifname"),
+            "vrid": data.get("vrid"),
+            "priority": data.get("effective_priority", data.get("base_priority")),
+            "vips": [vip.split()[0] for vip in data.get("vips", []) + data.get("evips", []) if vip.strip()],
+        }
+    return instances
+
+
+def parse_version(text):
+    """What a keepalived build supports, from ``keepalived --version``: ``{"dbus": bool, "json": bool}``."""
+    return {"dbus": "--enable-dbus" in text, "json": "--enable-json" in text}
+
+
+@functools.lru_cache(maxsize=8)
+def features(binary):
+    """What the keepalived ``binary`` was built with: ``{"dbus": True, "json": True}``."""
+    done = command.run([binary, "--version"])
+    return parse_version(done.stdout + done.stderr)
+
+
+@functools.lru_cache(maxsize=8)
+def _json_signal(binary):
+    done = command.run([binary, "--signum=JSON"])
+    if done.returncode != 0 or not done.stdout.strip().isdigit():
+        raise LbpairError("this keepalived was built without JSON support")
+    return int(done.stdout.strip())
+
+
+class Local:
+    """keepalived on this node, as its minion options (``lbpair_keepalived``) describe it."""
+
+    def __init__(self, options):
+        self.settings = settings(options)
+
+    def features(self):
+        """What this keepalived was built with: ``{"dbus": True, "json": True}``."""
+        return features(self.settings["binary"])
+
+    def main_pid(self):
+        """keepalived's main pid, from its pid file; raises if it is not running."""
+        pid_file = self.settings["pid_file"]
+        try:
+            with open(pid_file, encoding="utf-8") as handle:
+                return int(handle.read().strip())
+        except (OSError, ValueError) as exc:
+            raise LbpairError(f"keepalived is not running (no pid in {pid_file}): {exc}") from exc
+
+    def running(self):
+        """Whether keepalived's main process is alive."""
+        try:
+            os.kill(self.main_pid(), 0)
+        except (LbpairError, ProcessLookupError):
+            return False
+        except PermissionError:
+            return True
+        return True
+
+    def request_json(self):
+        """
+        Ask keepalived to write its JSON dump and return at once: a token for
+        :meth:`read_json` (the file's modification time before the request).
+        """
+        before = _mtime(self.settings["json_file"])
+        try:
+            os.kill(self.main_pid(), _json_signal(self.settings["binary"]))
+        except OSError as exc:
+            raise LbpairError(f"cannot signal keepalived: {exc}") from exc
+        return before
+
+    def read_json(self, token):
+        """The instances of the dump if keepalived wrote it after :meth:`request_json` gave ``token``, else None."""
+        json_file = self.settings["json_file"]
+        if _mtime(json_file) in (0, token):
+            return None
+        try:
+            with open(json_file, encoding="utf-8") as handle:
+                return parse_json_dump(handle.read())
+        except (OSError, ValueError):  # not there, or still being written
+            return None
+
+    def json_status(self, timeout=JSON_TIMEOUT):
+        """Every instance's state from keepalived's JSON dump, waiting for keepalived to write it."""
+        token = self.request_json()
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            time.sleep(0.05)
+            instances = self.read_json(token)
+            if instances is not None:
+                return instances
+        raise LbpairError(f"keepalived wrote no {self.settings['json_file']} within {timeout} s")
+
+    def status(self):
+        """
+        The VRRP state of every instance: ``{name: {"state", "interface", "vrid", ..., "source"}}``,
+        over D-Bus when keepalived is on the configured bus (``source: dbus``), else from
+        its JSON dump (``source: json``).
+        """
+        bus = self.settings["bus"]
+        try:
+            from lbpair_lib import vrrp_dbus  # pylint: disable=import-outside-toplevel  (dbus-next is optional)
+
+            instances, source = vrrp_dbus.read_states(bus), "dbus"
+        except Exception as exc:  # pylint: disable=broad-except  (any D-Bus failure: fall back)
+            log.debug("lbpair: no keepalived state over D-Bus (%s): %s; reading the JSON dump", bus, exc)
+            instances = {}
+        if not instances:
+            instances, source = self.json_status(), "json"
+        return {name: {**instance, "source": source} for name, instance in instances.items()}
+
+
+def _mtime(path):
+    try:
+        return os.stat(path).st_mtime_ns
+    except FileNotFoundError:
+        return 0

@@ -1,0 +1,393 @@
+"""
+The ``lbpair`` pillar: one schema for the whole load-balancer pair.
+
+Everything lbpair renders starts here. The pillar is validated and normalised
+before any configuration is rendered; a bad value raises
+:class:`~lbpair_lib.errors.InvalidValue` naming its full pillar path, and
+nothing is written.
+
+.. code-block:: yaml
+
+    lbpair:
+      nodes:                      # the load balancers of the pair, by minion id
+        lb1: {address: 192.0.2.11, priority: 101}
+        lb2: {address: 192.0.2.12, priority: 100}
+      vrrp: {interface: eth0, virtual_router_id: 51, advert_int: 1,
+             check: {interval: 2, weight: 2}}
+      services:
+        foo:
+          vip: 203.0.113.10
+          port: 80
+          balance: roundrobin
+          cookie: foo-server-id
+          servers:
+            foo1: {address: 198.51.100.11, port: 80}
+            foo2: {address: 198.51.100.12, port: 8080}
+
+The full schema is documented in the README and in ``salt/pillar.example``.
+"""
+
+import re
+
+from lbpair_lib import schema
+from lbpair_lib.errors import InvalidValue
+
+PILLAR_KEY = "lbpair"
+KEYWORD_RE = re.compile(r"^[a-z][a-z0-9_.-]*( [a-z][a-z0-9_.-]*)?$")
+COOKIE_RE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+BALANCE_ALGORITHMS = (
+    "roundrobin",
+    "static-rr",
+    "leastconn",
+    "first",
+    "source",
+    "uri",
+    "url_param",
+    "hdr",
+    "random",
+    "rdp-cookie",
+    "hash",
+)
+
+DEFAULT_VRRP = {
+    "interface": "eth0",
+    "virtual_router_id": 51,
+    "advert_int": 1,
+    "preempt": True,
+    "unicast": False,
+}
+# Not pidof: on Debian it is a link to killall5, which keepalived runs by its resolved
+# name, and killall5 then refuses the arguments: the check would always fail.
+DEFAULT_CHECK = {"script": "/usr/bin/pgrep -x haproxy", "interval": 2, "weight": 2, "fall": 1, "rise": 2}
+DEFAULT_HAPROXY = {"stats_socket": "/run/haproxy/admin.sock"}
+HAPROXY_GLOBAL = (
+    ("log", "/dev/log local0"),
+    ("log", "/dev/log local1 notice"),
+    ("chroot", "/var/lib/haproxy"),
+    ("stats timeout", "30s"),
+    ("user", "haproxy"),
+    ("group", "haproxy"),
+    ("daemon", ""),
+)
+HAPROXY_DEFAULTS = (
+    ("log", "global"),
+    ("option", "dontlognull"),
+    ("timeout connect", "5s"),
+    ("timeout client", "50s"),
+    ("timeout server", "50s"),
+)
+KEEPALIVED_GLOBAL_DEFS = (
+    ("enable_dbus", ""),
+    ("enable_script_security", ""),
+    ("script_user", "root"),
+)
+DEFAULT_FIREWALL = {"backend": "iptables", "nft_table": "inet filter", "nft_chain": "input"}
+
+
+# --- directive overrides ------------------------------------------------------
+
+
+def _directive_values(value, path, forbid_braces):
+    """A directive's values: ``null`` removes it, ``true`` is a bare flag, a list repeats it."""
+    if value is None:
+        return None
+    if value is True:
+        return [""]
+    values = value if isinstance(value, list) else [value]
+    normalised = []
+    for index, item in enumerate(values):
+        item_path = f"{path}:{index}" if isinstance(value, list) else path
+        if isinstance(item, (int, float)) and not isinstance(item, bool):
+            item = str(item)
+        normalised.append(schema.free_text(item, item_path, forbid_braces))
+    return normalised
+
+
+def _merge_directives(defaults, overrides, path, forbid_braces=False, reserved=()):
+    """
+    Merge a ``{keyword: value}`` override mapping over ordered ``(keyword, value)`` defaults.
+
+    Defaults keep their order; overridden keywords keep their place; new keywords
+    follow in the order the pillar gives them. Returns ``[(keyword, value), ...]``.
+    """
+    if overrides is None:
+        overrides = {}
+    if not isinstance(overrides, dict):
+        raise InvalidValue(path, f"expected a mapping of directive: value, got {schema.type_name(overrides)}")
+    merged = {}
+    for keyword, value in defaults:
+        merged.setdefault(keyword, []).append(value)
+    for keyword, value in overrides.items():
+        key_path = f"{path}:{keyword}"
+        if not isinstance(keyword, str) or not KEYWORD_RE.match(keyword):
+            raise InvalidValue(key_path, "is not a directive keyword (one or two lowercase words)")
+        if keyword in reserved:
+            raise InvalidValue(key_path, reserved[keyword])
+        values = _directive_values(value, key_path, forbid_braces)
+        if values is None:
+            merged.pop(keyword, None)
+        else:
+            merged[keyword] = values
+    return [(keyword, value) for keyword, values in merged.items() for value in values]
+
+
+def _option_lines(value, path, forbid_braces):
+    """The escape hatch: an ordered list of raw directive lines."""
+    if value is None:
+        return []
+    if not isinstance(value, list):
+        raise InvalidValue(path, f"expected a list of directive lines, got {schema.type_name(value)}")
+    return [schema.free_text(line, f"{path}:{index}", forbid_braces) for index, line in enumerate(value)]
+
+
+# --- sections -----------------------------------------------------------------
+
+
+def _nodes(value, path):
+    schema.named_mapping(value, path)
+    if len(value) < 2:
+        raise InvalidValue(path, "a pair needs at least two nodes")
+    nodes = {}
+    for name, node in value.items():
+        node_path = f"{path}:{name}"
+        schema.name(name, node_path)
+        schema.mapping(node, node_path, allowed=("address", "priority"), required=("address", "priority"))
+        nodes[name] = {
+            "address": schema.address(node["address"], f"{node_path}:address", ipv4_only=True),
+            "priority": schema.integer(node["priority"], f"{node_path}:priority", 1, 254),
+        }
+    _unique(nodes, "address", path)
+    _unique(nodes, "priority", path)
+    return nodes
+
+
+def _unique(items, key, path):
+    seen = {}
+    for name, item in items.items():
+        if item[key] in seen:
+            raise InvalidValue(
+                f"{path}:{name}:{key}", f"{item[key]} is already used by {seen[item[key]]}"
+            )
+        seen[item[key]] = name
+
+
+def _check(value, path, preempt):
+    value = {} if value is None else value
+    schema.mapping(value, path, allowed=tuple(DEFAULT_CHECK))
+    # Without preempt the peer never takes over from a MASTER whose priority a weighted check
+    # merely lowered: a failed check must put the node in FAULT (keepalived's weight 0).
+    check = {**DEFAULT_CHECK, **({} if preempt else {"weight": 0}), **value}
+    if not preempt and check["weight"] != 0:
+        raise InvalidValue(
+            f"{path}:weight",
+            "must be 0 with preempt false: a weighted check only lowers the MASTER's priority, and without "
+            "preempt the peer never takes the virtual IPs from it (weight 0 puts a node whose check fails in FAULT)",
+        )
+    return {
+        "script": schema.free_text(check["script"], f"{path}:script", forbid_braces=True),
+        "interval": schema.integer(check["interval"], f"{path}:interval", 1, 3600),
+        "weight": schema.integer(check["weight"], f"{path}:weight", 1 if preempt else 0, 253),
+        "fall": schema.integer(check["fall"], f"{path}:fall", 1, 100),
+        "rise": schema.integer(check["rise"], f"{path}:rise", 1, 100),
+    }
+
+
+def _vrrp(value, path):
+    value = {} if value is None else value
+    schema.mapping(value, path, allowed=(*DEFAULT_VRRP, "check"))
+    vrrp = {**DEFAULT_VRRP, **value}
+    preempt = schema.boolean(vrrp["preempt"], f"{path}:preempt")
+    return {
+        "interface": schema.name(vrrp["interface"], f"{path}:interface"),
+        "virtual_router_id": schema.integer(vrrp["virtual_router_id"], f"{path}:virtual_router_id", 1, 255),
+        "advert_int": schema.integer(vrrp["advert_int"], f"{path}:advert_int", 1, 255),
+        "preempt": preempt,
+        "unicast": schema.boolean(vrrp["unicast"], f"{path}:unicast"),
+        "check": _check(vrrp.get("check"), f"{path}:check", preempt),
+    }
+
+
+def _server(name, value, path):
+    schema.name(name, path)
+    schema.mapping(value, path, allowed=("address", "port", "options"), required=("address", "port"))
+    options = value.get("options")
+    return {
+        "address": schema.address(value["address"], f"{path}:address"),
+        "port": schema.port(value["port"], f"{path}:port"),
+        "options": None if options is None else schema.free_text(options, f"{path}:options", False),
+    }
+
+
+def _balance(value, path):
+    text = schema.string(value, path)
+    algorithm = re.split(r"[ (]", text, maxsplit=1)[0]
+    if algorithm not in BALANCE_ALGORITHMS:
+        raise InvalidValue(path, f"{algorithm!r} is not a balance algorithm ({', '.join(BALANCE_ALGORITHMS)})")
+    return text
+
+
+def _service(name, value, path):
+    schema.name(name, path)
+    schema.mapping(
+        value,
+        path,
+        allowed=("vip", "port", "mode", "balance", "cookie", "options", "servers"),
+        required=("vip", "port", "servers"),
+    )
+    mode = value.get("mode", "http")
+    if mode not in ("http", "tcp"):
+        raise InvalidValue(f"{path}:mode", f"must be http or tcp, got {mode!r}")
+    cookie = value.get("cookie")
+    if cookie is not None:
+        cookie = schema.matching(cookie, f"{path}:cookie", COOKIE_RE, "a cookie name")
+        if mode != "http":
+            raise InvalidValue(f"{path}:cookie", "cookie persistence needs mode http")
+    servers = value["servers"]
+    schema.named_mapping(servers, f"{path}:servers")
+    if not servers:
+        raise InvalidValue(f"{path}:servers", "needs at least one server")
+    return {
+        "vip": schema.address(value["vip"], f"{path}:vip", ipv4_only=True),
+        "port": schema.port(value["port"], f"{path}:port"),
+        "mode": mode,
+        "balance": _balance(value.get("balance", "roundrobin"), f"{path}:balance"),
+        "cookie": cookie,
+        "options": _option_lines(value.get("options"), f"{path}:options", forbid_braces=False),
+        "servers": {
+            server: _server(server, servers[server], f"{path}:servers:{server}")
+            for server in sorted(servers, key=str)
+        },
+    }
+
+
+def _services(value, path):
+    value = {} if value is None else value
+    schema.named_mapping(value, path)
+    services = {
+        name: _service(name, value[name], f"{path}:{name}") for name in sorted(value, key=str)
+    }
+    listeners = {}
+    for name, service in services.items():
+        listener = (service["vip"], service["port"])
+        if listener in listeners:
+            raise InvalidValue(
+                f"{path}:{name}:vip",
+                f"{service['vip']} port {service['port']} is already used by service {listeners[listener]}",
+            )
+        listeners[listener] = name
+    return services
+
+
+def _haproxy(value, path):
+    value = {} if value is None else value
+    schema.mapping(value, path, allowed=("stats_socket", "global", "defaults"))
+    socket_path = value.get("stats_socket", DEFAULT_HAPROXY["stats_socket"])
+    schema.matching(socket_path, f"{path}:stats_socket", re.compile(r"^/[A-Za-z0-9_./-]+$"), "an absolute path")
+    reserved = {"stats socket": "set the stats socket with lbpair:haproxy:stats_socket"}
+    return {
+        "stats_socket": socket_path,
+        "global": _merge_directives(HAPROXY_GLOBAL, value.get("global"), f"{path}:global", reserved=reserved),
+        "defaults": _merge_directives(HAPROXY_DEFAULTS, value.get("defaults"), f"{path}:defaults"),
+    }
+
+
+def _keepalived(value, path):
+    value = {} if value is None else value
+    schema.mapping(value, path, allowed=("global_defs",))
+    reserved = {"router_id": "is always the node's minion id"}
+    global_defs = _merge_directives(
+        KEEPALIVED_GLOBAL_DEFS, value.get("global_defs"), f"{path}:global_defs", forbid_braces=True, reserved=reserved
+    )
+    return {"global_defs": global_defs}
+
+
+def _firewall(value, path):
+    value = {} if value is None else value
+    schema.mapping(value, path, allowed=tuple(DEFAULT_FIREWALL))
+    firewall = {**DEFAULT_FIREWALL, **value}
+    if firewall["backend"] not in ("iptables", "nftables"):
+        raise InvalidValue(f"{path}:backend", f"must be iptables or nftables, got {firewall['backend']!r}")
+    table = schema.matching(
+        firewall["nft_table"], f"{path}:nft_table", re.compile(r"^(ip|ip6|inet) [A-Za-z0-9_-]+$"), "'FAMILY NAME'"
+    )
+    chain = schema.name(firewall["nft_chain"], f"{path}:nft_chain")
+    return {"backend": firewall["backend"], "nft_table": table, "nft_chain": chain}
+
+
+def _check_weight_moves_vips(model, path):
+    priorities = [node["priority"] for node in model["nodes"].values()]
+    gap = max(priorities) - min(priorities)
+    weight = model["vrrp"]["check"]["weight"]
+    if weight and weight <= gap:  # weight 0: FAULT on failure
+        raise InvalidValue(
+            f"{path}:vrrp:check:weight",
+            f"{weight} is not larger than the priority gap {gap} between the nodes: "
+            "a failing HAProxy would never move the virtual IPs",
+        )
+
+
+def normalize(pillar, path=PILLAR_KEY):
+    """
+    Validate the ``lbpair`` pillar and return it normalised, defaults filled in.
+
+    Raises :class:`InvalidValue` naming the first bad key.
+    """
+    if pillar is None:
+        raise InvalidValue(path, "is missing: no lbpair pillar for this minion")
+    schema.mapping(
+        pillar,
+        path,
+        allowed=("nodes", "vrrp", "services", "haproxy", "keepalived", "firewall"),
+        required=("nodes",),
+    )
+    model = {
+        "nodes": _nodes(pillar["nodes"], f"{path}:nodes"),
+        "vrrp": _vrrp(pillar.get("vrrp"), f"{path}:vrrp"),
+        "services": _services(pillar.get("services"), f"{path}:services"),
+        "haproxy": _haproxy(pillar.get("haproxy"), f"{path}:haproxy"),
+        "keepalived": _keepalived(pillar.get("keepalived"), f"{path}:keepalived"),
+        "firewall": _firewall(pillar.get("firewall"), f"{path}:firewall"),
+    }
+    _check_weight_moves_vips(model, path)
+    return model
+
+
+def for_node(model, node, path=PILLAR_KEY):
+    """Return ``model`` with the ``node`` and ``peers`` of this minion filled in."""
+    if node not in model["nodes"]:
+        raise InvalidValue(
+            f"{path}:nodes", f"minion {node!r} is not a node of the pair ({', '.join(model['nodes'])})"
+        )
+    peers = {name: spec for name, spec in model["nodes"].items() if name != node}
+    return {**model, "node": {"name": node, **model["nodes"][node]}, "peers": peers}
+
+
+
+
+def node_model(pillar, node, cache):
+    """
+    The model of ``node`` from this minion's ``lbpair`` pillar, normalised once per
+    job: a state run asks for it several times (HAProxy, keepalived, firewall), and
+    1,000 services take tens of milliseconds each time. ``cache`` is a mapping kept
+    for the job (Salt's context dictionary); it holds the pillar object itself, so a
+    refreshed pillar (a new object) is normalised again.
+    """
+    cached = cache.get("lbpair_lib.pillar")
+    if cached is None or cached[0] is not pillar:
+        cached = (pillar, normalize(pillar))
+        cache["lbpair_lib.pillar"] = cached
+    return for_node(cached[1], node)
+
+
+def minion_model(minion_pillar, opts, cache, node=None):
+    """:func:`node_model` from a minion's whole pillar and options (``id``): what Salt gives its modules."""
+    return node_model(minion_pillar.get(PILLAR_KEY), node or opts["id"], cache)
+
+
+def vips(model):
+    """Every service's virtual IP, once each, in address order."""
+    return sorted({service["vip"] for service in model["services"].values()}, key=_address_key)
+
+
+def _address_key(address):
+    return tuple(int(part) for part in address.split("."))

@@ -1,0 +1,153 @@
+"""
+The master's ``lbpair_reactions`` configuration block (see ``salt/master.d/lbpair.conf``).
+
+.. code-block:: yaml
+
+    lbpair_reactions:
+      nodes:                                  # the pair's minions; events of others are ignored
+        lb1: {address: 192.0.2.11}            # the address DNS points at when lb1 is MASTER
+        lb2: {address: 192.0.2.12}
+      history: {path: /var/lib/salt/lbpair/history.jsonl, max_bytes: 10485760}
+      damping_window: 60                      # s; at most one message per instance per window
+      confirm: {timeout: 10, settle: 5}       # job timeout; wait before an alarm is raised
+      webhook: {url: "https://chat.example.net/hooks/...", format: slack}   # slack|mattermost|generic
+      smtp: {host: mail.example.net, port: 587, starttls: true, user: lbpair, password: "...",
+             from: lbpair@example.net, to: [ops@example.net]}
+      dns:
+        server: 192.0.2.53
+        zone: example.net
+        key_name: lbpair-update
+        key_algorithm: hmac-sha256
+        key_secret: "base64=="
+        records: [{name: active, type: A, ttl: 30}, {name: active, type: TXT, ttl: 30}]
+        attempts: 4                           # then the failure is reported (critical)
+        backoff: 1                            # s, doubled after each attempt
+
+The secrets (webhook URL, SMTP password, TSIG key) stay in the master's
+configuration: :func:`masked` is the only way the block is shown.
+"""
+
+import base64
+import binascii
+import json
+
+from lbpair_lib import schema
+from lbpair_lib.errors import InvalidValue
+
+CONFIG_KEY = "lbpair_reactions"
+TSIG_ALGORITHMS = ("hmac-sha256", "hmac-sha384", "hmac-sha512", "hmac-sha224", "hmac-sha1", "hmac-md5")
+WEBHOOK_FORMATS = ("slack", "mattermost", "generic")
+RECORD_TYPES = ("A", "AAAA", "TXT")
+MASKED = "**********"
+
+
+def _nodes(value, path):
+    if not isinstance(value, dict) or not value:
+        raise InvalidValue(path, "expected a mapping of the pair's minion ids")
+    nodes = {}
+    for name, node in value.items():
+        schema.name(name, f"{path}:{name}")
+        node = schema.mapping(node, f"{path}:{name}", ("address",), ("address",))
+        nodes[name] = {"address": schema.address(node["address"], f"{path}:{name}:address")}
+    return nodes
+
+
+def _webhook(value, path):
+    value = schema.mapping(value, path, ("url", "format"), ("url",))
+    url = schema.string(value["url"], f"{path}:url")
+    if not url.startswith(("http://", "https://")):
+        raise InvalidValue(f"{path}:url", "must be an http:// or https:// URL")  # the URL itself is a secret
+    return {"url": url, "format": schema.choice(value.get("format", "slack"), f"{path}:format", WEBHOOK_FORMATS)}
+
+
+def _smtp(value, path):
+    allowed = ("host", "port", "starttls", "user", "password", "from", "to", "ca_file")
+    value = schema.mapping(value, path, allowed, ("host", "from", "to"))
+    recipients = value["to"] if isinstance(value["to"], list) else [value["to"]]
+    smtp = {
+        "host": schema.string(value["host"], f"{path}:host"),
+        "port": schema.integer(value.get("port", 587), f"{path}:port", 1, 65535),
+        "starttls": schema.boolean(value.get("starttls", True), f"{path}:starttls"),
+        "from": schema.string(value["from"], f"{path}:from"),
+        "to": [schema.string(to, f"{path}:to") for to in recipients],
+        "ca_file": schema.string(value["ca_file"], f"{path}:ca_file") if "ca_file" in value else None,
+        "user": None,
+        "password": None,
+    }
+    if "user" in value:
+        smtp["user"] = schema.string(value["user"], f"{path}:user")
+        if not isinstance(value.get("password"), str) or not value["password"]:
+            raise InvalidValue(f"{path}:password", "is required with user")
+        smtp["password"] = value["password"]
+    return smtp
+
+
+def _records(value, path):
+    if not isinstance(value, list) or not value:
+        raise InvalidValue(path, "expected a non-empty list of records")
+    records = []
+    for index, record in enumerate(value):
+        where = f"{path}:{index}"
+        record = schema.mapping(record, where, ("name", "type", "ttl"), ("name", "type"))
+        records.append(
+            {
+                "name": schema.string(record["name"], f"{where}:name"),
+                "type": schema.choice(record["type"], f"{where}:type", RECORD_TYPES),
+                "ttl": schema.integer(record.get("ttl", 30), f"{where}:ttl", 0, 86400),
+            }
+        )
+    return records
+
+
+def _dns(value, path):
+    allowed = ("server", "port", "zone", "key_name", "key_algorithm", "key_secret", "records", "attempts", "backoff", "timeout")
+    value = schema.mapping(value, path, allowed, ("server", "zone", "key_name", "key_secret", "records"))
+    secret = value["key_secret"]
+    try:
+        base64.b64decode(secret, validate=True)
+    except (binascii.Error, TypeError, ValueError):
+        raise InvalidValue(f"{path}:key_secret", "must be base64 (as in a BIND key statement)") from None
+    return {
+        "server": schema.address(value["server"], f"{path}:server"),
+        "port": schema.integer(value.get("port", 53), f"{path}:port", 1, 65535),
+        "zone": schema.string(value["zone"], f"{path}:zone"),
+        "key_name": schema.string(value["key_name"], f"{path}:key_name"),
+        "key_algorithm": schema.choice(value.get("key_algorithm", "hmac-sha256"), f"{path}:key_algorithm", TSIG_ALGORITHMS),
+        "key_secret": secret,
+        "records": _records(value["records"], f"{path}:records"),
+        "attempts": schema.integer(value.get("attempts", 4), f"{path}:attempts", 1, 20),
+        "backoff": schema.number(value.get("backoff", 1), f"{path}:backoff", 0, 600),
+        "timeout": schema.number(value.get("timeout", 5), f"{path}:timeout", 0.1, 60),
+    }
+
+
+def normalise(value, path=CONFIG_KEY):
+    """The validated ``lbpair_reactions`` block with its defaults; raises :class:`InvalidValue`."""
+    allowed = ("nodes", "history", "damping_window", "confirm", "webhook", "smtp", "dns")
+    value = schema.mapping(value, path, allowed, ("nodes",))
+    history = schema.mapping(value.get("history", {}), f"{path}:history", ("path", "max_bytes"))
+    confirm = schema.mapping(value.get("confirm", {}), f"{path}:confirm", ("timeout", "settle"))
+    return {
+        "nodes": _nodes(value["nodes"], f"{path}:nodes"),
+        "history": {
+            "path": schema.string(history.get("path", "/var/lib/salt/lbpair/history.jsonl"), f"{path}:history:path"),
+            "max_bytes": schema.integer(history.get("max_bytes", 10 * 1024 * 1024), f"{path}:history:max_bytes", 0, 2**40),
+        },
+        "damping_window": schema.number(value.get("damping_window", 60), f"{path}:damping_window", 0, 86400),
+        "confirm": {
+            "timeout": schema.integer(confirm.get("timeout", 10), f"{path}:confirm:timeout", 1, 300),
+            "settle": schema.number(confirm.get("settle", 5), f"{path}:confirm:settle", 0, 300),
+        },
+        "webhook": _webhook(value["webhook"], f"{path}:webhook") if value.get("webhook") else None,
+        "smtp": _smtp(value["smtp"], f"{path}:smtp") if value.get("smtp") else None,
+        "dns": _dns(value["dns"], f"{path}:dns") if value.get("dns") else None,
+    }
+
+
+def masked(config):
+    """The normalised configuration with every secret replaced by ``**********``."""
+    shown = json.loads(json.dumps(config))
+    for section, key in (("webhook", "url"), ("smtp", "password"), ("dns", "key_secret")):
+        if shown.get(section) and shown[section].get(key):
+            shown[section][key] = MASKED
+    return shown

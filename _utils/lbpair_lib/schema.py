@@ -1,0 +1,125 @@
+"""
+Typed validators shared by every input lbpair reads (the ``lbpair`` pillar, the
+master's ``lbpair_reactions`` block, the beacon's configuration).
+
+Each takes the value and its full path (``lbpair:services:foo:port``), returns
+the value normalised, or raises :class:`~lbpair_lib.errors.InvalidValue` naming
+the path. One set of checks, one set of messages.
+"""
+
+import ipaddress
+import re
+
+from lbpair_lib.errors import InvalidValue
+
+NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
+CONTROL_RE = re.compile(r"[\x00-\x1f\x7f]")
+_KINDS = ((dict, "mapping"), (list, "list"), (str, "string"), (bool, "boolean"), (int, "integer"), (float, "number"))
+
+
+def type_name(value):
+    """The YAML word for a value's type (``mapping``, ``list``, ``string``, ...)."""
+    for kind, name in _KINDS:
+        if isinstance(value, kind):
+            return name
+    return type(value).__name__
+
+
+def named_mapping(value, path):
+    """A mapping whose keys are names chosen by the user (nodes, services, servers)."""
+    if not isinstance(value, dict):
+        raise InvalidValue(path, f"expected a mapping, got {type_name(value)}")
+    return value
+
+
+def mapping(value, path, allowed, required=()):
+    """A mapping with known keys only, the ``required`` ones present."""
+    named_mapping(value, path)
+    for key in value:
+        if key not in allowed:
+            raise InvalidValue(f"{path}:{key}", f"unknown key (allowed: {', '.join(allowed)})")
+    for key in required:
+        if key not in value:
+            raise InvalidValue(f"{path}:{key}", "is required")
+    return value
+
+
+def integer(value, path, low, high):
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise InvalidValue(path, f"expected an integer from {low} to {high}, got {value!r}")
+    if not low <= value <= high:
+        raise InvalidValue(path, f"must be from {low} to {high}, got {value}")
+    return value
+
+
+def number(value, path, low, high):
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise InvalidValue(path, f"expected a number from {low} to {high}, got {value!r}")
+    if not low <= value <= high:
+        raise InvalidValue(path, f"must be from {low} to {high}, got {value}")
+    return value
+
+
+def boolean(value, path):
+    if not isinstance(value, bool):
+        raise InvalidValue(path, f"expected true or false, got {value!r}")
+    return value
+
+
+def string(value, path):
+    """A non-empty single line, stripped."""
+    if not isinstance(value, str):
+        raise InvalidValue(path, f"expected a string, got {type_name(value)}")
+    if CONTROL_RE.search(value):
+        raise InvalidValue(path, "must be a single line without control characters")
+    if not value.strip():
+        raise InvalidValue(path, "must not be empty")
+    return value.strip()
+
+
+def matching(value, path, pattern, what):
+    text = string(value, path)
+    if not pattern.match(text):
+        raise InvalidValue(path, f"{text!r} is not {what}")
+    return text
+
+
+def name(value, path):
+    """A safe identifier: a minion id, a service, server or interface name."""
+    return matching(value, path, NAME_RE, "a safe name (letters, digits, '.', '_', '-')")
+
+
+def choice(value, path, choices):
+    if value not in choices:
+        raise InvalidValue(path, f"expected one of {', '.join(choices)}, got {value!r}")
+    return value
+
+
+def address(value, path, ipv4_only=False):
+    """An IP address in its canonical text form."""
+    text = string(value, path)
+    try:
+        parsed = ipaddress.ip_address(text)
+    except ValueError:
+        raise InvalidValue(path, f"{text!r} is not an IP address") from None
+    if ipv4_only and parsed.version != 4:
+        raise InvalidValue(path, f"{text} is not an IPv4 address (IPv6 VIPs are not supported yet)")
+    return str(parsed)
+
+
+def port(value, path):
+    return integer(value, path, 1, 65535)
+
+
+def free_text(value, path, forbid_braces=False):
+    """A value passed verbatim to a daemon: one line, no block delimiters where they matter."""
+    text = string(value, path)
+    if forbid_braces and re.search(r"[{}\"]", text):
+        raise InvalidValue(path, "must not contain braces or double quotes")
+    return text
+
+
+def settings(value, path, defaults):
+    """Local options (minion configuration): known keys only, string values, defaults filled in."""
+    value = mapping({} if value is None else value, path, allowed=tuple(defaults))
+    return {key: string(value.get(key, default), f"{path}:{key}") for key, default in defaults.items()}
