@@ -3,16 +3,8 @@ HAProxy on an lbpair node: its configuration rendered from the ``lbpair`` pillar
 checked with ``haproxy -c``, reloaded without dropping connections; servers
 queried and drained through the stats socket.
 
-Minion configuration (all optional):
-
-.. code-block:: yaml
-
-    lbpair_haproxy:
-      config_file: /etc/haproxy/haproxy.cfg
-      service: haproxy
-      binary: haproxy
-
-The state ``lbpair_haproxy.configured`` installs the configuration.
+Minion configuration, all optional: ``lbpair_haproxy: {config_file:
+/etc/haproxy/haproxy.cfg, service: haproxy, binary: haproxy}``. The state ``lbpair_haproxy.configured`` installs the configuration.
 """
 
 from lbpair_lib import deploy, haproxy, pillar, stats
@@ -29,19 +21,13 @@ def _daemon():
 
 
 def _model(node=None, lbpair=None):
-    minion_pillar = __pillar__ if lbpair is None else {pillar.PILLAR_KEY: lbpair}
-    return pillar.minion_model(minion_pillar, __opts__, __context__ if lbpair is None else {}, node)
+    return pillar.minion_model(__pillar__, __opts__, __context__, node, lbpair)
 
 
 def render(node=None, pillar=None):  # pylint: disable=redefined-outer-name
     """
-    Render haproxy.cfg for a node from the lbpair pillar; passwords are masked.
-
-    node
-        Minion id of the node; defaults to this minion.
-
-    pillar
-        An ``lbpair`` pillar mapping to render instead of this minion's pillar.
+    The haproxy.cfg the pillar gives a node (``node``, this minion by default),
+    passwords masked; ``pillar`` renders that ``lbpair`` mapping instead.
 
     CLI Example:
 

@@ -36,8 +36,7 @@ def _options():
 
 
 def _model(node=None, lbpair=None):
-    minion_pillar = __pillar__ if lbpair is None else {pillar.PILLAR_KEY: lbpair}
-    return pillar.minion_model(minion_pillar, __opts__, __context__ if lbpair is None else {}, node)
+    return pillar.minion_model(__pillar__, __opts__, __context__, node, lbpair)
 
 
 def render(node=None, pillar=None):  # pylint: disable=redefined-outer-name

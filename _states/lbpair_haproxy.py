@@ -1,13 +1,16 @@
 """
-State for HAProxy on an lbpair node.
+State for HAProxy on an lbpair node (``salt/lbpair/haproxy.sls`` uses it after
+the package is installed):
 
 .. code-block:: yaml
 
     HAProxy configuration is managed:
-      lbpair_haproxy.configured
+      lbpair_haproxy.configured:
+        - require:
+          - pkg: haproxy
 """
 
-from lbpair_lib import deploy, haproxy, pillar, results
+from lbpair_lib import deploy, haproxy
 
 __virtualname__ = "lbpair_haproxy"
 
@@ -25,9 +28,4 @@ def configured(name):
     name
         The state's name; free text.
     """
-
-    def configure():
-        daemon = haproxy.daemon(__salt__["config.get"]("lbpair_haproxy", {}))
-        return deploy.configure(daemon, pillar.minion_model(__pillar__, __opts__, __context__), __salt__, __opts__["test"])
-
-    return results.state(name, configure)
+    return deploy.configured(name, haproxy, __salt__, __pillar__, __opts__, __context__)

@@ -1,13 +1,10 @@
 """
-State for keepalived on an lbpair node.
-
-.. code-block:: yaml
-
-    keepalived configuration is managed:
-      lbpair_keepalived.configured
+State for keepalived on an lbpair node: ``lbpair_keepalived.configured`` with a
+name of your choice, e.g. ``keepalived configuration is managed``. keepalived
+is reloaded, never restarted.
 """
 
-from lbpair_lib import deploy, keepalived, pillar, results
+from lbpair_lib import deploy, keepalived
 
 __virtualname__ = "lbpair_keepalived"
 
@@ -26,9 +23,4 @@ def configured(name):
     name
         The state's name; free text.
     """
-
-    def configure():
-        daemon = keepalived.daemon(__salt__["config.get"]("lbpair_keepalived", {}))
-        return deploy.configure(daemon, pillar.minion_model(__pillar__, __opts__, __context__), __salt__, __opts__["test"])
-
-    return results.state(name, configure)
+    return deploy.configured(name, keepalived, __salt__, __pillar__, __opts__, __context__)

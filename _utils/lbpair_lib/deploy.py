@@ -20,7 +20,7 @@ import os
 import re
 import tempfile
 
-from lbpair_lib import command, store
+from lbpair_lib import command, pillar, results, store
 from lbpair_lib.errors import LbpairError
 
 log = logging.getLogger(__name__)
@@ -139,3 +139,18 @@ def _restore(daemon, services, old):
         reload(daemon, services)
     except LbpairError as exc:
         log.error("lbpair: reload with the restored %s failed too: %s", path, exc)
+
+
+def configured(name, daemon_module, functions, minion_pillar, opts, context):
+    """
+    The ``configured`` state of the daemon that ``daemon_module`` (:mod:`lbpair_lib.haproxy`
+    or :mod:`lbpair_lib.keepalived`) describes, from what Salt gives a state module:
+    its functions (``config.get``, ``service.*``), pillar, options and context.
+    """
+
+    def apply():
+        daemon = daemon_module.daemon(functions["config.get"](daemon_module.OPTIONS_KEY, {}))
+        model = pillar.minion_model(minion_pillar, opts, context)
+        return configure(daemon, model, functions, test=opts["test"])
+
+    return results.state(name, apply)

@@ -3,28 +3,21 @@ HAProxy's configuration for an lbpair node, rendered from the normalised model.
 
 Each service of the pillar becomes one ``listen`` section bound to its virtual
 IP. HAProxy must be allowed to bind an address it does not hold yet (the backup
-node): the ``lbpair.haproxy`` SLS sets ``net.ipv4.ip_nonlocal_bind``.
-
-Minion configuration (all optional), ``lbpair_haproxy``:
-
-.. code-block:: yaml
-
-    lbpair_haproxy:
-      config_file: /etc/haproxy/haproxy.cfg
-      service: haproxy
-      binary: haproxy
+node): the ``lbpair.haproxy`` SLS sets ``net.ipv4.ip_nonlocal_bind``. The
+minion options (``lbpair_haproxy``) are :data:`DEFAULTS`.
 """
 
 from lbpair_lib import schema
 from lbpair_lib.deploy import Daemon
 
 HEADER = "# Managed by Salt (lbpair) from the lbpair pillar: local changes are overwritten.\n"
+OPTIONS_KEY = "lbpair_haproxy"
 DEFAULTS = {"config_file": "/etc/haproxy/haproxy.cfg", "service": "haproxy", "binary": "haproxy"}
 
 
 def daemon(options):
     """HAProxy as :mod:`~lbpair_lib.deploy` manages it, from the minion's ``lbpair_haproxy`` options."""
-    local = schema.settings(options, "lbpair_haproxy", DEFAULTS)
+    local = schema.settings(options, OPTIONS_KEY, DEFAULTS)
     return Daemon("HAProxy", local["config_file"], local["service"], [local["binary"], "-c", "-f"], render_config)
 
 

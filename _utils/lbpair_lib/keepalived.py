@@ -12,17 +12,9 @@ rolls out node by node; with one address in the adverts, adding or removing
 services does not change them (``skip_check_adv_addr`` covers the MASTER being
 reloaded first when the advertised address itself changes).
 
-Minion configuration (all optional), ``lbpair_keepalived``:
-
-.. code-block:: yaml
-
-    lbpair_keepalived:
-      config_file: /etc/keepalived/keepalived.conf
-      service: keepalived
-      binary: keepalived
-      pid_file: /run/keepalived.pid
-      json_file: /tmp/keepalived.json   # keepalived writes it to $TMPDIR/keepalived.json
-      bus: system                       # or a D-Bus address, e.g. unix:path=/run/lb1/bus.sock
+The minion options (``lbpair_keepalived``) are :data:`DEFAULTS`; keepalived
+writes its JSON dump to ``$TMPDIR/keepalived.json``, and ``bus`` is ``system``
+or a D-Bus address (``unix:path=/run/lb1/bus.sock``).
 """
 
 import functools
@@ -40,6 +32,7 @@ log = logging.getLogger(__name__)
 HEADER = "# Managed by Salt (lbpair) from the lbpair pillar: local changes are overwritten.\n"
 CHECK_NAME = "lbpair_haproxy"
 STATE_NAMES = {0: "INIT", 1: "BACKUP", 2: "MASTER", 3: "FAULT", 97: "DELETED", 98: "STOP"}
+OPTIONS_KEY = "lbpair_keepalived"
 DEFAULTS = {
     "config_file": "/etc/keepalived/keepalived.conf",
     "service": "keepalived",
@@ -53,7 +46,7 @@ JSON_TIMEOUT = 5.0
 
 def settings(options):
     """The minion's ``lbpair_keepalived`` options with their defaults."""
-    return schema.settings(options, "lbpair_keepalived", DEFAULTS)
+    return schema.settings(options, OPTIONS_KEY, DEFAULTS)
 
 
 def daemon(options):

@@ -86,7 +86,8 @@ def warning_notice(minion, code, message):
     """
     subject = f"WARNING lbpair: {minion} {code.replace('_', ' ')}"
     details = {"minion": minion, "code": code, "message": message}
-    return {"kind": "warning", "severity": "warning", "instance": None, "subject": subject, "text": f"{subject}: {message}", "details": details}
+    text = f"{subject}: {message}"
+    return {"kind": "warning", "severity": "warning", "instance": None, "subject": subject, "text": text, "details": details}
 
 
 # --- flap damping (pure, on a state mapping the caller persists) ----------------

@@ -379,8 +379,14 @@ def node_model(pillar, node, cache):
     return for_node(cached[1], node)
 
 
-def minion_model(minion_pillar, opts, cache, node=None):
-    """:func:`node_model` from a minion's whole pillar and options (``id``): what Salt gives its modules."""
+def minion_model(minion_pillar, opts, cache, node=None, lbpair=None):
+    """
+    :func:`node_model` from what Salt gives its modules: the minion's whole pillar,
+    its options (``id``) and context. ``node`` defaults to this minion; ``lbpair``,
+    if given, is an ``lbpair`` pillar to use instead of the minion's.
+    """
+    if lbpair is not None:
+        return for_node(normalize(lbpair), node or opts["id"])
     return node_model(minion_pillar.get(PILLAR_KEY), node or opts["id"], cache)
 
 

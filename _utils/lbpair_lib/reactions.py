@@ -18,9 +18,8 @@ import logging
 import re
 import time
 
-from lbpair_lib import dns_update, notify
+from lbpair_lib import dns_update, notify, store
 from lbpair_lib import history as history_file
-from lbpair_lib import store
 from lbpair_lib.errors import InvalidValue
 from lbpair_lib.reactions_config import CONFIG_KEY
 from lbpair_lib.times import iso_utc

@@ -20,7 +20,7 @@ VIP = "203.0.113.10"
 
 @pytest.fixture
 def pair_namespaces(seed_pillar):
-    for node, namespace in NODES.items():
+    for namespace in NODES.values():
         netns.add(namespace)
     try:
         netns.veth(NODES["lb1"], "eth0", NODES["lb2"], "eth0")

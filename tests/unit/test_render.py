@@ -2,8 +2,8 @@
 
 import ipaddress
 
-from lbpair_lib import deploy, firewall, haproxy, keepalived, pillar, stats
 from lab.scenarios import VIP_POOL, many_services
+from lbpair_lib import deploy, firewall, haproxy, keepalived, pillar, stats
 
 
 def model_for(lbpair, node="lb1"):
