@@ -265,11 +265,19 @@ class Machine:
         raise TimeoutError("systemd did not start in the container")
 
     def _wait_for_boot(self, deadline):
-        """Poll ``systemctl is-system-running --wait`` until it answers running or degraded."""
+        """Poll ``systemctl is-system-running --wait`` until it answers running or degraded.
+
+        Only ``maintenance`` (emergency or rescue mode) and ``stopping`` are final. In the first
+        milliseconds after systemd's exec, before it creates ``/run/systemd/system``, systemctl
+        answers ``offline`` (``sd_booted()`` is false); then, until the manager listens,
+        nothing but "Failed to connect to bus". Both mean "not yet": they count until
+        *deadline*, and the timeout names the last answer.
+        """
+        answer = "no answer"
         while True:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
-                raise TimeoutError("boot did not finish")
+                raise TimeoutError(f"boot did not finish; systemctl answered: {answer}")
             if self.process.poll() is not None:
                 raise MachineError(f"systemd-nspawn exited with {self.process.returncode}")
             try:
@@ -281,9 +289,10 @@ class Machine:
             state = proc.stdout.strip()
             if state in ("running", "degraded"):
                 return state
-            if state in ("maintenance", "stopping", "offline"):
+            if state in ("maintenance", "stopping"):
                 raise MachineError(f"systemd state {state}")
-            time.sleep(0.2)  # the manager is not reachable yet
+            answer = state or proc.stderr.strip() or f"exit status {proc.returncode}"
+            time.sleep(0.2)
 
     def _continue_stopped_nsenters(self):
         """Send SIGCONT to host ``nsenter`` processes stopped because their child was stopped.
