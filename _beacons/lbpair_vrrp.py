@@ -73,8 +73,9 @@ How it works: :mod:`lbpair_lib.beacon`. Needs ``dbus-next`` (``pip install
 
 import importlib
 import logging
+import os
+import sys
 
-import salt.config
 import salt.utils.event
 
 log = logging.getLogger(__name__)
@@ -83,11 +84,22 @@ __virtualname__ = "lbpair_vrrp"
 RUNNER_KEY = "lbpair_vrrp.runner"
 
 
+def _add_utils_folders():
+    """
+    Put Salt's utils folders (the synced ``extmods/utils`` among them) on ``sys.path``.
+
+    The module, state and runner loaders add them while they load a module; the beacon
+    loader does not, and Salt adds them at start-up only if they exist, which the synced
+    folder does not on a minion that started before its first ``saltutil.sync_all``.
+    """
+    folders = [*(__opts__.get("utils_dirs") or []), os.path.join(__opts__["extension_modules"], "utils")]
+    for folder in folders:
+        if os.path.isdir(folder) and folder not in sys.path:
+            sys.path.append(folder)
+
+
 def __virtual__():
-    # A minion started before its first saltutil.sync_all has no synced utils folder on
-    # sys.path (Salt adds it at start-up only if it exists), and unlike the module loaders
-    # the beacon loader does not add it while it loads: add it now, as Salt would have.
-    salt.config.insert_system_path(__opts__, __opts__.get("utils_dirs") or [])
+    _add_utils_folders()
     for module, remedy in (("dbus_next", "pip install 'saltext-lbpair[minion]'"), ("lbpair_lib.beacon", "saltutil.sync_all")):
         try:
             importlib.import_module(module)

@@ -6,7 +6,7 @@ same run; and the beacon's idle CPU next to a minion without it.
 
     .venv/bin/python -m bench.beacon_latency [--cycles 12] [--idle 120]   # root
 
-Set-up (the beacon's test fixtures, ``tests/beacon/fixtures.py``): two keepalived
+Set-up (the beacon's rig, ``lab/beacon_rig.py``, through ``bench/conftest.py``): two keepalived
 nodes in network namespaces, each on its own dbus-daemon, a real salt-master,
 a salt-minion per node running the beacon with Salt's default one-second
 ``loop_interval``, and a third minion without the beacon. Each cycle fails lb1's
@@ -34,7 +34,8 @@ import time
 
 import pytest
 
-from tests.beacon.fixtures import event_listener  # noqa: F401  (on 127.0.0.1, not every address)
+from lab.beacon_rig import SALT_NAMESPACE, minion_overrides
+from lbpair_lib import vrrp_dbus
 
 REPO = pathlib.Path(__file__).resolve().parent.parent
 NOTIFY_DIR = pathlib.Path("/run/lbpair-vbench")
@@ -52,8 +53,6 @@ exec nsenter --net=/run/netns/{namespace} {salt_call} -c "$(cat "$conf")" --log-
 
 @pytest.fixture(scope="module")
 def notify_script():
-    from tests.beacon.fixtures import SALT_NAMESPACE  # pylint: disable=import-outside-toplevel
-
     NOTIFY_DIR.mkdir(mode=0o755, exist_ok=True)
     script = NOTIFY_DIR / "notify.sh"
     script.write_text(NOTIFY.format(dir=NOTIFY_DIR, namespace=SALT_NAMESPACE, salt_call=SALT_CALL))
@@ -69,8 +68,6 @@ def notify_script():
 @pytest.fixture(scope="module")
 def idle_minion(salt_master, nodes, tmp_path_factory):
     """A minion like the others, without the beacon: the CPU baseline."""
-    from tests.beacon.fixtures import minion_overrides  # pylint: disable=import-outside-toplevel
-
     journal = tmp_path_factory.mktemp("idle") / "journal.jsonl"
     factory = salt_master.salt_minion_daemon("idle", overrides=minion_overrides(nodes["lb1"], journal, beacon=False))
     with factory.started():
@@ -184,12 +181,10 @@ def figures(name, values, missing):
 
 
 def wait_states(nodes, expected, timeout=20):
-    import lbpair_keepalived  # pylint: disable=import-outside-toplevel
-
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         try:
-            states = {name: lbpair_keepalived.read_dbus(node.bus_address)["lbpair_51"]["state"]
+            states = {name: vrrp_dbus.read_states(node.bus_address)["lbpair_51"]["state"]
                       for name, node in nodes.items()}
         except Exception:  # pylint: disable=broad-except
             states = None
@@ -248,11 +243,9 @@ def main():
     parser.add_argument("--idle", type=int, default=OPTIONS["idle"], help="seconds of the idle CPU window")
     args = parser.parse_args()
     os.environ["LBPAIR_BENCH_OPTIONS"] = f"{args.cycles},{args.idle}"
-    sys.path.insert(0, str(REPO / "_modules"))
     os.chdir(REPO)
     return pytest.main(
-        ["-q", "-s", "-p", "no:cacheprovider", "-p", "tests.conftest", "-p", "tests.beacon.fixtures",
-         "--rootdir", str(REPO), f"{__file__}::test_failover_latency_and_idle_cpu"]
+        ["-q", "-s", "-p", "no:cacheprovider", "--rootdir", str(REPO), f"{__file__}::test_failover_latency_and_idle_cpu"]
     )
 
 

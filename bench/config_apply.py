@@ -16,19 +16,14 @@ sections 1.34 s (0.95 s of it salt-call start-up), peak memory 85 MiB.
 import json
 import pathlib
 import statistics
-import sys
 import time
 
 import yaml
 
 from lab import scenarios, topology
+from lbpair_lib import haproxy, keepalived, pillar
 
 REPO = pathlib.Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO / "_modules"))
-
-import lbpair_config  # noqa: E402  (pure functions, imported from the extension folder)
-import lbpair_haproxy  # noqa: E402
-import lbpair_keepalived  # noqa: E402
 
 SIZES = (10, 100, 1000)
 NODE = "lb1"
@@ -57,7 +52,13 @@ def masterless_files():
         "/srv/pillar/top.sls": "base:\n  '*':\n    - lbpair\n",
         "/srv/salt/top.sls": (REPO / "salt" / "top.sls").read_text(),
     }
-    folders = (("_modules", "_modules"), ("_states", "_states"), ("salt/lbpair", "lbpair"), ("bench/baseline", "bench_baseline"))
+    folders = (
+        ("_utils/lbpair_lib", "_utils/lbpair_lib"),  # the library the loader modules import
+        ("_modules", "_modules"),
+        ("_states", "_states"),
+        ("salt/lbpair", "lbpair"),
+        ("bench/baseline", "bench_baseline"),
+    )
     for folder, target in folders:
         for path in sorted((REPO / folder).glob("*.*")):
             files[f"/srv/salt/{target}/{path.name}"] = path.read_text()
@@ -73,15 +74,13 @@ def median_seconds(func, runs=5):
     return statistics.median(times)
 
 
-def render_times(pillar):
-    model = lbpair_config._for_node(lbpair_config._normalize(pillar), NODE)
-    haproxy = median_seconds(lambda: lbpair_haproxy.render_config(model))
-    keepalived = median_seconds(lambda: lbpair_keepalived.render_config(model))
-    whole = median_seconds(
-        lambda: lbpair_haproxy.render_config(lbpair_config._for_node(lbpair_config._normalize(pillar), NODE))
-    )
-    texts = (lbpair_haproxy.render_config(model), lbpair_keepalived.render_config(model))
-    return haproxy, keepalived, whole, texts
+def render_times(lbpair_pillar):
+    model = pillar.for_node(pillar.normalize(lbpair_pillar), NODE)
+    haproxy_render = median_seconds(lambda: haproxy.render_config(model))
+    keepalived_render = median_seconds(lambda: keepalived.render_config(model))
+    whole = median_seconds(lambda: haproxy.render_config(pillar.for_node(pillar.normalize(lbpair_pillar), NODE)))
+    texts = (haproxy.render_config(model), keepalived.render_config(model))
+    return haproxy_render, keepalived_render, whole, texts
 
 
 def measured(box, command):
@@ -128,9 +127,9 @@ def main():
         box.run([SALT_CALL, "--local", "saltutil.sync_all"], timeout=300)
         startup = statistics.median(measured(box, [SALT_CALL, "--local", "test.true"])[0] for _ in range(5))
         for size in SIZES:
-            pillar = scenarios.many_services(seed_pillar(), size)
-            box.run(["tee", "/srv/pillar/lbpair.sls"], input=yaml.safe_dump({"lbpair": pillar}))
-            haproxy_render, keepalived_render, whole_render, texts = render_times(pillar)
+            lbpair_pillar = scenarios.many_services(seed_pillar(), size)
+            box.run(["tee", "/srv/pillar/lbpair.sls"], input=yaml.safe_dump({"lbpair": lbpair_pillar}))
+            haproxy_render, keepalived_render, whole_render, texts = render_times(lbpair_pillar)
             haproxy_check = validate_time(box, "haproxy", texts[0])
             keepalived_check = validate_time(box, "keepalived", texts[1])
             first = apply(box)

@@ -1,11 +1,3 @@
-"""The beacon's tests: pure logic, and real keepalived, dbus-daemon, salt-master and minions."""
+"""The beacon's tests: real keepalived, dbus-daemon, salt-master and minions (the rig: lab/beacon_rig.py)."""
 
-import sys
-
-from tests.conftest import REPO
-
-sys.path.insert(0, str(REPO / "_modules"))
-sys.path.insert(0, str(REPO / "_beacons"))
-
-from tests.beacon.fixtures import *  # noqa: E402,F401,F403
-
+from lab.beacon_rig import *  # noqa: F401,F403  (the rig's fixtures; tests/conftest.py gives the session's)

@@ -3,13 +3,13 @@ The beacon against the real programs: two keepalived nodes in network namespaces
 each on its own dbus-daemon, a real salt-master, and a salt-minion per node.
 """
 
+import itertools
 import statistics
 import time
 
-import lbpair_keepalived
-
+from lab.beacon_rig import beacon_events, journal, states_of
 from lab.util import wait_until
-from tests.beacon.fixtures import beacon_events, journal, states_of
+from lbpair_lib import vrrp_dbus
 
 CONTRACT_KEYS = {"id", "instance", "interface", "vrid", "family", "state", "previous_state", "received_at", "time",
                  "seq", "source", "vips", "meta"}
@@ -72,7 +72,7 @@ def test_failover_and_recovery_reach_the_master_in_order(nodes, minions, salt_ma
 def assert_chain_without_gaps(entries):
     """Sequence numbers 1..n, and each transition starts where the previous one ended."""
     assert [entry["seq"] for entry in entries] == list(range(1, len(entries) + 1)), entries
-    for before, after in zip(entries, entries[1:]):
+    for before, after in itertools.pairwise(entries):
         assert after["previous_state"] == before["state"], (before, after)
         assert after["state"] != before["state"], (before, after)
 
@@ -128,8 +128,7 @@ def test_transitions_during_bus_keepalived_and_minion_outages_are_reported_once(
     for minion in minions.values():
         minion.terminate()
     lb1.set_healthy(False)
-    wait_until(lambda: "MASTER" in lbpair_keepalived.read_dbus(lb2.bus_address)["lbpair_51"]["state"], 20,
-                    what="lb2 MASTER")
+    wait_until(lambda: vrrp_dbus.read_states(lb2.bus_address)["lbpair_51"]["state"] == "MASTER", 20, what="lb2 MASTER")
     for minion in minions.values():
         minion.start()
     wait_last_states(minions, {"lb1": "BACKUP", "lb2": "MASTER"})

@@ -1,24 +1,33 @@
 """
-Fixtures for the beacon: a real salt-master, two real keepalived nodes (see
-``lab/vrrp_node.py``) and a real salt-minion per node running the ``lbpair_vrrp`` beacon
-on its node's bus. Loaded by this folder's conftest and by
-``bench/beacon_latency.py`` (``pytest -p tests.beacon.fixtures``).
+The beacon's rig, as pytest fixtures: a real salt-master, two real keepalived nodes (see
+:mod:`lab.vrrp_node`) and a real salt-minion per node running the ``lbpair_vrrp`` beacon on its
+node's bus.
 
-The master, the minions and salt-factories' event listener run inside a
-network namespace of their own (``lbpair-vb-salt``), on its loopback: nothing
-listens in the host's namespace. The minions reach their node's D-Bus through
-the unix socket, which is not bound to any network namespace.
+The master, the minions and salt-factories' event listener run inside a network namespace of
+their own (``lbpair-vb-salt``), on its loopback: nothing listens in the host's namespace. The
+minions reach their node's D-Bus through the unix socket, which is not bound to any network
+namespace.
+
+Two users, each through its conftest:
+
+- the beacon's tests: ``tests/beacon/conftest.py`` star-imports the rig's fixtures
+  (``__all__``); ``tests/conftest.py`` gives them the session's set-up;
+- ``bench/beacon_latency.py``, outside ``tests/``: ``bench/conftest.py`` imports the rig's
+  fixtures and the session's set-up at the end of this module (the same as ``tests/conftest.py``'s).
 """
 
 import contextlib
 import json
+import logging
+import shutil
+import tempfile
 
 import pytest
 import yaml
 
 from lab import netns
+from lab.salt_master import EXTENSION_DIRS, seed_pillar
 from lab.vrrp_node import linked_nodes, tracked_file_pillar
-from tests.conftest import EXTENSION_DIRS
 
 NODES = {"lb1": "192.0.2.11", "lb2": "192.0.2.12"}
 SALT_NAMESPACE = "lbpair-vb-salt"
@@ -26,16 +35,13 @@ BEACON = "lbpair_vrrp"
 FLAP = "lbpair_flap"
 
 
-@pytest.fixture(scope="session")
-def event_listener():
-    """salt-factories' own event listener (used by its autouse fixtures), on 127.0.0.1 only."""
+def loopback_listener(**kwargs):
+    """salt-factories' event listener bound to 127.0.0.1 (it binds every address by default)."""
     from saltfactories.plugins.event_listener import EventListener  # pylint: disable=import-outside-toplevel
 
-    listener = EventListener()
-    listener.host = "127.0.0.1"
-    listener.address = f"tcp://127.0.0.1:{listener.port}"
-    with listener:
-        yield listener
+    listener = EventListener(**kwargs)
+    listener.host, listener.address = "127.0.0.1", f"tcp://127.0.0.1:{listener.port}"  # before it binds
+    return listener
 
 
 @pytest.fixture(scope="module")
@@ -55,12 +61,7 @@ def master_events(salt_namespace):
     salt-factories' event listener, on the namespace's loopback, for this module's master.
     It keeps events for 10 minutes (2 by default), long enough for the benchmark.
     """
-    from saltfactories.plugins.event_listener import EventListener  # pylint: disable=import-outside-toplevel
-
-    listener = EventListener(timeout=600)
-    listener.host = "127.0.0.1"
-    listener.address = f"tcp://127.0.0.1:{listener.port}"
-    with listener:
+    with loopback_listener(timeout=600) as listener:
         yield listener
 
 
@@ -73,7 +74,7 @@ def vrrp_factories(master_events, stats_processes, _salt_factories_config, tmp_p
     return FactoriesManager(stats_processes=stats_processes, event_listener=master_events, **config)
 
 
-def render(factories, seed_pillar, node):
+def render(factories, seed_pillar_session, node):
     """keepalived.conf for ``node`` through lbpair_keepalived.render, with a flappable track_file."""
     from saltfactories.utils.functional import Loaders  # pylint: disable=import-outside-toplevel
 
@@ -82,7 +83,7 @@ def render(factories, seed_pillar, node):
     opts["id"] = node.name
     loaders = Loaders(opts)
     try:
-        text = loaders.modules.lbpair_keepalived.render(pillar=tracked_file_pillar(seed_pillar))
+        text = loaders.modules.lbpair_keepalived.render(pillar=tracked_file_pillar(seed_pillar_session))
     finally:
         loaders.reset_state()
     # The check's interval cannot go below 1 s; a tracked file flips keepalived at once (inotify).
@@ -118,7 +119,7 @@ def nodes(vrrp_factories, seed_pillar_session, tmp_path_factory, notify_script):
 def pillar_tree(seed_pillar_session, nodes, tmp_path_factory):
     root = tmp_path_factory.mktemp("pillar")
     (root / "top.sls").write_text(yaml.safe_dump({"base": {name: [name] for name in nodes}}))
-    for name, node in nodes.items():
+    for name in nodes:
         (root / f"{name}.sls").write_text(yaml.safe_dump({"lbpair": tracked_file_pillar(seed_pillar_session)}))
     return root
 
@@ -131,11 +132,12 @@ def salt_master(vrrp_factories, pillar_tree):
         yield factory
 
 
-def minion_overrides(node, journal, beacon=True):
+def minion_overrides(node, journal_path, beacon=True):
+    """A minion's options for ``node``: the extension, the node's keepalived and journal, the beacon."""
     overrides = {
         **EXTENSION_DIRS,
         "lbpair_keepalived": node.minion_options(),
-        "lbpair_journal": {"path": str(journal)},
+        "lbpair_journal": {"path": str(journal_path)},
     }
     if beacon:
         overrides["beacons"] = {BEACON: [{"bus": node.bus_address}, {"meta": {"pair": "test", "node": node.name}}]}
@@ -163,10 +165,10 @@ def journal(minion):
     return [json.loads(line) for line in minion.journal.read_text().splitlines() if line.strip()]
 
 
-def beacon_events(event_listener, master, minion_id, since, kind="*"):
+def beacon_events(listener, master, minion_id, since, kind="*"):
     """The beacon's events of ``minion_id`` that reached ``master``'s bus after ``since``, by seq."""
     pattern = (master.id, f"salt/beacon/{minion_id}/{BEACON}/{kind}")
-    events = [event for event in event_listener.get_events([pattern], after_time=since)]
+    events = list(listener.get_events([pattern], after_time=since))
     return sorted(events, key=lambda event: (event.data.get("seq", 0), event.stamp))
 
 
@@ -174,8 +176,53 @@ def states_of(entries, instance="lbpair_51"):
     return [(entry["previous_state"], entry["state"]) for entry in entries if entry["instance"] == instance]
 
 
+# The session's set-up, for a run outside tests/ (bench/conftest.py). tests/conftest.py has the same
+# for the tests: none of it is in __all__, so the beacon tests do not define it twice. From a conftest,
+# event_listener and salt_factories_config override salt-factories' own fixtures of those names.
+
+
+# salt-factories listens on 0.0.0.0 for its daemons' logs and events: keep both on loopback.
+@pytest.hookimpl(tryfirst=True)
+def pytest_sessionstart(session):
+    session.config.pluginmanager.get_plugin("saltfactories-log-server").log_host = "127.0.0.1"
+
+
+def pytest_unconfigure(config):  # pylint: disable=unused-argument
+    """
+    Salt keeps a copy of every log record in a handler it flushes at exit into the stderr pytest
+    had when Salt was imported, closed by then: pages of "--- Logging error ---". pytest has
+    reported those records already; drop the copies and stop keeping more.
+    """
+    from salt._logging.handlers import DeferredStreamHandler  # pylint: disable=import-outside-toplevel
+
+    for handler in list(logging.root.handlers):
+        if isinstance(handler, DeferredStreamHandler):
+            logging.root.removeHandler(handler)
+            handler.sync_with_handlers(())
+
+
+@pytest.fixture(scope="session")
+def event_listener():
+    """salt-factories' own event listener (used by its autouse fixtures), on 127.0.0.1 only."""
+    with loopback_listener() as listener:
+        yield listener
+
+
+@pytest.fixture(scope="session")
+def salt_factories_config():
+    """The daemons' directories in one short-named directory (Unix socket paths stay short), removed after."""
+    root = tempfile.mkdtemp(prefix="lbpair-sf-")
+    yield {"root_dir": root}
+    shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def seed_pillar_session():
+    """The seed scenario's ``lbpair`` pillar (salt/pillar.example)."""
+    return seed_pillar()
+
+
 __all__ = [
-    "event_listener",
     "salt_namespace",
     "master_events",
     "vrrp_factories",

@@ -1,0 +1,106 @@
+"""
+Both ways of installing lbpair, with the real daemons: the library and the loader modules
+synced from the master's file_roots to a minion that never had them (the beacon starts right
+after its first ``saltutil.sync_all``, without a restart), and pip-installed on a minion and on
+the master. Each minion runs the ``lbpair_vrrp`` beacon on a real keepalived node.
+"""
+
+import os
+import subprocess
+import sys
+import time
+
+import pytest
+
+from lab.beacon_rig import BEACON, beacon_events
+from lab.salt_master import REPO, state_tree
+from lab.util import wait_until
+
+SYNCED, PIP = "lb1", "lb2"
+
+
+@pytest.fixture(scope="module")
+def pip_target(tmp_path_factory):
+    """``pip install .`` into a folder of its own, put on the daemons' PYTHONPATH."""
+    target = tmp_path_factory.mktemp("site")
+    subprocess.run(
+        [sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--target", str(target), str(REPO)],
+        check=True, capture_output=True, timeout=300,
+    )  # fmt: skip
+    return target
+
+
+def with_pythonpath(folder):
+    return {**os.environ, "PYTHONPATH": str(folder)}
+
+
+@pytest.fixture(scope="module")
+def salt_master(vrrp_factories, pillar_tree, pip_target, tmp_path_factory):
+    """The master: lbpair pip-installed, and this repository's tree in its file_roots for the minions."""
+    overrides = {
+        "interface": "127.0.0.1",
+        "auto_accept": True,
+        "pillar_roots": {"base": [str(pillar_tree)]},
+        "file_roots": {"base": [str(state_tree(tmp_path_factory.mktemp("file_roots") / "base"))]},
+        "lbpair_reactions": {"nodes": {SYNCED: {"address": "192.0.2.11"}, PIP: {"address": "192.0.2.12"}},
+                             "history": {"path": str(tmp_path_factory.mktemp("history") / "history.jsonl")}},
+    }  # fmt: skip
+    factory = vrrp_factories.salt_master_daemon("lbpair-install-master", overrides=overrides, environ=with_pythonpath(pip_target))
+    with factory.started():
+        yield factory
+
+
+def beacon_minion(salt_master, node, journal_path, **kwargs):
+    overrides = {
+        "lbpair_keepalived": node.minion_options(),
+        "lbpair_journal": {"path": str(journal_path)},
+        "beacons": {BEACON: [{"bus": node.bus_address}]},
+    }
+    return salt_master.salt_minion_daemon(node.name, overrides=overrides, **kwargs)
+
+
+@pytest.fixture(scope="module")
+def minions(salt_master, nodes, pip_target, tmp_path_factory):
+    """lb1 with nothing of lbpair (it comes with sync_all), lb2 with lbpair pip-installed."""
+    journals = tmp_path_factory.mktemp("journals")
+    synced = beacon_minion(salt_master, nodes[SYNCED], journals / "lb1.jsonl")
+    pip = beacon_minion(salt_master, nodes[PIP], journals / "lb2.jsonl", environ=with_pythonpath(pip_target))
+    with synced.started(), pip.started():
+        yield {SYNCED: synced, PIP: pip}
+
+
+def first_event(master_events, salt_master, minion, since, timeout=30):
+    events = wait_until(lambda: beacon_events(master_events, salt_master, minion, since), timeout, what=f"an event of {minion}")
+    return events[0]
+
+
+def test_first_sync_all_starts_the_beacon_without_a_restart(minions, salt_master, master_events):
+    salt = salt_master.salt_cli(timeout=120)
+    assert salt.run("sys.list_functions", "lbpair_keepalived", minion_tgt=SYNCED).data == []
+    since = time.time()
+    synced = salt.run("saltutil.sync_all", minion_tgt=SYNCED).data
+    assert "utils.lbpair_lib.beacon" in synced["utils"] and "beacons.lbpair_vrrp" in synced["beacons"]
+    event = first_event(master_events, salt_master, SYNCED, since)
+    assert (event.data["state"], event.data["source"]) == ("MASTER", "reconstructed")
+    assert salt.run("lbpair_keepalived.transitions", minion_tgt=SYNCED).data[0]["seq"] == event.data["seq"]
+
+
+def test_pip_installed_minion_and_master_work_without_a_sync(minions, nodes, salt_master, master_events):
+    since = time.time() - 60  # its beacon started with the minion
+    event = first_event(master_events, salt_master, PIP, since)
+    assert event.data["state"] == "BACKUP"
+    status = salt_master.salt_cli(timeout=60).run("lbpair_keepalived.status", minion_tgt=PIP).data
+    assert status["lbpair_51"]["state"] == "BACKUP"
+    checked = salt_master.salt_run_cli(timeout=60).run("lbpair.check_config").data
+    assert checked["nodes"] == {SYNCED: {"address": "192.0.2.11"}, PIP: {"address": "192.0.2.12"}}
+
+
+def test_a_failover_reaches_the_master_from_both(minions, nodes, salt_master, master_events):
+    since = time.time()
+    nodes[SYNCED].set_healthy(False)
+    try:
+        for minion, state in ((SYNCED, "BACKUP"), (PIP, "MASTER")):
+            event = first_event(master_events, salt_master, minion, since)
+            assert (event.data["state"], event.data["source"]) == (state, "live")
+    finally:
+        nodes[SYNCED].set_healthy(True)
