@@ -5,7 +5,6 @@ after its first ``saltutil.sync_all``, without a restart), and pip-installed on 
 the master. Each minion runs the ``lbpair_vrrp`` beacon on a real keepalived node.
 """
 
-import os
 import subprocess
 import sys
 import time
@@ -30,8 +29,10 @@ def pip_target(tmp_path_factory):
     return target
 
 
-def with_pythonpath(folder):
-    return {**os.environ, "PYTHONPATH": str(folder)}
+def with_pythonpath(factory, folder):
+    """``factory`` with ``folder`` on its daemon's PYTHONPATH (the manager's environment is shared: copy it)."""
+    factory.environ = {**factory.environ, "PYTHONPATH": str(folder)}
+    return factory
 
 
 @pytest.fixture(scope="module")
@@ -45,18 +46,18 @@ def salt_master(vrrp_factories, pillar_tree, pip_target, tmp_path_factory):
         "lbpair_reactions": {"nodes": {SYNCED: {"address": "192.0.2.11"}, PIP: {"address": "192.0.2.12"}},
                              "history": {"path": str(tmp_path_factory.mktemp("history") / "history.jsonl")}},
     }  # fmt: skip
-    factory = vrrp_factories.salt_master_daemon("lbpair-install-master", overrides=overrides, environ=with_pythonpath(pip_target))
+    factory = with_pythonpath(vrrp_factories.salt_master_daemon("lbpair-install-master", overrides=overrides), pip_target)
     with factory.started():
         yield factory
 
 
-def beacon_minion(salt_master, node, journal_path, **kwargs):
+def beacon_minion(salt_master, node, journal_path):
     overrides = {
         "lbpair_keepalived": node.minion_options(),
         "lbpair_journal": {"path": str(journal_path)},
         "beacons": {BEACON: [{"bus": node.bus_address}]},
     }
-    return salt_master.salt_minion_daemon(node.name, overrides=overrides, **kwargs)
+    return salt_master.salt_minion_daemon(node.name, overrides=overrides)
 
 
 @pytest.fixture(scope="module")
@@ -64,7 +65,7 @@ def minions(salt_master, nodes, pip_target, tmp_path_factory):
     """lb1 with nothing of lbpair (it comes with sync_all), lb2 with lbpair pip-installed."""
     journals = tmp_path_factory.mktemp("journals")
     synced = beacon_minion(salt_master, nodes[SYNCED], journals / "lb1.jsonl")
-    pip = beacon_minion(salt_master, nodes[PIP], journals / "lb2.jsonl", environ=with_pythonpath(pip_target))
+    pip = with_pythonpath(beacon_minion(salt_master, nodes[PIP], journals / "lb2.jsonl"), pip_target)
     with synced.started(), pip.started():
         yield {SYNCED: synced, PIP: pip}
 
@@ -85,13 +86,14 @@ def test_first_sync_all_starts_the_beacon_without_a_restart(minions, salt_master
     assert salt.run("lbpair_keepalived.transitions", minion_tgt=SYNCED).data[0]["seq"] == event.data["seq"]
 
 
-def test_pip_installed_minion_and_master_work_without_a_sync(minions, nodes, salt_master, master_events):
+def test_pip_installed_minion_and_master_work_without_a_sync(minions, salt_master, master_events, pip_target):
     since = time.time() - 60  # its beacon started with the minion
     event = first_event(master_events, salt_master, PIP, since)
     assert event.data["state"] == "BACKUP"
     status = salt_master.salt_cli(timeout=60).run("lbpair_keepalived.status", minion_tgt=PIP).data
     assert status["lbpair_51"]["state"] == "BACKUP"
-    checked = salt_master.salt_run_cli(timeout=60).run("lbpair.check_config").data
+    salt_run = with_pythonpath(salt_master.salt_run_cli(timeout=60), pip_target)  # salt-run runs runners itself
+    checked = salt_run.run("lbpair.check_config").data
     assert checked["nodes"] == {SYNCED: {"address": "192.0.2.11"}, PIP: {"address": "192.0.2.12"}}
 
 
