@@ -176,15 +176,17 @@ def states_of(entries, instance="lbpair_51"):
     return [(entry["previous_state"], entry["state"]) for entry in entries if entry["instance"] == instance]
 
 
-# The session's set-up, for a run outside tests/ (bench/conftest.py). tests/conftest.py has the same
-# for the tests: none of it is in __all__, so the beacon tests do not define it twice. From a conftest,
-# event_listener and salt_factories_config override salt-factories' own fixtures of those names.
+# The session's set-up, for tests/conftest.py and bench/conftest.py (not in __all__: each conftest
+# imports it once). From a conftest, event_listener and salt_factories_config override
+# salt-factories' own fixtures of those names.
 
 
 # salt-factories listens on 0.0.0.0 for its daemons' logs and events: keep both on loopback.
 @pytest.hookimpl(tryfirst=True)
 def pytest_sessionstart(session):
-    session.config.pluginmanager.get_plugin("saltfactories-log-server").log_host = "127.0.0.1"
+    log_server = session.config.pluginmanager.get_plugin("saltfactories-log-server")
+    if log_server is not None:  # the library's unit tests run without salt-factories
+        log_server.log_host = "127.0.0.1"
 
 
 def pytest_unconfigure(config):  # pylint: disable=unused-argument
