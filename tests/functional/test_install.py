@@ -56,3 +56,39 @@ def test_pip_install_registers_with_salts_loader(pip_installed, tmp_path):
     assert "lbpair.history" in salt_call(tmp_path, "sys.list_runner_functions", "lbpair", env=env)
     # Beacons are found the same way, in the package's beacons/ folder.
     assert (pip_installed / "saltext_lbpair" / "beacons" / "lbpair_vrrp.py").is_file()
+
+
+LOADER_VERDICTS = """
+import json, sys
+import salt.config, salt.loader
+minion = salt.config.minion_config(sys.argv[1])
+master = {**salt.config.master_config("/nonexistent"), "root_dir": minion["root_dir"], "cachedir": minion["cachedir"]}
+verdicts = {}
+for loader, name in ((salt.loader.beacons(minion, salt.loader.minion_mods(minion)), "lbpair_vrrp.beacon"),
+                     (salt.loader.runner(master), "lbpair.status"),
+                     (salt.loader.minion_mods(minion), "lbpair_keepalived.status")):
+    verdicts[name] = True if name in loader else loader.missing_fun_string(name)
+print(json.dumps(verdicts))
+"""
+
+
+def blocked(folder, *modules):
+    """A folder that, first on PYTHONPATH, makes ``modules`` fail to import as if not installed."""
+    for module in modules:
+        (folder / module).mkdir(parents=True)
+        (folder / module / "__init__.py").write_text(f'raise ImportError("No module named {module!r} (blocked)")\n')
+    return folder
+
+
+def test_a_missing_optional_dependency_is_named_instead_of_a_load_error(pip_installed, tmp_path):
+    write_minion_config(tmp_path, tmp_path / "root")
+    pythonpath = f"{blocked(tmp_path / 'blocked', 'dbus_next', 'dns')}:{pip_installed}"
+    proc = subprocess.run(
+        [sys.executable, "-c", LOADER_VERDICTS, str(tmp_path / "minion")],
+        capture_output=True, text=True, timeout=120, check=True, cwd=tmp_path,  # not the checkout's saltext_lbpair/
+        env={"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "PYTHONPATH": pythonpath},
+    )  # fmt: skip
+    verdicts = json.loads(proc.stdout.splitlines()[-1])
+    assert "No module named 'dbus_next'" in verdicts["lbpair_vrrp.beacon"] and "[minion]" in verdicts["lbpair_vrrp.beacon"]
+    assert "No module named 'dns'" in verdicts["lbpair.status"] and "[master]" in verdicts["lbpair.status"]
+    assert verdicts["lbpair_keepalived.status"] is True  # falls back to the JSON dump without dbus-next
