@@ -10,7 +10,7 @@ namespace.
 
 Two users, each through its conftest:
 
-- the beacon's tests: ``tests/beacon/conftest.py`` star-imports the rig's fixtures
+- the beacon's tests: ``tests/integration/beacon/conftest.py`` star-imports the rig's fixtures
   (``__all__``); ``tests/conftest.py`` gives them the session's set-up;
 - ``bench/beacon_latency.py``, outside ``tests/``: ``bench/conftest.py`` imports the rig's
   fixtures and the session's set-up at the end of this module (the same as ``tests/conftest.py``'s).

@@ -8,7 +8,7 @@ import copy
 import time
 
 from lab.demo import history_records
-from tests.integration.conftest import NODES, VIPS, apply_state, last_seq, wait_for_vips
+from tests.integration.pair.conftest import NODES, VIPS, apply_state, last_seq, wait_for_vips
 
 
 def apply_everywhere(salt_cli):

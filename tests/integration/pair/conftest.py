@@ -5,7 +5,7 @@ reactor, real salt-minions in systemd-nspawn machines of the lab applying the ``
 reactions reach (:class:`lab.services.ReactionServices`) -- the demo's lab, driven by tests.
 
 These tests run inside the lab's mgmt namespace (``python -m lab within mgmt --
-pytest tests/integration``, as ``scripts/test`` does), so that the master and
+pytest tests/integration/pair``, as ``scripts/test`` does), so that the master and
 salt-factories' own listeners share it with the lab's mgmt host (192.0.2.5),
 which the minions reach. Nothing runs in the host's own network namespace.
 """

@@ -10,7 +10,7 @@ import pytest
 
 from lab.demo import history_records
 from lab.util import wait_until
-from tests.integration.conftest import NODES, journal, last_seq, wait_for_minion, wait_for_vips
+from tests.integration.pair.conftest import NODES, journal, last_seq, wait_for_minion, wait_for_vips
 
 
 def fail_over(lab):

@@ -10,7 +10,7 @@ import time
 
 from lab import netns
 from lab.util import wait_until
-from tests.reactor.conftest import DAMPING_WINDOW, INSTANCE, WEBHOOK_TOKEN
+from tests.integration.reactor.conftest import DAMPING_WINDOW, INSTANCE, WEBHOOK_TOKEN
 
 
 def test_master_transition_updates_dns_notifies_and_is_recorded(lab, salt_run_cli):

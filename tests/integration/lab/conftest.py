@@ -15,5 +15,5 @@ def pytest_collection_modifyitems(items):
     if not reason:
         return
     for item in items:
-        if item.get_closest_marker("lab") and "tests/lab/" in str(item.path):
+        if item.get_closest_marker("lab") and "tests/integration/lab/" in str(item.path):
             item.add_marker(pytest.mark.skip(reason=f"lab harness test {reason}"))

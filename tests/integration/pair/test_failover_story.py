@@ -8,7 +8,7 @@ import pytest
 
 from lab.demo import history_records, one_failover
 from lab.load import ClientLoad
-from tests.integration.conftest import NODES, VIPS, journal, last_seq, wait_for_vips
+from tests.integration.pair.conftest import NODES, VIPS, journal, last_seq, wait_for_vips
 
 MOVES = [("lb1", "MASTER", "BACKUP"), ("lb2", "BACKUP", "MASTER"), ("lb1", "BACKUP", "MASTER"), ("lb2", "MASTER", "BACKUP")]
 

@@ -8,8 +8,8 @@ import copy
 import time
 
 from lab.load import ClientLoad
-from tests.integration.conftest import NODES, apply_state, journal, last_seq
-from tests.integration.conftest import VIPS as ALL_VIPS  # sorted; VIPS below names their services
+from tests.integration.pair.conftest import NODES, apply_state, journal, last_seq
+from tests.integration.pair.conftest import VIPS as ALL_VIPS  # sorted; VIPS below names their services
 
 VIPS = {"foo": "203.0.113.10", "bar": "203.0.113.20", "baz": "203.0.113.30"}
 CONFIGS = ("/etc/haproxy/haproxy.cfg", "/etc/keepalived/keepalived.conf")

@@ -1,6 +1,6 @@
 """Tests of the lab harness: namespaces, the cached root, nspawn machines and the seed network.
 
-Run with ``.venv/bin/python -m pytest tests/lab -x -q`` as root. The first run builds the
+Run with ``.venv/bin/python -m pytest tests/integration/lab -x -q`` as root. The first run builds the
 cached root (a few minutes); later runs boot two machines in seconds.
 """
 
