@@ -87,7 +87,7 @@ def on_minion_start(tag, data, **kwargs):  # pylint: disable=unused-argument
         salt-run lbpair.on_minion_start salt/minion/lb1/start '{"id": "lb1"}'
     """
     parts = str(tag or "").split("/")
-    return catch_up(parts[2] if len(parts) >= 4 else None)
+    return _reactions().on_minion_start(parts[2] if len(parts) >= 4 else None)
 
 
 def catch_up(minion):

@@ -14,7 +14,9 @@ Modules, one concern each: ``schema`` (typed validators), ``pillar`` (the
 access), ``stats`` (HAProxy's stats socket), ``vrrp_dbus`` (keepalived's D-Bus
 interface), ``firewall``, ``deploy`` (check, install, reload, roll back),
 ``store`` (durable JSON lines), ``journal``, ``history``, ``beacon``,
-``reactions_config``, ``reactions``, ``notify``, ``dns_update``.
+``reactions_config``, ``reactions``, ``notify``, ``dns_update``; and the small
+shared pieces ``errors``, ``times``, ``command`` (running the daemons' tools) and
+``results`` (Salt's state return).
 """
 
 __version__ = "0.2.0"

@@ -420,6 +420,13 @@ class Reactions:
             raise InvalidValue(f"{CONFIG_KEY}:nodes", f"{minion!r} is not a node of the pair")
         return dns_update.update_with_retries(self.config["dns"], minion, self.config["nodes"][minion]["address"])
 
+    def on_minion_start(self, minion):
+        """A minion (re)connected: catch up if it is a node of the pair (any other minion is none of our business)."""
+        if minion not in self.config["nodes"]:
+            log.debug("lbpair: %r is not a node of the pair, no catch-up", minion)
+            return {"ignored": f"{minion!r} is not a node of the pair"}
+        return self.catch_up(minion)
+
     def flush(self):
         """Send the flap-damping summaries whose window has ended."""
         with self._state() as state:
