@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from lab import machine, netns, rootfs
+from lab.salt_master import REPO
 from lab.topology import SEED, SWITCH, Lab, seed_host
 
 pytestmark = pytest.mark.lab
@@ -192,7 +193,7 @@ def test_demo_interrupted_midway_leaves_nothing_behind(root):
     """Ctrl-C once the master, the services and the machines are up: all of it is removed."""
     demo = subprocess.Popen(
         [sys.executable, "-m", "lab", "demo"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-        start_new_session=True, cwd=Path(__file__).resolve().parents[2],
+        start_new_session=True, cwd=REPO,
     )  # fmt: skip
     seen = []
     try:
