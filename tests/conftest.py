@@ -2,6 +2,8 @@
 
 import copy
 import pathlib
+import subprocess
+import sys
 
 import pytest
 
@@ -26,3 +28,14 @@ def repo():
 def seed_pillar(seed_pillar_session):  # noqa: F811  (the fixture, by name)
     """The seed scenario's ``lbpair`` pillar (foo, bar, baz), a fresh copy per test."""
     return copy.deepcopy(seed_pillar_session)
+
+
+@pytest.fixture(scope="session")
+def pip_installed(tmp_path_factory):
+    """``pip install .`` (without dependencies) into a folder of its own: put it on PYTHONPATH."""
+    target = tmp_path_factory.mktemp("site")
+    subprocess.run(
+        [sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--target", str(target), str(REPO)],
+        check=True, capture_output=True, timeout=300,
+    )  # fmt: skip
+    return target

@@ -4,8 +4,6 @@ import json
 import subprocess
 import sys
 
-import pytest
-
 from tests.conftest import REPO
 
 SALT_CALL = [sys.executable, "-c", "import salt.scripts; salt.scripts.salt_call()"]
@@ -34,16 +32,6 @@ def test_sync_all_from_file_roots_brings_modules_and_states(tmp_path):
     functions = salt_call(tmp_path, "sys.list_functions", "lbpair_haproxy")
     assert "lbpair_haproxy.render" in functions
     assert "lbpair_haproxy.configured" in salt_call(tmp_path, "sys.list_state_functions", "lbpair_haproxy")
-
-
-@pytest.fixture(scope="module")
-def pip_installed(tmp_path_factory):
-    target = tmp_path_factory.mktemp("site")
-    subprocess.run(
-        [sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--target", str(target), str(REPO)],
-        check=True, capture_output=True, timeout=300,
-    )
-    return target
 
 
 def test_pip_install_registers_with_salts_loader(pip_installed, tmp_path):

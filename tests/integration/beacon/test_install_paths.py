@@ -5,28 +5,15 @@ after its first ``saltutil.sync_all``, without a restart), and pip-installed on 
 the master. Each minion runs the ``lbpair_vrrp`` beacon on a real keepalived node.
 """
 
-import subprocess
-import sys
 import time
 
 import pytest
 
 from lab.beacon_rig import BEACON, beacon_events
-from lab.salt_master import REPO, state_tree
+from lab.salt_master import state_tree
 from lab.util import wait_until
 
 SYNCED, PIP = "lb1", "lb2"
-
-
-@pytest.fixture(scope="module")
-def pip_target(tmp_path_factory):
-    """``pip install .`` into a folder of its own, put on the daemons' PYTHONPATH."""
-    target = tmp_path_factory.mktemp("site")
-    subprocess.run(
-        [sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--target", str(target), str(REPO)],
-        check=True, capture_output=True, timeout=300,
-    )  # fmt: skip
-    return target
 
 
 def with_pythonpath(factory, folder):
@@ -36,7 +23,7 @@ def with_pythonpath(factory, folder):
 
 
 @pytest.fixture(scope="module")
-def salt_master(vrrp_factories, pillar_tree, pip_target, tmp_path_factory):
+def salt_master(vrrp_factories, pillar_tree, pip_installed, tmp_path_factory):
     """The master: lbpair pip-installed, and this repository's tree in its file_roots for the minions."""
     overrides = {
         "interface": "127.0.0.1",
@@ -46,7 +33,7 @@ def salt_master(vrrp_factories, pillar_tree, pip_target, tmp_path_factory):
         "lbpair_reactions": {"nodes": {SYNCED: {"address": "192.0.2.11"}, PIP: {"address": "192.0.2.12"}},
                              "history": {"path": str(tmp_path_factory.mktemp("history") / "history.jsonl")}},
     }  # fmt: skip
-    factory = with_pythonpath(vrrp_factories.salt_master_daemon("lbpair-install-master", overrides=overrides), pip_target)
+    factory = with_pythonpath(vrrp_factories.salt_master_daemon("lbpair-install-master", overrides=overrides), pip_installed)
     with factory.started():
         yield factory
 
@@ -61,11 +48,11 @@ def beacon_minion(salt_master, node, journal_path):
 
 
 @pytest.fixture(scope="module")
-def minions(salt_master, nodes, pip_target, tmp_path_factory):
+def minions(salt_master, nodes, pip_installed, tmp_path_factory):
     """lb1 with nothing of lbpair (it comes with sync_all), lb2 with lbpair pip-installed."""
     journals = tmp_path_factory.mktemp("journals")
     synced = beacon_minion(salt_master, nodes[SYNCED], journals / "lb1.jsonl")
-    pip = with_pythonpath(beacon_minion(salt_master, nodes[PIP], journals / "lb2.jsonl"), pip_target)
+    pip = with_pythonpath(beacon_minion(salt_master, nodes[PIP], journals / "lb2.jsonl"), pip_installed)
     with synced.started(), pip.started():
         yield {SYNCED: synced, PIP: pip}
 
@@ -86,13 +73,13 @@ def test_first_sync_all_starts_the_beacon_without_a_restart(minions, salt_master
     assert salt.run("lbpair_keepalived.transitions", minion_tgt=SYNCED).data[0]["seq"] == event.data["seq"]
 
 
-def test_pip_installed_minion_and_master_work_without_a_sync(minions, salt_master, master_events, pip_target):
+def test_pip_installed_minion_and_master_work_without_a_sync(minions, salt_master, master_events, pip_installed):
     since = time.time() - 60  # its beacon started with the minion
     event = first_event(master_events, salt_master, PIP, since)
     assert event.data["state"] == "BACKUP"
     status = salt_master.salt_cli(timeout=60).run("lbpair_keepalived.status", minion_tgt=PIP).data
     assert status["lbpair_51"]["state"] == "BACKUP"
-    salt_run = with_pythonpath(salt_master.salt_run_cli(timeout=60), pip_target)  # salt-run runs runners itself
+    salt_run = with_pythonpath(salt_master.salt_run_cli(timeout=60), pip_installed)  # salt-run runs runners itself
     checked = salt_run.run("lbpair.check_config").data
     assert checked["nodes"] == {SYNCED: {"address": "192.0.2.11"}, PIP: {"address": "192.0.2.12"}}
 
