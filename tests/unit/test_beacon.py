@@ -5,6 +5,7 @@ import queue
 import pytest
 
 from lbpair_lib import beacon, keepalived, vrrp_dbus
+from lbpair_lib.errors import InvalidValue
 from lbpair_lib.journal import Journal
 
 INSTANCE = {"name": "lbpair_51", "interface": "eth0", "vrid": 51, "family": "IPv4"}
@@ -177,3 +178,21 @@ def test_watcher_stops_even_when_the_bus_does_not_exist():
     watcher.stop()
     watcher.stop()
     assert not watcher.is_alive()
+
+
+def test_json_dump_is_read_only_once_keepalived_wrote_it_after_the_request(tmp_path):
+    dump = tmp_path / "keepalived.json"
+    local = keepalived.Local({"json_file": str(dump), "pid_file": str(tmp_path / "none.pid")})
+    assert local.read_json(0) is None, "no dump yet"
+    dump.write_text('[{"data": {"iname": "lbpair_51", "state": 2, "vips": []}}]')
+    token = dump.stat().st_mtime_ns
+    assert local.read_json(token) is None, "the dump that was there before the request"
+    assert local.read_json(0)["lbpair_51"]["state"] == "MASTER"
+    dump.write_text('[{"data": {"iname": "lbpair_51", "sta')  # keepalived still writing
+    assert local.read_json(0) is None
+    assert local.running() is False
+
+
+def test_unknown_local_options_are_named():
+    with pytest.raises(InvalidValue, match="lbpair_keepalived:json_path"):
+        keepalived.Local({"json_path": "/tmp/x.json"})

@@ -235,3 +235,29 @@ def test_dns_update_retries_with_backoff_then_reports(shipped):
     result = dns_update.update_with_retries(config, "lb2", "192.0.2.12", sleep=sleeps.append)
     assert result["ok"] is False and result["attempts"] == 3 and result["error"]
     assert sleeps == [1, 2]
+
+
+def test_job_returns_split_into_answers_and_reasons():
+    returns = {
+        "lb1": {"ret": [{"seq": 1}], "retcode": 0},
+        "lb2": {"ret": "'lbpair_keepalived.transitions' is not available.", "retcode": 1},
+        "lb3": "Minion did not return. [No response]",
+    }
+    answers, failures = reactions.split_returns("lbpair_keepalived.transitions", returns)
+    assert answers == {"lb1": [{"seq": 1}]}
+    assert reactions.not_synced(failures["lb2"]) and not reactions.not_synced(failures["lb3"])
+
+
+def test_status_fails_on_a_problem_or_a_silent_node():
+    ok = reactions.with_problems(reactions.pair_view({"lb1": _status("MASTER"), "lb2": _status("BACKUP")}, NODES))
+    assert ok["problems"] == [] and "retcode" not in ok
+    silent = reactions.with_problems(reactions.pair_view({"lb1": _status("MASTER")}, NODES))
+    assert silent["problems"] == ["lb2: did not answer"] and silent["retcode"] == 1
+
+
+def test_minion_start_outside_the_pair_asks_nobody(tmp_path, shipped):
+    config = reactions_config.normalise({**shipped, "history": {"path": str(tmp_path / "history.jsonl")}})
+    asked = []
+    reacting = reactions.Reactions(config, lambda *args: asked.append(args) or ({}, {}))
+    assert reacting.on_minion_start("web7") == {"ignored": "'web7' is not a node of the pair"}
+    assert asked == []

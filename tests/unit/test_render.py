@@ -2,8 +2,11 @@
 
 import ipaddress
 
+import pytest
+
 from lab.scenarios import VIP_POOL, many_services
 from lbpair_lib import deploy, firewall, haproxy, keepalived, pillar, stats
+from lbpair_lib.errors import InvalidValue
 
 
 def model_for(lbpair, node="lb1"):
@@ -102,3 +105,11 @@ def test_stat_csv_is_parsed_into_servers():
     assert stats.parse_stat(csv_text) == {
         "foo": {"foo1": {"status": "UP", "weight": "1", "scur": "0", "stot": "3", "check_status": "L4OK", "lastchg": "10", "addr": "198.51.100.11:80"}}
     }
+
+
+def test_server_names_are_checked_before_the_stats_socket_is_used(tmp_path):
+    socket_path = str(tmp_path / "absent.sock")
+    with pytest.raises(InvalidValue, match="server"):
+        stats.set_server(socket_path, "foo", "foo1/../bar", "drain")
+    with pytest.raises(InvalidValue, match="state"):
+        stats.set_server(socket_path, "foo", "foo1", "down; shutdown")
