@@ -2,18 +2,30 @@
 Both ways of installing lbpair, with the real daemons: the library and the loader modules
 synced from the master's file_roots to a minion that never had them (the beacon starts right
 after its first ``saltutil.sync_all``, without a restart), and pip-installed on a minion and on
-the master. Each minion runs the ``lbpair_vrrp`` beacon on a real keepalived node.
+the master. Each minion runs the ``lbpair_vrrp`` beacon on a real keepalived node. And the
+README's grant for an ops group, given to a user of Salt's test eauth (``auto``): they drain,
+ready and query, and nothing else.
 """
 
+import re
 import time
 
 import pytest
+import yaml
 
 from lab.beacon_rig import BEACON, beacon_events
-from lab.salt_master import state_tree
+from lab.salt_master import REPO, state_tree
 from lab.util import wait_until
 
 SYNCED, PIP = "lb1", "lb2"
+OPS = ["-a", "auto", "--username", "ops", "--password", "anything"]
+
+
+def readme_grant():
+    """The README's ``external_auth`` example, for a user ``ops`` of the ``auto`` eauth instead of pam's group."""
+    block = re.search(r"```yaml\n(external_auth:\n.*?)```", (REPO / "README.md").read_text(), re.DOTALL).group(1)
+    grant = yaml.safe_load(block)["external_auth"]["pam"]["ops%"]
+    return {"auto": {"ops": grant}}
 
 
 def with_pythonpath(factory, folder):
@@ -30,6 +42,7 @@ def salt_master(vrrp_factories, pillar_tree, pip_installed, tmp_path_factory):
         "auto_accept": True,
         "pillar_roots": {"base": [str(pillar_tree)]},
         "file_roots": {"base": [str(state_tree(tmp_path_factory.mktemp("file_roots") / "base"))]},
+        "external_auth": readme_grant(),
         "lbpair_reactions": {"nodes": {SYNCED: {"address": "192.0.2.11"}, PIP: {"address": "192.0.2.12"}},
                              "history": {"path": str(tmp_path_factory.mktemp("history") / "history.jsonl")}},
     }  # fmt: skip
@@ -93,3 +106,19 @@ def test_a_failover_reaches_the_master_from_both(minions, nodes, salt_master, ma
             assert (event.data["state"], event.data["source"]) == (state, "live")
     finally:
         nodes[SYNCED].set_healthy(True)
+
+
+def test_the_readme_grant_lets_ops_query_and_drain_and_nothing_else(minions, salt_master, pip_installed):
+    salt = salt_master.salt_cli(timeout=60)
+    status = salt.run(*OPS, "lbpair_keepalived.status", minion_tgt=PIP)
+    assert status.data["lbpair_51"]["state"] in ("MASTER", "BACKUP"), status.stdout + status.stderr
+    drain = salt.run(*OPS, "lbpair_haproxy.set_server", "foo", "foo1", "drain", minion_tgt=PIP)
+    assert "stats socket" in str(drain.data), drain.stdout  # allowed: it reached the node (no HAProxy here)
+    for function in (["cmd.run", "id"], ["lbpair_haproxy.reload"], ["lbpair_firewall.vrrp_allow"], ["state.apply"]):
+        denied = salt.run(*OPS, *function, minion_tgt=PIP)
+        assert denied.stdout.strip() == "Authorization error occurred.", (function, denied.stdout)
+    salt_run = with_pythonpath(salt_master.salt_run_cli(timeout=60), pip_installed)
+    history = salt_run.run(*OPS, "lbpair.history")  # with eauth the master runs it: the timeline text
+    assert "no transitions recorded" in history.stdout, history.stdout  # allowed: an empty history
+    denied = salt_run.run(*OPS, "lbpair.dns_update", "lb1")
+    assert denied.stdout.startswith('Authentication failure of type "eauth"'), denied.stdout
