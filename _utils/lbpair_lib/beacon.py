@@ -24,6 +24,7 @@ loop under ``salt-call``).
 import asyncio
 import logging
 import queue
+import re
 import threading
 import time
 
@@ -33,7 +34,10 @@ log = logging.getLogger(__name__)
 
 SALT_KEYS = ("interval", "disable_during_state_run", "enabled", "run_once", "beacon_module", "_beacon_name")
 OWN_KEYS = ("bus", "meta")
-SECRET_WORDS = ("password", "passwd", "secret", "token", "key", "webhook")
+#: words that name a secret; a key that has one as a whole word (``smtp_password``, ``apiKey``) is refused
+SECRET_WORDS = frozenset(
+    ("password", "passwd", "pass", "pwd", "secret", "token", "key", "auth", "credential", "private", "webhook")
+)
 BACKOFF_FIRST, BACKOFF_MAX = 0.2, 2.0
 STABLE_SESSION = 5.0
 NOT_ON_BUS_GRACE = 3.0  # keepalived registers its name just after it starts
@@ -58,6 +62,23 @@ def _valid_bus(bus):
     return isinstance(bus, str) and (bus in ("system", "none") or ":" in bus and "=" in bus)
 
 
+def _words(key):
+    """The words of a key: ``smtp_password`` -> smtp, password; ``apiKeys`` -> api, key."""
+    spaced = re.sub(r"([a-z0-9])([A-Z])", r"\1 \2", key)
+    return {word[:-1] if word.endswith("s") and word[:-1] in SECRET_WORDS else word for word in re.split(r"[^a-z0-9]+", spaced.lower())}
+
+
+def secret_keys(meta, prefix=""):
+    """The keys of ``meta`` (nested mappings too, as ``outer:inner``) that name a secret."""
+    found = []
+    for key, value in meta.items():
+        if _words(str(key)) & SECRET_WORDS:
+            found.append(f"{prefix}{key}")
+        if isinstance(value, dict):
+            found.extend(secret_keys(value, f"{prefix}{key}:"))
+    return found
+
+
 def check_config(config, dbus_built=True):
     """``(True, "")`` for a good configuration, ``(False, "why")`` otherwise."""
     if not isinstance(config, (list, dict)) or (
@@ -74,7 +95,7 @@ def check_config(config, dbus_built=True):
     meta = settings.get("meta", {})
     if not isinstance(meta, dict) or not all(isinstance(key, str) for key in meta):
         return False, "lbpair_vrrp: meta must be a mapping with string keys"
-    secret = [key for key in meta if any(word in key.lower() for word in SECRET_WORDS)]
+    secret = secret_keys(meta)
     if secret:
         return False, f"lbpair_vrrp: meta is copied into every event; keep secrets out of it ({', '.join(secret)})"
     if bus != "none" and not dbus_built:

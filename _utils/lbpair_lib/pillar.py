@@ -33,8 +33,17 @@ from lbpair_lib import schema
 from lbpair_lib.errors import InvalidValue
 
 PILLAR_KEY = "lbpair"
-KEYWORD_RE = re.compile(r"^[a-z][a-z0-9_.-]*( [a-z][a-z0-9_.-]*)?$")
-COOKIE_RE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+KEYWORD_RE = re.compile(r"[a-z][a-z0-9_.-]*( [a-z][a-z0-9_.-]*)?")
+COOKIE_RE = re.compile(r"[A-Za-z0-9_-]{1,64}")
+#: keywords that open a section of haproxy.cfg: a line starting with one would end the section it is in
+HAPROXY_SECTIONS = (
+    "global", "defaults", "frontend", "backend", "listen", "userlist", "peers", "resolvers", "mailers",
+    "program", "http-errors", "ring", "cache", "log-forward", "fcgi-app", "crt-store", "traces",
+)  # fmt: skip
+#: keepalived reads at most 1023 bytes a line and splits the rest off as a directive of its own
+KEEPALIVED_MAX_VALUE_BYTES = 900
+#: keepalived -t crashed on a check script of about 1 KiB
+KEEPALIVED_MAX_SCRIPT_BYTES = 256
 BALANCE_ALGORITHMS = (
     "roundrobin",
     "static-rr",
@@ -87,7 +96,7 @@ DEFAULT_FIREWALL = {"backend": "iptables", "nft_table": "inet filter", "nft_chai
 # --- directive overrides ------------------------------------------------------
 
 
-def _directive_values(value, path, forbid_braces):
+def _directive_values(value, path, forbid_braces, max_bytes=None):
     """A directive's values: ``null`` removes it, ``true`` is a bare flag, a list repeats it."""
     if value is None:
         return None
@@ -99,16 +108,37 @@ def _directive_values(value, path, forbid_braces):
         item_path = f"{path}:{index}" if isinstance(value, list) else path
         if isinstance(item, (int, float)) and not isinstance(item, bool):
             item = str(item)
-        normalised.append(schema.free_text(item, item_path, forbid_braces))
+        normalised.append(schema.free_text(item, item_path, forbid_braces, max_bytes))
     return normalised
 
 
-def _merge_directives(defaults, overrides, path, forbid_braces=False, reserved=()):
+def _haproxy_line_problem(line):
+    """Why a line must not go into haproxy.cfg as given (it opens a section, or adds an admin socket)."""
+    words = line.split()
+    if words and words[0] in HAPROXY_SECTIONS:
+        return f"must not start with {words[0]!r}: it would open a section of its own"
+    if words[:2] == ["stats", "socket"]:
+        return "set the stats socket with lbpair:haproxy:stats_socket"
+    return None
+
+
+def _keepalived_line_problem(line):
+    """Why a line must not go into keepalived.conf's global_defs as given."""
+    words = line.split()
+    if words[:1] == ["include"]:
+        return "must not include other files"
+    if words[:1] == ["router_id"]:
+        return "is always the node's minion id"
+    return None
+
+
+def _merge_directives(defaults, overrides, path, line_problem, forbid_braces=False, max_bytes=None):
     """
     Merge a ``{keyword: value}`` override mapping over ordered ``(keyword, value)`` defaults.
 
     Defaults keep their order; overridden keywords keep their place; new keywords
-    follow in the order the pillar gives them. Returns ``[(keyword, value), ...]``.
+    follow in the order the pillar gives them. ``line_problem(line)`` says why a
+    rendered line is refused (None: it is not). Returns ``[(keyword, value), ...]``.
     """
     if overrides is None:
         overrides = {}
@@ -119,25 +149,32 @@ def _merge_directives(defaults, overrides, path, forbid_braces=False, reserved=(
         merged.setdefault(keyword, []).append(value)
     for keyword, value in overrides.items():
         key_path = f"{path}:{keyword}"
-        if not isinstance(keyword, str) or not KEYWORD_RE.match(keyword):
+        if not isinstance(keyword, str) or not KEYWORD_RE.fullmatch(keyword):
             raise InvalidValue(key_path, "is not a directive keyword (one or two lowercase words)")
-        if keyword in reserved:
-            raise InvalidValue(key_path, reserved[keyword])
-        values = _directive_values(value, key_path, forbid_braces)
+        values = _directive_values(value, key_path, forbid_braces, max_bytes)
         if values is None:
             merged.pop(keyword, None)
-        else:
-            merged[keyword] = values
+            continue
+        for value_text in values:
+            problem = line_problem(f"{keyword} {value_text}")
+            if problem:
+                raise InvalidValue(key_path, problem)
+        merged[keyword] = values
     return [(keyword, value) for keyword, values in merged.items() for value in values]
 
 
-def _option_lines(value, path, forbid_braces):
-    """The escape hatch: an ordered list of raw directive lines."""
+def _option_lines(value, path):
+    """The escape hatch: an ordered list of raw HAProxy directive lines, none opening a section."""
     if value is None:
         return []
     if not isinstance(value, list):
         raise InvalidValue(path, f"expected a list of directive lines, got {schema.type_name(value)}")
-    return [schema.free_text(line, f"{path}:{index}", forbid_braces) for index, line in enumerate(value)]
+    lines = [schema.free_text(line, f"{path}:{index}") for index, line in enumerate(value)]
+    for index, line in enumerate(lines):
+        problem = _haproxy_line_problem(line)
+        if problem:
+            raise InvalidValue(f"{path}:{index}", problem)
+    return lines
 
 
 # --- sections -----------------------------------------------------------------
@@ -153,7 +190,7 @@ def _nodes(value, path):
         schema.name(name, node_path)
         schema.mapping(node, node_path, allowed=("address", "priority"), required=("address", "priority"))
         nodes[name] = {
-            "address": schema.address(node["address"], f"{node_path}:address", ipv4_only=True),
+            "address": schema.address(node["address"], f"{node_path}:address", ipv4_only=True, host=True),
             "priority": schema.integer(node["priority"], f"{node_path}:priority", 1, 254),
         }
     _unique(nodes, "address", path)
@@ -184,7 +221,7 @@ def _check(value, path, preempt):
             "preempt the peer never takes the virtual IPs from it (weight 0 puts a node whose check fails in FAULT)",
         )
     return {
-        "script": schema.free_text(check["script"], f"{path}:script", forbid_braces=True),
+        "script": schema.free_text(check["script"], f"{path}:script", True, KEEPALIVED_MAX_SCRIPT_BYTES),
         "interval": schema.integer(check["interval"], f"{path}:interval", 1, 3600),
         "weight": schema.integer(check["weight"], f"{path}:weight", 1 if preempt else 0, 253),
         "fall": schema.integer(check["fall"], f"{path}:fall", 1, 100),
@@ -247,12 +284,12 @@ def _service(name, value, path):
     if not servers:
         raise InvalidValue(f"{path}:servers", "needs at least one server")
     return {
-        "vip": schema.address(value["vip"], f"{path}:vip", ipv4_only=True),
+        "vip": schema.address(value["vip"], f"{path}:vip", ipv4_only=True, host=True),
         "port": schema.port(value["port"], f"{path}:port"),
         "mode": mode,
         "balance": _balance(value.get("balance", "roundrobin"), f"{path}:balance"),
         "cookie": cookie,
-        "options": _option_lines(value.get("options"), f"{path}:options", forbid_braces=False),
+        "options": _option_lines(value.get("options"), f"{path}:options"),
         "servers": {
             server: _server(server, servers[server], f"{path}:servers:{server}")
             for server in sorted(servers, key=str)
@@ -283,21 +320,20 @@ def _haproxy(value, path):
     schema.mapping(value, path, allowed=("stats_socket", "global", "defaults"))
     socket_path = value.get("stats_socket", DEFAULT_HAPROXY["stats_socket"])
     schema.matching(socket_path, f"{path}:stats_socket", re.compile(r"^/[A-Za-z0-9_./-]+$"), "an absolute path")
-    reserved = {"stats socket": "set the stats socket with lbpair:haproxy:stats_socket"}
     return {
         "stats_socket": socket_path,
-        "global": _merge_directives(HAPROXY_GLOBAL, value.get("global"), f"{path}:global", reserved=reserved),
-        "defaults": _merge_directives(HAPROXY_DEFAULTS, value.get("defaults"), f"{path}:defaults"),
+        "global": _merge_directives(HAPROXY_GLOBAL, value.get("global"), f"{path}:global", _haproxy_line_problem),
+        "defaults": _merge_directives(HAPROXY_DEFAULTS, value.get("defaults"), f"{path}:defaults", _haproxy_line_problem),
     }
 
 
 def _keepalived(value, path):
     value = {} if value is None else value
     schema.mapping(value, path, allowed=("global_defs",))
-    reserved = {"router_id": "is always the node's minion id"}
     global_defs = _merge_directives(
-        KEEPALIVED_GLOBAL_DEFS, value.get("global_defs"), f"{path}:global_defs", forbid_braces=True, reserved=reserved
-    )
+        KEEPALIVED_GLOBAL_DEFS, value.get("global_defs"), f"{path}:global_defs", _keepalived_line_problem,
+        forbid_braces=True, max_bytes=KEEPALIVED_MAX_VALUE_BYTES,
+    )  # fmt: skip
     return {"global_defs": global_defs}
 
 
@@ -312,6 +348,15 @@ def _firewall(value, path):
     )
     chain = schema.name(firewall["nft_chain"], f"{path}:nft_chain")
     return {"backend": firewall["backend"], "nft_table": table, "nft_chain": chain}
+
+
+def _check_vips_are_not_node_addresses(model, path):
+    owners = {node["address"]: name for name, node in model["nodes"].items()}
+    for name, service in model["services"].items():
+        if service["vip"] in owners:
+            raise InvalidValue(
+                f"{path}:services:{name}:vip", f"{service['vip']} is the address of node {owners[service['vip']]}"
+            )
 
 
 def _check_weight_moves_vips(model, path):
@@ -349,6 +394,7 @@ def normalize(pillar, path=PILLAR_KEY):
         "firewall": _firewall(pillar.get("firewall"), f"{path}:firewall"),
     }
     _check_weight_moves_vips(model, path)
+    _check_vips_are_not_node_addresses(model, path)
     return model
 
 

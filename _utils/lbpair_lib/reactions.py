@@ -27,7 +27,7 @@ from lbpair_lib.times import iso_utc
 log = logging.getLogger(__name__)
 
 MAX_WARNING_CHARS = 1000  # a node's warning text goes into messages as it is
-TAG_RE = re.compile(r"^salt/beacon/(?P<minion>[^/]+)/lbpair_vrrp/(?P<instance>[^/]+)/(?P<state>[^/]+)$")
+TAG_RE = re.compile(r"salt/beacon/(?P<minion>[^/]+)/lbpair_vrrp/(?P<instance>[^/]+)/(?P<state>[^/]+)")
 CATCH_UP_TIMEOUTS = (2, 2, 4, 8, 16)
 JOURNAL_FUNCTION = "lbpair_keepalived.transitions"
 STATUS_FUNCTION = "lbpair_keepalived.status"
@@ -38,7 +38,7 @@ STATUS_FUNCTION = "lbpair_keepalived.status"
 
 def trust_problem(tag, data, nodes):
     """Why a beacon event must be ignored (a message), or ``None`` if it may trigger a reaction."""
-    match = TAG_RE.match(tag or "")
+    match = TAG_RE.fullmatch(tag or "")
     if not match:
         return f"unexpected tag {tag!r}"
     minion = match["minion"]
@@ -367,7 +367,7 @@ class Reactions:
         if problem:
             log.warning("lbpair: ignoring beacon event %r: %s", tag, problem)
             return {"ignored": problem}
-        parts = TAG_RE.match(tag)
+        parts = TAG_RE.fullmatch(tag)
         minion = parts["minion"]
         if parts["instance"] == "warning":
             return self._warn(minion, parts["state"], data)

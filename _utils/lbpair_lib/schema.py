@@ -9,11 +9,13 @@ the path. One set of checks, one set of messages.
 
 import ipaddress
 import re
+import unicodedata
 
 from lbpair_lib.errors import InvalidValue
 
-NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
-CONTROL_RE = re.compile(r"[\x00-\x1f\x7f]")
+NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,62}")
+#: control and format characters, line and paragraph separators (U+0085, U+2028, U+2029, ...)
+LINE_BREAKING = ("Cc", "Cf", "Zl", "Zp", "Cs", "Co")
 _KINDS = ((dict, "mapping"), (list, "list"), (str, "string"), (bool, "boolean"), (int, "integer"), (float, "number"))
 
 
@@ -66,22 +68,30 @@ def boolean(value, path):
     return value
 
 
-def string(value, path):
-    """A non-empty single line, stripped."""
+def single_line(text):
+    """Whether ``text`` has no control or format character and no line or paragraph separator."""
+    return not any(unicodedata.category(character) in LINE_BREAKING for character in text)
+
+
+def string(value, path, max_bytes=None):
+    """A non-empty single line, stripped; at most ``max_bytes`` bytes of UTF-8 if given."""
     if not isinstance(value, str):
         raise InvalidValue(path, f"expected a string, got {type_name(value)}")
-    if CONTROL_RE.search(value):
+    if not single_line(value):
         raise InvalidValue(path, "must be a single line without control characters")
     if not value.strip():
         raise InvalidValue(path, "must not be empty")
+    if max_bytes is not None and len(value.strip().encode()) > max_bytes:
+        raise InvalidValue(path, f"must be at most {max_bytes} bytes long")
     return value.strip()
 
 
 def matching(value, path, pattern, what):
-    text = string(value, path)
-    if not pattern.match(text):
-        raise InvalidValue(path, f"{text!r} is not {what}")
-    return text
+    """A string that ``pattern`` matches whole, as given (no whitespace stripped: it is used as given)."""
+    string(value, path)
+    if not pattern.fullmatch(value):
+        raise InvalidValue(path, f"{value!r} is not {what}")
+    return value
 
 
 def name(value, path):
@@ -95,8 +105,11 @@ def choice(value, path, choices):
     return value
 
 
-def address(value, path, ipv4_only=False):
-    """An IP address in its canonical text form."""
+def address(value, path, ipv4_only=False, host=False):
+    """
+    An IP address in its canonical text form. With ``host``, one a host can hold and be
+    reached at: not unspecified, loopback, multicast, link-local, reserved or broadcast.
+    """
     text = string(value, path)
     try:
         parsed = ipaddress.ip_address(text)
@@ -104,16 +117,30 @@ def address(value, path, ipv4_only=False):
         raise InvalidValue(path, f"{text!r} is not an IP address") from None
     if ipv4_only and parsed.version != 4:
         raise InvalidValue(path, f"{text} is not an IPv4 address (IPv6 VIPs are not supported yet)")
+    if host and _special(parsed):
+        raise InvalidValue(path, f"{text} is a special-purpose address ({_special(parsed)}), not one a host can hold")
     return str(parsed)
+
+
+def _special(parsed):
+    kinds = (
+        ("unspecified", parsed.is_unspecified),
+        ("loopback", parsed.is_loopback),
+        ("multicast", parsed.is_multicast),
+        ("link-local", parsed.is_link_local),
+        ("broadcast", parsed == ipaddress.ip_address("255.255.255.255")),
+        ("reserved", parsed.is_reserved),
+    )
+    return next((kind for kind, special in kinds if special), None)
 
 
 def port(value, path):
     return integer(value, path, 1, 65535)
 
 
-def free_text(value, path, forbid_braces=False):
+def free_text(value, path, forbid_braces=False, max_bytes=None):
     """A value passed verbatim to a daemon: one line, no block delimiters where they matter."""
-    text = string(value, path)
+    text = string(value, path, max_bytes)
     if forbid_braces and re.search(r"[{}\"]", text):
         raise InvalidValue(path, "must not contain braces or double quotes")
     return text

@@ -37,7 +37,9 @@ def read_records(path):
     records = []
     for line in lines:
         with contextlib.suppress(ValueError):  # a line cut short by a crash
-            records.append(json.loads(line))
+            record = json.loads(line)
+            if isinstance(record, dict):  # every record is an object; anything else is damage
+                records.append(record)
     return records
 
 

@@ -161,3 +161,10 @@ def test_rendered_configuration_masks_passwords(loaders, modules, pillar):
     set_pillar(loaders, pillar)
     assert "stats auth admin:******" in modules.lbpair_haproxy.render()
     assert "s3cret-Q9" not in modules.lbpair_haproxy.render()
+
+
+def test_the_longest_values_the_pillar_allows_pass_the_real_binaries(loaders, modules, pillar):
+    pillar["vrrp"]["check"]["script"] = "/usr/bin/pgrep -x " + "h" * (256 - len("/usr/bin/pgrep -x "))
+    pillar["keepalived"] = {"global_defs": {"notification_email_from": "a" * 888 + "@example.net"}}
+    set_pillar(loaders, pillar)
+    modules.lbpair_keepalived.validate()
