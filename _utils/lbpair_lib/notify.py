@@ -134,34 +134,47 @@ def due(state, now):
 # --- delivery -----------------------------------------------------------------
 
 
+def chat_text(text):
+    """
+    ``text`` as plain text in Slack and Mattermost: their control syntax (``<!channel>``,
+    ``<url|label>``) escaped as they document it, and ``@`` mentions (``@all``, ``@here``)
+    broken with a zero-width space, so that a node's text can neither alert everyone nor
+    dress up a link.
+    """
+    escaped = text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    return escaped.replace("@", "@\u200b")
+
+
 def webhook_payload(notice, fmt):
     """
     The JSON body for a notice: ``slack`` and ``mattermost`` get an incoming-webhook
-    payload (``text``), ``generic`` the whole notice.
+    payload (``text``, escaped for chat), ``generic`` the whole notice.
     """
     if fmt in ("slack", "mattermost"):
         prefix = ":rotating_light: " if notice["severity"] == "critical" else ""
-        return {"username": "lbpair", "text": prefix + notice["text"]}
+        return {"username": "lbpair", "text": prefix + chat_text(notice["text"])}
     return {"source": "lbpair", **notice}
 
 
 def post_webhook(notice, webhook, timeout=10):
     """Post ``notice`` to the configured webhook; raise ``OSError`` without the URL on failure."""
     body = json.dumps(webhook_payload(notice, webhook["format"])).encode()
-    request = urllib.request.Request(webhook["url"], data=body, headers={"Content-Type": "application/json"})
     try:
+        request = urllib.request.Request(webhook["url"], data=body, headers={"Content-Type": "application/json"})
         with urllib.request.urlopen(request, timeout=timeout) as response:  # nosec: operator-configured URL
             response.read()
     except urllib.error.HTTPError as exc:
         raise OSError(f"the webhook answered HTTP {exc.code}") from None
     except (urllib.error.URLError, OSError) as exc:
-        raise OSError(f"the webhook could not be reached: {getattr(exc, 'reason', exc)}") from None
+        raise OSError(f"the webhook could not be reached: {type(getattr(exc, 'reason', exc)).__name__}") from None
+    except ValueError:  # its text would carry the URL, a secret
+        raise OSError("the webhook URL was refused by the HTTP client") from None
 
 
 def mail_message(notice, smtp):
     """The e-mail for a notice (no secrets in it)."""
     message = email.message.EmailMessage()
-    message["Subject"] = notice["subject"]
+    message["Subject"] = " ".join(notice["subject"].split())  # a header is one line
     message["From"] = smtp["from"]
     message["To"] = ", ".join(smtp["to"])
     if notice["severity"] == "critical":

@@ -14,11 +14,12 @@ configuration (:mod:`lbpair_lib.reactions_config`) and a way to run a function
 on minions (``ask``, Salt's LocalClient).
 """
 
+import ipaddress
 import logging
 import re
 import time
 
-from lbpair_lib import dns_update, notify, store
+from lbpair_lib import dns_update, notify, schema, store
 from lbpair_lib import history as history_file
 from lbpair_lib.errors import InvalidValue
 from lbpair_lib.reactions_config import CONFIG_KEY
@@ -26,8 +27,10 @@ from lbpair_lib.times import iso_utc
 
 log = logging.getLogger(__name__)
 
-MAX_WARNING_CHARS = 1000  # a node's warning text goes into messages as it is
-TAG_RE = re.compile(r"salt/beacon/(?P<minion>[^/]+)/lbpair_vrrp/(?P<instance>[^/]+)/(?P<state>[^/]+)")
+MAX_WARNING_CHARS = 1000  # a node's warning text, shortened, goes into messages
+MAX_VIPS = 255  # keepalived's limit for one virtual_ipaddress block
+STATES = ("INIT", "BACKUP", "MASTER", "FAULT", "DELETED", "STOP")
+TAG_RE = re.compile(r"salt/beacon/(?P<minion>[^/\s]+)/lbpair_vrrp/(?P<instance>[^/\s]+)/(?P<state>[^/\s]+)")
 CATCH_UP_TIMEOUTS = (2, 2, 4, 8, 16)
 JOURNAL_FUNCTION = "lbpair_keepalived.transitions"
 STATUS_FUNCTION = "lbpair_keepalived.status"
@@ -50,9 +53,34 @@ def trust_problem(tag, data, nodes):
         return None
     if data.get("instance") != match["instance"] or data.get("state") != match["state"]:
         return "the tag and the data disagree on the instance or the state"
-    if isinstance(data.get("seq"), bool) or not isinstance(data.get("seq"), int) or data["seq"] < 1:
-        return "no valid sequence number"
+    return entry_problem(data)
+
+
+def entry_problem(entry):
+    """
+    Why a transition (an event's data or a journal entry: text a node controls) is malformed,
+    or ``None``. Only a well-formed transition is recorded, announced or trusted.
+    """
+    checks = (
+        ("instance", lambda value: isinstance(value, str) and schema.NAME_RE.fullmatch(value)),
+        ("state", lambda value: value in STATES),
+        ("previous_state", lambda value: value in (*STATES, "UNKNOWN")),
+        ("seq", lambda value: isinstance(value, int) and not isinstance(value, bool) and 1 <= value < 2**53),
+        ("vips", _addresses),
+    )
+    for key, valid in checks:
+        if not valid(entry.get(key)):
+            return f"{key} is missing or malformed"
     return None
+
+
+def _addresses(vips):
+    if not isinstance(vips, list) or len(vips) > MAX_VIPS:
+        return False
+    try:
+        return all(isinstance(vip, str) and ipaddress.ip_address(vip) for vip in vips)
+    except ValueError:
+        return False
 
 
 def transition_record(entry, minion, seen, confirmed, now=None):
@@ -88,7 +116,7 @@ def journal_verdict(event, journal):
     for entry in journal:
         if isinstance(entry, dict) and entry.get("seq") == event["seq"]:
             same = entry.get("instance") == event["instance"] and entry.get("state") == event["state"]
-            return ("confirmed", entry) if same else ("refuted", None)
+            return ("confirmed", entry) if same and entry_problem(entry) is None else ("refuted", None)
     return "refuted", None
 
 
@@ -354,7 +382,7 @@ class Reactions:
 
     def _warn(self, minion, code, data):
         """A node's beacon warns (once per episode, e.g. keepalived off D-Bus): record it and tell the operator."""
-        message = str(data.get("message", ""))[:MAX_WARNING_CHARS]
+        message = " ".join(str(data.get("message", "")).split())[:MAX_WARNING_CHARS]  # one line, bounded
         log.warning("lbpair: %s warns (%s): %s", minion, code, message)
         self.history.append([{"kind": "warning", "minion": minion, "code": code, "at": iso_utc(time.time()), "message": message}])
         return {"warning": code, "notified": self._deliver(notify.warning_notice(minion, code, message))}
@@ -370,6 +398,8 @@ class Reactions:
         parts = TAG_RE.fullmatch(tag)
         minion = parts["minion"]
         if parts["instance"] == "warning":
+            if not schema.NAME_RE.fullmatch(parts["state"]):
+                return {"ignored": "malformed warning code"}
             return self._warn(minion, parts["state"], data)
         answers, _ = self._answers([minion], JOURNAL_FUNCTION, {"since": data["seq"] - 1})
         verdict, entry = journal_verdict(data, answers.get(minion))
@@ -404,7 +434,10 @@ class Reactions:
         journal, error = self._node_journal(minion, since)
         if error:
             return {"caught_up": None, "error": error}
-        records = [transition_record(entry, minion, seen="late", confirmed=True) for entry in journal if isinstance(entry, dict)]
+        wellformed = [entry for entry in journal if isinstance(entry, dict) and entry_problem(entry) is None]
+        if len(wellformed) < len(journal):
+            log.warning("lbpair: %d malformed entries in %s's journal were skipped", len(journal) - len(wellformed), minion)
+        records = [transition_record(entry, minion, seen="late", confirmed=True) for entry in wellformed]
         new = self.history.append(records)
         log.info("lbpair: caught up %d transitions of %s after seq %d", len(new), minion, since)
         result = {"caught_up": [brief(record) for record in new]}

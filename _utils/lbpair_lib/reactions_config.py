@@ -29,7 +29,11 @@ configuration: :func:`masked` is the only way the block is shown.
 
 import base64
 import binascii
+import ipaddress
 import json
+import os
+import re
+import urllib.parse
 
 from lbpair_lib import schema
 from lbpair_lib.errors import InvalidValue
@@ -39,25 +43,51 @@ TSIG_ALGORITHMS = ("hmac-sha256", "hmac-sha384", "hmac-sha512", "hmac-sha224", "
 WEBHOOK_FORMATS = ("slack", "mattermost", "generic")
 RECORD_TYPES = ("A", "AAAA", "TXT")
 MASKED = "**********"
+#: a DNS name, relative or absolute: labels of letters, digits and inner hyphens (or ``@``, the zone itself)
+DNS_NAME_RE = re.compile(r"@|((?!-)[A-Za-z0-9_-]{1,63}(?<!-)\.)*(?!-)[A-Za-z0-9_-]{1,63}(?<!-)\.?")
+RECORD_FAMILY = {"A": 4, "AAAA": 6}
 
 
 def _nodes(value, path):
-    if not isinstance(value, dict) or not value:
-        raise InvalidValue(path, "expected a mapping of the pair's minion ids")
-    nodes = {}
+    if not isinstance(value, dict) or len(value) < 2:
+        raise InvalidValue(path, "expected a mapping of the pair's minion ids, at least two")
+    nodes, owners = {}, {}
     for name, node in value.items():
         schema.name(name, f"{path}:{name}")
         node = schema.mapping(node, f"{path}:{name}", ("address",), ("address",))
-        nodes[name] = {"address": schema.address(node["address"], f"{path}:{name}:address")}
+        address = schema.address(node["address"], f"{path}:{name}:address", host=True)
+        if address in owners:
+            raise InvalidValue(f"{path}:{name}:address", f"{address} is already the address of {owners[address]}")
+        owners[address] = name
+        nodes[name] = {"address": address}
     return nodes
 
 
 def _webhook(value, path):
     value = schema.mapping(value, path, ("url", "format"), ("url",))
     url = schema.string(value["url"], f"{path}:url")
-    if not url.startswith(("http://", "https://")):
-        raise InvalidValue(f"{path}:url", "must be an http:// or https:// URL")  # the URL itself is a secret
+    if not _web_url(url):  # the URL itself is a secret: never in the message
+        raise InvalidValue(f"{path}:url", "must be an http:// or https:// URL with a host")
     return {"url": url, "format": schema.choice(value.get("format", "slack"), f"{path}:format", WEBHOOK_FORMATS)}
+
+
+def _web_url(url):
+    try:
+        parts = urllib.parse.urlsplit(url)
+        return parts.scheme in ("http", "https") and bool(parts.hostname) and (parts.port or 1) > 0
+    except ValueError:
+        return False
+
+
+def _dns_name(value, path):
+    return schema.matching(value, path, DNS_NAME_RE, "a DNS name")
+
+
+def _mail_address(value, path):
+    text = schema.string(value, path)
+    if "@" not in text or any(character in text for character in "<>,; "):
+        raise InvalidValue(path, f"{text!r} is not a mail address (user@domain)")
+    return text
 
 
 def _smtp(value, path):
@@ -68,8 +98,8 @@ def _smtp(value, path):
         "host": schema.string(value["host"], f"{path}:host"),
         "port": schema.integer(value.get("port", 587), f"{path}:port", 1, 65535),
         "starttls": schema.boolean(value.get("starttls", True), f"{path}:starttls"),
-        "from": schema.string(value["from"], f"{path}:from"),
-        "to": [schema.string(to, f"{path}:to") for to in recipients],
+        "from": _mail_address(value["from"], f"{path}:from"),
+        "to": [_mail_address(to, f"{path}:to") for to in recipients],
         "ca_file": schema.string(value["ca_file"], f"{path}:ca_file") if "ca_file" in value else None,
         "user": None,
         "password": None,
@@ -91,7 +121,7 @@ def _records(value, path):
         record = schema.mapping(record, where, ("name", "type", "ttl"), ("name", "type"))
         records.append(
             {
-                "name": schema.string(record["name"], f"{where}:name"),
+                "name": _dns_name(record["name"], f"{where}:name"),
                 "type": schema.choice(record["type"], f"{where}:type", RECORD_TYPES),
                 "ttl": schema.integer(record.get("ttl", 30), f"{where}:ttl", 0, 86400),
             }
@@ -104,14 +134,16 @@ def _dns(value, path):
     value = schema.mapping(value, path, allowed, ("server", "zone", "key_name", "key_secret", "records"))
     secret = value["key_secret"]
     try:
-        base64.b64decode(secret, validate=True)
+        decoded = base64.b64decode(secret, validate=True)
     except (binascii.Error, TypeError, ValueError):
-        raise InvalidValue(f"{path}:key_secret", "must be base64 (as in a BIND key statement)") from None
+        decoded = b""
+    if not decoded:
+        raise InvalidValue(f"{path}:key_secret", "must be a non-empty base64 key (as in a BIND key statement)")
     return {
         "server": schema.address(value["server"], f"{path}:server"),
         "port": schema.integer(value.get("port", 53), f"{path}:port", 1, 65535),
-        "zone": schema.string(value["zone"], f"{path}:zone"),
-        "key_name": schema.string(value["key_name"], f"{path}:key_name"),
+        "zone": _dns_name(value["zone"], f"{path}:zone"),
+        "key_name": _dns_name(value["key_name"], f"{path}:key_name"),
         "key_algorithm": schema.choice(value.get("key_algorithm", "hmac-sha256"), f"{path}:key_algorithm", TSIG_ALGORITHMS),
         "key_secret": secret,
         "records": _records(value["records"], f"{path}:records"),
@@ -127,10 +159,14 @@ def normalise(value, path=CONFIG_KEY):
     value = schema.mapping(value, path, allowed, ("nodes",))
     history = schema.mapping(value.get("history", {}), f"{path}:history", ("path", "max_bytes"))
     confirm = schema.mapping(value.get("confirm", {}), f"{path}:confirm", ("timeout", "settle"))
+    nodes = _nodes(value["nodes"], f"{path}:nodes")
+    dns = _dns(value["dns"], f"{path}:dns") if value.get("dns") else None
+    if dns:
+        _check_record_families(dns["records"], nodes, f"{path}:dns:records")
     return {
-        "nodes": _nodes(value["nodes"], f"{path}:nodes"),
+        "nodes": nodes,
         "history": {
-            "path": schema.string(history.get("path", "/var/lib/salt/lbpair/history.jsonl"), f"{path}:history:path"),
+            "path": _history_path(history.get("path", "/var/lib/salt/lbpair/history.jsonl"), f"{path}:history:path"),
             "max_bytes": schema.integer(history.get("max_bytes", 10 * 1024 * 1024), f"{path}:history:max_bytes", 0, 2**40),
         },
         "damping_window": schema.number(value.get("damping_window", 60), f"{path}:damping_window", 0, 86400),
@@ -140,8 +176,24 @@ def normalise(value, path=CONFIG_KEY):
         },
         "webhook": _webhook(value["webhook"], f"{path}:webhook") if value.get("webhook") else None,
         "smtp": _smtp(value["smtp"], f"{path}:smtp") if value.get("smtp") else None,
-        "dns": _dns(value["dns"], f"{path}:dns") if value.get("dns") else None,
+        "dns": dns,
     }
+
+
+def _history_path(value, path):
+    text = schema.string(value, path)
+    if not os.path.isabs(text) or text.endswith("/") or os.path.isdir(text):
+        raise InvalidValue(path, f"{text!r} is not an absolute path to a file")
+    return text
+
+
+def _check_record_families(records, nodes, path):
+    """An A record needs every node's address to be IPv4, an AAAA record IPv6."""
+    for index, record in enumerate(records):
+        family = RECORD_FAMILY.get(record["type"])
+        for name, node in nodes.items():
+            if family and ipaddress.ip_address(node["address"]).version != family:
+                raise InvalidValue(f"{path}:{index}:type", f"{record['type']} cannot point at {name}'s address {node['address']}")
 
 
 def masked(config):

@@ -5,9 +5,11 @@ Grow it: every hole found becomes a row.
 """
 
 import pytest
+import yaml
 
-from lbpair_lib import beacon, pillar, store
+from lbpair_lib import beacon, notify, pillar, reactions, reactions_config, store
 from lbpair_lib.errors import InvalidValue
+from tests.conftest import REPO
 
 
 def foo(lbpair):
@@ -99,3 +101,79 @@ def test_a_damaged_line_in_a_store_is_skipped_and_the_next_append_stands_alone(t
         handle.write(damage)
     store.append_records(path, [{"seq": 2}])
     assert store.read_records(path) == [{"seq": 1}, {"seq": 2}]
+
+
+NODES = {"lb1": {"address": "192.0.2.11"}, "lb2": {"address": "192.0.2.12"}}
+EVENT = {"id": "lb2", "instance": "lbpair_51", "state": "MASTER", "previous_state": "BACKUP", "seq": 7, "vips": ["203.0.113.10"]}
+TAG = "salt/beacon/lb2/lbpair_vrrp/lbpair_51/MASTER"
+EVENT_ROWS = [
+    # (what a minion sends, the tag, the data, words of the reason it is ignored)
+    ("a tag with a trailing newline", TAG + "\n", EVENT, "unexpected tag"),
+    ("another node's name in the data", TAG, {**EVENT, "id": "lb1"}, "claims"),
+    ("a state keepalived never has", TAG.replace("MASTER", "OWNED"), {**EVENT, "state": "OWNED"}, "state"),
+    ("an instance name with markup", "salt/beacon/lb2/lbpair_vrrp/<!channel>/MASTER", {**EVENT, "instance": "<!channel>"}, "instance"),
+    ("a previous state with a newline", TAG, {**EVENT, "previous_state": "BACKUP\nCRITICAL"}, "previous_state"),
+    ("VIPs that are not addresses", TAG, {**EVENT, "vips": ["203.0.113.10", "@all"]}, "vips"),
+    ("VIPs that are not a list", TAG, {**EVENT, "vips": "203.0.113.10"}, "vips"),
+    ("too many VIPs", TAG, {**EVENT, "vips": [f"198.51.100.{n % 250}" for n in range(300)]}, "vips"),
+    ("a boolean sequence number", TAG, {**EVENT, "seq": True}, "seq"),
+    ("a huge sequence number", TAG, {**EVENT, "seq": 2**80}, "seq"),
+    ("a negative sequence number", TAG, {**EVENT, "seq": -1}, "seq"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("what", "tag", "data", "words"), EVENT_ROWS, ids=[row[0] for row in EVENT_ROWS])
+def test_malformed_or_forged_events_are_ignored_with_a_reason(what, tag, data, words):
+    assert reactions.trust_problem(TAG, EVENT, NODES) is None
+    problem = reactions.trust_problem(tag, data, NODES)
+    assert problem and words in problem, (what, problem)
+
+
+def test_node_text_cannot_alert_everyone_or_dress_up_a_link_in_chat():
+    notice = notify.warning_notice("lb1", "keepalived_not_on_bus", "<!channel> @all see <https://evil.example|the fix>")
+    text = notify.webhook_payload(notice, "slack")["text"]
+    assert "<!channel>" not in text and "@all" not in text and "<https://" not in text
+    assert "&lt;!channel&gt;" in text
+
+
+def test_a_header_injection_stays_in_the_subject():
+    notice = {**notify.alarm_notice("no_master", "lbpair_51", "x"), "subject": "no MASTER\r\nBcc: everyone@example.net"}
+    message = notify.mail_message(notice, {"from": "lbpair@example.net", "to": ["ops@example.net"]})
+    assert message["Bcc"] is None and "Bcc: everyone" in message["Subject"]
+
+
+def test_a_webhook_url_the_http_client_refuses_is_not_shown():
+    with pytest.raises(OSError) as error:
+        notify.post_webhook(notify.alarm_notice("no_master", "lbpair_51", "x"), {"url": "https://[hook-secret-Q7", "format": "slack"})
+    assert "hook-secret-Q7" not in str(error.value)
+
+
+def shipped_reactions():
+    return yaml.safe_load((REPO / "salt" / "master.d" / "lbpair.conf").read_text())["lbpair_reactions"]
+
+
+CONFIG_ROWS = [
+    # (what would fail at run time, the change, the key named)
+    ("one node", lambda c: c["nodes"].pop("lb2"), "lbpair_reactions:nodes"),
+    ("two nodes, one address", lambda c: c["nodes"]["lb2"].update(address=c["nodes"]["lb1"]["address"]), "lbpair_reactions:nodes:lb2:address"),
+    ("an IPv6 node with an A record", lambda c: c["nodes"]["lb2"].update(address="2001:db8::12"), "lbpair_reactions:dns:records:0:type"),
+    ("a record name dnspython refuses", lambda c: c["dns"]["records"][0].update(name="act ive"), "lbpair_reactions:dns:records:0:name"),
+    ("a zone with an empty label", lambda c: c["dns"].update(zone="pair..example"), "lbpair_reactions:dns:zone"),
+    ("an empty TSIG secret", lambda c: c["dns"].update(key_secret=""), "lbpair_reactions:dns:key_secret"),
+    ("a history path that is a directory", lambda c: c["history"].update(path="/tmp"), "lbpair_reactions:history:path"),
+    ("a relative history path", lambda c: c["history"].update(path="history.jsonl"), "lbpair_reactions:history:path"),
+    ("a webhook URL without a host", lambda c: c["webhook"].update(url="https:///hooks/secret-Q7"), "lbpair_reactions:webhook:url"),
+    ("a webhook URL the HTTP client refuses", lambda c: c["webhook"].update(url="https://[secret-Q7/x"), "lbpair_reactions:webhook:url"),
+    ("a mail recipient that adds another", lambda c: c["smtp"].update(to=["ops@example.net, boss@example.net"]), "lbpair_reactions:smtp:to"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("what", "change", "path"), CONFIG_ROWS, ids=[row[0] for row in CONFIG_ROWS])
+def test_a_reactions_block_that_would_fail_at_run_time_is_refused_without_its_secrets(what, change, path):
+    config = shipped_reactions()
+    config.setdefault("history", {"path": "/var/lib/salt/lbpair/history.jsonl"})
+    change(config)
+    with pytest.raises(InvalidValue) as error:
+        reactions_config.normalise(config)
+    assert error.value.path == path, (what, str(error.value))
+    assert "secret-Q7" not in str(error.value) and config["smtp"]["password"] not in str(error.value)

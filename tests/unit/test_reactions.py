@@ -62,7 +62,7 @@ def test_error_about_a_secret_does_not_show_it(shipped):
 # --- trust --------------------------------------------------------------------------
 
 NODES = {"lb1": {"address": "192.0.2.11"}, "lb2": {"address": "192.0.2.12"}}
-EVENT = {"id": "lb2", "instance": "lbpair_51", "state": "MASTER", "previous_state": "BACKUP", "seq": 7}
+EVENT = {"id": "lb2", "instance": "lbpair_51", "state": "MASTER", "previous_state": "BACKUP", "seq": 7, "vips": []}
 TAG = "salt/beacon/lb2/lbpair_vrrp/lbpair_51/MASTER"
 
 
@@ -76,7 +76,7 @@ def test_event_of_a_node_may_trigger_a_reaction():
         ("salt/beacon/lb3/lbpair_vrrp/lbpair_51/MASTER", {**EVENT, "id": "lb3"}, "not a node"),
         (TAG, {**EVENT, "id": "lb1"}, "claims 'lb1'"),
         (TAG, {**EVENT, "state": "BACKUP"}, "disagree"),
-        (TAG, {**EVENT, "seq": "7"}, "sequence"),
+        (TAG, {**EVENT, "seq": "7"}, "seq is missing or malformed"),
         ("salt/beacon/lb2/other/lbpair_51/MASTER", EVENT, "unexpected tag"),
     ],
 )
@@ -85,8 +85,9 @@ def test_untrusted_events_are_refused_with_a_reason(tag, data, reason):
 
 
 def test_journal_confirms_refutes_or_cannot_tell():
-    entry = {"seq": 7, "instance": "lbpair_51", "state": "MASTER"}
+    entry = {"seq": 7, "instance": "lbpair_51", "state": "MASTER", "previous_state": "BACKUP", "vips": ["203.0.113.10"]}
     assert reactions.journal_verdict(EVENT, [entry]) == ("confirmed", entry)
+    assert reactions.journal_verdict(EVENT, [{**entry, "vips": ["<!channel>"]}]) == ("refuted", None)
     assert reactions.journal_verdict(EVENT, [{**entry, "state": "BACKUP"}]) == ("refuted", None)
     assert reactions.journal_verdict(EVENT, []) == ("refuted", None)
     assert reactions.journal_verdict(EVENT, None) == ("unconfirmed", None)
