@@ -126,31 +126,6 @@ def test_duplicate_node_address_is_rejected(seed_pillar):
     rejects(seed_pillar, "lbpair:nodes:lb2:address", "already used by lb1")
 
 
-def test_keepalived_override_with_brace_is_rejected(seed_pillar):
-    seed_pillar["keepalived"]["global_defs"]["notification_email_from"] = "x }\nvrrp_instance evil {"
-    rejects(seed_pillar, "lbpair:keepalived:global_defs:notification_email_from")
-
-
-def test_keepalived_override_closing_block_on_one_line_is_rejected(seed_pillar):
-    seed_pillar["keepalived"]["global_defs"]["router_id_x"] = "x } vrrp_instance evil {"
-    rejects(seed_pillar, "lbpair:keepalived:global_defs:router_id_x", "braces")
-
-
-def test_check_script_with_quote_is_rejected(seed_pillar):
-    seed_pillar["vrrp"]["check"]["script"] = '/bin/true" }'
-    rejects(seed_pillar, "lbpair:vrrp:check:script", "braces or double quotes")
-
-
-def test_option_line_with_newline_is_rejected(seed_pillar):
-    seed_pillar["services"]["baz"]["options"].append("option httplog\nlisten evil")
-    rejects(seed_pillar, "lbpair:services:baz:options:1", "single line")
-
-
-def test_stats_socket_cannot_be_set_through_global(seed_pillar):
-    seed_pillar["haproxy"]["global"]["stats socket"] = "/tmp/x.sock"
-    rejects(seed_pillar, "lbpair:haproxy:global:stats socket", "lbpair:haproxy:stats_socket")
-
-
 def test_cookie_needs_http_mode(seed_pillar):
     seed_pillar["services"]["foo"]["mode"] = "tcp"
     rejects(seed_pillar, "lbpair:services:foo:cookie", "needs mode http")
