@@ -92,8 +92,13 @@ def check_balancing(lab, steps, services):
         steps.note(f"{name} {service['vip']}: round robin over {', '.join(seen)}; with the cookie always {sticky.pop()}")
 
 
-def _difference(later, earlier):
-    return {key: later[key] - earlier[key] for key in ("requests", "failures")}
+REQUEST_TIMEOUT = 2.1  # lab/http_load.py's timeout: every request sent before a snapshot has ended by then
+
+
+def _sent_between(earlier, later, final):
+    """The requests sent between two snapshots and how many of them failed, as ``final`` knows it."""
+    first, last = earlier["requests"], later["requests"]
+    return {"requests": last - first, "failures": sum(1 for number in final["failed"] if first < number <= last)}
 
 
 def one_failover(lab, load, vips, reactions=None):
@@ -101,7 +106,8 @@ def one_failover(lab, load, vips, reactions=None):
     Stop HAProxy on lb1 until the VIPs are on lb2, then start it until they are back on lb1.
 
     Returns the moments (monotonic seconds) ``stopped``, ``moved``, ``started``, ``back``, the
-    client's ``{"requests", "failures"}`` during the ``failover`` and the ``failback``, and, given
+    client's ``{"requests", "failures"}`` sent during the ``failover`` and the ``failback`` (a
+    request that was sent before the VIPs moved and failed after is the failover's), and, given
     a :class:`Reactions`, what each move set off (``failover_reactions``, ``failback_reactions``).
     """
     before = load.counts()
@@ -118,13 +124,16 @@ def one_failover(lab, load, vips, reactions=None):
     back = moment_when(lambda: lab.vips_on("lb1", vips) == vips, timeout=30)
     failback_reactions = reactions.awaited("lb1") if reactions else []
     time.sleep(1)
+    after_failback = load.counts()
+    time.sleep(REQUEST_TIMEOUT)  # a request is counted in the phase it was sent in, failed or not
+    final = load.counts()
     return {
         "stopped": stopped,
         "moved": moved,
         "started": started,
         "back": back,
-        "failover": _difference(after_failover, before),
-        "failback": _difference(load.counts(), after_failover),
+        "failover": _sent_between(before, after_failover, final),
+        "failback": _sent_between(after_failover, after_failback, final),
         "failover_reactions": failover_reactions,
         "failback_reactions": failback_reactions,
     }

@@ -5,8 +5,9 @@ Run inside the client's namespace (stdlib only)::
     ip netns exec lbpair-client python3 lab/http_load.py http://203.0.113.10/ http://203.0.113.20/
 
 It prints ``ready`` once started; on SIGUSR1 it prints the counts so far as one JSON line,
-``{"requests": N, "failures": N, "examples": [...]}``; on SIGTERM or SIGINT it prints them and
-exits. Each request has a 2 s
+``{"requests": N, "failures": N, "failed": [request numbers], "examples": [...]}``; on SIGTERM
+or SIGINT it prints them and exits. Requests are numbered from 1 when sent; a failure is known
+only when its request ends (up to 2 s later), so ``failed`` says which request it was. Each request has a 2 s
 timeout and a new connection, so a listener that goes away during a reload is noticed.
 """
 
@@ -23,10 +24,11 @@ def main(urls):
     stopping = []
     signal.signal(signal.SIGTERM, lambda *_: stopping.append(True))
     signal.signal(signal.SIGINT, lambda *_: stopping.append(True))
-    requests, failures, examples = 0, 0, []
+    requests, failed, examples = 0, [], []
 
     def report(*_):
-        print(json.dumps({"requests": requests, "failures": failures, "examples": examples}), flush=True)
+        counts = {"requests": requests, "failures": len(failed), "failed": failed, "examples": examples}
+        print(json.dumps(counts), flush=True)
 
     signal.signal(signal.SIGUSR1, report)
     print("ready", flush=True)
@@ -37,7 +39,7 @@ def main(urls):
             with urllib.request.urlopen(url, timeout=2) as answer:
                 answer.read()
         except OSError as error:
-            failures += 1
+            failed.append(requests)
             if len(examples) < 5:
                 examples.append(f"{url}: {error}")
         time.sleep(PAUSE)
