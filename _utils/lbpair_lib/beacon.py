@@ -296,7 +296,6 @@ class BusWatcher(threading.Thread):
         elif message.member == "VrrpReloaded":
             await self._read_all(bus, message.sender)
 
-
     async def _stale(self, bus, message, state, arrival):
         """
         Whether a status signal that arrived before the last full read finished is

@@ -26,6 +26,7 @@ COMMENT_PREFIX = "lbpair-vrrp"
 COMMENT_RE = re.compile(r'"?(lbpair-vrrp [0-9.]+ to [0-9.]+)"?')
 NFT_HANDLE_RE = re.compile(r"# handle (\d+)\s*$")
 
+
 def wanted_rules(model):
     """``{comment: (peer, destination)}`` for every VRRP rule this node needs."""
     destination = model["node"]["address"] if model["vrrp"]["unicast"] else VRRP_MULTICAST
@@ -34,6 +35,7 @@ def wanted_rules(model):
         for peer in model["peers"].values()
     }
 
+
 def iptables_spec(chain, peer, destination, comment):
     """The iptables arguments of one rule, after ``-A``/``-I``/``-D``/``-C``."""
     return [
@@ -41,13 +43,16 @@ def iptables_spec(chain, peer, destination, comment):
         "-m", "comment", "--comment", comment, "-j", "ACCEPT",
     ]
 
+
 def nft_rule(peer, destination, comment):
     """The nft rule text for one VRRP rule."""
     return f'ip saddr {peer} ip daddr {destination} ip protocol {VRRP_PROTOCOL} accept comment "{comment}"'
 
+
 def comments_in_iptables(listing):
     """Our comments in ``iptables -S INPUT`` output."""
     return {match.group(1) for line in listing.splitlines() if (match := COMMENT_RE.search(line))}
+
 
 def comments_in_nft(listing):
     """``{comment: handle}`` of our rules in ``nft -a list chain`` output."""
@@ -60,22 +65,28 @@ def comments_in_nft(listing):
 
 # --- backends -----------------------------------------------------------------
 
+
 def _run(cmd, check=True):
     return command.run(cmd, check=check)
+
 
 def _iptables_current(model):
     return dict.fromkeys(comments_in_iptables(_run(["iptables", "-S", "INPUT"]).stdout))
 
+
 def _iptables_add(model, peer, destination, comment):
     _run(["iptables", "-I", *iptables_spec("INPUT", peer, destination, comment)])
+
 
 def _iptables_delete(model, comment, handle):
     peer, _, destination = comment[len(COMMENT_PREFIX) + 1 :].partition(" to ")
     _run(["iptables", "-D", *iptables_spec("INPUT", peer, destination, comment)])
 
+
 def _nft_chain(model):
     family, table = model["firewall"]["nft_table"].split()
     return family, table, model["firewall"]["nft_chain"]
+
 
 def _nft_current(model):
     family, table, chain = _nft_chain(model)
@@ -84,6 +95,7 @@ def _nft_current(model):
         return {}
     return comments_in_nft(listing.stdout)
 
+
 def _nft_ensure_chain(model):
     family, table, chain = _nft_chain(model)
     if _run(["nft", "list", "chain", family, table, chain], check=False).returncode == 0:
@@ -91,19 +103,23 @@ def _nft_ensure_chain(model):
     _run(["nft", "add", "table", family, table])
     _run(["nft", f"add chain {family} {table} {chain} {{ type filter hook input priority filter; }}"])
 
+
 def _nft_add(model, peer, destination, comment):
     _nft_ensure_chain(model)
     family, table, chain = _nft_chain(model)
     _run(["nft", f"insert rule {family} {table} {chain} {nft_rule(peer, destination, comment)}"])
 
+
 def _nft_delete(model, comment, handle):
     family, table, chain = _nft_chain(model)
     _run(["nft", "delete", "rule", family, table, chain, "handle", handle])
+
 
 BACKENDS = {
     "iptables": (_iptables_current, _iptables_add, _iptables_delete),
     "nftables": (_nft_current, _nft_add, _nft_delete),
 }
+
 
 def _plan(model):
     current_rules, _, _ = BACKENDS[model["firewall"]["backend"]]
@@ -113,10 +129,12 @@ def _plan(model):
     to_delete = {comment: handle for comment, handle in current.items() if comment not in wanted}
     return to_add, to_delete
 
+
 def rules(model):
     """The VRRP rules this node needs, each with whether it is in place: ``{comment: bool}``."""
     to_add, _ = _plan(model)
     return {comment: comment not in to_add for comment in wanted_rules(model)}
+
 
 def allow(model, test=False):
     """

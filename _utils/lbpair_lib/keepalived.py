@@ -148,8 +148,6 @@ def render_config(model):
     return HEADER + "".join("\n" + "\n".join(lines) + "\n" for lines in sections)
 
 
-
-
 # --- runtime state ----------------------------------------------------------------
 
 

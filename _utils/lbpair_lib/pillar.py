@@ -408,8 +408,6 @@ def for_node(model, node, path=PILLAR_KEY):
     return {**model, "node": {"name": node, **model["nodes"][node]}, "peers": peers}
 
 
-
-
 def node_model(pillar, node, cache):
     """
     The model of ``node`` from this minion's ``lbpair`` pillar, normalised once per
