@@ -4,8 +4,9 @@ and atomic replacement of a whole file (daemon configurations, the master's
 reaction state).
 
 Every write is fsync'd before it returns: the file, and for a rename its
-directory. Readers are tolerant: a line cut short by a crash is skipped, and the
-next append starts on a line of its own.
+directory. Readers are tolerant: a damaged line (cut short by a crash, not UTF-8,
+not a JSON object) is skipped and counted, never fatal, and the next append starts
+on a line of its own. An append that fails (a full disk) leaves the file as it was.
 """
 
 import contextlib
@@ -27,42 +28,111 @@ def locked(path):
             fcntl.flock(lock, fcntl.LOCK_UN)
 
 
-def read_records(path):
-    """Every JSON record of the file at ``path``, in file order (``[]`` if there is none)."""
+def parse_line(line):
+    """
+    The record on one line (bytes), ``None`` if the line is damaged: cut short by a
+    crash, not UTF-8, not JSON, nested beyond reason, or not an object.
+    """
     try:
-        with open(path, encoding="utf-8") as handle:
-            lines = handle.read().splitlines()
-    except FileNotFoundError:
-        return []
-    records = []
+        record = json.loads(line.decode("utf-8"))
+    except (ValueError, RecursionError):  # UnicodeDecodeError is a ValueError
+        return None
+    return record if isinstance(record, dict) else None  # every record is an object
+
+
+def parsed_lines(lines):
+    """``(record or None, line)`` for each of ``lines`` (bytes) that is not blank: ``None`` marks a damaged line."""
     for line in lines:
-        with contextlib.suppress(ValueError):  # a line cut short by a crash
-            record = json.loads(line)
-            if isinstance(record, dict):  # every record is an object; anything else is damage
-                records.append(record)
-    return records
+        if line.strip():
+            yield parse_line(line), line
+
+
+def scan(path, offset=0):
+    """
+    ``(records, bad)``: the records of the file at ``path`` from byte ``offset`` on, in
+    file order, and how many damaged lines were skipped (``([], 0)`` if there is no file).
+    The file is read as bytes and decoded line by line: one bad line spoils nothing else.
+    """
+    records, bad = [], 0
+    for record, _ in scan_lines(path, offset):
+        if record is None:
+            bad += 1
+        else:
+            records.append(record)
+    return records, bad
+
+
+def scan_lines(path, offset=0):
+    """``(record or None, line)`` for each line from byte ``offset`` on; nothing if there is no file."""
+    try:
+        handle = open(path, "rb")  # noqa: SIM115 (closed when the generator ends)
+    except FileNotFoundError:
+        return
+    with handle:
+        handle.seek(offset)
+        yield from parsed_lines(handle)
+
+
+def read_records(path):
+    """Every record of the file at ``path``, in file order (``[]`` if there is none); damaged lines are skipped."""
+    return scan(path)[0]
+
+
+def records_backward(path, block=1 << 16):
+    """The records of the file at ``path``, newest first, read from its end ``block`` bytes at a time."""
+    try:
+        handle = open(path, "rb")  # noqa: SIM115 (closed when the generator ends)
+    except FileNotFoundError:
+        return
+    with handle:
+        end = handle.seek(0, os.SEEK_END)
+        head = b""  # the start of a line that begins before the block read last
+        while end > 0:
+            start = max(0, end - block)
+            handle.seek(start)
+            lines = (handle.read(end - start) + head).split(b"\n")
+            head = lines.pop(0) if start > 0 else b""
+            if not lines:
+                block *= 2  # inside a long line: read further back at once, not in quadratic steps
+            for record, _ in parsed_lines(reversed(lines)):
+                if record is not None:
+                    yield record
+            end = start
 
 
 def _lines(records):
     return "".join(json.dumps(record, sort_keys=True) + "\n" for record in records)
 
 
-def _line_break_if_cut(handle):
+def _line_break_if_cut(fd, size):
     """A newline if the file ends in a line cut short by a crash, so the next line stands alone."""
-    handle.seek(0, os.SEEK_END)
-    if handle.tell() == 0:
-        return b""
-    handle.seek(-1, os.SEEK_END)
-    return b"" if handle.read(1) == b"\n" else b"\n"
+    return b"\n" if size and os.pread(fd, 1, size - 1) != b"\n" else b""
+
+
+def _write_all(fd, data):
+    while data:
+        data = data[os.write(fd, data) :]
 
 
 def append_records(path, records):
-    """Append ``records`` as JSON lines and fsync; call it under :func:`locked`."""
+    """
+    Append ``records`` as JSON lines and fsync; call it under :func:`locked`. If the
+    write fails (``ENOSPC``, ``EIO``: an ``OSError`` is raised) the file is cut back to
+    where it was, so no part of a line stays to be merged with the next append.
+    """
     os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
-    with open(path, "a+b") as handle:
-        handle.write(_line_break_if_cut(handle) + _lines(records).encode())
-        handle.flush()
-        os.fsync(handle.fileno())
+    fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o666)
+    try:
+        size = os.fstat(fd).st_size
+        try:
+            _write_all(fd, _line_break_if_cut(fd, size) + _lines(records).encode())
+            os.fsync(fd)
+        except OSError:
+            with contextlib.suppress(OSError):  # if even this fails, the next reader skips the cut line
+                os.ftruncate(fd, size)
+            raise
+    finally:
+        os.close(fd)
 
 
 def rewrite_records(path, records):
@@ -71,12 +141,16 @@ def rewrite_records(path, records):
 
 
 def read_json(path, default):
-    """The JSON document at ``path``; ``default`` if it is missing or unreadable."""
+    """
+    The JSON document at ``path``; ``default`` if it is missing, unreadable, or not of
+    the type of ``default`` (a state file holding ``[]`` where an object belongs).
+    """
     try:
-        with open(path, encoding="utf-8") as handle:
-            return json.load(handle)
-    except (FileNotFoundError, ValueError):
+        with open(path, "rb") as handle:
+            document = json.loads(handle.read().decode("utf-8"))
+    except (FileNotFoundError, ValueError, RecursionError):
         return default
+    return document if isinstance(document, type(default)) else default
 
 
 def write_json(path, document):
