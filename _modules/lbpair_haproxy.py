@@ -41,7 +41,9 @@ def render(node=None, pillar=None):  # pylint: disable=redefined-outer-name
 def validate():
     """
     Render the configuration from the pillar into a scratch file and check it with
-    the real ``haproxy -c``; returns HAProxy's messages, or raises them. Nothing
+    the real ``haproxy -c``; returns HAProxy's messages, or raises them, each
+    message about a line led by the pillar key behind it
+    (``lbpair:services:foo:options:1 (line 49: "..."): [ALERT] ...``). Nothing
     live is touched.
 
     CLI Example:

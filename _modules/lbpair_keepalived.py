@@ -62,8 +62,10 @@ def render(node=None, pillar=None):  # pylint: disable=redefined-outer-name
 def validate():
     """
     Render the configuration from the pillar into a scratch file and check it with
-    the real ``keepalived -t``; returns keepalived's messages, or raises them.
-    Run it on the node itself: keepalived checks that the VRRP interface exists.
+    the real ``keepalived -t``; returns keepalived's messages, or raises them, each
+    message about a line led by the pillar key behind it
+    (``lbpair:vrrp:interface (line 21: "interface eth9"): ...``). Run it on the
+    node itself: keepalived checks that the VRRP interface exists.
 
     CLI Example:
 

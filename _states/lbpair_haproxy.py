@@ -23,7 +23,10 @@ def configured(name):
     """
     Render haproxy.cfg from the ``lbpair`` pillar, check it with ``haproxy -c``,
     install it atomically and reload HAProxy; only when it changed. With
-    ``test=True`` the unified diff is shown (passwords masked) and nothing is written.
+    ``test=True`` the same check runs on a scratch copy: ``result`` None with the
+    unified diff (passwords masked) if HAProxy accepts it, False with its rejection
+    if not; nothing is installed or reloaded. A rejection names the pillar key
+    behind each line HAProxy complains about.
 
     name
         The state's name; free text.

@@ -17,8 +17,11 @@ def configured(name):
     """
     Render keepalived.conf from the ``lbpair`` pillar, check it with
     ``keepalived -t``, install it atomically and reload keepalived (SIGHUP,
-    never a restart); only when it changed. With ``test=True`` the unified diff
-    is shown and nothing is written.
+    never a restart); only when it changed. With ``test=True`` the same check
+    runs on a scratch copy: ``result`` None with the unified diff if keepalived
+    accepts it, False with its rejection if not; nothing is installed or
+    reloaded. A rejection names the pillar key behind each line keepalived
+    complains about.
 
     name
         The state's name; free text.

@@ -4,13 +4,17 @@ Safe installation of a daemon's configuration: render, diff, check, install, rel
 The one order that never leaves a bad configuration live:
 
 1. render the new text and compare it with the live file (nothing to do if equal);
-2. in test mode, return the unified diff and stop;
+2. in test mode, check the new text with the real binary in a scratch directory,
+   return the unified diff and stop;
 3. write a candidate next to the live file and check it with the real binary;
 4. replace the live file atomically (``rename``);
 5. reload the daemon through the service manager (never restart it); if the
    reload fails, put the previous file back and reload again.
 
-Secrets that may appear in a configuration are masked in diffs and returns.
+Rendering gives each line of the configuration with the pillar key it comes
+from (``[(line, key), ...]``): when the binary rejects a line, the error names
+that key. Secrets that may appear in a configuration are masked in diffs,
+returns and errors.
 """
 
 import collections
@@ -26,8 +30,9 @@ from lbpair_lib.errors import LbpairError
 log = logging.getLogger(__name__)
 
 #: ``label`` names the daemon in messages; ``check_command`` is the check without the file;
-#: ``render`` turns a node's model into the configuration text.
-Daemon = collections.namedtuple("Daemon", "label config_file service check_command render")
+#: ``render`` turns a node's model into ``[(line, key), ...]``; ``line_ref`` finds the
+#: number of the line a message of the check is about (group 1).
+Daemon = collections.namedtuple("Daemon", "label config_file service check_command render line_ref")
 
 SECRET_RES = (
     re.compile(r"^(\s*stats\s+auth\s+[^:\s]+:)\S+", re.MULTILINE),
@@ -42,6 +47,37 @@ def redact(text):
     for pattern in SECRET_RES:
         text = pattern.sub(r"\1******", text)
     return text
+
+
+def _secrets(config):
+    """The values :func:`redact` masks in the configuration text ``config``."""
+    return {match.group(0)[len(match.group(1)) :] for pattern in SECRET_RES for match in pattern.finditer(config)}
+
+
+def mask_secrets(text, config):
+    """``text`` (e.g. a binary's messages about ``config``) with the secrets of ``config`` masked wherever they appear."""
+    for secret in sorted(_secrets(config), key=len, reverse=True):
+        text = text.replace(secret, "******")
+    return redact(text)
+
+
+def text_of(lines):
+    """The configuration text of rendered ``[(line, key), ...]``."""
+    return "".join(f"{line}\n" for line, _key in lines)
+
+
+def written_by_lbpair(section):
+    """The key of a line lbpair writes itself, not from the pillar: the section it is in."""
+    return f"the {section} section lbpair writes"
+
+
+def sections_after_header(header, sections):
+    """``header`` (a comment line), then each section's ``(line, key)`` pairs after a blank line."""
+    lines = [(header, "lbpair's header comment")]
+    for section in sections:
+        lines.append(("", section[0][1]))
+        lines.extend(section)
+    return lines
 
 
 def unified_diff(old, new, path):
@@ -64,22 +100,54 @@ def read_text(path):
         return ""
 
 
-def check(daemon, path):
-    """Check the configuration file at ``path`` with the daemon's binary; return its messages or raise them."""
+def in_pillar_terms(output, lines, line_ref):
+    """
+    The binary's ``output`` with each message about a line of the candidate led by
+    the key behind that line and the line itself:
+    ``lbpair:services:foo:options:1 (line 12: "bogus x"): <the message>``.
+    """
+    return "\n".join(_about_line(message, lines, line_ref) for message in output.splitlines())
+
+
+def _about_line(message, lines, line_ref):
+    found = line_ref.search(message)
+    number = int(found.group(1)) if found else 0
+    if not 1 <= number <= len(lines):
+        return message
+    line, key = lines[number - 1]
+    return f'{key} (line {number}: "{line.strip()}"): {message}'
+
+
+def check(daemon, path, lines):
+    """
+    Check the candidate file at ``path``, rendered from ``lines``, with the daemon's
+    binary; return its messages, or raise them in pillar terms (:func:`in_pillar_terms`).
+    """
     done = command.run([*daemon.check_command, path], timeout=CHECK_TIMEOUT)
-    output = redact("\n".join(part for part in (done.stdout, done.stderr) if part).strip())
+    output = "\n".join(part for part in (done.stdout, done.stderr) if part).strip()
     if done.returncode != 0:
-        raise LbpairError(f"{daemon.label} rejected the configuration (exit {done.returncode}):\n{output}")
-    return output
+        raise LbpairError(rejection(daemon, done.returncode, output, lines))
+    return mask_secrets(output, text_of(lines))
+
+
+def rejection(daemon, exit_code, output, lines):
+    """The error for a candidate (rendered from ``lines``) the binary refused: its ``output`` in pillar terms, secrets masked."""
+    told = in_pillar_terms(output, lines, daemon.line_ref)
+    return mask_secrets(f"{daemon.label} rejected the configuration (exit {exit_code}):\n{told}", text_of(lines))
+
+
+def check_lines(daemon, lines):
+    """Write rendered ``lines`` into a scratch file and check it; nothing live is touched."""
+    with tempfile.TemporaryDirectory(prefix="lbpair-check-") as directory:
+        candidate = os.path.join(directory, os.path.basename(daemon.config_file))
+        with open(candidate, "w", encoding="utf-8") as handle:
+            handle.write(text_of(lines))
+        return check(daemon, candidate, lines)
 
 
 def check_model(daemon, model):
     """Render ``model`` into a scratch file and check it; nothing live is touched."""
-    with tempfile.TemporaryDirectory(prefix="lbpair-check-") as directory:
-        candidate = os.path.join(directory, os.path.basename(daemon.config_file))
-        with open(candidate, "w", encoding="utf-8") as handle:
-            handle.write(daemon.render(model))
-        return check(daemon, candidate)
+    return check_lines(daemon, daemon.render(model))
 
 
 def reload(daemon, services):
@@ -104,18 +172,22 @@ def configure(daemon, model, services, test=False):
     """
     Bring the daemon's live configuration in line with ``model``. Returns
     ``{"result", "comment", "changes"}`` as a state does (``result`` None in test
-    mode when something would change); raises :class:`LbpairError` on failure.
+    mode when something would change and the binary accepts it); raises
+    :class:`LbpairError` on failure, in test mode too when the binary would refuse it.
     """
-    path, new = daemon.config_file, daemon.render(model)
+    lines = daemon.render(model)
+    path, new = daemon.config_file, text_of(lines)
     old = read_text(path)
     if old == new:
         return {"result": True, "comment": f"{path} is up to date", "changes": {}}
     changes = {"diff": unified_diff(old, new, path)}
     if test:
-        return {"result": None, "comment": f"{path} would be updated and {daemon.service} reloaded", "changes": changes}
+        check_lines(daemon, lines)
+        comment = f"{path} would be updated and {daemon.service} reloaded ({daemon.label} accepts the new configuration)"
+        return {"result": None, "comment": comment, "changes": changes}
     candidate = store.write_beside(path, new)
     try:
-        check(daemon, candidate)
+        check(daemon, candidate, lines)
         store.install(candidate, path)
     finally:
         store.remove(candidate)

@@ -21,10 +21,11 @@ import functools
 import json
 import logging
 import os
+import re
 import time
 
 from lbpair_lib import command, pillar, schema
-from lbpair_lib.deploy import Daemon
+from lbpair_lib.deploy import Daemon, sections_after_header, text_of, written_by_lbpair
 from lbpair_lib.errors import LbpairError
 
 log = logging.getLogger(__name__)
@@ -42,6 +43,8 @@ DEFAULTS = {
     "bus": "system",
 }
 JSON_TIMEOUT = 5.0
+#: how ``keepalived -t`` names a line: ``(Line 7) Unknown keyword 'x'`` or ``(/etc/keepalived/keepalived.conf: Line 7) ...``
+LINE_REF = re.compile(r"\((?:[^()]*: )?Line (\d+)\)")
 
 
 def settings(options):
@@ -53,7 +56,7 @@ def daemon(options):
     """keepalived as :mod:`~lbpair_lib.deploy` manages it."""
     local = settings(options)
     check_command = [local["binary"], "--config-test", "--log-console", "--use-file"]
-    return Daemon("keepalived", local["config_file"], local["service"], check_command, render_config)
+    return Daemon("keepalived", local["config_file"], local["service"], check_command, render_lines, LINE_REF)
 
 
 def instance_vips(model):
@@ -74,31 +77,37 @@ def instance_name(model):
     return f"lbpair_{model['vrrp']['virtual_router_id']}"
 
 
-def _block(title, items):
-    """A ``title { ... }`` block as lines; an item that is a list is a nested block."""
-    lines = [f"{title} {{"]
+def _block(title, items, key=None):
+    """
+    A ``title { ... }`` block as ``(line, key)`` pairs. An item is a line lbpair
+    writes itself, a ``(line, key)`` pair, or a nested block (a list); lines without
+    a key take the block's ``key`` (None: the enclosing block's).
+    """
+    lines = [(f"{title} {{", key)]
     for item in items:
-        nested = item if isinstance(item, list) else [item]
-        lines.extend(f"    {line}" for line in nested)
-    lines.append("}")
+        for line in item if isinstance(item, list) else [item]:
+            text, line_key = line if isinstance(line, tuple) else (line, None)
+            lines.append((f"    {text}", line_key or key))
+    lines.append(("}", key))
     return lines
 
 
 def _global_defs(model):
-    directives = (f"{keyword} {value}".rstrip() for keyword, value in model["keepalived"]["global_defs"])
-    return _block("global_defs", [f"router_id {model['node']['name']}", *directives])
+    path = pillar.key("keepalived", "global_defs")
+    directives = [(f"{keyword} {value}".rstrip(), f"{path}:{keyword}") for keyword, value in model["keepalived"]["global_defs"]]
+    router_id = (f"router_id {model['node']['name']}", pillar.key("nodes", model["node"]["name"]))
+    return _block("global_defs", [router_id, *directives], written_by_lbpair("global_defs"))
 
 
 def _vrrp_script(check):
+    path = pillar.key("vrrp", "check")
     return _block(
         f"vrrp_script {CHECK_NAME}",
         [
-            f'script "{check["script"]}"',
-            f"interval {check['interval']}",
-            f"weight {check['weight']}",
-            f"fall {check['fall']}",
-            f"rise {check['rise']}",
+            (f'script "{check["script"]}"', f"{path}:script"),
+            *((f"{field} {check[field]}", f"{path}:{field}") for field in ("interval", "weight", "fall", "rise")),
         ],
+        written_by_lbpair(f"vrrp_script {CHECK_NAME}"),
     )
 
 
@@ -109,7 +118,10 @@ def _is_preferred_master(model):
 
 def _virtual_address_blocks(model):
     interface = model["vrrp"]["interface"]
-    addresses = [f"{vip}/32 dev {interface}" for vip in pillar.vips(model)]
+    keys = {}
+    for name, service in model["services"].items():
+        keys.setdefault(service["vip"], pillar.key("services", name, "vip"))
+    addresses = [(f"{vip}/32 dev {interface}", keys[vip]) for vip in pillar.vips(model)]
     blocks = [_block("virtual_ipaddress", addresses[:1])]
     if addresses[1:]:
         blocks.append(_block("virtual_ipaddress_excluded", addresses[1:]))
@@ -117,35 +129,45 @@ def _virtual_address_blocks(model):
 
 
 def _source_lines(model):
-    node_address = model["node"]["address"]
+    node_address, address_key = model["node"]["address"], pillar.key("nodes", model["node"]["name"], "address")
     if not model["vrrp"]["unicast"]:
-        return [f"mcast_src_ip {node_address}"]
-    peers = [peer["address"] for peer in model["peers"].values()]
-    return [f"unicast_src_ip {node_address}", _block("unicast_peer", peers)]
+        return [(f"mcast_src_ip {node_address}", address_key)]
+    peers = [(peer["address"], pillar.key("nodes", name, "address")) for name, peer in model["peers"].items()]
+    # check_unicast_src: keepalived takes unicast adverts from the listed peers only
+    return [(f"unicast_src_ip {node_address}", address_key), _block("unicast_peer", peers), "check_unicast_src"]
 
 
 def _vrrp_instance(model):
-    vrrp = model["vrrp"]
+    vrrp, path = model["vrrp"], pillar.key("vrrp")
     master = vrrp["preempt"] and _is_preferred_master(model)
     items = [
         f"state {'MASTER' if master else 'BACKUP'}",
-        f"interface {vrrp['interface']}",
-        f"virtual_router_id {vrrp['virtual_router_id']}",
-        f"priority {model['node']['priority']}",
-        f"advert_int {vrrp['advert_int']}",
-        *([] if vrrp["preempt"] else ["nopreempt"]),
+        (f"interface {vrrp['interface']}", f"{path}:interface"),
+        (f"virtual_router_id {vrrp['virtual_router_id']}", f"{path}:virtual_router_id"),
+        (f"priority {model['node']['priority']}", pillar.key("nodes", model["node"]["name"], "priority")),
+        (f"advert_int {vrrp['advert_int']}", f"{path}:advert_int"),
+        *([] if vrrp["preempt"] else [("nopreempt", f"{path}:preempt")]),
         "skip_check_adv_addr",  # see the module's docstring
         *_source_lines(model),
         *_virtual_address_blocks(model),
         _block("track_script", [CHECK_NAME]),
     ]
-    return _block(f"vrrp_instance {instance_name(model)}", items)
+    title = f"vrrp_instance {instance_name(model)}"
+    return _block(title, items, written_by_lbpair(title))
+
+
+def render_lines(model):
+    """
+    keepalived.conf for a normalised model of one node as ``[(line, key), ...]``:
+    each line with the pillar key it comes from (``lbpair:vrrp:interface``).
+    """
+    sections = [_global_defs(model), _vrrp_script(model["vrrp"]["check"]), _vrrp_instance(model)]
+    return sections_after_header(HEADER.rstrip("\n"), sections)
 
 
 def render_config(model):
     """The complete keepalived.conf for a normalised model of one node, deterministic."""
-    sections = [_global_defs(model), _vrrp_script(model["vrrp"]["check"]), _vrrp_instance(model)]
-    return HEADER + "".join("\n" + "\n".join(lines) + "\n" for lines in sections)
+    return text_of(render_lines(model))
 
 
 # --- runtime state ----------------------------------------------------------------

@@ -93,6 +93,11 @@ KEEPALIVED_GLOBAL_DEFS = (
 DEFAULT_FIREWALL = {"backend": "iptables", "nft_table": "inet filter", "nft_chain": "input"}
 
 
+def key(*parts):
+    """The full pillar key of ``parts`` under ``lbpair``: ``key("services", "foo")`` is ``lbpair:services:foo``."""
+    return ":".join((PILLAR_KEY, *map(str, parts)))
+
+
 # --- directive overrides ------------------------------------------------------
 
 

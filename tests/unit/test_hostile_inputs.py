@@ -7,7 +7,7 @@ Grow it: every hole found becomes a row.
 import pytest
 import yaml
 
-from lbpair_lib import beacon, notify, pillar, reactions, reactions_config, store
+from lbpair_lib import beacon, deploy, haproxy, notify, pillar, reactions, reactions_config, store
 from lbpair_lib.errors import InvalidValue
 from tests.conftest import REPO
 
@@ -187,3 +187,28 @@ def test_a_reactions_block_that_would_fail_at_run_time_is_refused_without_its_se
         reactions_config.normalise(config)
     assert error.value.path == path, (what, str(error.value))
     assert "secret-Q7" not in str(error.value) and config["smtp"]["password"] not in str(error.value)
+
+
+REJECTION_ROWS = [
+    # (what, the pillar change, HAProxy's message ({n}: the number of the line `text`), text, words of the error)
+    ("HAProxy quotes a stats password back", lambda p: p["haproxy"].update(defaults={"stats auth": "admin:S3cret-Q9"}),
+     "[ALERT] (1) : config : parsing [/tmp/c/haproxy.cfg:{n}] : bad 'stats auth admin:S3cret-Q9'", "stats auth admin:S3cret-Q9",
+     'lbpair:haproxy:defaults:stats auth (line {n}: "stats auth admin:******")'),
+    ("a password in a service's options line", lambda p: foo(p).update(options=["stats enable", "stats auth admin:S3cret-Q9"]),
+     "[ALERT] (1) : config : [/tmp/c/haproxy.cfg:{n}] : S3cret-Q9", "stats auth admin:S3cret-Q9",
+     'lbpair:services:foo:options:1 (line {n}: "stats auth admin:******"): [ALERT] (1) : config : [/tmp/c/haproxy.cfg:{n}] : ******'),
+    ("a message naming a line past the end", lambda p: None, "[ALERT] (1) : config : parsing [/tmp/c/haproxy.cfg:99999] : x", None,
+     "(exit 1):\n[ALERT] (1) : config : parsing [/tmp/c/haproxy.cfg:99999] : x"),
+    ("a message naming line 0", lambda p: None, "[ALERT] (1) : config : parsing [/tmp/c/haproxy.cfg:0] : x", None,
+     "(exit 1):\n[ALERT] (1) : config : parsing [/tmp/c/haproxy.cfg:0] : x"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("what", "change", "message", "text", "words"), REJECTION_ROWS, ids=[row[0] for row in REJECTION_ROWS])
+def test_a_rejection_names_the_pillar_key_and_never_a_secret(seed_pillar, what, change, message, text, words):
+    change(seed_pillar)
+    lines = haproxy.render_lines(pillar.for_node(pillar.normalize(seed_pillar), "lb1"))
+    number = next((n for n, (line, _key) in enumerate(lines, 1) if line.strip() == text), 0)
+    error = deploy.rejection(haproxy.daemon({}), 1, message.format(n=number), lines)
+    assert words.format(n=number) in error, (what, error)
+    assert "S3cret-Q9" not in error, (what, error)
