@@ -78,20 +78,27 @@ def opened(path, files):
 
 
 def _caught_up(path, files):
-    for attempt in ("open", "rebuild"):
-        index = None
-        try:
-            index = Index(path)
-            index.catch_up(files())
-            return index
-        except sqlite3.Error as exc:
-            problem = exc
-            if index is not None:
-                index.close()
-            remove(path)
-            log.info("lbpair: history index %s: %s (%s); rebuilding it", path, exc, attempt)
-    log.warning("lbpair: history index %s unusable (%s): reading the whole history instead", path, problem)
+    try:
+        return _synced(path, files)
+    except sqlite3.Error as exc:  # damaged, or another program's file: the files have it all
+        log.info("lbpair: history index %s: %s; rebuilding it from the history", path, exc)
+    remove(path)
+    try:
+        return _synced(path, files)
+    except sqlite3.Error as exc:
+        log.warning("lbpair: history index %s unusable (%s): reading the whole history instead", path, exc)
     return Scan(files())
+
+
+def _synced(path, files):
+    index = Index(sqlite3.connect(path, timeout=30, isolation_level=None))
+    try:
+        index.prepare()
+        index.catch_up(files())
+    except BaseException:
+        index.close()
+        raise
+    return index
 
 
 def remove(path):
@@ -102,12 +109,17 @@ def remove(path):
 
 
 class Index:
-    """The SQLite index at ``path``."""
+    """The index in the SQLite database ``db`` (a connection in autocommit mode)."""
 
-    def __init__(self, path):
-        self.db = sqlite3.connect(path, timeout=30, isolation_level=None)
+    def __init__(self, db):
+        self.db = db
+
+    def prepare(self):
         # Rebuildable, so it needs consistency, not durability: WAL with synchronous=NORMAL
         # may lose the last commits on a power cut (it then catches up), never corrupts.
+        # Exclusive: the history's lock already serialises its users, and SQLite then keeps
+        # the WAL's index in memory instead of a shared -shm mapping (SIGBUS on a full tmpfs).
+        self.db.execute("PRAGMA locking_mode=EXCLUSIVE")
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.execute("PRAGMA synchronous=NORMAL")
         if self.db.execute("PRAGMA user_version").fetchone()[0] != SCHEMA_VERSION:
@@ -132,7 +144,7 @@ class Index:
         """Read what the files ``names`` gained since the last use; rebuild if one no longer holds what was read."""
         observed = _observed(names)
         self.db.execute("BEGIN IMMEDIATE")
-        try:
+        with self.db:  # commits, or rolls back on an error
             read = {inode: (offset, tail) for inode, offset, tail in self.db.execute("SELECT inode, offset, tail FROM files")}
             if any(not _still_holds(observed.get(inode), offset, tail) for inode, (offset, tail) in read.items()):
                 self.db.execute("DELETE FROM transitions")
@@ -141,10 +153,6 @@ class Index:
             for inode, (name, size) in observed.items():
                 if inode not in read or size > read[inode][0]:
                     self._read(inode, name, read.get(inode, (0,))[0])
-            self.db.execute("COMMIT")
-        except BaseException:
-            self.db.execute("ROLLBACK")
-            raise
 
     def _read(self, inode, name, offset):
         with open(name, "rb") as handle:

@@ -1,7 +1,10 @@
 """The minion's transition journal: durable, ordered, bounded, gap-free sequence numbers."""
 
+import json
+
 import pytest
 
+from lbpair_lib import store
 from lbpair_lib.errors import InvalidValue
 from lbpair_lib.journal import Journal
 
@@ -57,3 +60,37 @@ def test_options_name_the_bad_key(tmp_path):
     assert Journal.from_options({}, str(tmp_path)).path == str(tmp_path / "lbpair" / "transitions.jsonl")
     with pytest.raises(InvalidValue, match="lbpair_journal:max_entries"):
         Journal.from_options({"max_entries": "many"}, str(tmp_path))
+
+
+def test_damaged_lines_are_counted_and_never_stop_the_journal(tmp_path):
+    journal = journal_in(tmp_path)
+    journal.append({"instance": "lbpair_51", "state": "MASTER"})
+    with open(journal.path, "ab") as handle:
+        handle.write(b'[2]\n{"seq": 2, "instance": "lbpair_51", "state": "BA\xffCKUP"}\n\x00\n{"seq": 3, "sta')
+    assert journal.bad_lines() == 4
+    assert journal.append({"instance": "lbpair_51", "state": "BACKUP"})["seq"] == 2
+    assert [entry["seq"] for entry in journal.since(0)] == [1, 2] and journal.bad_lines() == 4
+
+
+@pytest.mark.parametrize("seq", ["7", True, 7.5, -3, None, [7]])
+def test_an_entry_whose_seq_is_not_a_count_neither_breaks_nor_resets_the_sequence(tmp_path, seq):
+    journal = journal_in(tmp_path)
+    journal.append({"instance": "lbpair_51", "state": "MASTER"})
+    with open(journal.path, "a", encoding="utf-8") as handle:
+        handle.write(json.dumps({"seq": seq, "instance": ["not", "a", "name"], "state": "BACKUP"}) + "\n")
+    assert journal_in(tmp_path).append({"instance": "lbpair_51", "state": "BACKUP"})["seq"] == 2
+    assert [entry["seq"] for entry in journal.since(1)] == [2]
+    assert journal.last_known()["lbpair_51"]["state"] == "BACKUP"
+
+
+def test_append_does_not_read_the_journal_again_while_it_is_as_it_was_left(tmp_path, monkeypatch):
+    journal = journal_in(tmp_path, max_entries=50)
+    journal.append({"state": "MASTER"})
+    reads = []
+    real = store.read_records
+    monkeypatch.setattr(store, "read_records", lambda path: reads.append(path) or real(path))
+    seqs = [journal.append({"state": "BACKUP"})["seq"] for _ in range(60)]  # one trim among them
+    assert seqs == list(range(2, 62)) and len(reads) == 1
+    store.append_records(journal.path, [{"seq": 62, "state": "MASTER"}])  # another writer: read again
+    assert journal.append({"state": "BACKUP"})["seq"] == 63 and len(reads) == 2
+    assert len(journal.entries()) <= 50
