@@ -4,11 +4,14 @@ pillar, the beacon's configuration or the files lbpair keeps, and what lbpair do
 Grow it: every hole found becomes a row.
 """
 
+import pathlib
+
 import pytest
 import yaml
 
 from lbpair_lib import beacon, deploy, haproxy, notify, pillar, reactions, reactions_config, store
 from lbpair_lib.errors import InvalidValue
+from lbpair_lib.history import History
 from tests.conftest import REPO
 
 
@@ -103,14 +106,58 @@ def test_beacon_meta_refuses_secret_words_not_words_that_contain_them(meta, refu
     assert beacon.check_config([{"meta": meta}])[0] is (not refused)
 
 
-@pytest.mark.parametrize("damage", ["[1, 2]", '"text"', "42", "null", '{"seq": 3, "cut'])
-def test_a_damaged_line_in_a_store_is_skipped_and_the_next_append_stands_alone(tmp_path, damage):
+STORE_ROWS = [
+    # (what a crash, a full disk or a hand edit leaves in a JSON-lines store, the bytes)
+    ("a list", b"[1, 2]"), ("text", b'"text"'), ("a number", b"42"), ("null", b"null"),
+    ("a line cut by a crash", b'{"seq": 3, "cut'),
+    ("invalid UTF-8 in a line", b'{"seq": 3, "state": "MA\xffSTER"}'),
+    ("a block of NUL bytes (a crash on some filesystems)", b"\x00" * 4096),
+    ("a NUL byte inside a record", b'{"seq": 3,\x00 "state": "MASTER"}'),
+    ("UTF-16 that json.loads(bytes) would accept", '{"seq": 3}'.encode("utf-16-le")),
+    ("a huge cut line", b'{"seq": 3, "pad": "' + b"x" * (4 << 20)),
+    ("deeply nested JSON", b"[" * 100000),
+    ("a number too long to convert", b'{"seq": ' + b"9" * 5000 + b"}"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("what", "damage"), STORE_ROWS, ids=[row[0] for row in STORE_ROWS])
+def test_a_damaged_line_in_a_store_is_skipped_counted_and_the_next_append_stands_alone(tmp_path, what, damage):
     path = str(tmp_path / "records.jsonl")
     store.append_records(path, [{"seq": 1}])
-    with open(path, "a", encoding="utf-8") as handle:
+    with open(path, "ab") as handle:
         handle.write(damage)
     store.append_records(path, [{"seq": 2}])
-    assert store.read_records(path) == [{"seq": 1}, {"seq": 2}]
+    assert store.read_records(path) == [{"seq": 1}, {"seq": 2}], what
+    assert store.scan(path) == ([{"seq": 1}, {"seq": 2}], 1), what
+    assert list(store.records_backward(path, block=1024)) == [{"seq": 2}, {"seq": 1}], what
+
+
+def plant(line):
+    return lambda history: store.append_records(history.path, [line])
+
+
+HISTORY_ROWS = [
+    # (what the history or its index holds, how it gets there)
+    ("a seq that is text", plant({"kind": "transition", "minion": "lb1", "seq": "7", "confirmed": True})),
+    ("a seq that is a boolean", plant({"kind": "transition", "minion": "lb1", "seq": True})),
+    ("a seq that is a float", plant({"kind": "transition", "minion": "lb1", "seq": 7.0})),
+    ("a seq past SQLite's integers", plant({"kind": "transition", "minion": "lb1", "seq": 2**80})),
+    ("a minion that is a list", plant({"kind": "transition", "minion": ["lb1"], "seq": 7})),
+    ("a minion with a lone surrogate", plant({"kind": "transition", "minion": "lb1\ud800", "seq": 7})),
+    ("an index file that is garbage", lambda history: pathlib.Path(history.index_path).write_bytes(b"\x00garbage" * 1000)),
+    ("an index file damaged past its header",
+     lambda history: pathlib.Path(history.index_path).write_bytes(pathlib.Path(history.index_path).read_bytes()[:100] + b"\xff" * 8000)),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("what", "harm"), HISTORY_ROWS, ids=[row[0] for row in HISTORY_ROWS])
+def test_a_hostile_history_neither_breaks_nor_fools_deduplication(tmp_path, what, harm):
+    records = History(str(tmp_path / "history.jsonl"))
+    records.append([{"kind": "transition", "minion": "lb1", "seq": 6, "confirmed": True}])
+    harm(records)
+    seven = {"kind": "transition", "minion": "lb1", "seq": 7, "confirmed": True}
+    assert records.append([seven]) == [seven], what
+    assert records.append([seven]) == [] and records.last_seq("lb1") == 7 and records.bad_lines() == 0, what
 
 
 NODES = {"lb1": {"address": "192.0.2.11"}, "lb2": {"address": "192.0.2.12"}}
