@@ -5,7 +5,8 @@ Builds a history of realistic transition records (two minions, four instances, r
 10 MiB as the shipped configuration does) in a temporary folder, then times appends through
 :class:`lbpair_lib.history.History` as the reactions make them: one record per call, mostly new
 transitions, some replays (dropped) and some non-transition records. Also the index's rebuild
-from the files alone, and ``recent(50)``. Prints the figures; asserts nothing. No root needed.
+from the files alone, ``recent(50)``, and ``read()`` (what every append read before the
+index). Prints the figures; asserts nothing. No root needed.
 
     .venv/bin/python -m bench.history_append [RECORDS]      # RECORDS defaults to 100,000
 """
@@ -88,11 +89,13 @@ def main(records=100_000):
         history_index.remove(history.index_path)
         rebuild_again_ms, _ = timed(lambda: history.bad_lines())
         recent_ms, recent = timed(lambda: history.recent(50))
+        read_ms, _ = timed(history.read)
         print(f"history: {records:,} transitions in {files} files ({sum(os.path.getsize(name) for name in history._files()) / 2**20:.0f} MiB)")  # noqa: SLF001,E501
         print(f"append, one record per call ({APPENDS} calls, {dropped} replays dropped)")
         print(f"  p50 {statistics.median(times):7.2f} ms   p95 {percentile(times, 0.95):7.2f} ms   max {max(times):7.2f} ms")
         print(f"index built from the files: {rebuild_ms:7.0f} ms (first use), {rebuild_again_ms:7.0f} ms (index removed)")
         print(f"recent(50): {recent_ms:7.2f} ms ({len(recent)} records)")
+        print(f"read(), every record (what each append read before the index): {read_ms:7.0f} ms")
 
 
 if __name__ == "__main__":

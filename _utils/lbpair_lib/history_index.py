@@ -12,7 +12,8 @@ stopped, a file renamed by rotation is recognised by its inode, and when a file 
 longer holds what was read (truncated, replaced, deleted) or the database is damaged
 the index is rebuilt from the files. If it cannot be used at all (a full disk, a
 read-only folder), the answers come from reading every file, as before the index.
-Use it under the history's lock.
+It is written without fsync and built again after a reboot (a power cut may have cut
+it anywhere). Use it under the history's lock.
 """
 
 import contextlib
@@ -28,12 +29,15 @@ SCHEMA_VERSION = 1
 SCHEMA = """
 DROP TABLE IF EXISTS transitions;
 DROP TABLE IF EXISTS files;
+DROP TABLE IF EXISTS meta;
 CREATE TABLE transitions (minion TEXT NOT NULL, seq INTEGER NOT NULL, confirmed INTEGER NOT NULL,
                           PRIMARY KEY (minion, seq)) WITHOUT ROWID;
 CREATE INDEX confirmed_seqs ON transitions (minion, confirmed, seq);
 CREATE TABLE files (inode INTEGER PRIMARY KEY, name TEXT NOT NULL, offset INTEGER NOT NULL,
                     tail BLOB NOT NULL, bad INTEGER NOT NULL);
+CREATE TABLE meta (boot TEXT NOT NULL);
 """
+BOOT_ID = "/proc/sys/kernel/random/boot_id"
 TAIL_BYTES = 64  # the last bytes read from a file: if they changed, the file was rewritten
 MAX_SEQ = 2**63  # SQLite's integers; a larger seq takes no slot (the reactions refuse it anyway)
 
@@ -115,15 +119,26 @@ class Index:
         self.db = db
 
     def prepare(self):
-        # Rebuildable, so it needs consistency, not durability: WAL with synchronous=NORMAL
-        # may lose the last commits on a power cut (it then catches up), never corrupts.
+        boot = _boot_id()
         # Exclusive: the history's lock already serialises its users, and SQLite then keeps
         # the WAL's index in memory instead of a shared -shm mapping (SIGBUS on a full tmpfs).
         self.db.execute("PRAGMA locking_mode=EXCLUSIVE")
         self.db.execute("PRAGMA journal_mode=WAL")
-        self.db.execute("PRAGMA synchronous=NORMAL")
-        if self.db.execute("PRAGMA user_version").fetchone()[0] != SCHEMA_VERSION:
+        # No fsync: the files are the truth and the index is rebuilt from them. A process killed
+        # mid-write leaves the WAL's last commit (the page cache outlives it); a power cut may
+        # leave anything, so an index written before this boot is built again.
+        self.db.execute(f"PRAGMA synchronous={'OFF' if boot else 'NORMAL'}")
+        if self._made_for() != (SCHEMA_VERSION, boot):
             self.db.executescript(f"BEGIN; {SCHEMA} PRAGMA user_version={SCHEMA_VERSION}; COMMIT;")
+            self.db.execute("INSERT INTO meta VALUES (?)", (boot,))
+
+    def _made_for(self):
+        """``(schema version, boot id)`` the database was made for."""
+        version = self.db.execute("PRAGMA user_version").fetchone()[0]
+        if version != SCHEMA_VERSION:
+            return version, None
+        row = self.db.execute("SELECT boot FROM meta").fetchone()
+        return version, row and row[0]
 
     def close(self):
         self.db.close()
@@ -169,6 +184,15 @@ class Index:
         self.db.execute(
             "INSERT OR REPLACE INTO files VALUES (?, ?, ?, ?, ?)", (inode, name, end, tail, bad + (before[0] if before else 0))
         )
+
+
+def _boot_id():
+    """This boot's id; ``""`` where the kernel does not tell it."""
+    try:
+        with open(BOOT_ID, encoding="ascii") as handle:
+            return handle.read().strip()
+    except (OSError, ValueError):
+        return ""
 
 
 def _observed(names):

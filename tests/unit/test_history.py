@@ -6,6 +6,7 @@ read from the end.
 
 import os
 import pathlib
+import sqlite3
 
 import pytest
 
@@ -173,3 +174,18 @@ def test_recent_reads_the_newest_records_across_rotated_files(path):
     assert [record["seq"] for record in history.recent(25)] == list(range(15, 40))
     assert [record["seq"] for record in history.recent(100)] == list(range(1, 40))
     assert history.recent(0) == [] and History(f"{path}.missing").recent(5) == []
+
+
+def test_an_index_written_before_a_reboot_is_built_again(path, tmp_path, monkeypatch):
+    boot_id = tmp_path / "boot_id"
+    boot_id.write_text("boot-one\n")
+    monkeypatch.setattr(history_index, "BOOT_ID", str(boot_id))
+    history = History(path)
+    history.append([transition("lb1", 1)])
+    db = sqlite3.connect(history.index_path)
+    with db:  # the index is written without fsync: a power cut could leave anything in it
+        db.execute("INSERT INTO transitions VALUES ('lb1', 2, 1)")
+    db.close()
+    assert history.last_seq("lb1") == 2  # within one boot, what was written is what is read
+    boot_id.write_text("boot-two\n")
+    assert history.last_seq("lb1") == 1
