@@ -65,37 +65,44 @@ def timed(func):
     return (time.perf_counter() - started) * 1000, result
 
 
+def time_appends(history, records):
+    """Append APPENDS records one per call, as the reactions do; returns (milliseconds of each, replays dropped)."""
+    last_seq = {minion: history.last_seq(minion) for minion in MINIONS}
+    times, dropped = [], 0
+    for number in range(APPENDS):
+        minion = MINIONS[number % 2]
+        if number % 10 == 5:
+            record = transition(number, minion, last_seq[minion] - 3)  # a replay: dropped
+        elif number % 10 == 9:
+            record = {"kind": "dns", "instance": "lbpair_51", "minion": minion, "at": START.isoformat(), "ok": True, "attempts": 1}
+        else:
+            last_seq[minion] += 1
+            record = transition(records + number, minion, last_seq[minion])
+        elapsed, new = timed(lambda record=record: history.append([record]))
+        times.append(elapsed)
+        dropped += not new
+    return times, dropped
+
+
 def main(records=100_000):
     with tempfile.TemporaryDirectory(prefix="lbpair-bench-") as folder:
         path = os.path.join(folder, "history.jsonl")
         build(path, records)
         history = History(path, MAX_BYTES)
-        files = len(history._files())  # noqa: SLF001 (the bench reports how the history is laid out)
+        files = history._files()
+        mib = sum(os.path.getsize(name) for name in files) / 2**20
         rebuild_ms, _ = timed(lambda: history.last_seq("lb1"))  # no index yet: built from the files
-        last_seq = {minion: history.last_seq(minion) for minion in MINIONS}
-        times, dropped = [], 0
-        for number in range(APPENDS):
-            minion = MINIONS[number % 2]
-            if number % 10 == 5:
-                record = transition(number, minion, last_seq[minion] - 3)  # a replay: dropped
-            elif number % 10 == 9:
-                record = {"kind": "dns", "instance": "lbpair_51", "minion": minion, "at": START.isoformat(), "ok": True, "attempts": 1}
-            else:
-                last_seq[minion] += 1
-                record = transition(records + number, minion, last_seq[minion])
-            elapsed, new = timed(lambda record=record: history.append([record]))
-            times.append(elapsed)
-            dropped += not new
+        times, dropped = time_appends(history, records)
         history_index.remove(history.index_path)
-        rebuild_again_ms, _ = timed(lambda: history.bad_lines())
+        rebuild_again_ms, _ = timed(history.bad_lines)
         recent_ms, recent = timed(lambda: history.recent(50))
         read_ms, _ = timed(history.read)
-        print(f"history: {records:,} transitions in {files} files ({sum(os.path.getsize(name) for name in history._files()) / 2**20:.0f} MiB)")  # noqa: SLF001,E501
-        print(f"append, one record per call ({APPENDS} calls, {dropped} replays dropped)")
-        print(f"  p50 {statistics.median(times):7.2f} ms   p95 {percentile(times, 0.95):7.2f} ms   max {max(times):7.2f} ms")
-        print(f"index built from the files: {rebuild_ms:7.0f} ms (first use), {rebuild_again_ms:7.0f} ms (index removed)")
-        print(f"recent(50): {recent_ms:7.2f} ms ({len(recent)} records)")
-        print(f"read(), every record (what each append read before the index): {read_ms:7.0f} ms")
+    print(f"history: {records:,} transitions in {len(files)} files ({mib:.0f} MiB)")
+    print(f"append, one record per call ({APPENDS} calls, {dropped} replays dropped)")
+    print(f"  p50 {statistics.median(times):7.2f} ms   p95 {percentile(times, 0.95):7.2f} ms   max {max(times):7.2f} ms")
+    print(f"index built from the files: {rebuild_ms:7.0f} ms (first use), {rebuild_again_ms:7.0f} ms (index removed)")
+    print(f"recent(50): {recent_ms:7.2f} ms ({len(recent)} records)")
+    print(f"read(), every record (what each append read before the index): {read_ms:7.0f} ms")
 
 
 if __name__ == "__main__":

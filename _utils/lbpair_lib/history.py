@@ -78,7 +78,7 @@ class History:
         error): the history is then as it was, and the next append works once it can.
         """
         with store.locked(self.path), self._index() as index:
-            new = admitted(records, index.state)
+            new = _admitted(records, index.state)
             if new:
                 self._rotate_if_large()
                 store.append_records(self.path, new)
@@ -91,7 +91,7 @@ class History:
         os.rename(self.path, f"{self.path}.{stamp}")
 
 
-def admitted(records, state):
+def _admitted(records, state):
     """
     The records of ``records`` to append, given ``state(key)`` (``None``: no transition
     holds ``key``; 0: only an unconfirmed one; 1: a confirmed one): a transition is a

@@ -65,7 +65,7 @@ def scan(path, offset=0):
 def scan_lines(path, offset=0):
     """``(record or None, line)`` for each line from byte ``offset`` on; nothing if there is no file."""
     try:
-        handle = open(path, "rb")  # noqa: SIM115 (closed when the generator ends)
+        handle = open(path, "rb")
     except FileNotFoundError:
         return
     with handle:
@@ -81,7 +81,7 @@ def read_records(path):
 def records_backward(path, block=1 << 16):
     """The records of the file at ``path``, newest first, read from its end ``block`` bytes at a time."""
     try:
-        handle = open(path, "rb")  # noqa: SIM115 (closed when the generator ends)
+        handle = open(path, "rb")
     except FileNotFoundError:
         return
     with handle:
