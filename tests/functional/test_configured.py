@@ -94,14 +94,20 @@ def test_removing_a_service_removes_it(loaders, state_functions, modules, pillar
     assert "203.0.113.20" not in live_text(modules, "keepalived")
 
 
+def in_pillar_terms(modules, daemon, key, text):
+    """How a rejection names the rendered line ``text``: its key, its number and itself."""
+    lines = [line.strip() for line in modules[f"lbpair_{daemon}.render"]().splitlines()]
+    return f'{key} (line {lines.index(text) + 1}: "{text}"): '
+
+
 def break_haproxy(pillar):
     pillar["services"]["foo"]["options"] = ["no-such-directive on"]
-    return "HAProxy rejected the configuration", "no-such-directive"
+    return "HAProxy rejected the configuration", "no-such-directive", ("lbpair:services:foo:options:0", "no-such-directive on")
 
 
 def break_keepalived(pillar):
     pillar["vrrp"]["interface"] = "eth9"
-    return "keepalived rejected the configuration", "eth9"
+    return "keepalived rejected the configuration", "eth9", ("lbpair:vrrp:interface", "interface eth9")
 
 
 @pytest.mark.parametrize(("daemon", "break_config"), [("haproxy", break_haproxy), ("keepalived", break_keepalived)])
@@ -109,13 +115,92 @@ def test_candidate_rejected_by_the_binary_is_never_installed(state_functions, lo
     assert apply(state_functions, daemon).result is True
     before = live_text(modules, daemon)
     services.calls.clear()
-    rejection, offender = break_config(pillar)
+    rejection, offender, (key, line) = break_config(pillar)
     set_pillar(loaders, pillar)
     ret = apply(state_functions, daemon)
     assert ret.result is False
     assert rejection in ret.comment and offender in ret.comment
+    assert in_pillar_terms(modules, daemon, key, line) in ret.comment
     assert live_text(modules, daemon) == before
     assert services.calls == []
+
+
+def reject_in_haproxy(pillar):
+    pillar["services"]["foo"]["options"] = ["option httplog", "bogus-keyword x"]
+    return "lbpair:services:foo:options:1", "bogus-keyword x", "unknown keyword 'bogus-keyword' in 'listen' section"
+
+
+def reject_in_keepalived(pillar):
+    pillar["keepalived"]["global_defs"]["vrrp_garp_interval"] = "nope"
+    return "lbpair:keepalived:global_defs:vrrp_garp_interval", "vrrp_garp_interval nope", "invalid number 'nope'"
+
+
+REJECTIONS = [("haproxy", reject_in_haproxy), ("keepalived", reject_in_keepalived)]
+
+
+def live_files(live_dir):
+    return {path: path.read_bytes() for path in live_dir.rglob("*") if path.is_file()}
+
+
+@pytest.mark.parametrize(("daemon", "reject"), REJECTIONS)
+def test_test_mode_reports_a_candidate_the_binary_would_refuse_by_its_pillar_key(loaders, state_functions, modules, pillar, services, live_dir, daemon, reject):
+    assert apply(state_functions, daemon).result is True
+    before = live_files(live_dir)
+    services.calls.clear()
+    key, line, message = reject(pillar)
+    set_pillar(loaders, pillar)
+    state_functions.opts["test"] = True
+    ret = apply(state_functions, daemon)
+    assert ret.result is False, ret.comment
+    assert in_pillar_terms(modules, daemon, key, line) in ret.comment and message in ret.comment
+    assert live_files(live_dir) == before
+    assert services.calls == []
+
+
+@pytest.mark.parametrize(("daemon", "reject"), REJECTIONS)
+def test_validate_names_the_pillar_key_of_a_refused_line(loaders, modules, pillar, daemon, reject):
+    key, line, message = reject(pillar)
+    set_pillar(loaders, pillar)
+    with pytest.raises(Exception) as error:
+        modules[f"lbpair_{daemon}.validate"]()
+    assert in_pillar_terms(modules, daemon, key, line) in str(error.value) and message in str(error.value)
+
+
+@pytest.mark.parametrize("daemon", DAEMONS)
+def test_test_mode_on_a_change_the_binary_accepts_shows_the_diff(loaders, state_functions, modules, pillar, services, live_dir, daemon):
+    assert apply(state_functions, daemon).result is True
+    before = live_files(live_dir)
+    services.calls.clear()
+    pillar["services"]["qux"] = {"vip": "203.0.113.40", "port": 80, "servers": {"qux1": {"address": "198.51.100.41", "port": 80}}}
+    set_pillar(loaders, pillar)
+    state_functions.opts["test"] = True
+    ret = apply(state_functions, daemon)
+    assert ret.result is None, ret.comment
+    assert "accepts the new configuration" in ret.comment
+    assert "+listen qux\n" in ret.changes["diff"] or "+        203.0.113.40/32 dev eth0\n" in ret.changes["diff"]
+    assert live_files(live_dir) == before
+    assert services.calls == []
+
+
+@pytest.mark.parametrize("daemon", DAEMONS)
+def test_test_mode_with_nothing_to_change_is_true(loaders, state_functions, modules, services, daemon):
+    assert apply(state_functions, daemon).result is True
+    services.calls.clear()
+    state_functions.opts["test"] = True
+    ret = apply(state_functions, daemon)
+    assert ret.result is True and ret.changes == {}
+    assert services.calls == []
+
+
+def test_test_mode_rejection_masks_passwords(loaders, state_functions, modules, pillar):
+    pillar["haproxy"]["defaults"] = {"stats auth": "admin:s3cret-Q9", "stats": "bogusauth s3cret-Q9"}
+    set_pillar(loaders, pillar)
+    state_functions.opts["test"] = True
+    ret = apply(state_functions, "haproxy")
+    assert ret.result is False
+    number = modules.lbpair_haproxy.render().splitlines().index("    stats bogusauth s3cret-Q9") + 1
+    assert f'lbpair:haproxy:defaults:stats (line {number}: "stats bogusauth ******"): ' in ret.comment
+    assert "s3cret-Q9" not in ret.comment
 
 
 def test_failed_reload_restores_the_previous_file(loaders, state_functions, modules, pillar, services):
