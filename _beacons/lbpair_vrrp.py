@@ -57,7 +57,9 @@ it is restarted); until it is back the beacon follows the state through
 keepalived's JSON dump at every beacon tick (``source: reconstructed``): each tick
 reads the dump asked for at the tick before and asks for the next one, so the
 minion's loop never waits for keepalived. ``bus: none`` uses only this path
-(for keepalived builds without D-Bus).
+(for keepalived builds without D-Bus). ``rogue_vrrp``: lbpair's firewall rule
+dropped VRRP from an address that is not a node of the pair (the message names
+it); once per sender, read every 5 s from ``lbpair_firewall.rogue_senders``.
 
 Every transition is appended to the minion's journal (``lbpair_journal``) before
 its event leaves: Salt drops beacon events while the minion is disconnected,
@@ -71,6 +73,7 @@ How it works: :mod:`lbpair_lib.beacon`. Needs ``dbus-next`` (``pip install
 'saltext-lbpair[minion]'``); without it the beacon does not load.
 """
 
+import functools
 import importlib
 import logging
 import os
@@ -120,14 +123,27 @@ def _fire(events):
         bus.fire_event({"beacons": beacons}, "__beacons_return")
 
 
-def _vips():
-    from lbpair_lib import errors, keepalived, pillar  # pylint: disable=import-outside-toplevel
+def _model():
+    """This node's model from the lbpair pillar, or None without one."""
+    from lbpair_lib import errors, pillar  # pylint: disable=import-outside-toplevel
 
     try:
-        return keepalived.instance_vips(pillar.minion_model(__pillar__, __opts__, {}))
+        return pillar.minion_model(__pillar__, __opts__, {})
     except errors.InvalidValue as exc:
-        log.debug("lbpair_vrrp: no VIPs from the pillar: %s", exc)
-        return {}
+        log.debug("lbpair_vrrp: no VIPs and no firewall from the pillar: %s", exc)
+        return None
+
+
+def _vips(model):
+    from lbpair_lib import keepalived  # pylint: disable=import-outside-toplevel
+
+    return {} if model is None else keepalived.instance_vips(model)
+
+
+def _rogue_senders(model):
+    from lbpair_lib import firewall  # pylint: disable=import-outside-toplevel
+
+    return None if model is None else functools.partial(firewall.rogue_senders, model)
 
 
 def validate(config):
@@ -156,9 +172,10 @@ def beacon(config):
     if runner is None or runner.closed:
         local = keepalived.Local(__salt__["config.get"]("lbpair_keepalived", {}))
         transitions = journal.Journal.from_options(__salt__["config.get"]("lbpair_journal", {}), __opts__["cachedir"])
-        runner = lib.Runner(lib.config_mapping(config), transitions, local, _vips(), _fire)
+        model = _model()
+        runner = lib.Runner(lib.config_mapping(config), transitions, local, _vips(model), _fire, _rogue_senders(model))
         __context__[RUNNER_KEY] = runner
-    return runner.drain() + runner.follow_json()
+    return runner.drain() + runner.follow_json() + runner.rogue_warnings()
 
 
 def close(config):  # pylint: disable=unused-argument

@@ -1,6 +1,7 @@
 """
-The firewall rule that lets the nodes of an lbpair pair exchange VRRP (IP
-protocol 112), accepted only from the other nodes' addresses; iptables or
+The firewall rules that let the nodes of an lbpair pair exchange VRRP (IP
+protocol 112): accepted from the other nodes' addresses, dropped (and its
+sender recorded) from anyone else on the pair's interface; iptables or
 nftables, as ``lbpair:firewall`` in the pillar says (see
 :mod:`lbpair_lib.firewall`).
 
@@ -49,3 +50,18 @@ def vrrp_allow(test=False):
         salt 'lb*' lbpair_firewall.vrrp_allow
     """
     return firewall.allow(pillar.minion_model(__pillar__, __opts__, __context__), test=bool(test))
+
+
+def rogue_senders():
+    """
+    The addresses, other than the pair's nodes, whose VRRP the drop rules
+    dropped on this node (nftables: within the last hour; iptables: the last
+    100 since the rule was made), sorted.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt 'lb*' lbpair_firewall.rogue_senders
+    """
+    return firewall.rogue_senders(pillar.minion_model(__pillar__, __opts__, __context__))

@@ -1,9 +1,10 @@
 """
-State for the firewall rule that lets the nodes of an lbpair pair exchange VRRP.
+State for the firewall rules that let the nodes of an lbpair pair exchange
+VRRP, and drop anyone else's on the pair's interface.
 
 .. code-block:: yaml
 
-    VRRP from the other node is accepted:
+    VRRP from the other node is accepted, from anyone else dropped:
       lbpair_firewall.vrrp_allowed
 """
 
@@ -29,8 +30,11 @@ def _apply(test):
 def vrrp_allowed(name):
     """
     Accept VRRP (IP protocol 112) from the other nodes of the pair, and only
-    from them; remove lbpair's rules for nodes that left. Backend and chain
-    come from ``lbpair:firewall`` in the pillar.
+    from them: after the accept rules, VRRP from any other address on the
+    pair's interface is dropped, whatever the chain's policy, and its sender
+    recorded (``lbpair_firewall.rogue_senders``). Removes lbpair's rules for
+    nodes that left. Backend and chain come from ``lbpair:firewall`` in the
+    pillar.
 
     name
         The state's name; free text.

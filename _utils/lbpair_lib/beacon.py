@@ -19,6 +19,10 @@ runner's flush right away (``loop.call_soon_threadsafe``). The flush runs on the
 minion's own loop thread, like ``beacon()``: it journals the transitions and
 fires them at once. ``beacon()`` drains whatever is left (there is no running
 loop under ``salt-call``).
+
+Every few seconds (:data:`ROGUE_INTERVAL`) ``beacon()`` also reads the firewall's
+record of the VRRP senders its drop rule dropped (:func:`lbpair_lib.firewall.rogue_senders`)
+and warns once per new sender (:class:`RogueWatch`).
 """
 
 import asyncio
@@ -43,6 +47,9 @@ STABLE_SESSION = 5.0
 NOT_ON_BUS_GRACE = 3.0  # keepalived registers its name just after it starts
 JSON_TIMEOUT = 5.0  # ask keepalived again if it wrote no dump for that long
 WATCHER_THREAD = "lbpair_vrrp-dbus"
+ROGUE_INTERVAL = 5.0  # s between two reads of the firewall's record of rogue VRRP senders
+#: the rogue senders warned about by this minion process, whichever load of the beacon did it
+REPORTED_ROGUES = set()
 
 
 # --- configuration ------------------------------------------------------------
@@ -149,6 +156,47 @@ def event_tag(transition):
 def warning(code, message):
     """A warning event as the beacon returns it."""
     return {"tag": f"warning/{code}", "code": code, "message": message}
+
+
+def rogue_message(address):
+    """The text of a ``rogue_vrrp`` warning."""
+    return (
+        f"VRRP from {address}, which is not a node of the pair, reached the pair's interface and was dropped: "
+        "another VRRP router, or a rogue one, is on the segment"
+    )
+
+
+class RogueWatch:
+    """
+    ``rogue_vrrp`` warnings from the firewall's record of the senders its drop rule
+    dropped (``senders()``: a list of addresses), once per sender, reading it at most
+    every :data:`ROGUE_INTERVAL` seconds. ``reported`` is :data:`REPORTED_ROGUES` by
+    default, which outlives this object: Salt loads the beacon anew at every state run,
+    and the record keeps a sender for an hour (nftables) or for good (iptables).
+    """
+
+    def __init__(self, senders, reported=None):
+        self.senders = senders
+        self.reported = REPORTED_ROGUES if reported is None else reported
+        self.looked = None
+
+    def warnings(self, now=None):
+        """The warnings for senders not reported yet (``[]`` between two reads)."""
+        now = time.monotonic() if now is None else now
+        if self.looked is not None and now - self.looked < ROGUE_INTERVAL:
+            return []
+        self.looked = now
+        try:
+            senders = list(self.senders())
+        except Exception as exc:  # pylint: disable=broad-except  (no firewall tool, no permission: try again later)
+            log.debug("lbpair_vrrp: cannot read the firewall's rogue VRRP senders: %s", exc)
+            return []
+        new = [address for address in senders if address not in self.reported]
+        self.reported.intersection_update(senders)  # a sender the record forgot is new again when it comes back
+        self.reported.update(new)
+        for address in new:
+            log.warning("lbpair_vrrp: %s", rogue_message(address))
+        return [warning("rogue_vrrp", rogue_message(address)) for address in new]
 
 
 # --- the D-Bus thread -------------------------------------------------------------
@@ -325,10 +373,11 @@ class Runner:
     thread. ``settings``: the beacon's configuration as one mapping; ``journal``: a
     :class:`~lbpair_lib.journal.Journal`; ``local``: a
     :class:`~lbpair_lib.keepalived.Local`; ``vips``: ``{instance: [vip, ...]}``;
-    ``fire(events)`` sends beacon events to the master at once.
+    ``fire(events)`` sends beacon events to the master at once; ``rogue_senders()``,
+    if given, reads the firewall's record of rogue VRRP senders (:class:`RogueWatch`).
     """
 
-    def __init__(self, settings, journal, local, vips, fire):
+    def __init__(self, settings, journal, local, vips, fire, rogue_senders=None):
         self.bus = settings.get("bus", "system")
         self.journal = journal
         self.keepalived = local
@@ -341,6 +390,7 @@ class Runner:
         self.json_token = None
         self.json_asked = 0.0
         self.closed = False
+        self.rogues = None if rogue_senders is None else RogueWatch(rogue_senders)
         self.loop = _running_loop()
         self.watcher = None
         if self.bus != "none":
@@ -416,6 +466,10 @@ class Runner:
             if transition:
                 events.append(self._journal(transition))
         return events
+
+    def rogue_warnings(self):
+        """A ``rogue_vrrp`` warning per sender of VRRP the firewall dropped, once each (see :class:`RogueWatch`)."""
+        return [] if self.rogues is None else self.rogues.warnings()
 
     def _json_dump(self):
         """

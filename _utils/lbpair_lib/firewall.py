@@ -1,21 +1,36 @@
 """
-The firewall rule that lets the nodes of an lbpair pair see each other's VRRP
-adverts (IP protocol 112), accepted only from the other nodes' addresses.
+The firewall rules that let the nodes of an lbpair pair see each other's VRRP
+adverts (IP protocol 112) and nobody else's.
+
+For each other node, a rule accepts its adverts; after them, a rule per address
+family drops every other VRRP packet arriving on the pair's interface, whatever
+the chain's policy, and records its source: a host on the segment sending the
+pair's VRID with a higher priority would otherwise take the virtual IPs.
 
 Backends (pillar ``lbpair:firewall:backend``):
 
-- ``iptables``: rules at the top of the ``INPUT`` chain.
+- ``iptables``: rules at the top of the ``INPUT`` chains of ``iptables`` and
+  ``ip6tables`` (VRRP over IPv6 is dropped: the pair has no IPv6 peers). The drop
+  rules record senders with ``-m recent``, in ``/proc/net/xt_recent/lbpair_rogue_vrrp``
+  (the kernel keeps the last 100 until the rule goes).
 - ``nftables``: rules at the top of the chain named by ``lbpair:firewall:nft_table``
   and ``nft_chain`` (default ``inet filter`` / ``input``, Debian's own), created
   if it does not exist. A separate table would not help: a drop in the user's
-  chain still drops what another table accepted.
+  chain still drops what another table accepted. The drop rules add senders to
+  the sets ``lbpair_rogue_v4`` / ``lbpair_rogue_v6`` of that table, for an hour.
+  An ``ip`` (``ip6``) table sees IPv4 (IPv6) only; ``inet`` covers both.
 
-Each rule carries the comment ``lbpair-vrrp <peer> to <destination>``, which is
-how lbpair finds its own rules again; rules for nodes that left the pair are
-removed. Salt's own ``nftables`` module is not used: it renders a ``vrrp``
+Each rule carries a comment, ``lbpair-vrrp <peer> to <destination>`` or
+``lbpair-vrrp drop <ipv4|ipv6> on <interface>``, which is how lbpair finds its own
+rules again; rules for nodes that left the pair are removed, and a drop rule
+found before an accept rule (where it would drop the peer) is put back after
+them. Salt's own ``nftables`` module is not used: it renders a ``vrrp``
 protocol rule as a bare ``accept``.
 """
 
+import collections
+import ipaddress
+import json
 import re
 
 from lbpair_lib import command
@@ -23,45 +38,123 @@ from lbpair_lib import command
 VRRP_PROTOCOL = "112"
 VRRP_MULTICAST = "224.0.0.18"
 COMMENT_PREFIX = "lbpair-vrrp"
-COMMENT_RE = re.compile(r'"?(lbpair-vrrp [0-9.]+ to [0-9.]+)"?')
+COMMENT_RE = re.compile(r'"(lbpair-vrrp (?:[0-9.]+ to [0-9.]+|drop ipv[46] on [A-Za-z0-9_.-]+))"')
 NFT_HANDLE_RE = re.compile(r"# handle (\d+)\s*$")
+IPTABLES = {"ipv4": "iptables", "ipv6": "ip6tables"}
+NFT_FAMILIES = {"ip": ("ipv4",), "ip6": ("ipv6",), "inet": ("ipv4", "ipv6")}
+ROGUE_RECENT_LIST = "lbpair_rogue_vrrp"
+ROGUE_RECENT = f"/proc/net/xt_recent/{ROGUE_RECENT_LIST}"
+ROGUE_SETS = {"ipv4": "lbpair_rogue_v4", "ipv6": "lbpair_rogue_v6"}
+ROGUE_SET_TYPES = {"ipv4": "ipv4_addr", "ipv6": "ipv6_addr"}
+ROGUE_TIMEOUT = "1h"
+SOURCE_MATCH = {"ipv4": "ip saddr", "ipv6": "ip6 saddr"}
+
+#: one rule: ``action`` accept (``source`` to ``destination``, IPv4) or drop (``family`` on ``interface``)
+Rule = collections.namedtuple("Rule", "action family source destination interface")
+
+
+def drop_families(model):
+    """The address families whose VRRP the backend can drop: ``("ipv4", "ipv6")`` or one of them."""
+    if model["firewall"]["backend"] == "iptables":
+        return tuple(IPTABLES)
+    return NFT_FAMILIES[model["firewall"]["nft_table"].split()[0]]
 
 
 def wanted_rules(model):
-    """``{comment: (peer, destination)}`` for every VRRP rule this node needs."""
+    """``{comment: Rule}`` for every VRRP rule this node needs: the accept rules, then the drop rules."""
     destination = model["node"]["address"] if model["vrrp"]["unicast"] else VRRP_MULTICAST
-    return {
-        f"{COMMENT_PREFIX} {peer['address']} to {destination}": (peer["address"], destination)
+    accepts = {
+        f"{COMMENT_PREFIX} {peer['address']} to {destination}": Rule("accept", "ipv4", peer["address"], destination, None)
         for peer in model["peers"].values()
     }
+    interface = model["vrrp"]["interface"]
+    drops = {
+        f"{COMMENT_PREFIX} drop {family} on {interface}": Rule("drop", family, None, None, interface)
+        for family in drop_families(model)
+    }
+    return {**accepts, **drops}
 
 
-def iptables_spec(chain, peer, destination, comment):
-    """The iptables arguments of one rule, after ``-A``/``-I``/``-D``/``-C``."""
-    return [
-        chain, "-s", peer, "-d", destination, "-p", VRRP_PROTOCOL,
-        "-m", "comment", "--comment", comment, "-j", "ACCEPT",
-    ]
+def is_drop(comment):
+    """Whether one of lbpair's comments is that of a drop rule."""
+    return comment.startswith(f"{COMMENT_PREFIX} drop ")
 
 
-def nft_rule(peer, destination, comment):
-    """The nft rule text for one VRRP rule."""
-    return f'ip saddr {peer} ip daddr {destination} ip protocol {VRRP_PROTOCOL} accept comment "{comment}"'
+def iptables_spec(rule, comment):
+    """The iptables arguments of one rule, after ``-I INPUT <position>``."""
+    if rule.action == "accept":
+        match, target = ["-s", rule.source, "-d", rule.destination], ["-j", "ACCEPT"]
+    else:
+        match, target = ["-i", rule.interface], ["-m", "recent", "--name", ROGUE_RECENT_LIST, "--rsource", "--set", "-j", "DROP"]
+    return [*match, "-p", VRRP_PROTOCOL, "-m", "comment", "--comment", comment, *target]
+
+
+def nft_rule(rule, comment):
+    """The nft rule text for one rule."""
+    if rule.action == "accept":
+        return f'ip saddr {rule.source} ip daddr {rule.destination} ip protocol {VRRP_PROTOCOL} accept comment "{comment}"'
+    record = f"add @{ROGUE_SETS[rule.family]} {{ {SOURCE_MATCH[rule.family]} }}"
+    return f'iifname "{rule.interface}" meta l4proto {VRRP_PROTOCOL} {record} drop comment "{comment}"'
+
+
+def nft_rogue_set(family):
+    """The nft definition of the set a drop rule of ``family`` records senders in."""
+    return f"{{ type {ROGUE_SET_TYPES[family]}; flags dynamic,timeout; timeout {ROGUE_TIMEOUT}; }}"
 
 
 def comments_in_iptables(listing):
-    """Our comments in ``iptables -S INPUT`` output."""
-    return {match.group(1) for line in listing.splitlines() if (match := COMMENT_RE.search(line))}
+    """``{comment: position}`` of our rules in ``iptables -S INPUT`` output, in chain order (1 is the top)."""
+    rules = [line for line in listing.splitlines() if line.startswith("-A ")]
+    return {match.group(1): position for position, line in enumerate(rules, 1) if (match := COMMENT_RE.search(line))}
 
 
 def comments_in_nft(listing):
-    """``{comment: handle}`` of our rules in ``nft -a list chain`` output."""
+    """``{comment: handle}`` of our rules in ``nft -a list chain`` output, in chain order."""
     found = {}
     for line in listing.splitlines():
         comment, handle = COMMENT_RE.search(line), NFT_HANDLE_RE.search(line)
         if comment and handle:
             found[comment.group(1)] = handle.group(1)
     return found
+
+
+def misplaced_drops(current):
+    """The drop rules of ``current`` (comments in chain order) that come before one of our accept rules."""
+    comments = list(current)
+    accepts = [index for index, comment in enumerate(comments) if not is_drop(comment)]
+    return {comment for comment in comments[: max(accepts, default=0)] if is_drop(comment)}
+
+
+def _addresses(candidates):
+    """The valid IP addresses among ``candidates``, sorted (IPv4 first), each once."""
+    found = set()
+    for candidate in candidates:
+        try:
+            found.add(ipaddress.ip_address(candidate))
+        except ValueError:
+            continue
+    return [str(address) for address in sorted(found, key=lambda address: (address.version, address))]
+
+
+def senders_in_recent(text):
+    """The source addresses listed in an ``xt_recent`` table (``src=192.0.2.66 ttl: 64 ...`` lines)."""
+    return _addresses(line.split()[0][len("src=") :] for line in text.splitlines() if line.startswith("src="))
+
+
+def senders_in_nft_set(text):
+    """The addresses in ``nft -j list set`` output (elements with a timeout are ``{"elem": {"val": ...}}``)."""
+    try:
+        document = json.loads(text)
+    except ValueError:
+        return []
+    values = []
+    for item in document.get("nftables", []) if isinstance(document, dict) else []:
+        elements = item.get("set", {}).get("elem", []) if isinstance(item, dict) else []
+        for element in elements if isinstance(elements, list) else []:
+            value = element.get("elem", {}).get("val") if isinstance(element, dict) else element
+            values.append(value if isinstance(value, str) else "")
+    return _addresses(values)
+
 
 # --- backends -----------------------------------------------------------------
 
@@ -71,16 +164,27 @@ def _run(cmd, check=True):
 
 
 def _iptables_current(model):
-    return dict.fromkeys(comments_in_iptables(_run(["iptables", "-S", "INPUT"]).stdout))
+    """``{comment: (binary, position)}``: IPv4 rules first, each chain in order."""
+    found = {}
+    for binary in IPTABLES.values():
+        listing = _run([binary, "-S", "INPUT"]).stdout
+        found.update({comment: (binary, position) for comment, position in comments_in_iptables(listing).items()})
+    return found
 
 
-def _iptables_add(model, peer, destination, comment):
-    _run(["iptables", "-I", *iptables_spec("INPUT", peer, destination, comment)])
+def _iptables_add(model, rule, comment):
+    binary = IPTABLES[rule.family]
+    position = 1
+    if rule.action == "drop":  # right after our last rule: the accept rules are above it
+        ours = [where for chain, where in _iptables_current(model).values() if chain == binary]
+        position = max(ours, default=0) + 1
+    _run([binary, "-I", "INPUT", str(position), *iptables_spec(rule, comment)])
 
 
-def _iptables_delete(model, comment, handle):
-    peer, _, destination = comment[len(COMMENT_PREFIX) + 1 :].partition(" to ")
-    _run(["iptables", "-D", *iptables_spec("INPUT", peer, destination, comment)])
+def _iptables_delete(model, handle):
+    # By position: iptables-nft does not find a rule with a ``recent`` match from its spec.
+    binary, position = handle
+    _run([binary, "-D", "INPUT", str(position)])
 
 
 def _nft_chain(model):
@@ -104,29 +208,58 @@ def _nft_ensure_chain(model):
     _run(["nft", f"add chain {family} {table} {chain} {{ type filter hook input priority filter; }}"])
 
 
-def _nft_add(model, peer, destination, comment):
+def _nft_add(model, rule, comment):
     _nft_ensure_chain(model)
     family, table, chain = _nft_chain(model)
-    _run(["nft", f"insert rule {family} {table} {chain} {nft_rule(peer, destination, comment)}"])
+    if rule.action == "accept":
+        _run(["nft", f"insert rule {family} {table} {chain} {nft_rule(rule, comment)}"])
+        return
+    _run(["nft", f"add set {family} {table} {ROGUE_SETS[rule.family]} {nft_rogue_set(rule.family)}"])
+    ours = list(_nft_current(model).values())  # after our last rule: the accept rules are above it
+    where = f"add rule {family} {table} {chain} position {ours[-1]}" if ours else f"insert rule {family} {table} {chain}"
+    _run(["nft", f"{where} {nft_rule(rule, comment)}"])
 
 
-def _nft_delete(model, comment, handle):
+def _nft_delete(model, handle):
     family, table, chain = _nft_chain(model)
     _run(["nft", "delete", "rule", family, table, chain, "handle", handle])
 
 
+def _iptables_senders(model):
+    try:
+        with open(ROGUE_RECENT, encoding="ascii", errors="replace") as handle:
+            return senders_in_recent(handle.read())
+    except FileNotFoundError:  # no drop rule (yet)
+        return []
+
+
+def _nft_senders(model):
+    family, table, _ = _nft_chain(model)
+    senders = []
+    for address_family in drop_families(model):
+        listing = _run(["nft", "-j", "list", "set", family, table, ROGUE_SETS[address_family]], check=False)
+        if listing.returncode == 0:
+            senders.extend(senders_in_nft_set(listing.stdout))
+    return senders
+
+
+Backend = collections.namedtuple("Backend", "current add delete senders")
 BACKENDS = {
-    "iptables": (_iptables_current, _iptables_add, _iptables_delete),
-    "nftables": (_nft_current, _nft_add, _nft_delete),
+    "iptables": Backend(_iptables_current, _iptables_add, _iptables_delete, _iptables_senders),
+    "nftables": Backend(_nft_current, _nft_add, _nft_delete, _nft_senders),
 }
 
 
+def _backend(model):
+    return BACKENDS[model["firewall"]["backend"]]
+
+
 def _plan(model):
-    current_rules, _, _ = BACKENDS[model["firewall"]["backend"]]
-    current = current_rules(model)
+    current = _backend(model).current(model)
     wanted = wanted_rules(model)
-    to_add = {comment: rule for comment, rule in wanted.items() if comment not in current}
-    to_delete = {comment: handle for comment, handle in current.items() if comment not in wanted}
+    misplaced = misplaced_drops(current)
+    to_add = {comment: rule for comment, rule in wanted.items() if comment not in current or comment in misplaced}
+    to_delete = {comment: handle for comment, handle in current.items() if comment not in wanted or comment in misplaced}
     return to_add, to_delete
 
 
@@ -138,14 +271,23 @@ def rules(model):
 
 def allow(model, test=False):
     """
-    Add the missing VRRP rules and remove lbpair's rules for nodes no longer in the pair.
+    Add the missing VRRP rules (accept rules first, drop rules after them) and
+    remove lbpair's rules for nodes no longer in the pair.
     Returns ``{"added": [...], "removed": [...]}`` (what would change, with ``test``).
     """
-    _, add_rule, delete_rule = BACKENDS[model["firewall"]["backend"]]
+    backend = _backend(model)
     to_add, to_delete = _plan(model)
     if not test:
-        for comment, handle in to_delete.items():
-            delete_rule(model, comment, handle)
-        for comment, (peer, destination) in to_add.items():
-            add_rule(model, peer, destination, comment)
+        for handle in reversed(list(to_delete.values())):  # from the bottom: positions above stay valid
+            backend.delete(model, handle)
+        for comment, rule in to_add.items():
+            backend.add(model, rule, comment)
     return {"added": sorted(to_add), "removed": sorted(to_delete)}
+
+
+def rogue_senders(model):
+    """
+    The addresses whose VRRP the drop rules dropped (not the pair's nodes), sorted:
+    with nftables those of the last hour, with iptables the last 100 since the rule was made.
+    """
+    return _addresses(_backend(model).senders(model))

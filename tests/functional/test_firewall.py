@@ -1,7 +1,10 @@
 """
-The VRRP firewall rule, proven by behaviour: two real keepalived nodes in network
+The VRRP firewall rules, proven by behaviour: two real keepalived nodes in network
 namespaces with a default-drop INPUT policy both become MASTER (split brain)
-without lbpair's rule, and agree on one MASTER with it.
+without lbpair's rules, and agree on one MASTER with them; on a segment with the
+default ACCEPT policy, a rogue keepalived claiming the pair's VRID with a higher
+priority takes the VIPs without the rules and changes nothing with them, and is
+reported.
 """
 
 import contextlib
@@ -11,11 +14,18 @@ import time
 import pytest
 from saltfactories.utils.functional import Loaders
 
-from lab import netns
+from lab import netns, rogue
+from lbpair_lib import firewall, keepalived, pillar
 from tests.conftest import EXTENSION_DIRS
 
 NODES = {"lb1": "lbpair-fw-lb1", "lb2": "lbpair-fw-lb2"}
+SEGMENT = {"lb1": "lbpair-fws-lb1", "lb2": "lbpair-fws-lb2"}
+SWITCH, ROGUE = "lbpair-fws-sw", "lbpair-fws-rogue"
+ROGUE_ADDRESS = "192.0.2.66"
 VIP = "203.0.113.10"
+ACCEPT = "lbpair-vrrp 192.0.2.12 to 224.0.0.18"
+DROP4, DROP6 = "lbpair-vrrp drop ipv4 on eth0", "lbpair-vrrp drop ipv6 on eth0"
+WANTED = [ACCEPT, DROP4, DROP6]
 
 
 @pytest.fixture
@@ -50,21 +60,42 @@ def node_loaders(salt_factories, seed_pillar, tmp_path):
         loader.reset_state()
 
 
-@pytest.fixture
-def keepalived_pair(pair_namespaces, node_loaders, tmp_path):
+@contextlib.contextmanager
+def running_keepalived(namespaces, lbpair, tmp_path):
     processes = []
-    for node, namespace in pair_namespaces.items():
-        conf = tmp_path / node / "keepalived.conf"
-        conf.parent.mkdir(parents=True, exist_ok=True)
-        conf.write_text(node_loaders[node].modules.lbpair_keepalived.render())
-        pids = [f"--{kind}={tmp_path / node / kind}.pid" for kind in ("pid", "vrrp_pid", "checkers_pid")]
-        command = ["keepalived", "--dont-fork", "--log-console", "--vrrp", "--use-file", str(conf), *pids]
-        processes.append(netns.popen(namespace, command, stdout=open(tmp_path / f"{node}.log", "w"), stderr=-2))
-    yield pair_namespaces
-    for process in processes:
-        process.terminate()
-        with contextlib.suppress(Exception):
-            process.wait(timeout=10)
+    try:
+        for node, namespace in namespaces.items():
+            conf = tmp_path / node / "keepalived.conf"
+            conf.parent.mkdir(parents=True, exist_ok=True)
+            conf.write_text(keepalived.render_config(node_model(lbpair, node)))
+            pids = [f"--{kind}={tmp_path / node / kind}.pid" for kind in ("pid", "vrrp_pid", "checkers_pid")]
+            command = ["keepalived", "--dont-fork", "--log-console", "--vrrp", "--use-file", str(conf), *pids]
+            processes.append(netns.popen(namespace, command, stdout=open(tmp_path / f"{node}.log", "w"), stderr=-2))
+        yield namespaces
+    finally:
+        for process in processes:
+            process.terminate()
+            with contextlib.suppress(Exception):
+                process.wait(timeout=10)
+
+
+@pytest.fixture
+def keepalived_pair(pair_namespaces, seed_pillar, tmp_path):
+    with running_keepalived(pair_namespaces, seed_pillar, tmp_path) as namespaces:
+        yield namespaces
+
+
+@pytest.fixture
+def segment(seed_pillar):
+    """lb1 and lb2 on one bridge with the default ACCEPT policy, and a host for a rogue router."""
+    with contextlib.ExitStack() as stack:
+        netns.add(SWITCH)
+        stack.callback(netns.delete, SWITCH)
+        netns.bridge(SWITCH, "br0")
+        for node, namespace in SEGMENT.items():
+            stack.enter_context(rogue.on_segment(SWITCH, "br0", namespace, f"{seed_pillar['nodes'][node]['address']}/24"))
+        stack.enter_context(rogue.on_segment(SWITCH, "br0", ROGUE, f"{ROGUE_ADDRESS}/24"))
+        yield SEGMENT
 
 
 def holders_of_vip(namespaces):
@@ -94,13 +125,42 @@ def test_vrrp_rule_turns_split_brain_into_one_master(keepalived_pair, node_loade
 def test_vrrp_rule_is_idempotent_and_test_mode_changes_nothing(pair_namespaces, node_loaders):
     modules = node_loaders["lb1"].modules
     with netns.enter(pair_namespaces["lb1"]):
-        assert modules.lbpair_firewall.vrrp_allow(test=True)["added"] == ["lbpair-vrrp 192.0.2.12 to 224.0.0.18"]
-        assert modules.lbpair_firewall.vrrp_rules() == {"lbpair-vrrp 192.0.2.12 to 224.0.0.18": False}
-        assert modules.lbpair_firewall.vrrp_allow()["added"]
+        assert modules.lbpair_firewall.vrrp_allow(test=True)["added"] == WANTED
+        assert modules.lbpair_firewall.vrrp_rules() == dict.fromkeys(WANTED, False)
+        assert modules.lbpair_firewall.vrrp_allow()["added"] == WANTED
         assert modules.lbpair_firewall.vrrp_allow() == {"added": [], "removed": []}
+        assert modules.lbpair_firewall.vrrp_rules() == dict.fromkeys(WANTED, True)
         listing = netns.run(pair_namespaces["lb1"], ["iptables", "-S", "INPUT"]).stdout
-    assert listing.count("lbpair-vrrp") == 1
-    assert "-s 192.0.2.12/32 -d 224.0.0.18/32 -p vrrp" in listing
+        listing6 = netns.run(pair_namespaces["lb1"], ["ip6tables", "-S", "INPUT"]).stdout
+    assert listing.count("lbpair-vrrp") == 2 and listing6.count("lbpair-vrrp") == 1
+    accept = listing.index("-s 192.0.2.12/32 -d 224.0.0.18/32 -p vrrp")
+    assert accept < listing.index(f'-i eth0 -p vrrp -m comment --comment "{DROP4}" -m recent --set --name lbpair_rogue_vrrp')
+    assert f'-i eth0 -p vrrp -m comment --comment "{DROP6}" -m recent --set --name lbpair_rogue_vrrp' in listing6
+
+
+def test_state_test_mode_predicts_and_a_second_apply_changes_nothing(pair_namespaces, node_loaders):
+    states = node_loaders["lb1"].states
+    with netns.enter(pair_namespaces["lb1"]):
+        predicted = states.lbpair_firewall.vrrp_allowed(name="VRRP rules", test=True)
+        assert predicted.result is None and predicted.changes == {"added": WANTED}, predicted
+        assert netns.run(pair_namespaces["lb1"], ["iptables", "-S", "INPUT"]).stdout.count("lbpair-vrrp") == 0
+        applied = states.lbpair_firewall.vrrp_allowed(name="VRRP rules")
+        assert applied.result is True and applied.changes == {"added": WANTED}, applied
+        again = states.lbpair_firewall.vrrp_allowed(name="VRRP rules")
+        assert again.result is True and again.changes == {}, again
+
+
+def test_a_drop_rule_found_before_the_accept_rule_is_put_after_it(pair_namespaces, node_loaders):
+    namespace = pair_namespaces["lb1"]
+    with netns.enter(namespace):
+        node_loaders["lb1"].modules.lbpair_firewall.vrrp_allow()
+        accept = firewall.Rule("accept", "ipv4", "192.0.2.12", "224.0.0.18", None)
+        netns.run(namespace, ["iptables", "-D", "INPUT", "1"])  # the accept rule, put back below the drop
+        netns.run(namespace, ["iptables", "-A", "INPUT", *firewall.iptables_spec(accept, ACCEPT)])
+        assert node_loaders["lb1"].modules.lbpair_firewall.vrrp_rules()[DROP4] is False
+        assert node_loaders["lb1"].modules.lbpair_firewall.vrrp_allow() == {"added": [DROP4], "removed": [DROP4]}
+        listing = netns.run(namespace, ["iptables", "-S", "INPUT"]).stdout
+    assert list(firewall.comments_in_iptables(listing)) == [ACCEPT, DROP4]
 
 
 def test_rule_of_a_node_that_left_is_removed(pair_namespaces, node_loaders, seed_pillar):
@@ -121,7 +181,63 @@ def test_nftables_backend_adds_and_finds_its_rule(pair_namespaces, node_loaders,
     seed_pillar["firewall"] = {"backend": backend}
     loader.opts["pillar"]["lbpair"] = copy.deepcopy(seed_pillar)
     with netns.enter(pair_namespaces["lb1"]):
-        assert loader.modules.lbpair_firewall.vrrp_allow()["added"]
+        assert loader.modules.lbpair_firewall.vrrp_allow()["added"] == WANTED
         assert loader.modules.lbpair_firewall.vrrp_allow() == {"added": [], "removed": []}
         listing = netns.run(pair_namespaces["lb1"], ["nft", "list", "chain", "inet", "filter", "input"]).stdout
-    assert 'ip saddr 192.0.2.12 ip daddr 224.0.0.18 ip protocol vrrp accept comment "lbpair-vrrp 192.0.2.12 to 224.0.0.18"' in listing
+    accept = listing.index('ip saddr 192.0.2.12 ip daddr 224.0.0.18 ip protocol vrrp accept comment "lbpair-vrrp 192.0.2.12 to 224.0.0.18"')
+    drop4 = listing.index(f'iifname "eth0" meta l4proto vrrp add @lbpair_rogue_v4 {{ ip saddr }} drop comment "{DROP4}"')
+    drop6 = listing.index(f'iifname "eth0" meta l4proto vrrp add @lbpair_rogue_v6 {{ ip6 saddr }} drop comment "{DROP6}"')
+    assert accept < drop4 < drop6
+
+
+def node_model(lbpair, node):
+    """
+    A node's model, made by the library: two Salt loaders in one process mix up their
+    ``__opts__`` and ``__context__`` after a while (Salt 3008), so what acts on both
+    nodes in one test does not go through them.
+    """
+    return pillar.for_node(pillar.normalize(lbpair), node)
+
+
+def on_both(function, seed_pillar):
+    """``{node: function(model)}``, each run in its node's namespace of the segment."""
+    results = {}
+    for node, namespace in SEGMENT.items():
+        with netns.enter(namespace):
+            results[node] = function(node_model(seed_pillar, node))
+    return results
+
+
+def stays(namespaces, expected, seconds):
+    """Whether the VIP holders stay *expected* for *seconds* (checked every 0.2 s)."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if holders_of_vip(namespaces) != expected:
+            return False
+        time.sleep(0.2)
+    return True
+
+
+FLUSH = {"iptables": ["iptables", "-F", "INPUT"], "nftables": ["nft", "flush", "chain", "inet", "filter", "input"]}
+
+
+@pytest.mark.parametrize("backend", ["iptables", "nftables"])
+def test_a_rogue_router_changes_nothing_with_the_rules_and_is_reported(segment, seed_pillar, backend, tmp_path):
+    seed_pillar["firewall"] = {"backend": backend}
+    assert {node: result["added"] for node, result in on_both(firewall.allow, seed_pillar).items()} == {
+        "lb1": WANTED, "lb2": ["lbpair-vrrp 192.0.2.11 to 224.0.0.18", DROP4, DROP6],
+    }  # fmt: skip
+    with running_keepalived(segment, seed_pillar, tmp_path):
+        assert wait_for_holders(segment, ["lb1"]), holders_of_vip(segment)
+        with rogue.RogueRouter(ROGUE, tmp_path / "rogue", vrid=51, priority=254, vips=[VIP]) as router:
+            assert wait_for_holders(segment, ["lb1"]) and stays(segment, ["lb1"], 6), holders_of_vip(segment)
+            assert router.is_master(), router.log()  # it claimed the VRID all along
+            assert on_both(firewall.rogue_senders, seed_pillar) == {"lb1": [ROGUE_ADDRESS], "lb2": [ROGUE_ADDRESS]}
+
+            # the control: without lbpair's rules the same rogue takes the VIPs from the pair
+            for namespace in segment.values():
+                netns.run(namespace, FLUSH[backend])
+            assert wait_for_holders(segment, []), holders_of_vip(segment)
+            flushed = [ACCEPT, DROP4] if backend == "iptables" else WANTED  # iptables -F left ip6tables alone
+            assert on_both(firewall.allow, seed_pillar)["lb1"]["added"] == flushed
+            assert wait_for_holders(segment, ["lb1"]), holders_of_vip(segment)

@@ -20,7 +20,7 @@ OPERATOR_FUNCTIONS = {
     "lbpair_haproxy.servers", "lbpair_haproxy.set_server",
     "lbpair_keepalived.render", "lbpair_keepalived.validate", "lbpair_keepalived.reload",
     "lbpair_keepalived.status", "lbpair_keepalived.transitions",
-    "lbpair_firewall.vrrp_rules", "lbpair_firewall.vrrp_allow",
+    "lbpair_firewall.vrrp_rules", "lbpair_firewall.vrrp_allow", "lbpair_firewall.rogue_senders",
     "lbpair.on_beacon", "lbpair.on_minion_start", "lbpair.catch_up", "lbpair.flush", "lbpair.status",
     "lbpair.history", "lbpair.check_config", "lbpair.dns_update",
 }  # fmt: skip

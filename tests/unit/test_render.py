@@ -5,7 +5,7 @@ import ipaddress
 import pytest
 
 from lab.scenarios import VIP_POOL, many_services
-from lbpair_lib import deploy, firewall, haproxy, keepalived, pillar, stats
+from lbpair_lib import deploy, haproxy, keepalived, pillar, stats
 from lbpair_lib.errors import InvalidValue
 
 
@@ -86,18 +86,6 @@ def test_diff_masks_passwords():
     assert "oldsecret" not in diff and "newsecret" not in diff
     assert "only secret values changed" in diff
     assert "stats auth admin:******" in deploy.unified_diff(old, "", "x")
-
-
-def test_firewall_wants_one_rule_per_peer(seed_pillar):
-    rules = firewall.wanted_rules(model_for(seed_pillar, "lb1"))
-    assert rules == {"lbpair-vrrp 192.0.2.12 to 224.0.0.18": ("192.0.2.12", "224.0.0.18")}
-
-
-def test_firewall_finds_its_rules_in_listings():
-    iptables = '-A INPUT -s 192.0.2.12/32 -d 224.0.0.18/32 -p vrrp -m comment --comment "lbpair-vrrp 192.0.2.12 to 224.0.0.18" -j ACCEPT\n'
-    assert firewall.comments_in_iptables(iptables) == {"lbpair-vrrp 192.0.2.12 to 224.0.0.18"}
-    nft = '\t\tip saddr 192.0.2.12 ip daddr 224.0.0.18 ip protocol vrrp accept comment "lbpair-vrrp 192.0.2.12 to 224.0.0.18" # handle 7\n'
-    assert firewall.comments_in_nft(nft) == {"lbpair-vrrp 192.0.2.12 to 224.0.0.18": "7"}
 
 
 def test_stat_csv_is_parsed_into_servers():

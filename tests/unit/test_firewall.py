@@ -1,0 +1,118 @@
+"""The VRRP firewall rules as data: which rules, their text, finding them again, reading the rogue senders."""
+
+import json
+
+from lbpair_lib import firewall, keepalived, pillar
+from lbpair_lib.firewall import Rule
+
+ACCEPT = "lbpair-vrrp 192.0.2.12 to 224.0.0.18"
+DROP4, DROP6 = "lbpair-vrrp drop ipv4 on eth0", "lbpair-vrrp drop ipv6 on eth0"
+
+
+def model_for(lbpair, node="lb1"):
+    return pillar.for_node(pillar.normalize(lbpair), node)
+
+
+def test_iptables_accepts_each_peer_then_drops_other_vrrp_of_both_families(seed_pillar):
+    rules = firewall.wanted_rules(model_for(seed_pillar))
+    assert list(rules.items()) == [
+        (ACCEPT, Rule("accept", "ipv4", "192.0.2.12", "224.0.0.18", None)),
+        (DROP4, Rule("drop", "ipv4", None, None, "eth0")),
+        (DROP6, Rule("drop", "ipv6", None, None, "eth0")),
+    ]
+
+
+def test_unicast_accepts_adverts_to_the_node_address(seed_pillar):
+    seed_pillar["vrrp"]["unicast"] = True
+    rules = firewall.wanted_rules(model_for(seed_pillar, "lb2"))
+    assert list(rules) == ["lbpair-vrrp 192.0.2.11 to 192.0.2.12", DROP4, DROP6]
+
+
+def test_drop_rules_name_the_pair_interface(seed_pillar):
+    seed_pillar["vrrp"]["interface"] = "ens3.42"
+    assert list(firewall.wanted_rules(model_for(seed_pillar)))[1:] == ["lbpair-vrrp drop ipv4 on ens3.42", "lbpair-vrrp drop ipv6 on ens3.42"]
+
+
+def test_nft_table_family_decides_which_families_are_dropped(seed_pillar):
+    expected = {"inet filter": ["ipv4", "ipv6"], "ip filter": ["ipv4"], "ip6 filter": ["ipv6"]}
+    for table, families in expected.items():
+        seed_pillar["firewall"] = {"backend": "nftables", "nft_table": table}
+        drops = [rule.family for rule in firewall.wanted_rules(model_for(seed_pillar)).values() if rule.action == "drop"]
+        assert drops == families, table
+
+
+def test_iptables_rule_arguments():
+    accept = Rule("accept", "ipv4", "192.0.2.12", "224.0.0.18", None)
+    assert firewall.iptables_spec(accept, ACCEPT) == [
+        "-s", "192.0.2.12", "-d", "224.0.0.18", "-p", "112", "-m", "comment", "--comment", ACCEPT, "-j", "ACCEPT",
+    ]  # fmt: skip
+    drop = Rule("drop", "ipv6", None, None, "eth0")
+    assert firewall.iptables_spec(drop, DROP6) == [
+        "-i", "eth0", "-p", "112", "-m", "comment", "--comment", DROP6,
+        "-m", "recent", "--name", "lbpair_rogue_vrrp", "--rsource", "--set", "-j", "DROP",
+    ]  # fmt: skip
+
+
+def test_nft_rule_texts():
+    accept = Rule("accept", "ipv4", "192.0.2.12", "224.0.0.18", None)
+    assert firewall.nft_rule(accept, ACCEPT) == f'ip saddr 192.0.2.12 ip daddr 224.0.0.18 ip protocol 112 accept comment "{ACCEPT}"'
+    assert firewall.nft_rule(Rule("drop", "ipv4", None, None, "eth0"), DROP4) == (
+        f'iifname "eth0" meta l4proto 112 add @lbpair_rogue_v4 {{ ip saddr }} drop comment "{DROP4}"'
+    )
+    assert firewall.nft_rule(Rule("drop", "ipv6", None, None, "eth0"), DROP6) == (
+        f'iifname "eth0" meta l4proto 112 add @lbpair_rogue_v6 {{ ip6 saddr }} drop comment "{DROP6}"'
+    )
+    assert firewall.nft_rogue_set("ipv6") == "{ type ipv6_addr; flags dynamic,timeout; timeout 1h; }"
+
+
+def test_iptables_listing_gives_our_rules_with_their_positions():
+    listing = (
+        "-P INPUT ACCEPT\n"
+        "-A INPUT -i lo -j ACCEPT\n"
+        f'-A INPUT -s 192.0.2.12/32 -d 224.0.0.18/32 -p vrrp -m comment --comment "{ACCEPT}" -j ACCEPT\n'
+        '-A INPUT -p tcp -m comment --comment "lbpair-vrrp 192.0.2.9 to 224.0.0.18 kept by hand" -j ACCEPT\n'
+        f'-A INPUT -i eth0 -p vrrp -m comment --comment "{DROP4}" -m recent --set --name lbpair_rogue_vrrp '
+        "--mask 255.255.255.255 --rsource -j DROP\n"
+    )
+    assert list(firewall.comments_in_iptables(listing).items()) == [(ACCEPT, 2), (DROP4, 4)]
+
+
+def test_nft_listing_gives_our_rules_with_their_handles_in_chain_order():
+    listing = (
+        "table inet filter {\n\tchain input { # handle 1\n"
+        f'\t\tiifname "eth0" meta l4proto vrrp add @lbpair_rogue_v4 {{ ip saddr }} drop comment "{DROP4}" # handle 9\n'
+        f'\t\tip saddr 192.0.2.12 ip daddr 224.0.0.18 ip protocol vrrp accept comment "{ACCEPT}" # handle 7\n'
+        "\t}\n}\n"
+    )
+    assert list(firewall.comments_in_nft(listing).items()) == [(DROP4, "9"), (ACCEPT, "7")]
+
+
+def test_a_drop_rule_before_an_accept_rule_is_misplaced():
+    assert firewall.misplaced_drops({DROP4: 1, ACCEPT: 2, DROP6: 3}) == {DROP4}
+    assert firewall.misplaced_drops({ACCEPT: 1, DROP4: 2, DROP6: 3}) == set()
+    assert firewall.misplaced_drops({DROP4: 1, DROP6: 2}) == set()
+
+
+def test_rogue_senders_from_xt_recent():
+    text = (
+        "src=192.0.2.66 ttl: 255 last_seen: 4299045450 oldest_pkt: 3 4299045250, 4299045350, 4299045450\n"
+        "src=2001:db8::66 ttl: 255 last_seen: 4299045450 oldest_pkt: 1 4299045450\n"
+        "src=198.51.100.7 ttl: 64 last_seen: 4299045451 oldest_pkt: 1 4299045451\n"
+    )
+    assert firewall.senders_in_recent(text) == ["192.0.2.66", "198.51.100.7", "2001:db8::66"]
+
+
+def test_rogue_senders_from_an_nft_set():
+    listing = {"nftables": [
+        {"metainfo": {"version": "1.0.6"}},
+        {"set": {"family": "inet", "name": "lbpair_rogue_v4", "elem": [{"elem": {"val": "192.0.2.66", "expires": 3599}}, "192.0.2.67"]}},
+    ]}  # fmt: skip
+    assert firewall.senders_in_nft_set(json.dumps(listing)) == ["192.0.2.66", "192.0.2.67"]
+    assert firewall.senders_in_nft_set(json.dumps({"nftables": [{"set": {"name": "lbpair_rogue_v6"}}]})) == []
+
+
+def test_unicast_keepalived_takes_adverts_from_the_peers_only(seed_pillar):
+    assert "check_unicast_src" not in keepalived.render_config(model_for(seed_pillar))
+    seed_pillar["vrrp"]["unicast"] = True
+    text = keepalived.render_config(model_for(seed_pillar))
+    assert "    unicast_peer {\n        192.0.2.12\n    }\n    check_unicast_src\n" in text
