@@ -22,15 +22,20 @@ from lab.util import stop_process
 VIP_LINK = "vips0"
 
 
-def config(vrid, priority, vips, interface="eth0", vip_link=VIP_LINK):
-    """keepalived.conf of the rogue: one instance with the pair's VRID, its VIPs on *vip_link*."""
+def config(vrid, priority, vips, interface="eth0", vip_link=VIP_LINK, unicast_peers=()):
+    """
+    keepalived.conf of the rogue: one instance with the pair's VRID, its VIPs on *vip_link*;
+    adverts to the multicast group, or to each of *unicast_peers*.
+    """
     addresses = "".join(f"        {vip}/32 dev {vip_link}\n" for vip in vips)
+    peers = "".join(f"        {peer}\n" for peer in unicast_peers)
     return (
         "global_defs {\n    router_id rogue\n}\n"
         "vrrp_instance rogue {\n"
         f"    state MASTER\n    interface {interface}\n    virtual_router_id {vrid}\n"
         f"    priority {priority}\n    advert_int 1\n"
-        f"    virtual_ipaddress {{\n{addresses}    }}\n"
+        + (f"    unicast_peer {{\n{peers}    }}\n" if peers else "")
+        + f"    virtual_ipaddress {{\n{addresses}    }}\n"
         "}\n"
     )
 
@@ -50,12 +55,13 @@ def on_segment(switch, bridge, name, address):
 
 
 class RogueRouter:
-    """keepalived in *namespace* (which has an ``eth0`` on the pair's segment) claiming *vrid*."""
+    """keepalived in *namespace* (which has an ``eth0`` on the pair's segment) claiming *vrid* (see :func:`config`)."""
 
-    def __init__(self, namespace, workdir, vrid, priority, vips):
+    def __init__(self, namespace, workdir, vrid, priority, vips, unicast_peers=()):
         self.namespace = namespace
         self.workdir = workdir
         self.vrid, self.priority, self.vips = vrid, priority, list(vips)
+        self.unicast_peers = list(unicast_peers)
         self.process = None
 
     def __enter__(self):
@@ -72,7 +78,7 @@ class RogueRouter:
         netns.run(self.namespace, ["sysctl", "-q", "-w", "net.ipv4.conf.all.arp_ignore=1"])
         self.workdir.mkdir(parents=True, exist_ok=True)
         conf = self.workdir / "keepalived.conf"
-        conf.write_text(config(self.vrid, self.priority, self.vips))
+        conf.write_text(config(self.vrid, self.priority, self.vips, unicast_peers=self.unicast_peers))
         pids = [f"--{kind}={self.workdir / kind}.pid" for kind in ("pid", "vrrp_pid", "checkers_pid")]
         command = ["keepalived", "--dont-fork", "--log-console", "--vrrp", "--use-file", str(conf), *pids]
         with open(self.workdir / "keepalived.log", "w", encoding="utf-8") as log:

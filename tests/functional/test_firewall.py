@@ -15,8 +15,10 @@ import pytest
 from saltfactories.utils.functional import Loaders
 
 from lab import netns, rogue
+from lab.util import wait_until
 from lbpair_lib import firewall, keepalived, pillar
 from tests.conftest import EXTENSION_DIRS
+from tests.functional.conftest import set_pillar
 
 NODES = {"lb1": "lbpair-fw-lb1", "lb2": "lbpair-fw-lb2"}
 SEGMENT = {"lb1": "lbpair-fws-lb1", "lb2": "lbpair-fws-lb2"}
@@ -61,13 +63,15 @@ def node_loaders(salt_factories, seed_pillar, tmp_path):
 
 
 @contextlib.contextmanager
-def running_keepalived(namespaces, lbpair, tmp_path):
+def running_keepalived(namespaces, lbpair, tmp_path, without=None):
+    """keepalived on each node with the configuration lbpair renders (less the line *without*, for a control)."""
     processes = []
     try:
         for node, namespace in namespaces.items():
             conf = tmp_path / node / "keepalived.conf"
             conf.parent.mkdir(parents=True, exist_ok=True)
-            conf.write_text(keepalived.render_config(node_model(lbpair, node)))
+            text = keepalived.render_config(node_model(lbpair, node))
+            conf.write_text(text.replace(f"    {without}\n", "") if without else text)
             pids = [f"--{kind}={tmp_path / node / kind}.pid" for kind in ("pid", "vrrp_pid", "checkers_pid")]
             command = ["keepalived", "--dont-fork", "--log-console", "--vrrp", "--use-file", str(conf), *pids]
             processes.append(netns.popen(namespace, command, stdout=open(tmp_path / f"{node}.log", "w"), stderr=-2))
@@ -241,3 +245,24 @@ def test_a_rogue_router_changes_nothing_with_the_rules_and_is_reported(segment, 
             flushed = [ACCEPT, DROP4] if backend == "iptables" else WANTED  # iptables -F left ip6tables alone
             assert on_both(firewall.allow, seed_pillar)["lb1"]["added"] == flushed
             assert wait_for_holders(segment, ["lb1"]), holders_of_vip(segment)
+
+
+def test_unicast_keepalived_conf_passes_keepalived_t(loaders, modules, pillar):
+    pillar["vrrp"]["unicast"] = True
+    set_pillar(loaders, pillar)
+    assert "    check_unicast_src\n" in modules.lbpair_keepalived.render()
+    assert "error" not in modules.lbpair_keepalived.validate().lower()
+
+
+@pytest.mark.parametrize("checked", [True, False], ids=["check_unicast_src", "control_without_it"])
+def test_in_unicast_mode_keepalived_ignores_a_rogue_even_without_the_rules(segment, seed_pillar, tmp_path, checked):
+    seed_pillar["vrrp"]["unicast"] = True
+    peers = [seed_pillar["nodes"][node]["address"] for node in SEGMENT]
+    with running_keepalived(segment, seed_pillar, tmp_path, without=None if checked else "check_unicast_src"):
+        assert wait_for_holders(segment, ["lb1"]), holders_of_vip(segment)
+        with rogue.RogueRouter(ROGUE, tmp_path / "rogue", vrid=51, priority=254, vips=[VIP], unicast_peers=peers) as router:
+            assert wait_until(router.is_master, 10), router.log()
+            if checked:
+                assert stays(segment, ["lb1"], 6), holders_of_vip(segment)
+            else:
+                assert wait_for_holders(segment, []), holders_of_vip(segment)
