@@ -126,13 +126,15 @@ def misplaced_drops(current):
 
 
 def _addresses(candidates):
-    """The valid IP addresses among ``candidates``, sorted (IPv4 first), each once."""
+    """The plain IP addresses among ``candidates``, sorted (IPv4 first), each once."""
     found = set()
     for candidate in candidates:
         try:
-            found.add(ipaddress.ip_address(candidate))
+            address = ipaddress.ip_address(candidate)
         except ValueError:
             continue
+        if getattr(address, "scope_id", None) is None:  # ``fe80::1%<any text>`` parses too
+            found.add(address)
     return [str(address) for address in sorted(found, key=lambda address: (address.version, address))]
 
 

@@ -9,7 +9,7 @@ import pathlib
 import pytest
 import yaml
 
-from lbpair_lib import beacon, deploy, haproxy, notify, pillar, reactions, reactions_config, store
+from lbpair_lib import beacon, deploy, firewall, haproxy, notify, pillar, reactions, reactions_config, store
 from lbpair_lib.errors import InvalidValue
 from lbpair_lib.history import History
 from tests.conftest import REPO
@@ -70,6 +70,12 @@ PILLAR_ROWS = [
     ("a node's own address as a VIP", lambda p: foo(p).update(vip="192.0.2.12"), "lbpair:services:foo:vip", "node lb2"),
     ("a multicast node address", lambda p: p["nodes"]["lb2"].update(address="239.1.1.1"), "lbpair:nodes:lb2:address", "multicast"),
     ("a link-local node address", lambda p: p["nodes"]["lb2"].update(address="169.254.1.1"), "lbpair:nodes:lb2:address", "link-local"),
+    ("an interface that closes the nft rule's string", lambda p: p["vrrp"].update(interface='eth0" accept #'),
+     "lbpair:vrrp:interface", "safe name"),
+    ("an nft chain that adds a command", lambda p: p.update(firewall={"backend": "nftables", "nft_chain": "input; flush ruleset"}),
+     "lbpair:firewall:nft_chain", "safe name"),
+    ("an nft table that adds a command", lambda p: p.update(firewall={"backend": "nftables", "nft_table": "inet filter; flush ruleset"}),
+     "lbpair:firewall:nft_table", "FAMILY NAME"),
 ]  # fmt: skip
 
 
@@ -104,6 +110,31 @@ META_ROWS = [
 def test_beacon_meta_refuses_secret_words_not_words_that_contain_them(meta, refused):
     assert beacon.secret_keys(meta) == refused
     assert beacon.check_config([{"meta": meta}])[0] is (not refused)
+
+
+ROGUE_RECORD_ROWS = [
+    # (what the firewall's record of rogue VRRP senders holds, the reader, the text, the addresses lbpair reports)
+    ("a source that is a command", firewall.senders_in_recent, "src=$(reboot) ttl: 0 last_seen: 1\n", []),
+    ("a scoped IPv6 address carrying text", firewall.senders_in_recent, "src=fe80::1%<!channel> ttl: 0\n", []),
+    ("a line that only mentions src=", firewall.senders_in_recent, "x src=192.0.2.66\n", []),
+    ("the same sender twice", firewall.senders_in_recent, "src=192.0.2.66 a\nsrc=192.0.2.66 b\n", ["192.0.2.66"]),
+    ("nft output that is not JSON", firewall.senders_in_nft_set, "Error: No such file or directory", []),
+    ("nft JSON that is a list", firewall.senders_in_nft_set, "[1, 2]", []),
+    ("set elements that are objects and numbers", firewall.senders_in_nft_set,
+     '{"nftables": [{"set": {"elem": [{"elem": {"val": {"prefix": {"addr": "192.0.2.0", "len": 24}}}}, 7, "192.0.2.66"]}}]}',
+     ["192.0.2.66"]),
+    ("a set element with a newline", firewall.senders_in_nft_set, '{"nftables": [{"set": {"elem": ["192.0.2.66\\nWARNING"]}}]}', []),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("what", "read", "text", "senders"), ROGUE_RECORD_ROWS, ids=[row[0] for row in ROGUE_RECORD_ROWS])
+def test_only_plain_addresses_come_out_of_the_rogue_sender_record(what, read, text, senders):
+    assert read(text) == senders, what
+
+
+def test_a_users_rule_that_looks_like_lbpairs_is_not_taken_for_it():
+    listing = '-A INPUT -s 192.0.2.9/32 -p vrrp -m comment --comment "lbpair-vrrp 192.0.2.9 to 224.0.0.18 (mine)" -j ACCEPT\n'
+    assert firewall.comments_in_iptables(listing) == {}
 
 
 STORE_ROWS = [
