@@ -18,11 +18,12 @@ Needs ``dnspython`` (``pip install 'saltext-lbpair[master]'``).
 import logging
 
 import salt.client
+import salt.runner
 from salt.exceptions import SaltInvocationError
 
 try:
     from lbpair_lib import history as history_file
-    from lbpair_lib import reactions, reactions_config
+    from lbpair_lib import reaction_state, reactions, reactions_config
 
     MISSING = None
 except ImportError as exc:  # dnspython (the master extra) or lbpair_lib itself
@@ -53,8 +54,19 @@ def _ask(targets, fun, kwarg, timeout):
     return reactions.split_returns(fun, returns)
 
 
+def _wake():
+    """Start ``lbpair.flush wait=True`` as a background job, unless one is at work already."""
+    config = _config()
+    with reaction_state.worker_slot(f"{config['history']['path']}.state.json") as free:
+        if not free:
+            return
+    low = {"fun": "lbpair.flush", "arg": [], "kwarg": {"wait": True}}
+    job = salt.runner.RunnerClient(__opts__).asynchronous("lbpair.flush", low)
+    log.debug("lbpair: background work started as job %s", job.get("jid"))
+
+
 def _reactions():
-    return reactions.Reactions(_config(), _ask)
+    return reactions.Reactions(_config(), _ask, _wake)
 
 
 def on_beacon(tag, data, **kwargs):  # pylint: disable=unused-argument
@@ -62,10 +74,13 @@ def on_beacon(tag, data, **kwargs):  # pylint: disable=unused-argument
     React to an ``lbpair_vrrp`` beacon event (the reactor calls it).
 
     Ignores events whose minion is not a node of the pair, and transitions that
-    the node's own journal does not hold (forged); records the rest in the
-    history (``confirmed`` if the journal vouched for it), notifies (damped),
-    and checks the pair: DNS follows the sole MASTER, split brain and no MASTER
-    raise critical alarms.
+    the node's own journal does not hold (forged). A transition the journal holds
+    is recorded in the history and reacted to: notified (damped), and the pair
+    checked (DNS follows the sole MASTER, split brain and no MASTER raise critical
+    alarms). An event whose node does not answer is a claim: recorded as such and
+    not acted on until the node's journal settles it. Each step of a reaction runs
+    on its own; calling this again with the same event completes the steps that
+    failed, once. Warnings are confirmed with the node's own status.
 
     CLI Example:
 
@@ -104,11 +119,13 @@ def catch_up(minion):
     return _reactions().catch_up(minion)
 
 
-def flush():
+def flush(wait=False):
     """
-    Send the flap-damping summaries whose window has ended (normally sent by the
-    reaction that held the first transition back; run this from the master's
-    schedule to cover a master restarted in between).
+    Do the reactions' work that is due: flap-damping summaries whose window has
+    ended, pair checks after the settle time, DNS and catch-up retries. The
+    reactions start it as a background job (``wait=True``: it keeps working until
+    nothing is left), so that no reactor thread ever waits; the master's schedule
+    runs it every minute as well, to cover a master restarted in between.
 
     CLI Example:
 
@@ -116,6 +133,8 @@ def flush():
 
         salt-run lbpair.flush
     """
+    if wait:
+        return _reactions().work_in_background()
     return _reactions().flush()
 
 
@@ -123,7 +142,9 @@ def status():
     """
     Ask the nodes and show, per VRRP instance, who is MASTER and BACKUP and the
     VIPs. Split brain, no MASTER or a node that did not answer make the result
-    non-zero.
+    non-zero. Also shows the open claims (events their node has not confirmed),
+    reactions with steps still to complete, the work due later, and how many
+    damaged lines the history skips.
 
     CLI Example:
 
@@ -131,7 +152,7 @@ def status():
 
         salt-run lbpair.status
     """
-    view = reactions.with_problems(_reactions().pair_state())
+    view = _reactions().status()
     if view.get("retcode"):
         __context__["retcode"] = 1
     return view
@@ -152,13 +173,16 @@ def history(instance=None, minion=None, since=None, until=None):
         salt-run lbpair.history --out=json
     """
     config = _config()
-    records = history_file.History(config["history"]["path"]).read()
+    stored = history_file.History(config["history"]["path"])
+    records = stored.read()
     try:
         chosen = history_file.select(records, instance=instance, minion=minion, since=since, until=until)
     except ValueError as exc:
         raise SaltInvocationError(f"since/until: ISO 8601 (2026-11-26T13:00:00Z) or epoch seconds: {exc}") from None
     if __opts__.get("output") in (None, "", "nested", "txt", "raw"):
-        return "\n".join(history_file.timeline(chosen)) or "(no transitions recorded)"
+        lines = history_file.timeline(chosen) or ["(no transitions recorded)"]
+        damaged = stored.bad_lines()
+        return "\n".join(lines + ([f"({damaged} damaged lines skipped)"] if damaged else []))
     return chosen
 
 

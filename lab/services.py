@@ -145,15 +145,23 @@ class SmtpServer:
 
 
 class WebhookReceiver:
-    """An HTTP server on *address* keeping every JSON body POSTed to it; ``.url`` ends in *path*."""
+    """
+    An HTTP server on *address* keeping every JSON body POSTed to it; ``.url`` ends in *path*.
+    While ``failing`` is set it answers 503 and keeps nothing (a chat service that is down).
+    """
 
     def __init__(self, path="/hooks/lbpair", address="127.0.0.1"):
         self.posts = []
+        self.failing = False
         receiver = self
 
         class Handler(http.server.BaseHTTPRequestHandler):
             def do_POST(self):  # noqa: N802  (http.server's naming)
                 body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                if receiver.failing:
+                    self.send_response(503)
+                    self.end_headers()
+                    return
                 receiver.posts.append({"path": self.path, "json": json.loads(body)})
                 self.send_response(200)
                 self.end_headers()

@@ -80,6 +80,21 @@ def alarm_notice(kind, instance, message, details=None):
     return {"kind": kind, "severity": "critical", "instance": instance, "subject": subject, "text": subject, "details": details or {}}
 
 
+def claim_notice(minion, claim, count):
+    """
+    The notification for events a node sent but did not confirm (it did not answer):
+    claims, not facts, and nothing was done about them.
+    """
+    what = f"{claim.get('instance')} {claim.get('state')}, seq {claim.get('seq')}" if claim.get("seq") else claim.get("code")
+    subject = f"lbpair: {minion} sent {count} event(s) it has not confirmed"
+    text = (
+        f"{subject} (latest: {what}). Not acted on: an event is a claim until {minion}'s own journal"
+        " confirms it (salt-run lbpair.status shows the open claims)."
+    )
+    details = {"minion": minion, "claims": count}
+    return {"kind": "claim", "severity": "warning", "instance": claim.get("instance"), "subject": subject, "text": text, "details": details}
+
+
 def warning_notice(minion, code, message):
     """
     The notification for a warning a node's beacon sent (e.g. ``keepalived_not_on_bus``).
@@ -200,20 +215,33 @@ def send_mail(notice, smtp, timeout=10):
         raise OSError(f"mail not sent: {type(exc).__name__}: {exc}") from None
 
 
-def deliver(notice, config):
+CHANNELS = (("webhook", post_webhook), ("smtp", send_mail))
+
+
+def channels(config):
+    """The notification channels ``config`` sets up, in delivery order."""
+    return [name for name, _ in CHANNELS if config.get(name)]
+
+
+def send(notice, config, channel):
+    """Send ``notice`` through one configured ``channel``; raise ``OSError`` (without secrets) if it fails."""
+    dict(CHANNELS)[channel](notice, config[channel])
+
+
+def deliver(notice, config, only=None):
     """
-    Send ``notice`` through every configured channel; returns ``{channel: "sent" | error}``.
+    Send ``notice`` through every configured channel (or those in ``only``);
+    returns ``{channel: "sent" | "failed: <reason>"}``.
 
     A failure is logged as an error and reported in the result, never raised:
     one broken channel must not silence the others.
     """
     outcome = {}
-    channels = (("webhook", post_webhook), ("smtp", send_mail))
-    for name, send in channels:
-        if not config.get(name):
+    for name in channels(config):
+        if only is not None and name not in only:
             continue
         try:
-            send(notice, config[name])
+            send(notice, config, name)
             outcome[name] = "sent"
         except OSError as exc:
             log.error("lbpair: %s notification %r failed: %s", name, notice["subject"], exc)

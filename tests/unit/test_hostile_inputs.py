@@ -217,6 +217,28 @@ def test_malformed_or_forged_events_are_ignored_with_a_reason(what, tag, data, w
     assert problem and words in problem, (what, problem)
 
 
+WARNING_ROWS = [
+    # (what a node's job return says when the master asks it to confirm a warning, the code, the return, confirmed)
+    ("keepalived on D-Bus: a forged 'not on bus'", "keepalived_not_on_bus", {"lbpair_51": {"source": "dbus"}}, False),
+    ("a status that is text", "keepalived_not_on_bus", "source json", False),
+    ("a status whose instances are text", "keepalived_not_on_bus", {"lbpair_51": "json"}, False),
+    ("really off D-Bus", "keepalived_not_on_bus", {"lbpair_51": {"source": "json"}}, True),
+    ("no rogue sender seen", "rogue_vrrp", [], False),
+    ("rogue senders that are not addresses", "rogue_vrrp", ["<!channel>", "203.0.113.66"], False),
+    ("rogue senders that are not a list", "rogue_vrrp", "203.0.113.66", False),
+    ("a flood of rogue senders", "rogue_vrrp", [f"198.51.100.{n}" for n in range(256)] * 2, False),
+    ("a rogue sender", "rogue_vrrp", ["203.0.113.66"], True),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("what", "code", "answer", "confirmed"), WARNING_ROWS, ids=[row[0] for row in WARNING_ROWS])
+def test_a_warning_is_confirmed_only_by_what_the_node_itself_returns(what, code, answer, confirmed):
+    message = reactions.WARNING_CHECKS[code]["confirms"](answer)
+    assert bool(message) is confirmed, what
+    if message:
+        assert "<" not in message and "@" not in message
+
+
 def test_node_text_cannot_alert_everyone_or_dress_up_a_link_in_chat():
     notice = notify.warning_notice("lb1", "keepalived_not_on_bus", "<!channel> @all see <https://evil.example|the fix>")
     text = notify.webhook_payload(notice, "slack")["text"]

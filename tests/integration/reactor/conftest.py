@@ -28,6 +28,7 @@ from lab.salt_master import reactor_settings
 from lab.services import ReactionServices
 from lab.util import wait_until
 from lab.vrrp_node import tracked_file_pillar
+from lbpair_lib import reaction_state
 from lbpair_lib.history import History
 from lbpair_lib.journal import Journal
 from tests.conftest import EXTENSION_DIRS, REPO
@@ -94,9 +95,14 @@ def state_tree(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def history_dir(workdir):
+    """The master's history folder: a small tmpfs of its own, which a test can fill up."""
     path = workdir / "history"
     path.mkdir()
-    return path
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4m,mode=0700", "lbpair-history", str(path)], check=True)
+    try:
+        yield path
+    finally:
+        subprocess.run(["umount", "--lazy", str(path)], check=False)
 
 
 @pytest.fixture(scope="session")
@@ -207,6 +213,12 @@ class Harness:
         return wait_until(lambda: predicate(self.history()), timeout, interval=0.2, what=what)
 
 
+def _background_work_done(state_path):
+    """Whether no ``lbpair.flush`` works in the background (it would write into the next test's state)."""
+    with reaction_state.worker_slot(state_path) as free:
+        return free
+
+
 def _now_iso():
     return datetime.datetime.now(datetime.timezone.utc).isoformat()
 
@@ -215,6 +227,8 @@ def _now_iso():
 def lab(keepalived_pair, minions, salt_master, services, reactions, history_dir, event_listener):
     """A fresh start per test: lb1 MASTER, empty history and reaction state, nothing received."""
     restore(keepalived_pair)
+    state_path = f"{reactions['history']['path']}.state.json"
+    wait_until(lambda: _background_work_done(state_path), DAMPING_WINDOW + 20, what="the previous test's background work")
     for path in history_dir.iterdir():
         path.unlink()
     harness = Harness(keepalived_pair, minions, salt_master, services, reactions, event_listener)

@@ -1,0 +1,197 @@
+"""
+The reactions' flows without Salt: claims, independent steps and their replay, the
+work left for later. ``ask`` stands for Salt's LocalClient and answers as the nodes
+would; the webhook and DNS server are closed loopback ports (real failures).
+"""
+
+import socket
+
+import pytest
+
+from lbpair_lib import reaction_state, reactions, reactions_config
+
+INSTANCE = "lbpair_51"
+TAG = f"salt/beacon/lb2/lbpair_vrrp/{INSTANCE}/MASTER"
+
+
+def _closed_port():
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def _entry(seq, state="MASTER", previous="BACKUP"):
+    return {"seq": seq, "instance": INSTANCE, "state": state, "previous_state": previous, "vips": ["203.0.113.10"]}
+
+
+class Nodes:
+    """What the nodes answer: their journals and their status (``None``: the node does not answer)."""
+
+    def __init__(self):
+        self.journals = {"lb1": [], "lb2": []}
+        self.states = {"lb1": "BACKUP", "lb2": "MASTER"}
+        self.asked = []
+
+    def ask(self, targets, fun, kwarg, timeout):  # pylint: disable=unused-argument
+        self.asked.append((tuple(targets), fun))
+        answers = {}
+        for node in targets:
+            if fun == reactions.JOURNAL_FUNCTION and self.journals.get(node) is not None:
+                answers[node] = [e for e in self.journals[node] if e["seq"] > kwarg["since"]]
+            elif fun == reactions.STATUS_FUNCTION and self.states.get(node) is not None:
+                answers[node] = {INSTANCE: {"state": self.states[node], "vrid": 51, "vips": [], "source": "dbus"}}
+        return answers, {}
+
+
+@pytest.fixture
+def nodes():
+    return Nodes()
+
+
+def _reactions(tmp_path, nodes, **extra):
+    config = {
+        "nodes": {"lb1": {"address": "192.0.2.11"}, "lb2": {"address": "192.0.2.12"}},
+        "history": {"path": str(tmp_path / "history.jsonl")},
+        "damping_window": 60,
+        "confirm": {"timeout": 1, "settle": 0.2},
+        **extra,
+    }
+    woken = []
+    return reactions.Reactions(reactions_config.normalise(config), nodes.ask, lambda: woken.append(1)), woken
+
+
+def _state(reacting):
+    with reacting._state() as state:  # pylint: disable=protected-access
+        return state
+
+
+def _kinds(reacting):
+    return [record["kind"] for record in reacting.history.read()]
+
+
+def test_an_event_its_node_does_not_confirm_is_a_claim_until_the_journal_settles_it(tmp_path, nodes):
+    reacting, woken = _reactions(tmp_path, nodes)
+    nodes.journals["lb2"] = None  # lb2 does not answer
+    answer = reacting.on_beacon(TAG, {**_entry(7), "id": "lb2"})
+    assert answer["claim"]["seq"] == 7 and answer["notified"] == {}  # no channel configured
+    assert _kinds(reacting) == ["claim"]
+    assert reacting.history.last_seq("lb2") == 0  # a claim takes no (minion, seq) slot
+    assert [fun for _, fun in nodes.asked] == [reactions.JOURNAL_FUNCTION]  # no pair check, so no DNS
+    assert list(_state(reacting)["due"]) == ["catch_up:lb2"] and woken
+    assert reaction_state.open_claims(_state(reacting))["lb2"][0]["seq"] == 7
+    # lb2 answers: its journal replaces the claim
+    nodes.journals["lb2"] = [_entry(7)]
+    caught = reacting.catch_up("lb2")
+    assert caught["claims_settled"] == 1 and [r["seq"] for r in caught["caught_up"]] == [7]
+    settled = [r for r in reacting.history.read() if r["kind"] == "claim_settled"]
+    assert settled[0]["outcome"] == "confirmed by the node's journal"
+    assert reaction_state.open_claims(_state(reacting)) == {}
+    transition = [r for r in reacting.history.read() if r["kind"] == "transition"]
+    assert transition[0]["confirmed"] is True and transition[0]["seen"] == "late"
+
+
+def test_a_forged_huge_seq_blinds_nothing(tmp_path, nodes):
+    reacting, _ = _reactions(tmp_path, nodes)
+    nodes.journals["lb2"] = None
+    reacting.on_beacon(TAG, {**_entry(2**52), "id": "lb2"})
+    nodes.journals["lb2"] = [_entry(1)]
+    assert reacting.on_beacon(TAG, {**_entry(1), "id": "lb2"})["recorded"]["seq"] == 1
+    assert reacting.history.last_seq("lb2") == 1
+    caught = reacting.catch_up("lb2")
+    settled = [r for r in reacting.history.read() if r["kind"] == "claim_settled"]
+    assert settled[0]["outcome"] == "refuted: not in the node's journal" and caught["caught_up"] == []
+
+
+def test_a_failing_channel_stops_no_other_step_and_a_replay_redoes_only_it(tmp_path, nodes):
+    webhook = {"url": f"http://127.0.0.1:{_closed_port()}/hooks/token-S3", "format": "slack"}
+    reacting, _ = _reactions(tmp_path, nodes, webhook=webhook)
+    nodes.journals["lb2"] = [_entry(7)]
+    answer = reacting.on_beacon(TAG, {**_entry(7), "id": "lb2"})
+    assert answer["steps"]["webhook"].startswith("failed: OSError: the webhook could not be reached")
+    assert answer["pair"]["view"]["MASTER"] == ["lb2"]  # the pair check ran all the same
+    assert "token-S3" not in str(answer)
+    assert _state(reacting)["steps"]["lb2:7"]["pending"] == ["webhook"]
+    failures = [r for r in reacting.history.read() if r["kind"] == "step_failed"]
+    assert len(failures) == 1 and failures[0]["step"] == "webhook"
+    replay = reacting.on_beacon(TAG, {**_entry(7), "id": "lb2"})
+    assert list(replay["steps"]) == ["webhook"] and replay["completed"]["seq"] == 7
+    assert len([r for r in reacting.history.read() if r["kind"] == "step_failed"]) == 1  # alarmed once
+    assert _kinds(reacting).count("transition") == 1
+
+
+def test_once_every_step_succeeded_a_replay_is_a_duplicate(tmp_path, nodes):
+    reacting, _ = _reactions(tmp_path, nodes)
+    nodes.journals["lb2"] = [_entry(7)]
+    assert reacting.on_beacon(TAG, {**_entry(7), "id": "lb2"})["recorded"]["seq"] == 7
+    assert "steps" not in _state(reacting) or _state(reacting)["steps"] == {}
+    assert reacting.on_beacon(TAG, {**_entry(7), "id": "lb2"}) == {"duplicate": ["lb2", 7]}
+
+
+def test_when_the_history_cannot_be_written_the_reaction_goes_on_and_a_replay_records_it(tmp_path, nodes):
+    reacting, _ = _reactions(tmp_path, nodes)
+    (tmp_path / "history.jsonl").mkdir()  # writing the history fails (as on a full disk)
+    nodes.journals["lb2"] = [_entry(7)]
+    answer = reacting.on_beacon(TAG, {**_entry(7), "id": "lb2"})
+    assert answer["pair"]["view"]["MASTER"] == ["lb2"]
+    assert _state(reacting)["steps"]["lb2:7"]["pending"] == ["record"]
+    (tmp_path / "history.jsonl").rmdir()
+    replay = reacting.on_beacon(TAG, {**_entry(7), "id": "lb2"})
+    assert list(replay["steps"]) == ["record"]
+    assert _kinds(reacting) == ["transition"]
+    assert reacting.on_beacon(TAG, {**_entry(7), "id": "lb2"}) == {"duplicate": ["lb2", 7]}
+
+
+def test_split_brain_is_checked_again_later_not_waited_for(tmp_path, nodes):
+    reacting, woken = _reactions(tmp_path, nodes)
+    nodes.states["lb1"] = "MASTER"
+    nodes.journals["lb2"] = [_entry(7)]
+    answer = reacting.on_beacon(TAG, {**_entry(7), "id": "lb2"})
+    assert answer["pair"]["settling"] == 0.2 and woken
+    assert "split_brain" not in _kinds(reacting)
+    done = reacting.flush(wait=True)  # the background job: waits for the settle time, checks again
+    assert any("check:lbpair_51" in item for item in done)
+    assert "split_brain" in _kinds(reacting)
+
+
+def test_dns_is_retried_by_the_background_job_then_reported(tmp_path, nodes):
+    dns = {
+        "server": "127.0.0.1", "port": _closed_port(), "zone": "example.net", "key_name": "k",
+        "key_secret": "c2VjcmV0", "records": [{"name": "active", "type": "A"}], "attempts": 3, "backoff": 0.05,
+    }  # fmt: skip
+    reacting, _ = _reactions(tmp_path, nodes, dns=dns)
+    nodes.journals["lb2"] = [_entry(7)]
+    answer = reacting.on_beacon(TAG, {**_entry(7), "id": "lb2"})
+    assert answer["pair"]["dns"]["retry"] is True and "dns:lbpair_51" in _state(reacting)["due"]
+    reacting.flush(wait=True)
+    outcome = [r for r in reacting.history.read() if r["kind"] == "dns"]
+    assert len(outcome) == 1 and outcome[0]["ok"] is False and outcome[0]["attempts"] == 3
+    assert _state(reacting)["due"] == {}
+
+
+def test_warnings_are_confirmed_by_the_node_and_damped(tmp_path, nodes):
+    reacting, _ = _reactions(tmp_path, nodes)
+    tag = "salt/beacon/lb2/lbpair_vrrp/warning/keepalived_not_on_bus"
+    forged = {"message": "<!channel> click <http://evil.example|here>"}
+    assert reacting.on_beacon(tag, forged) == {"ignored": "the node's own status does not confirm it"}
+    nodes.states["lb2"] = "MASTER"
+    original = nodes.ask
+
+    def from_json(targets, fun, kwarg, timeout):
+        answers, failures = original(targets, fun, kwarg, timeout)
+        return {node: {i: {**info, "source": "json"} for i, info in ret.items()} for node, ret in answers.items()}, failures
+
+    reacting.ask = from_json
+    first = reacting.on_beacon(tag, forged)
+    assert first["warning"] == "keepalived_not_on_bus" and first["notified"] == {}
+    assert reacting.on_beacon(tag, forged)["notified"] == "damped"
+    warnings = [r for r in reacting.history.read() if r["kind"] == "warning"]
+    assert len(warnings) == 2 and all("evil" not in r["message"] for r in warnings)  # the node's text is not used
+    assert reacting.on_beacon("salt/beacon/lb2/lbpair_vrrp/warning/made_up", {}) == {"ignored": "not a warning lbpair's beacon sends"}
+
+
+def test_only_one_background_worker_at_a_time(tmp_path, nodes):
+    reacting, _ = _reactions(tmp_path, nodes)
+    with reaction_state.worker_slot(reacting.state_path) as mine:
+        assert mine
+        assert "busy" in reacting.work_in_background()
+    assert reacting.work_in_background() == {"done": []}
