@@ -63,6 +63,18 @@ def test_status_shows_master_backup_and_vips(lab, salt_run_cli):
     instance = ret.data["instances"][INSTANCE]
     assert instance["MASTER"] == ["lb1"] and instance["BACKUP"] == ["lb2"] and instance["problem"] is None
     assert "203.0.113.10" in instance["vips"]
+    assert ret.data["claims"] == {} and ret.data["open_reactions"] == {} and ret.data["history_bad_lines"] == 0
+
+
+def test_damaged_history_lines_are_skipped_and_counted(lab, salt_run_cli):
+    lab.transition("lb1", "MASTER", "BACKUP")
+    lab.wait_history(lambda h: h, what="a transition")
+    with open(lab.history_path, "ab") as history:
+        history.write(b'[1, 2]\n{"kind": "transition", "minion": "lb2", "se')  # not an object, then a crash
+    lab.transition("lb2", "BACKUP", "MASTER")
+    lab.wait_history(lambda h: len([r for r in h if r["kind"] == "transition"]) == 2, what="the next transition")
+    assert "(2 damaged lines skipped)" in lab.salt_run("lbpair.history")
+    assert salt_run_cli.run("lbpair.status").data["history_bad_lines"] == 2
 
 
 def test_split_brain_is_critical(lab, salt_run_cli):
