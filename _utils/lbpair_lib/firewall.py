@@ -38,7 +38,9 @@ from lbpair_lib import command
 VRRP_PROTOCOL = "112"
 VRRP_MULTICAST = "224.0.0.18"
 COMMENT_PREFIX = "lbpair-vrrp"
-COMMENT_RE = re.compile(r'"(lbpair-vrrp (?:[0-9.]+ to [0-9.]+|drop ipv[46] on [A-Za-z0-9_.-]+))"')
+ACCEPT_COMMENT = r"lbpair-vrrp ([0-9.]+) to ([0-9.]+)"
+DROP_COMMENT = r"lbpair-vrrp drop (ipv[46]) on ([A-Za-z0-9_.-]+)"
+COMMENT_RE = re.compile(f'"((?:{ACCEPT_COMMENT})|(?:{DROP_COMMENT}))"')
 NFT_HANDLE_RE = re.compile(r"# handle (\d+)\s*$")
 IPTABLES = {"ipv4": "iptables", "ipv6": "ip6tables"}
 NFT_FAMILIES = {"ip": ("ipv4",), "ip6": ("ipv6",), "inet": ("ipv4", "ipv6")}
@@ -73,6 +75,14 @@ def wanted_rules(model):
         for family in drop_families(model)
     }
     return {**accepts, **drops}
+
+
+def rule_from_comment(comment):
+    """The :class:`Rule` one of lbpair's comments names (a rule found in a listing, to delete it)."""
+    if match := re.fullmatch(DROP_COMMENT, comment):
+        return Rule("drop", match[1], None, None, match[2])
+    source, destination = re.fullmatch(ACCEPT_COMMENT, comment).groups()
+    return Rule("accept", "ipv4", source, destination, None)
 
 
 def is_drop(comment):
@@ -183,10 +193,10 @@ def _iptables_add(model, rule, comment):
     _run([binary, "-I", "INPUT", str(position), *iptables_spec(rule, comment)])
 
 
-def _iptables_delete(model, handle):
-    # By position: iptables-nft does not find a rule with a ``recent`` match from its spec.
-    binary, position = handle
-    _run([binary, "-D", "INPUT", str(position)])
+def _iptables_delete(model, comment, handle):
+    # By its spec, not its position: another tool may have moved it meanwhile.
+    rule = rule_from_comment(comment)
+    _run([IPTABLES[rule.family], "-D", "INPUT", *iptables_spec(rule, comment)])
 
 
 def _nft_chain(model):
@@ -222,7 +232,7 @@ def _nft_add(model, rule, comment):
     _run(["nft", f"{where} {nft_rule(rule, comment)}"])
 
 
-def _nft_delete(model, handle):
+def _nft_delete(model, comment, handle):
     family, table, chain = _nft_chain(model)
     _run(["nft", "delete", "rule", family, table, chain, "handle", handle])
 
@@ -280,8 +290,8 @@ def allow(model, test=False):
     backend = _backend(model)
     to_add, to_delete = _plan(model)
     if not test:
-        for handle in reversed(list(to_delete.values())):  # from the bottom: positions above stay valid
-            backend.delete(model, handle)
+        for comment, handle in to_delete.items():
+            backend.delete(model, comment, handle)
         for comment, rule in to_add.items():
             backend.add(model, rule, comment)
     return {"added": sorted(to_add), "removed": sorted(to_delete)}

@@ -194,6 +194,20 @@ def test_nftables_backend_adds_and_finds_its_rule(pair_namespaces, node_loaders,
     assert accept < drop4 < drop6
 
 
+@pytest.mark.parametrize("backend", ["iptables", "nftables"])
+def test_drop_rules_follow_the_pair_interface(pair_namespaces, node_loaders, seed_pillar, backend):
+    loader = node_loaders["lb1"]
+    seed_pillar["firewall"] = {"backend": backend}
+    loader.opts["pillar"]["lbpair"] = copy.deepcopy(seed_pillar)
+    with netns.enter(pair_namespaces["lb1"]):
+        assert loader.modules.lbpair_firewall.vrrp_allow()["added"] == WANTED
+        seed_pillar["vrrp"]["interface"] = "eth1"
+        loader.opts["pillar"]["lbpair"] = copy.deepcopy(seed_pillar)
+        moved = ["lbpair-vrrp drop ipv4 on eth1", "lbpair-vrrp drop ipv6 on eth1"]
+        assert loader.modules.lbpair_firewall.vrrp_allow() == {"added": moved, "removed": [DROP4, DROP6]}
+        assert loader.modules.lbpair_firewall.vrrp_rules() == dict.fromkeys([ACCEPT, *moved], True)
+
+
 def node_model(lbpair, node):
     """
     A node's model, made by the library: two Salt loaders in one process mix up their

@@ -87,6 +87,15 @@ def test_nft_listing_gives_our_rules_with_their_handles_in_chain_order():
     assert list(firewall.comments_in_nft(listing).items()) == [(DROP4, "9"), (ACCEPT, "7")]
 
 
+def test_a_comment_names_its_rule_again():
+    for rule, comment in (
+        (Rule("accept", "ipv4", "192.0.2.12", "224.0.0.18", None), ACCEPT),
+        (Rule("drop", "ipv6", None, None, "eth0"), DROP6),
+        (Rule("drop", "ipv4", None, None, "ens3.42"), "lbpair-vrrp drop ipv4 on ens3.42"),
+    ):
+        assert firewall.rule_from_comment(comment) == rule
+
+
 def test_a_drop_rule_before_an_accept_rule_is_misplaced():
     assert firewall.misplaced_drops({DROP4: 1, ACCEPT: 2, DROP6: 3}) == {DROP4}
     assert firewall.misplaced_drops({ACCEPT: 1, DROP4: 2, DROP6: 3}) == set()
