@@ -8,7 +8,6 @@ reported.
 """
 
 import contextlib
-import copy
 import time
 
 import pytest
@@ -172,18 +171,23 @@ def test_rule_of_a_node_that_left_is_removed(pair_namespaces, node_loaders, seed
     with netns.enter(pair_namespaces["lb1"]):
         loader.modules.lbpair_firewall.vrrp_allow()
         seed_pillar["nodes"]["lb2"]["address"] = "192.0.2.13"
-        loader.opts["pillar"]["lbpair"] = copy.deepcopy(seed_pillar)
+        set_pillar(loader, seed_pillar)
         result = loader.modules.lbpair_firewall.vrrp_allow()
         listing = netns.run(pair_namespaces["lb1"], ["iptables", "-S", "INPUT"]).stdout
     assert result == {"added": ["lbpair-vrrp 192.0.2.13 to 224.0.0.18"], "removed": ["lbpair-vrrp 192.0.2.12 to 224.0.0.18"]}
     assert "192.0.2.12" not in listing and "192.0.2.13" in listing
 
 
+def lb1_with_backend(node_loaders, seed_pillar, backend):
+    """lb1's loaders, its pillar set to the firewall *backend*."""
+    seed_pillar["firewall"] = {"backend": backend}
+    set_pillar(node_loaders["lb1"], seed_pillar)
+    return node_loaders["lb1"]
+
+
 @pytest.mark.parametrize("backend", ["nftables"])
 def test_nftables_backend_adds_and_finds_its_rule(pair_namespaces, node_loaders, seed_pillar, backend):
-    loader = node_loaders["lb1"]
-    seed_pillar["firewall"] = {"backend": backend}
-    loader.opts["pillar"]["lbpair"] = copy.deepcopy(seed_pillar)
+    loader = lb1_with_backend(node_loaders, seed_pillar, backend)
     with netns.enter(pair_namespaces["lb1"]):
         assert loader.modules.lbpair_firewall.vrrp_allow()["added"] == WANTED
         assert loader.modules.lbpair_firewall.vrrp_allow() == {"added": [], "removed": []}
@@ -196,13 +200,11 @@ def test_nftables_backend_adds_and_finds_its_rule(pair_namespaces, node_loaders,
 
 @pytest.mark.parametrize("backend", ["iptables", "nftables"])
 def test_drop_rules_follow_the_pair_interface(pair_namespaces, node_loaders, seed_pillar, backend):
-    loader = node_loaders["lb1"]
-    seed_pillar["firewall"] = {"backend": backend}
-    loader.opts["pillar"]["lbpair"] = copy.deepcopy(seed_pillar)
+    loader = lb1_with_backend(node_loaders, seed_pillar, backend)
     with netns.enter(pair_namespaces["lb1"]):
         assert loader.modules.lbpair_firewall.vrrp_allow()["added"] == WANTED
         seed_pillar["vrrp"]["interface"] = "eth1"
-        loader.opts["pillar"]["lbpair"] = copy.deepcopy(seed_pillar)
+        set_pillar(loader, seed_pillar)
         moved = ["lbpair-vrrp drop ipv4 on eth1", "lbpair-vrrp drop ipv6 on eth1"]
         assert loader.modules.lbpair_firewall.vrrp_allow() == {"added": moved, "removed": [DROP4, DROP6]}
         assert loader.modules.lbpair_firewall.vrrp_rules() == dict.fromkeys([ACCEPT, *moved], True)
