@@ -16,9 +16,12 @@ Needs ``dnspython`` (``pip install 'saltext-lbpair[master]'``).
 """
 
 import logging
+import os
+import shutil
+import subprocess
+import sys
 
 import salt.client
-import salt.runner
 from salt.exceptions import SaltInvocationError
 
 try:
@@ -55,14 +58,20 @@ def _ask(targets, fun, kwarg, timeout):
 
 
 def _wake():
-    """Start ``lbpair.flush wait=True`` as a background job, unless one is at work already."""
+    """
+    Start ``salt-run lbpair.flush wait=True`` as a background job of its own (a new
+    process, not a fork of the reactor's), unless one is at work already.
+    """
     config = _config()
     with reaction_state.worker_slot(f"{config['history']['path']}.state.json") as free:
         if not free:
             return
-    low = {"fun": "lbpair.flush", "arg": [], "kwarg": {"wait": True}}
-    job = salt.runner.RunnerClient(__opts__).asynchronous("lbpair.flush", low)
-    log.debug("lbpair: background work started as job %s", job.get("jid"))
+    salt_run = shutil.which("salt-run", path=os.path.dirname(sys.executable)) or shutil.which("salt-run") or "salt-run"
+    command = ["setsid", "-f", salt_run, "-c", os.path.dirname(__opts__["conf_file"]), "--out=quiet", "lbpair.flush", "wait=True"]
+    try:
+        subprocess.run(command, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=10, check=True)
+    except (OSError, subprocess.SubprocessError) as exc:  # the master's schedule runs lbpair.flush all the same
+        log.error("lbpair: could not start the background lbpair.flush: %s", exc)
 
 
 def _reactions():
@@ -210,3 +219,4 @@ def dns_update(minion):
         salt-run lbpair.dns_update lb2
     """
     return _reactions().dns_update(minion)
+
