@@ -303,3 +303,40 @@ def rogue_senders(model):
     with nftables those of the last hour, with iptables the last 100 since the rule was made.
     """
     return _addresses(_backend(model).senders(model))
+
+
+# --- holding new connections during a planned hand-over ------------------------
+
+HOLD_COMMENT = "lbpair-handover"
+
+
+def hold_new_connections(model, vips):
+    """
+    Drop (not refuse) new TCP connections to ``vips`` on this node: a client sends
+    its SYN again a second later, by then to the node that took the VIPs over.
+    """
+    if model["firewall"]["backend"] == "iptables":
+        _run(["iptables", "-I", "INPUT", "1", *_hold_spec(vips)])
+        return
+    _nft_ensure_chain(model)
+    family, table, chain = _nft_chain(model)
+    match = f"ip daddr {{ {', '.join(vips)} }} tcp flags & (syn | ack) == syn"
+    _run(["nft", f'insert rule {family} {table} {chain} {match} drop comment "{HOLD_COMMENT}"'])
+
+
+def release_new_connections(model, vips):
+    """Remove what :func:`hold_new_connections` added (and any hold a crash left behind)."""
+    if model["firewall"]["backend"] == "iptables":
+        while _run(["iptables", "-D", "INPUT", *_hold_spec(vips)], check=False).returncode == 0:
+            pass
+        return
+    family, table, chain = _nft_chain(model)
+    listing = _run(["nft", "-a", "list", "chain", family, table, chain], check=False).stdout
+    for line in listing.splitlines():
+        handle = NFT_HANDLE_RE.search(line)
+        if f'comment "{HOLD_COMMENT}"' in line and handle:
+            _run(["nft", "delete", "rule", family, table, chain, "handle", handle.group(1)])
+
+
+def _hold_spec(vips):
+    return ["-p", "tcp", "--syn", "-d", ",".join(vips), "-m", "comment", "--comment", HOLD_COMMENT, "-j", "DROP"]

@@ -131,7 +131,7 @@ def select(records, instance=None, minion=None, since=None, until=None):
 def _describe(record):
     kind = record.get("kind")
     if kind == "transition":
-        flags = [record.get("seen", "live")]
+        flags = [record.get("seen", "live")] + (["planned"] if record.get("planned") else [])
         if not record.get("confirmed"):
             flags.append("UNCONFIRMED")
         vips = ", ".join(record.get("vips") or []) or "no VIPs known"

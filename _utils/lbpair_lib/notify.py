@@ -49,9 +49,9 @@ def transition_notice(record, previous_master=None):
         move = f"VIPs {_vips(record.get('vips'))} leave {node}" if was == "MASTER" else f"VIPs {_vips(record.get('vips'))}"
     seen = "seen live" if record.get("seen") == "live" else "caught up late from the node's journal"
     trust = "confirmed by the node" if record.get("confirmed") else "NOT confirmed by the node"
-    subject = f"lbpair {instance}: {node} is {state} (was {was})"
+    subject = f"lbpair {instance}: {node} is {state} (was {was}){', planned' if record.get('planned') else ''}"
     text = f"{subject}; {move}. At {record.get('at')} ({seen}, {trust})."
-    details = {key: record.get(key) for key in ("minion", "seq", "state", "previous_state", "vips", "at", "seen", "confirmed")}
+    details = {key: record.get(key) for key in ("minion", "seq", "state", "previous_state", "vips", "at", "seen", "confirmed", "planned")}
     details["from"], details["to"] = (previous_master, node) if state == "MASTER" else (node, None)
     return {"kind": "transition", "severity": "info", "instance": instance, "subject": subject, "text": text, "details": details}
 

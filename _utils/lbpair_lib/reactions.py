@@ -29,7 +29,7 @@ import logging
 import re
 import time
 
-from lbpair_lib import dns_update, notify, reaction_state, schema, store
+from lbpair_lib import dns_update, notify, planned, reaction_state, schema, store
 from lbpair_lib import history as history_file
 from lbpair_lib.errors import InvalidValue
 from lbpair_lib.reactions_config import CONFIG_KEY
@@ -609,6 +609,10 @@ class Reactions:
 
     def _record_and_react(self, records, requested_at):
         """Append the records; react to the new ones (all of them when the history cannot be written)."""
+        with self._state() as state:
+            for record in records:
+                if planned.planned_for(state, record, time.time()):
+                    record["planned"] = True
         try:
             new, error = self.history.append(records), None
         except OSError as exc:

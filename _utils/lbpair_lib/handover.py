@@ -1,0 +1,67 @@
+"""
+A node hands its VIPs to its peer with no failed request (``lbpair.switchover``).
+
+On the node that holds the VIPs, in order:
+
+1. new TCP connections to the VIPs are dropped, not refused: a client sends its
+   SYN again one second later, and by then to the node that took the VIPs over;
+2. the connections under way finish (``DRAIN``);
+3. the node defers (its priority drops below its peer's, track file ``defer``)
+   and goes to FAULT for a moment (track file ``handover``): keepalived sends a
+   priority-0 advert and removes the VIPs, and the peer takes them over after
+   its skew time (under one advert interval);
+4. FAULT ends: the node is BACKUP, deferring, so it does not take the VIPs back;
+   new connections are no longer held.
+
+A request is at most about a second slower; only a connection still open after
+``DRAIN`` (a long download, an idle keep-alive) is cut.
+"""
+
+import time
+
+from lbpair_lib import firewall, pillar
+from lbpair_lib.errors import LbpairError
+
+DRAIN = 0.1  # s: the lab's requests take milliseconds; the peer must hold the VIPs before a held SYN is sent again (1 s)
+FAULT_TIMEOUT = 5  # s for keepalived to read the track file and go to FAULT
+TAKEOVER_MARGIN = 0.5  # s beyond one advert interval (the peer's longest skew time)
+
+
+def hand_over(model, local, write_track, sleep=time.sleep):
+    """
+    Hand this node's VIPs to its peer (see the module). ``local``: a
+    :class:`~lbpair_lib.keepalived.Local`; ``write_track(name, value)`` writes one of
+    lbpair's keepalived track files. Returns what was done, step by step, with times.
+    """
+    vips = pillar.vips(model)
+    started = time.monotonic()
+    steps = []
+
+    def step(what):
+        steps.append({"step": what, "after_ms": round(1000 * (time.monotonic() - started))})
+
+    firewall.hold_new_connections(model, vips)
+    step("new connections to the VIPs held")
+    try:
+        sleep(DRAIN)
+        write_track("defer", 1)
+        write_track("handover", 1)
+        step("deferring, FAULT asked")
+        _wait_for_fault(local, sleep)
+        step("FAULT: the VIPs are released")
+        sleep(float(model["vrrp"]["advert_int"]) + TAKEOVER_MARGIN)
+    finally:
+        write_track("handover", 0)
+        firewall.release_new_connections(model, vips)
+    step("BACKUP, deferring; new connections no longer held")
+    return steps
+
+
+def _wait_for_fault(local, sleep):
+    deadline = time.monotonic() + FAULT_TIMEOUT
+    while time.monotonic() < deadline:
+        states = {info.get("state") for info in local.status().values()}
+        if states == {"FAULT"}:
+            return
+        sleep(0.05)
+    raise LbpairError(f"keepalived did not go to FAULT within {FAULT_TIMEOUT} s (is the handover track file configured?)")

@@ -1,0 +1,159 @@
+"""
+Planned moves of a pair's VIPs: a switchover to a named node, and maintenance mode.
+
+Both work through keepalived track files on the nodes (:mod:`lbpair_lib.track`),
+which survive highstate and reboots:
+
+- ``defer``: a node that defers runs with its priority lowered below its peer's,
+  so it does not take the VIPs back (with preempt) while its peer is healthy; it
+  still takes them over if the peer fails. A switchover sets it on every node but
+  the one named, and clears it there.
+- the hand-over itself (:mod:`lbpair_lib.handover`, on the node holding the VIPs):
+  new connections held for a moment, those under way finished, a brief FAULT so
+  that the peer takes over after its skew time: no request fails.
+- ``maintenance``: the node is in FAULT until released. It is entered only after
+  the node has handed its VIPs over by a switchover, so entering moves nothing
+  abruptly; releasing it leaves the VIPs where they are.
+
+Both are refused unless every node answers and the pair has one MASTER per
+instance and no node in FAULT (the node that is to take over must be healthy).
+The history records each plan (``kind: planned``), the transitions it causes
+are marked ``planned``, and the notifications say so.
+"""
+
+import time
+
+from lbpair_lib import reaction_state
+from lbpair_lib.errors import InvalidValue, LbpairError
+from lbpair_lib.history import select, timeline
+from lbpair_lib.times import iso_utc
+
+DEFER_FUNCTION = "lbpair_keepalived.defer"
+HANDOVER_FUNCTION = "lbpair_keepalived.hand_over"
+MAINTENANCE_FUNCTION = "lbpair_keepalived.maintenance"
+POLL = 0.5  # s between two looks at the pair while a planned move is under way
+CONFIRM_GRACE = 15  # s the reaction may take to record the confirmed transition after the move
+
+
+def move_problem(view, nodes, target):
+    """Why the VIPs cannot be moved to ``target`` now (a message), or ``None``."""
+    if target not in nodes:
+        return f"{target!r} is not a node of the pair"
+    if view["unreachable"]:
+        return f"{', '.join(view['unreachable'])} did not answer: a planned move needs the whole pair"
+    if not view["instances"]:
+        return "the nodes report no VRRP instance"
+    for instance, entry in sorted(view["instances"].items()):
+        if entry["problem"]:
+            return f"{instance}: {entry['problem'].replace('_', ' ')}: settle the pair first"
+        if entry["states"].get(target) not in ("MASTER", "BACKUP"):
+            return f"{instance}: {target} is {entry['states'].get(target)}, not ready to take the VIPs"
+    return None
+
+
+def held_by(view, target):
+    """Whether ``target`` is the sole MASTER of every instance."""
+    return all(entry["MASTER"] == [target] for entry in view["instances"].values())
+
+
+def peer_of(nodes, node):
+    others = [other for other in nodes if other != node]
+    if len(others) != 1:
+        raise LbpairError(f"maintenance needs a pair; {len(others) + 1} nodes are configured")
+    return others[0]
+
+
+class PlannedMoves:
+    """Planned moves for the pair of ``reactions`` (a :class:`~lbpair_lib.reactions.Reactions`)."""
+
+    def __init__(self, reactions, sleep=time.sleep, grace=CONFIRM_GRACE):
+        self.reactions = reactions
+        self.nodes = list(reactions.config["nodes"])
+        self.sleep = sleep
+        self.grace = grace
+
+    def _tell(self, targets, fun, on=None):
+        kwarg = {} if on is None else {"on": on}
+        answers, failures = self.reactions.ask(list(targets), fun, kwarg, self.reactions.config["confirm"]["timeout"])
+        if failures or set(answers) != set(targets):
+            silent = sorted(set(targets) - set(answers))
+            raise LbpairError(f"{fun} did not succeed on {', '.join(silent)}: {failures}")
+        return answers
+
+    def _wait_for(self, condition, timeout):
+        deadline = time.time() + timeout
+        while True:
+            view = self.reactions.pair_state()
+            if condition(view):
+                return view
+            if time.time() >= deadline:
+                return None
+            self.sleep(POLL)
+
+    def _plan(self, view, target, reason, timeout):
+        """Record the plan: the history says so, and the transitions it causes are marked ``planned``."""
+        until = time.time() + timeout + self.grace
+        with reaction_state.ReactionState(self.reactions.state_path) as state:
+            for instance in view["instances"]:
+                state.setdefault("planned", {})[instance] = {"to": target, "until": until}
+        message = f"planned {reason}: the VIPs move to {target}"
+        self._note([{"kind": "planned", "instance": name, "minion": target, "message": message} for name in sorted(view["instances"])])
+
+    def _note(self, records):
+        self.reactions.history.append([{"at": iso_utc(time.time()), **record} for record in records])
+
+    def switchover(self, target, timeout):
+        """Move every instance's VIPs to ``target`` with no failed request; the timeline of what happened."""
+        started = time.time()
+        view = self.reactions.pair_state()
+        problem = move_problem(view, self.nodes, target)
+        if problem:
+            raise LbpairError(f"switchover refused: {problem}")
+        if held_by(view, target):
+            self._tell([target], DEFER_FUNCTION, False)
+            return {"moved": False, "comment": f"{target} holds the VIPs already"}
+        self._plan(view, target, "switchover", timeout)
+        self._tell([target], DEFER_FUNCTION, False)
+        holders = sorted({node for entry in view["instances"].values() for node in entry["MASTER"]} - {target})
+        others = [node for node in self.nodes if node not in (target, *holders)]
+        if others:
+            self._tell(others, DEFER_FUNCTION, True)
+        handed = self._tell(holders, HANDOVER_FUNCTION)
+        if self._wait_for(lambda seen: held_by(seen, target), timeout) is None:
+            self._tell([node for node in self.nodes if node != target], DEFER_FUNCTION, False)
+            raise LbpairError(f"the VIPs did not move to {target} within {timeout} s; the other nodes no longer defer")
+        return {"moved": True, "to": target, "hand_over": handed, "timeline": self._timeline(started, target)}
+
+    def _timeline(self, started, target):
+        """The history since ``started``, once it holds ``target``'s confirmed MASTER transition (or after a grace time)."""
+        deadline = time.time() + self.grace
+        while True:
+            records = select(self.reactions.history.recent(200), since=iso_utc(started))
+            confirmed = [r for r in records if r.get("kind") == "transition" and (r["minion"], r["state"]) == (target, "MASTER")]
+            if confirmed or time.time() >= deadline:
+                return timeline(records)
+            self.sleep(POLL)
+
+    def maintenance(self, node, release, timeout):
+        """Take ``node`` out (after handing its VIPs to its peer), or release it."""
+        if node not in self.nodes:
+            raise InvalidValue("node", f"{node!r} is not a node of the pair")
+        if release:
+            self._tell([node], MAINTENANCE_FUNCTION, False)
+            self._note([{"kind": "maintenance", "minion": node, "message": f"{node} released from maintenance"}])
+            return {"released": node, "comment": "the VIPs stay where they are (lbpair.switchover moves them back)"}
+        peer = peer_of(self.nodes, node)
+        moved = self.switchover(peer, timeout)
+        self._tell([node], MAINTENANCE_FUNCTION, True)
+        self._note([{"kind": "maintenance", "minion": node, "message": f"{node} in maintenance until released"}])
+        out = self._wait_for(lambda seen: all(entry["states"].get(node) == "FAULT" for entry in seen["instances"].values()), timeout)
+        return {"maintenance": node, "switchover": moved, "out": out is not None}
+
+
+def planned_for(state, record, now):
+    """Whether a transition record belongs to a planned move still under way (marks it ``planned``)."""
+    plan = state.get("planned", {}).get(record["instance"])
+    if not plan or now > plan["until"]:
+        return False
+    return (record["minion"] == plan["to"]) == (record["state"] == "MASTER")
+

@@ -1,0 +1,52 @@
+"""
+Holding new connections during a planned hand-over, with the real iptables and nft in a
+throwaway network namespace: while held, a client's SYN to a VIP is dropped (its connect
+times out, it is not refused); once released, it connects; a second release changes nothing.
+"""
+
+import contextlib
+import socket
+
+import pytest
+
+from lab import netns
+from lbpair_lib import firewall
+
+NAMESPACE = "lbpair-handover"
+VIP, PORT = "203.0.113.10", 8080
+
+
+@pytest.fixture
+def listening_vip():
+    netns.add(NAMESPACE)
+    try:
+        netns.ip(NAMESPACE, "link", "set", "lo", "up")
+        netns.add_address(NAMESPACE, "lo", f"{VIP}/32")
+        with netns.enter(NAMESPACE):
+            server = socket.create_server((VIP, PORT))
+        with contextlib.closing(server):
+            yield
+    finally:
+        netns.delete(NAMESPACE)
+
+
+def _connects():
+    with netns.enter(NAMESPACE):
+        try:
+            socket.create_connection((VIP, PORT), timeout=0.5).close()
+            return True
+        except TimeoutError:
+            return False
+
+
+@pytest.mark.parametrize("backend", ["iptables", "nftables"])
+def test_new_connections_are_held_then_let_through(listening_vip, backend):
+    model = {"firewall": {"backend": backend, "nft_table": "inet filter", "nft_chain": "input"}}
+    assert _connects()
+    with netns.enter(NAMESPACE):
+        firewall.hold_new_connections(model, [VIP])
+    assert not _connects()  # dropped, not refused: the client will send its SYN again
+    with netns.enter(NAMESPACE):
+        firewall.release_new_connections(model, [VIP])
+        firewall.release_new_connections(model, [VIP])
+    assert _connects()

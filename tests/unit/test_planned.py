@@ -1,0 +1,103 @@
+"""Planned moves without Salt: ``ask`` answers as a pair of nodes whose track files decide who is MASTER."""
+
+import pytest
+
+from lbpair_lib import planned
+from lbpair_lib.errors import LbpairError
+from tests.unit.test_reaction_steps import INSTANCE, Nodes, _reactions
+
+
+class Pair(Nodes):
+    """Nodes whose state follows their priority, deferral and maintenance, as keepalived's would."""
+
+    def __init__(self):
+        super().__init__()
+        self.priority = {"lb1": 101, "lb2": 100}
+        self.deferring, self.in_maintenance = set(), set()
+        self.settle()
+
+    def settle(self):
+        effective = {n: p - (10 if n in self.deferring else 0) for n, p in self.priority.items() if n not in self.in_maintenance}
+        master = max(effective, key=effective.get)
+        self.states = {n: "FAULT" if n in self.in_maintenance else "MASTER" if n == master else "BACKUP" for n in self.priority}
+
+    def ask(self, targets, fun, kwarg, timeout):
+        if fun == planned.HANDOVER_FUNCTION:
+            self.deferring.update(targets)
+            self.settle()
+            return {node: [{"step": "handed over"}] for node in targets}, {}
+        if fun in (planned.DEFER_FUNCTION, planned.MAINTENANCE_FUNCTION):
+            flags = self.deferring if fun == planned.DEFER_FUNCTION else self.in_maintenance
+            for node in targets:
+                (flags.add if kwarg["on"] else flags.discard)(node)
+            self.settle()
+            return {node: True for node in targets}, {}
+        return super().ask(targets, fun, kwarg, timeout)
+
+
+@pytest.fixture
+def pair():
+    return Pair()
+
+
+def _moves(tmp_path, pair):
+    reacting, _ = _reactions(tmp_path, pair)
+    return planned.PlannedMoves(reacting, sleep=lambda _: None, grace=0), reacting
+
+
+def test_switchover_moves_the_vips_records_the_plan_and_is_idempotent(tmp_path, pair):
+    moves, reacting = _moves(tmp_path, pair)
+    result = moves.switchover("lb2", timeout=1)
+    assert result["moved"] and pair.states == {"lb1": "BACKUP", "lb2": "MASTER"} and pair.deferring == {"lb1"}
+    assert [r["kind"] for r in reacting.history.read()] == ["planned"]
+    assert moves.switchover("lb2", timeout=1)["moved"] is False
+    assert moves.switchover("lb1", timeout=1)["moved"] and pair.deferring == {"lb2"}
+
+
+def test_transitions_of_a_planned_move_are_marked_planned(tmp_path, pair):
+    moves, reacting = _moves(tmp_path, pair)
+    moves.switchover("lb2", timeout=1)
+    pair.journals["lb2"] = [{"seq": 1, "instance": INSTANCE, "state": "MASTER", "previous_state": "BACKUP", "vips": []}]
+    reacting.on_beacon(f"salt/beacon/lb2/lbpair_vrrp/{INSTANCE}/MASTER", {**pair.journals["lb2"][0], "id": "lb2"})
+    record = [r for r in reacting.history.read() if r["kind"] == "transition"][0]
+    assert record["planned"] is True
+
+
+@pytest.mark.parametrize(
+    ("harm", "words"),
+    [
+        (lambda p: p.journals.update(lb2=None) or p.states.update(lb2=None), "lb2 did not answer"),
+        (lambda p: p.states.update(lb2="MASTER"), "split brain"),
+        (lambda p: p.states.update(lb2="FAULT"), "lb2 is FAULT"),
+    ],
+)
+def test_a_move_to_an_unhealthy_or_silent_peer_is_refused(tmp_path, pair, harm, words):
+    moves, reacting = _moves(tmp_path, pair)
+    harm(pair)
+    with pytest.raises(LbpairError, match=words):
+        moves.switchover("lb2", timeout=1)
+    assert pair.deferring == set() and reacting.history.read() == []
+
+
+def test_a_pair_that_does_not_hand_over_is_undone(tmp_path, pair):
+    moves, _ = _moves(tmp_path, pair)
+    pair.settle = lambda: None  # the hand-over moved nothing
+    with pytest.raises(LbpairError, match="did not move to lb2"):
+        moves.switchover("lb2", timeout=0)
+    assert pair.deferring == set()
+
+
+def test_maintenance_hands_the_vips_over_first_and_release_leaves_them(tmp_path, pair):
+    moves, _ = _moves(tmp_path, pair)
+    result = moves.maintenance("lb1", release=False, timeout=1)
+    assert result["switchover"]["moved"] and result["out"]
+    assert pair.states == {"lb1": "FAULT", "lb2": "MASTER"}
+    moves.maintenance("lb1", release=True, timeout=1)
+    assert pair.states == {"lb1": "BACKUP", "lb2": "MASTER"}
+
+
+def test_maintenance_of_a_stranger_is_refused(tmp_path, pair):
+    moves, _ = _moves(tmp_path, pair)
+    with pytest.raises(Exception, match="not a node of the pair"):
+        moves.maintenance("web7", release=False, timeout=1)
+
