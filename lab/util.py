@@ -8,7 +8,9 @@ Progress goes to stderr as ``lab [  12.3s] message`` so it stays out of captured
 """
 
 import contextlib
+import errno
 import os
+import pathlib
 import shlex
 import shutil
 import signal
@@ -194,3 +196,26 @@ def free_port(address="127.0.0.1"):
     with socket.socket() as probe:
         probe.bind((address, 0))
         return probe.getsockname()[1]
+
+
+@contextlib.contextmanager
+def small_tmpfs(folder, size):
+    """Mount a tmpfs of *size* (``256k``, ``4m``) on the existing *folder* for the block: a disk a test can fill."""
+    subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size},mode=0700", "lbpair-test-disk", str(folder)], check=True)
+    try:
+        yield folder
+    finally:
+        subprocess.run(["umount", "--lazy", str(folder)], check=False)
+
+
+def fill(folder, page=4096):
+    """Take every free page of *folder*'s filesystem; returns the filler file (remove it to make room)."""
+    filler = pathlib.Path(folder) / "filler"
+    with open(filler, "ab", buffering=0) as handle:
+        try:
+            while True:
+                handle.write(b"\0" * page)
+        except OSError as exc:
+            if exc.errno != errno.ENOSPC:
+                raise
+    return filler

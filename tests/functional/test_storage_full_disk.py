@@ -7,10 +7,10 @@ journal's sequence are still right. Root: it mounts the tmpfs.
 
 import errno
 import os
-import subprocess
 
 import pytest
 
+from lab.util import fill, small_tmpfs
 from lbpair_lib import store
 from lbpair_lib.history import History
 from lbpair_lib.journal import Journal
@@ -28,23 +28,8 @@ def in_node_namespace():
 def small_disk(tmp_path):
     folder = tmp_path / "disk"
     folder.mkdir()
-    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=256k,mode=0700", "lbpair-full-disk", str(folder)], check=True)
-    try:
+    with small_tmpfs(folder, "256k"):
         yield folder
-    finally:
-        subprocess.run(["umount", str(folder)], check=True)
-
-
-def fill(folder):
-    """Take every free page of the tmpfs; returns the filler file (remove it to make room)."""
-    filler = folder / "filler"
-    with open(filler, "ab", buffering=0) as handle:
-        try:
-            while True:
-                handle.write(b"\0" * PAGE)
-        except OSError as exc:
-            assert exc.errno == errno.ENOSPC
-    return filler
 
 
 def fill_last_page(path):

@@ -26,7 +26,7 @@ from saltfactories.utils.functional import Loaders
 from lab import netns, vrrp_node
 from lab.salt_master import reactor_settings
 from lab.services import ReactionServices
-from lab.util import wait_until
+from lab.util import small_tmpfs, wait_until
 from lab.vrrp_node import tracked_file_pillar
 from lbpair_lib import reaction_state
 from lbpair_lib.history import History
@@ -98,11 +98,8 @@ def history_dir(workdir):
     """The master's history folder: a small tmpfs of its own, which a test can fill up."""
     path = workdir / "history"
     path.mkdir()
-    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4m,mode=0700", "lbpair-history", str(path)], check=True)
-    try:
+    with small_tmpfs(path, "4m"):
         yield path
-    finally:
-        subprocess.run(["umount", "--lazy", str(path)], check=False)
 
 
 @pytest.fixture(scope="session")

@@ -9,7 +9,7 @@ import json
 import time
 
 from lab import netns
-from lab.util import wait_until
+from lab.util import fill, wait_until
 from tests.integration.reactor.conftest import DAMPING_WINDOW, INSTANCE, WEBHOOK_TOKEN
 
 
@@ -224,21 +224,8 @@ def test_a_failing_channel_stops_no_other_step_and_a_replay_completes_it(lab):
     assert len(lab.webhook.texts()) == 1 and len(lab.transitions()) == 1
 
 
-def _fill(directory):
-    """Fill the filesystem of ``directory``; returns the filler file."""
-    filler = directory / "filler"
-    with open(filler, "wb") as handle:
-        try:
-            while True:
-                handle.write(b"\0" * 65536)
-                handle.flush()
-        except OSError:
-            pass
-    return filler
-
-
 def test_a_full_disk_stops_no_reaction_and_the_event_again_records_it(lab, history_dir):
-    filler = _fill(history_dir)  # (an append that fits in the last page of a file would still succeed)
+    filler = fill(history_dir)  # (an append that fits in the last page of a file would still succeed)
     try:
         lab.pair.make_master("lb2")
         entry = lab.transition("lb2", "MASTER", "BACKUP")
