@@ -42,6 +42,7 @@ STATES = ("INIT", "BACKUP", "MASTER", "FAULT", "DELETED", "STOP")
 TAG_RE = re.compile(r"salt/beacon/(?P<minion>[^/\s]+)/lbpair_vrrp/(?P<instance>[^/\s]+)/(?P<state>[^/\s]+)")
 CATCH_UP_TIMEOUTS = (2, 2, 4, 8, 16)  # s, one ask per attempt: a just-connected minion may not answer at once
 CLAIM_RECHECK = 5  # s before a node that did not confirm its event is asked for its journal again
+SILENT_WINDOW = 30  # s after an unanswered job during which a node's events are claims without asking it
 RECENT_RECORDS = 500  # enough history to know the last MASTER and the VIPs of each instance
 MAX_NAP = 5  # s: the background job looks for new work at least this often
 MAX_ROGUE_SHOWN = 10
@@ -518,6 +519,23 @@ class Reactions:
 
     # --- claims: what a node sent but did not confirm
 
+    def _silent(self, minion):
+        """
+        Whether ``minion`` left a job unanswered less than ``SILENT_WINDOW`` seconds ago: its
+        events are then claims at once, so that a flood of them cannot hold every reactor
+        thread waiting for a node that does not answer.
+        """
+        with self._state() as state:
+            return time.time() - state.get("silent", {}).get(minion, 0) < SILENT_WINDOW
+
+    def _heard(self, minion, answered):
+        with self._state() as state:
+            silent = state.setdefault("silent", {})
+            if answered:
+                silent.pop(minion, None)
+            else:
+                silent[minion] = time.time()
+
     def _claim(self, minion, data):
         """
         An event its node did not confirm (no answer): a claim, not a fact. Recorded
@@ -525,6 +543,11 @@ class Reactions:
         journal when it answers (a catch-up is left to the background job).
         """
         claim = claim_record(data, minion)
+        with self._state() as state:
+            flooded = len(state.get("claims", {}).get(minion, [])) >= reaction_state.MAX_CLAIMS
+        if flooded:  # the open ones are announced already; the journal settles them all
+            log.debug("lbpair: %s has %d open claims: not recording more", minion, reaction_state.MAX_CLAIMS)
+            return {"ignored": f"{minion} has {reaction_state.MAX_CLAIMS} open claims already"}
         self._note(claim)
         now = time.time()
         with self._state() as state:
@@ -595,7 +618,8 @@ class Reactions:
             open_steps = reaction_state.unfinished(state, key)
         if open_steps is not None:
             return self._replay(key, open_steps, requested_at)
-        answers, _ = self._answers([minion], JOURNAL_FUNCTION, {"since": data["seq"] - 1})
+        answers = {} if self._silent(minion) else self._answers([minion], JOURNAL_FUNCTION, {"since": data["seq"] - 1})[0]
+        self._heard(minion, minion in answers)
         verdict, entry = journal_verdict(data, answers.get(minion))
         if verdict == "refuted":
             log.warning("lbpair: ignoring %s: %s's own journal has no such transition (forged?)", log_text(tag), minion)
@@ -634,6 +658,7 @@ class Reactions:
         timeout = CATCH_UP_TIMEOUTS[min(attempt, len(CATCH_UP_TIMEOUTS)) - 1]
         answers, failures = self._answers([minion], JOURNAL_FUNCTION, {"since": since}, timeout)
         journal = answers.get(minion)
+        self._heard(minion, isinstance(journal, list))
         if not isinstance(journal, list):
             return self._journal_silent(minion, failures.get(minion), attempt)
         wellformed = [entry for entry in journal if isinstance(entry, dict) and entry_problem(entry) is None]

@@ -95,11 +95,22 @@ def test_a_forged_huge_seq_blinds_nothing(tmp_path, nodes):
     nodes.journals["lb2"] = None
     reacting.on_beacon(TAG, {**_entry(2**52), "id": "lb2"})
     nodes.journals["lb2"] = [_entry(1)]
-    assert reacting.on_beacon(TAG, {**_entry(1), "id": "lb2"})["recorded"]["seq"] == 1
-    assert reacting.history.last_seq("lb2") == 1
-    caught = reacting.catch_up("lb2")
+    caught = reacting.catch_up("lb2")  # what the background job does a few seconds later
+    assert [r["seq"] for r in caught["caught_up"]] == [1] and reacting.history.last_seq("lb2") == 1
     settled = [r for r in reacting.history.read() if r["kind"] == "claim_settled"]
-    assert settled[0]["outcome"] == "refuted: not in the node's journal" and caught["caught_up"] == []
+    assert settled[0]["outcome"] == "refuted: not in the node's journal"
+    nodes.journals["lb2"].append(_entry(2, "BACKUP", "MASTER"))
+    assert reacting.on_beacon(TAG.replace("MASTER", "BACKUP"), {**_entry(2, "BACKUP", "MASTER"), "id": "lb2"})["recorded"]["seq"] == 2
+
+
+def test_a_flood_of_events_for_a_silent_node_holds_no_thread_and_is_bounded(tmp_path, nodes):
+    reacting, _ = _reactions(tmp_path, nodes)
+    nodes.journals["lb2"] = None
+    for seq in range(1, reaction_state.MAX_CLAIMS + 20):
+        reacting.on_beacon(TAG, {**_entry(seq), "id": "lb2"})
+    assert [fun for _, fun in nodes.asked] == [reactions.JOURNAL_FUNCTION]  # asked once: then known silent
+    assert _kinds(reacting).count("claim") == reaction_state.MAX_CLAIMS
+    assert "open claims already" in reacting.on_beacon(TAG, {**_entry(99), "id": "lb2"})["ignored"]
 
 
 def test_a_failing_channel_stops_no_other_step_and_a_replay_redoes_only_it(tmp_path, nodes):
