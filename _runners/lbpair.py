@@ -26,7 +26,7 @@ from salt.exceptions import SaltInvocationError
 
 try:
     from lbpair_lib import history as history_file
-    from lbpair_lib import reaction_state, reactions, reactions_config
+    from lbpair_lib import reactions, reactions_config
 
     MISSING = None
 except ImportError as exc:  # dnspython (the master extra) or lbpair_lib itself
@@ -58,14 +58,7 @@ def _ask(targets, fun, kwarg, timeout):
 
 
 def _wake():
-    """
-    Start ``salt-run lbpair.flush wait=True`` as a background job of its own (a new
-    process, not a fork of the reactor's), unless one is at work already.
-    """
-    config = _config()
-    with reaction_state.worker_slot(f"{config['history']['path']}.state.json") as free:
-        if not free:
-            return
+    """Start ``salt-run lbpair.flush wait=True`` as a background job of its own (a new process, not a fork of the reactor's)."""
     salt_run = shutil.which("salt-run", path=os.path.dirname(sys.executable)) or shutil.which("salt-run") or "salt-run"
     command = ["setsid", "-f", salt_run, "-c", os.path.dirname(__opts__["conf_file"]), "--out=quiet", "lbpair.flush", "wait=True"]
     try:

@@ -18,6 +18,7 @@ job the reactions start, and the master's schedule as a safety net).
 
 import contextlib
 import fcntl
+import json
 import logging
 import os
 
@@ -46,11 +47,12 @@ class ReactionState:
         self._lock = store.locked(self.path)
         self._lock.__enter__()
         self.data = _UNSAVED.get(self.path) or store.read_json(self.path, {})
+        self._read = None if self.path in _UNSAVED else json.dumps(self.data, sort_keys=True)
         return self.data
 
     def __exit__(self, *exc):
         try:
-            if exc[0] is None:
+            if exc[0] is None and json.dumps(self.data, sort_keys=True) != self._read:  # only a change is written
                 self._save()
         finally:
             self._lock.__exit__(*exc)

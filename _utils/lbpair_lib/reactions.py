@@ -303,7 +303,14 @@ class Reactions:
         """Leave ``task`` to the background job, in ``delay`` seconds."""
         with self._state() as state:
             reaction_state.schedule(state, key, time.time() + delay, task)
-        self.wake()
+        self._wake_worker()
+
+    def _wake_worker(self):
+        """Start the background job (``wake``) unless one is at work already."""
+        with reaction_state.worker_slot(self.state_path) as free:
+            pass
+        if free:
+            self.wake()
 
     def _recent(self):
         """The newest records of the history, or none if it cannot be read (what they tell is a nicety)."""
@@ -398,7 +405,7 @@ class Reactions:
             )  # fmt: skip
         log.info("lbpair: %s %s seq %s: notification %s", record["minion"], record["state"], record["seq"], decision)
         if decision == "hold_first":
-            self.wake()  # the background job sends the summary when the window ends
+            self._wake_worker()  # the background job sends the summary when the window ends
         if decision != "send":
             return None
         origin = previous_master(self._recent(), record, self.config["nodes"])
@@ -711,7 +718,7 @@ class Reactions:
             if next_at is None:
                 return done
             if not wait:
-                self.wake()
+                self._wake_worker()
                 return done
             time.sleep(min(max(0.0, next_at - time.time()), MAX_NAP))
 
