@@ -222,8 +222,11 @@ def _now_iso():
 
 @pytest.fixture
 def lab(keepalived_pair, minions, salt_master, services, reactions, history_dir, event_listener):
-    """A fresh start per test: lb1 MASTER, empty history and reaction state, nothing received."""
+    """A fresh start per test: lb1 MASTER, the pair's minions answering, empty history and reaction state, nothing received."""
     restore(keepalived_pair)
+    salt_cli = salt_master.salt_cli(timeout=30)
+    for node in PAIR:  # a minion a test restarted may take a while to answer again
+        wait_until(lambda: salt_cli.run("test.ping", minion_tgt=node, _timeout=10).data is True, 120, what=f"{node} answering")  # noqa: B023
     state_path = f"{reactions['history']['path']}.state.json"
     wait_until(lambda: _background_work_done(state_path), DAMPING_WINDOW + 20, what="the previous test's background work")
     for path in history_dir.iterdir():
