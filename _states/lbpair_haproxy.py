@@ -10,7 +10,7 @@ the package is installed):
           - pkg: haproxy
 """
 
-from lbpair_lib import deploy, haproxy
+from lbpair_lib import deploy, haproxy, haproxy_watch, pillar, results
 
 __virtualname__ = "lbpair_haproxy"
 
@@ -32,3 +32,26 @@ def configured(name):
         The state's name; free text.
     """
     return deploy.configured(name, haproxy, __salt__, __pillar__, __opts__, __context__)
+
+
+def watched(name):
+    """
+    Let keepalived watch HAProxy without polling for a process: a systemd drop-in
+    for HAProxy's unit sets keepalived's ``haproxy`` track file (in
+    ``/var/lib/lbpair/track``) to 1 once HAProxy has stopped for good and to 0
+    once it has started, never for a crash systemd heals; the probe keepalived
+    runs asks HAProxy itself (a hung HAProxy never answers). Installs the
+    scripts and units (``systemctl daemon-reload`` when a unit changed) and
+    creates lbpair's missing track files with 0, never overwriting one. With
+    ``test=True`` reports what would be installed.
+
+    name
+        The state's name; free text.
+    """
+
+    def apply():
+        service = haproxy.daemon(__salt__["config.get"](haproxy.OPTIONS_KEY, {})).service
+        model = pillar.minion_model(__pillar__, __opts__, __context__)
+        return haproxy_watch.watched(model, service, test=__opts__["test"])
+
+    return results.state(name, apply)

@@ -45,6 +45,7 @@ def tracked_file_pillar(seed_pillar, interval=1):
     pillar = copy.deepcopy(seed_pillar)
     check = {"script": f"/usr/bin/test -e {HEALTHY}", "interval": interval, "weight": 2, "fall": 1, "rise": 1}
     pillar["vrrp"]["check"] = check
+    pillar["vrrp"]["probe"] = {"enabled": False}  # no HAProxy beside these nodes to ask
     return pillar
 
 

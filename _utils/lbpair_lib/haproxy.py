@@ -72,6 +72,17 @@ def _listen_section(name, service):
     return _section(f"listen {name}", path, lines)
 
 
+def _probe_section(probe):
+    """What keepalived's probe asks (:mod:`lbpair_lib.haproxy_watch`): HAProxy answers it itself, on the loopback."""
+    path = pillar.key("vrrp", "probe")
+    lines = [
+        (f"bind 127.0.0.1:{probe['port']}", f"{path}:port"),
+        ("mode http", path),
+        ("http-request return status 200 content-type text/plain string alive", path),
+    ]
+    return _section(f"frontend {pillar.PROBE_FRONTEND}", f"{path}:enabled", lines)
+
+
 def render_lines(model):
     """
     haproxy.cfg for a normalised lbpair model as ``[(line, key), ...]``: each line
@@ -81,6 +92,7 @@ def render_lines(model):
         _global_section(model["haproxy"]),
         _section("defaults", written_by_lbpair("defaults"), _directives(model["haproxy"]["defaults"], pillar.key("haproxy", "defaults"))),
         *(_listen_section(name, service) for name, service in model["services"].items()),
+        *([_probe_section(model["vrrp"]["probe"])] if model["vrrp"]["probe"]["enabled"] else []),
     ]
     return sections_after_header(HEADER.rstrip("\n"), sections)
 

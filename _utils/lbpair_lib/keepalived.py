@@ -24,7 +24,7 @@ import os
 import re
 import time
 
-from lbpair_lib import command, pillar, schema
+from lbpair_lib import command, haproxy_watch, pillar, schema, track
 from lbpair_lib.deploy import Daemon, sections_after_header, text_of, written_by_lbpair
 from lbpair_lib.errors import LbpairError
 
@@ -32,6 +32,7 @@ log = logging.getLogger(__name__)
 
 HEADER = "# Managed by Salt (lbpair) from the lbpair pillar: local changes are overwritten.\n"
 CHECK_NAME = "lbpair_haproxy"
+PROBE_NAME = "lbpair_probe"
 STATE_NAMES = {0: "INIT", 1: "BACKUP", 2: "MASTER", 3: "FAULT", 97: "DELETED", 98: "STOP"}
 OPTIONS_KEY = "lbpair_keepalived"
 DEFAULTS = {
@@ -93,10 +94,12 @@ def _block(title, items, key=None):
 
 
 def _global_defs(model):
-    path = pillar.key("keepalived", "global_defs")
+    path, vrrp = pillar.key("keepalived", "global_defs"), model["vrrp"]
     directives = [(f"{keyword} {value}".rstrip(), f"{path}:{keyword}") for keyword, value in model["keepalived"]["global_defs"]]
     router_id = (f"router_id {model['node']['name']}", pillar.key("nodes", model["node"]["name"]))
-    return _block("global_defs", [router_id, *directives], written_by_lbpair("global_defs"))
+    realtime = [(f"vrrp_rt_priority {pillar.REALTIME_PRIORITY}", pillar.key("vrrp", "realtime"))] if vrrp["realtime"] else []
+    strict = [("vrrp_strict", pillar.key("vrrp", "strict"))] if vrrp["strict"] else []
+    return _block("global_defs", [router_id, *directives, *realtime, *strict], written_by_lbpair("global_defs"))
 
 
 def _vrrp_script(check):
@@ -109,6 +112,42 @@ def _vrrp_script(check):
         ],
         written_by_lbpair(f"vrrp_script {CHECK_NAME}"),
     )
+
+
+def _probe_script(model):
+    probe, path = model["vrrp"]["probe"], pillar.key("vrrp", "probe")
+    return _block(
+        f"vrrp_script {PROBE_NAME}",
+        [
+            # through sh: keepalived -t needs no installed probe, and a missing one fails (FAULT), never vanishes
+            (f'script "/bin/sh {haproxy_watch.PROBE_SCRIPT}"', f"{path}:port"),
+            *((f"{field} {probe[field]}", f"{path}:{field}") for field in ("interval", "timeout")),
+            "weight 0",  # a hung HAProxy: FAULT, the peer takes over after its skew time
+            *((f"{field} {probe[field]}", f"{path}:{field}") for field in ("fall", "rise")),
+        ],
+        written_by_lbpair(f"vrrp_script {PROBE_NAME}"),
+    )
+
+
+def _track_files(model):
+    """``{keepalived name: (file, weight, key)}``: lbpair's track files, then the pillar's."""
+    files = {}
+    for name in track.NAMES:
+        weight_key = pillar.key("nodes") if name == track.DEFER else written_by_lbpair(f"track_file {track.block_name(name)}")
+        files[track.block_name(name)] = (track.path(name), track.weight(model, name), weight_key)
+    for name, spec in model["vrrp"]["track_files"].items():
+        files[name] = (spec["file"], spec["weight"], pillar.key("vrrp", "track_files", name, "weight"))
+    return files
+
+
+def _track_file_blocks(model):
+    blocks = []
+    for name, (file_path, weight, weight_key) in _track_files(model).items():
+        own = name.startswith(track.BLOCK_PREFIX)
+        key = written_by_lbpair(f"track_file {name}") if own else pillar.key("vrrp", "track_files", name)
+        file_key = key if own else f"{key}:file"
+        blocks.append(_block(f"track_file {name}", [(f"file {file_path}", file_key), (f"weight {weight}", weight_key)], key))
+    return blocks
 
 
 def _is_preferred_master(model):
@@ -137,20 +176,39 @@ def _source_lines(model):
     return [(f"unicast_src_ip {node_address}", address_key), _block("unicast_peer", peers), "check_unicast_src"]
 
 
+def _split_brain_lines(vrrp, path):
+    """After a split brain the one MASTER answers the other's adverts at once, and clients follow it (gratuitous ARPs)."""
+    lines = [("higher_prio_send_advert", f"{path}:higher_prio_send_advert")] if vrrp["higher_prio_send_advert"] else []
+    for field in ("garp_lower_prio_repeat", "garp_master_refresh"):
+        if vrrp[field]:
+            lines.append((f"{field} {vrrp[field]}", f"{path}:{field}"))
+    return lines
+
+
+def _track_file_keys(model):
+    for name in _track_files(model):
+        yield name, None if name.startswith(track.BLOCK_PREFIX) else pillar.key("vrrp", "track_files", name)
+
+
 def _vrrp_instance(model):
     vrrp, path = model["vrrp"], pillar.key("vrrp")
-    master = vrrp["preempt"] and _is_preferred_master(model)
+    # strict mode: only the address owner (priority 255) may start as MASTER
+    master = vrrp["preempt"] and not vrrp["strict"] and _is_preferred_master(model)
     items = [
         f"state {'MASTER' if master else 'BACKUP'}",
         (f"interface {vrrp['interface']}", f"{path}:interface"),
         (f"virtual_router_id {vrrp['virtual_router_id']}", f"{path}:virtual_router_id"),
         (f"priority {model['node']['priority']}", pillar.key("nodes", model["node"]["name"], "priority")),
-        (f"advert_int {vrrp['advert_int']}", f"{path}:advert_int"),
+        (f"advert_int {vrrp['advert_int']:g}", f"{path}:advert_int"),
+        (f"version {vrrp['version']}", f"{path}:version"),
         *([] if vrrp["preempt"] else [("nopreempt", f"{path}:preempt")]),
+        *([("accept", f"{path}:strict")] if vrrp["strict"] else []),  # strict mode drops traffic to the VIPs otherwise
         "skip_check_adv_addr",  # see the module's docstring
+        *_split_brain_lines(vrrp, path),
         *_source_lines(model),
         *_virtual_address_blocks(model),
-        _block("track_script", [CHECK_NAME]),
+        _block("track_script", [CHECK_NAME, *([(PROBE_NAME, f"{path}:probe:enabled")] if vrrp["probe"]["enabled"] else [])]),
+        _block("track_file", [(name, key) for name, key in _track_file_keys(model)]),
     ]
     title = f"vrrp_instance {instance_name(model)}"
     return _block(title, items, written_by_lbpair(title))
@@ -161,7 +219,8 @@ def render_lines(model):
     keepalived.conf for a normalised model of one node as ``[(line, key), ...]``:
     each line with the pillar key it comes from (``lbpair:vrrp:interface``).
     """
-    sections = [_global_defs(model), _vrrp_script(model["vrrp"]["check"]), _vrrp_instance(model)]
+    probe = [_probe_script(model)] if model["vrrp"]["probe"]["enabled"] else []
+    sections = [_global_defs(model), _vrrp_script(model["vrrp"]["check"]), *probe, *_track_file_blocks(model), _vrrp_instance(model)]
     return sections_after_header(HEADER.rstrip("\n"), sections)
 
 

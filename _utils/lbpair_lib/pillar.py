@@ -27,9 +27,10 @@ nothing is written.
 The full schema is documented in the README and in ``salt/pillar.example``.
 """
 
+import posixpath
 import re
 
-from lbpair_lib import schema
+from lbpair_lib import schema, track
 from lbpair_lib.errors import InvalidValue
 
 PILLAR_KEY = "lbpair"
@@ -58,16 +59,39 @@ BALANCE_ALGORITHMS = (
     "hash",
 )
 
+#: what ``lbpair:vrrp:profile`` gives ``version``, ``advert_int`` and ``realtime`` unless they are set
+PROFILES = {
+    # A MASTER that vanishes is replaced after 3 missed adverts and the skew time: about 3.6 s.
+    "default": {"version": 2, "advert_int": 1, "realtime": False},
+    # About 0.36 s; keepalived must then never miss 3 adverts in a row (0.3 s): it runs SCHED_RR.
+    "fast": {"version": 3, "advert_int": 0.1, "realtime": True},
+}
 DEFAULT_VRRP = {
     "interface": "eth0",
     "virtual_router_id": 51,
-    "advert_int": 1,
+    "profile": "default",
     "preempt": True,
     "unicast": False,
+    "strict": False,
+    # split brain: the MASTER answers a lower-priority advert with its own at once and sends
+    # gratuitous ARPs then (and every garp_master_refresh seconds): clients follow the one MASTER
+    "higher_prio_send_advert": True,
+    "garp_lower_prio_repeat": 5,
+    "garp_master_refresh": 60,
 }
+#: keepalived's strict mode (RFC compliance) refuses the split-brain remedies: off unless set
+STRICT_DEFAULTS = {"higher_prio_send_advert": False, "garp_lower_prio_repeat": 0}
+VRRP_KEYS = (*DEFAULT_VRRP, *PROFILES["default"], "check", "probe", "track_files")
+#: keepalived's ``vrrp_rt_priority`` with ``lbpair:vrrp:realtime``: SCHED_RR, above every normal process
+REALTIME_PRIORITY = 50
 # Not pidof: on Debian it is a link to killall5, which keepalived runs by its resolved
 # name, and killall5 then refuses the arguments: the check would always fail.
-DEFAULT_CHECK = {"script": "/usr/bin/pgrep -x haproxy", "interval": 2, "weight": 2, "fall": 1, "rise": 2}
+# fall 2: a crash systemd heals (SIGKILL, back within 100 ms) must move nothing.
+DEFAULT_CHECK = {"script": "/usr/bin/pgrep -x haproxy", "interval": 2, "weight": 2, "fall": 2, "rise": 2}
+#: the probe asks HAProxy itself (a hung one never answers); a failed probe puts the node in FAULT
+DEFAULT_PROBE = {"enabled": True, "port": 8405, "interval": 1, "timeout": 1, "fall": 1, "rise": 2}
+#: the HAProxy frontend the probe asks, bound to 127.0.0.1 (no service may have its name)
+PROBE_FRONTEND = "lbpair-probe"
 DEFAULT_HAPROXY = {"stats_socket": "/run/haproxy/admin.sock"}
 HAPROXY_GLOBAL = (
     ("log", "/dev/log local0"),
@@ -134,6 +158,9 @@ def _keepalived_line_problem(line):
         return "must not include other files"
     if words[:1] == ["router_id"]:
         return "is always the node's minion id"
+    for keyword, key_name in (("vrrp_strict", "strict"), ("vrrp_version", "version"), ("vrrp_rt_priority", "realtime")):
+        if words[:1] == [keyword]:
+            return f"set it with lbpair:vrrp:{key_name}: lbpair validates it with the rest of the VRRP settings"
     return None
 
 
@@ -234,19 +261,96 @@ def _check(value, path, preempt):
     }
 
 
+def _probe(value, path):
+    value = {} if value is None else value
+    schema.mapping(value, path, allowed=tuple(DEFAULT_PROBE))
+    probe = {**DEFAULT_PROBE, **value}
+    return {
+        "enabled": schema.boolean(probe["enabled"], f"{path}:enabled"),
+        "port": schema.port(probe["port"], f"{path}:port"),
+        "interval": schema.integer(probe["interval"], f"{path}:interval", 1, 3600),
+        "timeout": schema.integer(probe["timeout"], f"{path}:timeout", 1, 3600),
+        "fall": schema.integer(probe["fall"], f"{path}:fall", 1, 100),
+        "rise": schema.integer(probe["rise"], f"{path}:rise", 1, 100),
+    }
+
+
+def _track_file(name, value, path):
+    schema.name(name, path)
+    if name.startswith(track.BLOCK_PREFIX):
+        raise InvalidValue(path, f"names starting with {track.BLOCK_PREFIX!r} are lbpair's own")
+    schema.mapping(value, path, allowed=("file", "weight"), required=("file",))
+    file_path = schema.string(value["file"], f"{path}:file")
+    directory, file_name = posixpath.split(file_path)
+    if directory != track.DIRECTORY or not track.FILE_NAME_RE.fullmatch(file_name):
+        raise InvalidValue(f"{path}:file", f"{file_path!r} is not a file directly in lbpair's {track.DIRECTORY}/")
+    if file_name in track.NAMES:
+        raise InvalidValue(f"{path}:file", f"{file_name!r} is one of lbpair's own track files ({', '.join(track.NAMES)})")
+    return {"file": file_path, "weight": schema.integer(value.get("weight", 0), f"{path}:weight", -253, 253)}
+
+
+def _track_files(value, path):
+    value = {} if value is None else value
+    schema.named_mapping(value, path)
+    files = {name: _track_file(name, value[name], f"{path}:{name}") for name in value}
+    _unique(files, "file", path)
+    return files
+
+
+def _advert_int(value, path, version):
+    """Whole seconds (1-255) with VRRPv2; centiseconds (0.01-40.95 s) with VRRPv3."""
+    if version == 2:
+        if isinstance(value, float) and not value.is_integer():
+            raise InvalidValue(path, f"{value} s needs VRRPv3 (lbpair:vrrp:version: 3): VRRPv2 adverts count whole seconds")
+        return schema.integer(int(value) if isinstance(value, float) else value, path, 1, 255)
+    seconds = schema.number(value, path, 0.01, 40.95)
+    if abs(seconds * 100 - round(seconds * 100)) > 1e-6:
+        raise InvalidValue(path, f"{seconds} s is not a whole number of centiseconds (VRRPv3's unit)")
+    return round(seconds, 2)
+
+
+def _strict_problem(vrrp):
+    """Why keepalived's strict mode (RFC compliance) cannot run these settings, as ``(key, message)``, or None."""
+    if vrrp["unicast"]:
+        return "unicast", "strict mode allows no unicast peers (keepalived drops them)"
+    if not vrrp["preempt"]:
+        return "preempt", "strict mode does not support nopreempt (keepalived ignores it)"
+    if vrrp["higher_prio_send_advert"]:
+        return "higher_prio_send_advert", "strict mode requires it to be false (keepalived clears it)"
+    if vrrp["garp_lower_prio_repeat"]:
+        return "garp_lower_prio_repeat", "strict mode requires it to be 0: no repeated gratuitous ARPs (keepalived resets it)"
+    return None
+
+
 def _vrrp(value, path):
     value = {} if value is None else value
-    schema.mapping(value, path, allowed=(*DEFAULT_VRRP, "check"))
-    vrrp = {**DEFAULT_VRRP, **value}
+    schema.mapping(value, path, allowed=VRRP_KEYS)
+    profile = schema.choice(value.get("profile", DEFAULT_VRRP["profile"]), f"{path}:profile", tuple(PROFILES))
+    strict = schema.boolean(value.get("strict", DEFAULT_VRRP["strict"]), f"{path}:strict")
+    vrrp = {**DEFAULT_VRRP, **PROFILES[profile], **(STRICT_DEFAULTS if strict else {}), **value}
     preempt = schema.boolean(vrrp["preempt"], f"{path}:preempt")
-    return {
+    version = schema.integer(vrrp["version"], f"{path}:version", 2, 3)
+    normalised = {
         "interface": schema.name(vrrp["interface"], f"{path}:interface"),
         "virtual_router_id": schema.integer(vrrp["virtual_router_id"], f"{path}:virtual_router_id", 1, 255),
-        "advert_int": schema.integer(vrrp["advert_int"], f"{path}:advert_int", 1, 255),
+        "profile": profile,
+        "version": version,
+        "advert_int": _advert_int(vrrp["advert_int"], f"{path}:advert_int", version),
+        "realtime": schema.boolean(vrrp["realtime"], f"{path}:realtime"),
         "preempt": preempt,
         "unicast": schema.boolean(vrrp["unicast"], f"{path}:unicast"),
+        "strict": strict,
+        "higher_prio_send_advert": schema.boolean(vrrp["higher_prio_send_advert"], f"{path}:higher_prio_send_advert"),
+        "garp_lower_prio_repeat": schema.integer(vrrp["garp_lower_prio_repeat"], f"{path}:garp_lower_prio_repeat", 0, 100),
+        "garp_master_refresh": schema.integer(vrrp["garp_master_refresh"], f"{path}:garp_master_refresh", 0, 86400),
         "check": _check(vrrp.get("check"), f"{path}:check", preempt),
+        "probe": _probe(vrrp.get("probe"), f"{path}:probe"),
+        "track_files": _track_files(vrrp.get("track_files"), f"{path}:track_files"),
     }
+    problem = normalised["strict"] and _strict_problem(normalised)
+    if problem:
+        raise InvalidValue(f"{path}:{problem[0]}", problem[1])
+    return normalised
 
 
 def _server(name, value, path):
@@ -270,6 +374,8 @@ def _balance(value, path):
 
 def _service(name, value, path):
     schema.name(name, path)
+    if name == PROBE_FRONTEND:
+        raise InvalidValue(path, f"{PROBE_FRONTEND} is the name of lbpair's probe frontend")
     schema.mapping(
         value,
         path,

@@ -1,14 +1,23 @@
-# procps: pgrep, the default check that HAProxy runs.
+# procps: pgrep, the seed's check that HAProxy runs; curl: the probe that asks HAProxy itself.
 keepalived is installed:
   pkg.installed:
     - pkgs:
       - keepalived
       - procps
+      - curl
+
+# systemd sets keepalived's haproxy track file when HAProxy stops for good; the
+# probe finds a hung HAProxy. Before keepalived's configuration, which uses them.
+HAProxy is watched for keepalived:
+  lbpair_haproxy.watched:
+    - require:
+      - pkg: keepalived is installed
 
 keepalived configuration is managed:
   lbpair_keepalived.configured:
     - require:
       - pkg: keepalived is installed
+      - lbpair_haproxy: HAProxy is watched for keepalived
 
 # No watch: a restart would make the MASTER give up the virtual IPs.
 # lbpair_keepalived.configured reloads keepalived itself (SIGHUP).

@@ -1,0 +1,148 @@
+"""
+How keepalived learns that HAProxy is gone or hung, without polling for a process.
+
+Two signals, both putting the node in FAULT (a MASTER in FAULT sends a
+priority-0 advert: its peer takes over after its skew time, not after the whole
+master-down timer):
+
+- **Stopped for good**: a systemd drop-in for ``haproxy.service`` sets the
+  ``haproxy`` track file (:mod:`lbpair_lib.track`) to 0 once HAProxy has started
+  (``ExecStartPost``) and starts ``lbpair-haproxy-down.service``, which sets it to
+  1, once the unit has ended for good (``OnSuccess``/``OnFailure``: a stop, or
+  the restart logic giving up). systemd starts neither for a crash it heals
+  (``Restart=always``, 100 ms): such a crash moves nothing. keepalived reads the
+  file through inotify, at once.
+- **Hung**: keepalived's ``vrrp_script lbpair_probe`` runs :data:`PROBE_SCRIPT`
+  every second, which asks HAProxy itself over HTTP (the ``lbpair-probe``
+  frontend on 127.0.0.1): a hung HAProxy accepts the connection and never
+  answers. A refused connection is HAProxy starting again after a crash: the
+  probe asks again for a moment before it fails.
+
+:func:`watched` installs the scripts and units and creates the track files
+(the ``lbpair.keepalived`` SLS runs it before keepalived's configuration).
+"""
+
+import os
+
+from lbpair_lib import command, deploy, pillar, store, track
+from lbpair_lib.errors import LbpairError
+
+LIB_DIR = "/usr/local/lib/lbpair"
+PROBE_SCRIPT = f"{LIB_DIR}/haproxy-alive"
+TRACK_SCRIPT = f"{LIB_DIR}/haproxy-track"
+UNIT_DIR = "/etc/systemd/system"
+DOWN_UNIT = "lbpair-haproxy-down.service"
+PROBE_PATH = "/"
+PROBE_MAX_TIME = 0.5  # s for HAProxy to answer the probe: it answers in well under a millisecond
+RETRY_PAUSE = 0.2  # s between two refused probes: systemd restarts a crashed HAProxy after 100 ms
+RETRIES = 4
+HEADER = "# Managed by Salt (lbpair): local changes are overwritten."
+
+
+def probe_url(model):
+    """What the probe asks: HAProxy's ``lbpair-probe`` frontend on the loopback."""
+    return f"http://127.0.0.1:{model['vrrp']['probe']['port']}{PROBE_PATH}"
+
+
+def probe_script(model):
+    """The probe keepalived runs (exit 0: HAProxy answered)."""
+    return f"""#!/bin/sh
+{HEADER}
+# keepalived's vrrp_script {pillar.PROBE_FRONTEND}: does HAProxy answer? A hung HAProxy accepts the
+# connection and never answers: that fails at once. A refused connection (curl's exit 7) is HAProxy
+# starting again after a crash: ask again, {RETRIES} times in all.
+for attempt in {" ".join(str(n) for n in range(1, RETRIES + 1))}; do
+    /usr/bin/curl --silent --fail --output /dev/null --max-time {PROBE_MAX_TIME} {probe_url(model)} && exit 0
+    [ $? -eq 7 ] || exit 1
+    sleep {RETRY_PAUSE}
+done
+exit 1
+"""
+
+
+def track_script():
+    """Sets the ``haproxy`` track file to its argument, atomically (a rename)."""
+    target = track.path(track.HAPROXY)
+    return f"""#!/bin/sh
+{HEADER}
+# Sets keepalived's haproxy track file to $1 (1: HAProxy has stopped for good), atomically.
+set -e
+mkdir -p {track.DIRECTORY}
+echo "$1" > {target}.new
+mv -f {target}.new {target}
+"""
+
+
+def drop_in():
+    """The drop-in for HAProxy's unit."""
+    return f"""{HEADER}
+# keepalived's haproxy track file follows HAProxy: 0 once it has started, 1 once it has ended
+# for good. systemd starts OnSuccess/OnFailure units only when the unit ends without a restart
+# to follow (a stop, or the restart logic giving up), never for a crash it heals.
+[Unit]
+OnSuccess={DOWN_UNIT}
+OnFailure={DOWN_UNIT}
+
+[Service]
+ExecStartPost=-{TRACK_SCRIPT} 0
+"""
+
+
+def down_unit(service):
+    """The unit that marks HAProxy down."""
+    return f"""{HEADER}
+[Unit]
+Description=lbpair: {service}.service has stopped for good; keepalived's haproxy track file says so
+
+[Service]
+Type=oneshot
+ExecStart={TRACK_SCRIPT} 1
+"""
+
+
+def files(model, service):
+    """``{path: (text, mode)}``: what :func:`watched` installs for HAProxy's unit ``service``."""
+    return {
+        PROBE_SCRIPT: (probe_script(model), 0o755),
+        TRACK_SCRIPT: (track_script(), 0o755),
+        f"{UNIT_DIR}/{service}.service.d/lbpair.conf": (drop_in(), 0o644),
+        f"{UNIT_DIR}/{DOWN_UNIT}": (down_unit(service), 0o644),
+    }
+
+
+def _differs(path, text, mode):
+    try:
+        return os.stat(path).st_mode & 0o777 != mode or deploy.read_text(path) != text
+    except FileNotFoundError:
+        return True
+
+
+def _install(path, text, mode):
+    os.makedirs(os.path.dirname(path), mode=0o755, exist_ok=True)
+    candidate = store.write_beside(path, text)
+    os.chmod(candidate, mode)  # executable before keepalived can see it
+    store.install(candidate, path)
+
+
+def watched(model, service, test=False, track_directory=track.DIRECTORY):
+    """
+    Install the probe, the track script and HAProxy's drop-in and down unit
+    (``systemctl daemon-reload`` when a unit changed); create the missing track
+    files with 0. Returns ``{"result", "comment", "changes"}`` as a state does.
+    """
+    wanted = files(model, service)
+    changed = sorted(path for path, (text, mode) in wanted.items() if _differs(path, text, mode))
+    created = track.create_missing(track_directory, test=True)
+    changes = {key: value for key, value in (("files", changed), ("track_files", created)) if value}
+    if not changes:
+        return {"result": True, "comment": "HAProxy is watched for keepalived", "changes": {}}
+    if test:
+        return {"result": None, "comment": "the files that let keepalived watch HAProxy would be installed", "changes": changes}
+    for path in changed:
+        _install(path, *wanted[path])
+    track.create_missing(track_directory)
+    if any(path.startswith(UNIT_DIR) for path in changed):
+        done = command.run(["systemctl", "daemon-reload"])
+        if done.returncode != 0:
+            raise LbpairError(f"systemctl daemon-reload failed: {done.stderr.strip()}")
+    return {"result": True, "comment": "the files that let keepalived watch HAProxy are installed", "changes": changes}
