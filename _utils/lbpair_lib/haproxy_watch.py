@@ -7,11 +7,12 @@ master-down timer):
 
 - **Stopped for good**: a systemd drop-in for ``haproxy.service`` sets the
   ``haproxy`` track file (:mod:`lbpair_lib.track`) to 0 once HAProxy has started
-  (``ExecStartPost``) and starts ``lbpair-haproxy-down.service``, which sets it to
-  1, once the unit has ended for good (``OnSuccess``/``OnFailure``: a stop, or
-  the restart logic giving up). systemd starts neither for a crash it heals
-  (``Restart=always``, 100 ms): such a crash moves nothing. keepalived reads the
-  file through inotify, at once.
+  (``ExecStartPost``), and has ``lbpair-haproxy-down.service`` started whenever
+  the unit stops (``OnSuccess``/``OnFailure``). That one sets the file to 1 only
+  if the unit has really ended: inactive or failed, no job queued for it (a stop,
+  or the restart logic giving up). systemd 252 starts it after a crash it heals
+  too (``Restart=always``, 100 ms), with the restart already queued: such a crash
+  moves nothing. keepalived reads the file through inotify, at once.
 - **Hung**: keepalived's ``vrrp_script lbpair_probe`` runs :data:`PROBE_SCRIPT`
   every second, which asks HAProxy itself over HTTP (the ``lbpair-probe``
   frontend on 127.0.0.1): a hung HAProxy accepts the connection and never
@@ -60,15 +61,27 @@ exit 1
 """
 
 
-def track_script():
-    """Sets the ``haproxy`` track file to its argument, atomically (a rename)."""
+def track_script(service):
+    """Sets the ``haproxy`` track file from systemd: ``started`` (0) or ``ended`` (1 if it has, for good)."""
     target = track.path(track.HAPROXY)
     return f"""#!/bin/sh
 {HEADER}
-# Sets keepalived's haproxy track file to $1 (1: HAProxy has stopped for good), atomically.
+# Sets keepalived's haproxy track file, atomically: "started" writes 0; "ended" writes 1 only if
+# {service}.service has really ended (inactive or failed, no job queued): systemd also runs it
+# after a crash it heals, with the restart already queued.
 set -e
+case "$1" in
+started) value=0 ;;
+ended)
+    [ -z "$(systemctl list-jobs --no-legend {service}.service)" ] || exit 0
+    case "$(systemctl is-active {service}.service)" in
+    inactive|failed) value=1 ;;
+    *) exit 0 ;;
+    esac ;;
+*) exit 2 ;;
+esac
 mkdir -p {track.DIRECTORY}
-echo "$1" > {target}.new
+echo "$value" > {target}.new
 mv -f {target}.new {target}
 """
 
@@ -77,14 +90,13 @@ def drop_in():
     """The drop-in for HAProxy's unit."""
     return f"""{HEADER}
 # keepalived's haproxy track file follows HAProxy: 0 once it has started, 1 once it has ended
-# for good. systemd starts OnSuccess/OnFailure units only when the unit ends without a restart
-# to follow (a stop, or the restart logic giving up), never for a crash it heals.
+# for good ({TRACK_SCRIPT} tells a crash systemd heals from an end).
 [Unit]
 OnSuccess={DOWN_UNIT}
 OnFailure={DOWN_UNIT}
 
 [Service]
-ExecStartPost=-{TRACK_SCRIPT} 0
+ExecStartPost=-{TRACK_SCRIPT} started
 """
 
 
@@ -96,7 +108,7 @@ Description=lbpair: {service}.service has stopped for good; keepalived's haproxy
 
 [Service]
 Type=oneshot
-ExecStart={TRACK_SCRIPT} 1
+ExecStart={TRACK_SCRIPT} ended
 """
 
 
@@ -104,7 +116,7 @@ def files(model, service):
     """``{path: (text, mode)}``: what :func:`watched` installs for HAProxy's unit ``service``."""
     return {
         PROBE_SCRIPT: (probe_script(model), 0o755),
-        TRACK_SCRIPT: (track_script(), 0o755),
+        TRACK_SCRIPT: (track_script(service), 0o755),
         f"{UNIT_DIR}/{service}.service.d/lbpair.conf": (drop_in(), 0o644),
         f"{UNIT_DIR}/{DOWN_UNIT}": (down_unit(service), 0o644),
     }
