@@ -26,7 +26,7 @@ from salt.exceptions import SaltInvocationError
 
 try:
     from lbpair_lib import history as history_file
-    from lbpair_lib import reactions, reactions_config
+    from lbpair_lib import planned, reactions, reactions_config
 
     MISSING = None
 except ImportError as exc:  # dnspython (the master extra) or lbpair_lib itself
@@ -213,3 +213,39 @@ def dns_update(minion):
     """
     return _reactions().dns_update(minion)
 
+
+def switchover(to, timeout=30):  # pylint: disable=invalid-name
+    """
+    Move the pair's VIPs to the node ``to``, on purpose (an upgrade, a reboot),
+    with no failed request: the other nodes defer (their priority is lowered
+    below ``to``'s), so ``to`` takes the VIPs over while the old MASTER still
+    serves. Waits (at most ``timeout`` seconds) until ``to`` is the sole MASTER
+    and the history holds its confirmed transition; returns the timeline. Refused
+    unless every node answers and the pair is healthy. The deferral stays (across
+    highstate and reboots) until the next switchover names the node again.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt-run lbpair.switchover lb2
+        salt-run lbpair.switchover to=lb1 timeout=60
+    """
+    return planned.PlannedMoves(_reactions()).switchover(to, timeout)
+
+
+def maintenance(node, release=False, timeout=30):
+    """
+    Take ``node`` out of the pair until released: its VIPs go to its peer first
+    (a switchover, no failed request), then it stays in FAULT, across highstate
+    and reboots. ``release=True`` lets it serve again; the VIPs stay where they
+    are (``lbpair.switchover`` moves them back). Refused when the peer is not healthy.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt-run lbpair.maintenance lb1
+        salt-run lbpair.maintenance lb1 release=True
+    """
+    return planned.PlannedMoves(_reactions()).maintenance(node, bool(release), timeout)
