@@ -22,7 +22,7 @@ The state ``lbpair_keepalived.configured`` installs the configuration; the
 ``lbpair_vrrp`` beacon writes the journal.
 """
 
-from lbpair_lib import deploy, journal, keepalived, pillar, schema
+from lbpair_lib import deploy, handover, journal, keepalived, pillar, schema, track
 
 __virtualname__ = "lbpair_keepalived"
 
@@ -123,3 +123,59 @@ def transitions(since=0):
     """
     since = schema.integer(since, "since", 0, 2**63)
     return journal.Journal.from_options(__salt__["config.get"]("lbpair_journal", {}), __opts__["cachedir"]).since(since)
+
+
+def _set_track(name, on):
+    on = schema.boolean(on, "on")
+    track.write(name, int(on))
+    return {"track_file": track.path(name), "on": on}
+
+
+def defer(on=True):
+    """
+    Make this node defer to its peer (its priority drops below the peer's, track
+    file ``defer``) or stop deferring. It survives highstate and reboots; used by
+    ``lbpair.switchover`` so that the node a planned switchover left does not take
+    the VIPs back.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt lb1 lbpair_keepalived.defer
+        salt lb1 lbpair_keepalived.defer on=False
+    """
+    return _set_track(track.DEFER, on)
+
+
+def maintenance(on=True):
+    """
+    Keep this node out of the pair (FAULT, track file ``maintenance``) until released
+    with ``on=False``; it survives highstate and reboots. This moves the VIPs at
+    once, with failed requests: ``salt-run lbpair.maintenance <node>`` hands them
+    over first.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt lb1 lbpair_keepalived.maintenance
+        salt lb1 lbpair_keepalived.maintenance on=False
+    """
+    return _set_track(track.MAINTENANCE, on)
+
+
+def hand_over():
+    """
+    Hand the VIPs this node holds to its peer with no failed request: new
+    connections to the VIPs are held for a moment, the node defers and goes to
+    FAULT until its peer has taken over. Returns the steps with their times. Used
+    by ``salt-run lbpair.switchover``, which also checks the peer first.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt lb1 lbpair_keepalived.hand_over
+    """
+    return handover.hand_over(_model(), keepalived.Local(_options()), track.write)

@@ -20,9 +20,11 @@ OPERATOR_FUNCTIONS = {
     "lbpair_haproxy.servers", "lbpair_haproxy.set_server",
     "lbpair_keepalived.render", "lbpair_keepalived.validate", "lbpair_keepalived.reload",
     "lbpair_keepalived.status", "lbpair_keepalived.transitions",
+    "lbpair_keepalived.defer", "lbpair_keepalived.maintenance", "lbpair_keepalived.hand_over",
     "lbpair_firewall.vrrp_rules", "lbpair_firewall.vrrp_allow", "lbpair_firewall.rogue_senders",
     "lbpair.on_beacon", "lbpair.on_minion_start", "lbpair.catch_up", "lbpair.flush", "lbpair.status",
     "lbpair.history", "lbpair.check_config", "lbpair.dns_update",
+    "lbpair.switchover", "lbpair.maintenance",
 }  # fmt: skip
 
 
@@ -63,6 +65,8 @@ def test_no_public_function_takes_a_command_a_pid_a_signal_a_url_or_a_path(publi
 
 
 def test_states_are_documented(states):
-    for name in ("lbpair_haproxy.configured", "lbpair_keepalived.configured", "lbpair_firewall.vrrp_allowed"):
+    for name in (
+        "lbpair_haproxy.configured", "lbpair_haproxy.watched", "lbpair_keepalived.configured", "lbpair_firewall.vrrp_allowed"
+    ):
         module, function = name.split(".")
         assert getattr(getattr(states, module), function).__doc__
