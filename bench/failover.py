@@ -7,7 +7,8 @@ and p95 of the failover and failback times, the failed requests per phase, and h
 keepalived's VRRP transition each reaction on the master (event, history, DNS, webhook, mail) was
 seen (the demo polls every 50 ms).
 
-Then, on the same lab (:mod:`lab.drills`), with the default profile: HAProxy hung (SIGSTOP) ->
+Then, on the same lab (:mod:`lab.drills`), with the default profile: planned switchovers
+(``salt-run lbpair.switchover``, to lb2 and back, under the same load: no request may fail), HAProxy hung (SIGSTOP) ->
 VIPs on lb2, and HAProxy SIGKILLed (systemd starts it again: no VRRP transition expected, the
 failed requests counted); with the fast profile (``lbpair:vrrp:profile: fast``): HAProxy stopped
 for good -> VIPs on lb2, and the MASTER machine powered off (its container killed) -> VIPs on lb2.
@@ -71,6 +72,13 @@ def print_drills(title, results):
     print(f"  lb2's transitions other than MASTER then BACKUP: {odd or 'none'}")
 
 
+def print_switchovers(moves):
+    sent, failed = sum(m["requests"]["requests"] for m in moves), sum(m["requests"]["failures"] for m in moves)
+    print(f"\n{len(moves)} planned switchovers (salt-run lbpair.switchover, to lb2 and back to lb1), default profile:")
+    print(summary("  runner call -> transition confirmed", [m["returned_ms"] for m in moves], "ms"))
+    print(f"  requests failed: {failed} of {sent} sent during the switchovers")
+
+
 def print_crashes(results):
     moved = [r for r in results if any(r["transitions"].values()) or not r["vips_on_master"]]
     failed, sent = [r["requests"]["failures"] for r in results], [r["requests"]["requests"] for r in results]
@@ -85,6 +93,9 @@ def main(rounds=10):
         load = ClientLoad(lab, [f"http://{vip}/" for vip in vips])
         try:
             drills_seen = [one_failover(lab, load, vips, seeded.reactions) for _ in range(rounds)]
+            moves = [
+                drills.switchover(lab, load, seeded.master, vips, node) for _ in range(rounds) for node in (drills.PEER, drills.MASTER)
+            ]
             hung = repeated(rounds, lambda: drills.failover(lab, load, vips, "hang"))
             crashes = repeated(rounds, lambda: drills.healed_crash(lab, load, vips))
             fast_profile(seeded)
@@ -93,6 +104,7 @@ def main(rounds=10):
         finally:
             load.stop()
         report(rounds, drills_seen)
+        print_switchovers(moves)
         print_drills(f"{rounds} hung HAProxies on lb1 (SIGSTOP, then SIGCONT), default profile:", hung)
         print_crashes(crashes)
         print_drills(f"{rounds} HAProxies on lb1 stopped for good (then started), fast profile:", fast_stops)

@@ -17,7 +17,7 @@ import sys
 import tempfile
 import time
 
-from lab import topology
+from lab import drills, topology
 from lab.load import ClientLoad
 from lab.salt_master import Master, Pillar
 from lab.services import ReactionServices
@@ -265,6 +265,24 @@ def add_service_under_load(lab, steps, master, pillar):
         raise DemoFailed(f"requests failed while adding a service: {counts['examples']}")
 
 
+def planned_switchovers(lab, steps, master, vips):
+    """``salt-run lbpair.switchover`` to lb2 and back to lb1 under client load: no request may fail."""
+    load = ClientLoad(lab, [f"http://{vip}/" for vip in vips])
+    try:
+        moves = {node: drills.switchover(lab, load, master, vips, node) for node in ("lb2", "lb1")}
+    finally:
+        load.stop()
+    for node, move in moves.items():
+        counts = move["requests"]
+        steps.note(f"salt-run lbpair.switchover to={node}: returned after {move['returned_ms']:.0f} ms (the transition confirmed)")
+        steps.note(f"  {counts['failures']} of {counts['requests']} requests failed meanwhile; the runner's timeline:")
+        for line in move["timeline"]:
+            steps.note(f"    {line}")
+    failed = [move["requests"]["failures"] for move in moves.values()]
+    if any(failed):
+        raise DemoFailed(f"requests failed during a planned switchover: {failed}")
+
+
 def print_timeline(steps):
     if not steps.timeline:
         return
@@ -342,6 +360,8 @@ def run(keep=False):
             check_balancing(lab, steps, pillar.seed["services"])
         with steps.step("failover drill: HAProxy on lb1 stops, the reactions follow, HAProxy comes back"):
             failover_drill(lab, steps, seeded.reactions, pillar.vips)
+        with steps.step("planned switchover under load: the VIPs to lb2 and back, no request fails"):
+            planned_switchovers(lab, steps, master, pillar.vips)
         with steps.step("service qux added by a pillar edit and highstate, under load"):
             add_service_under_load(lab, steps, master, pillar)
         print_timeline(steps)

@@ -102,6 +102,28 @@ def failover(lab, load, vips, kind, settle=1.0):
     }
 
 
+def switchover(lab, load, master, vips, node):
+    """
+    ``salt-run lbpair.switchover to=<node>`` under the client's load (*master*: a
+    :class:`lab.salt_master.Master`): returns how long the runner took (it returns once the
+    master's history has *node*'s confirmed MASTER), the requests sent meanwhile and how many
+    failed, and the runner's timeline.
+    """
+    before = load.counts()
+    asked = time.monotonic()
+    moved = master.run("lbpair.switchover", f"to={node}")
+    returned = time.monotonic()
+    if not isinstance(moved, dict) or not moved.get("moved") or lab.vips_on(node, vips) != vips:
+        raise DrillFailed(f"lbpair.switchover to={node}: {moved}")
+    after = load.counts()
+    time.sleep(REQUEST_TIMEOUT)
+    return {
+        "returned_ms": 1000 * (returned - asked),
+        "requests": _sent_between(before, after, load.counts()),
+        "timeline": moved["timeline"],
+    }
+
+
 def healed_crash(lab, load, vips, watch=3.0):
     """
     SIGKILL lb1's HAProxy (systemd starts it again): returns the requests sent in the *watch*

@@ -7,7 +7,10 @@ keepalived is installed:
       - curl
 
 # systemd sets keepalived's haproxy track file when HAProxy stops for good; the
-# probe finds a hung HAProxy. Before keepalived's configuration, which uses them.
+# probe finds a hung HAProxy. Runs before keepalived's configuration, which uses
+# them (file order), but is not its requisite: with a bad pillar both fail, each
+# naming the pillar key. Without the probe script, keepalived -t rejects the
+# configuration anyway.
 HAProxy is watched for keepalived:
   lbpair_haproxy.watched:
     - require:
@@ -17,7 +20,6 @@ keepalived configuration is managed:
   lbpair_keepalived.configured:
     - require:
       - pkg: keepalived is installed
-      - lbpair_haproxy: HAProxy is watched for keepalived
 
 # No watch: a restart would make the MASTER give up the virtual IPs.
 # lbpair_keepalived.configured reloads keepalived itself (SIGHUP).

@@ -14,6 +14,7 @@ from tests.integration.pair.conftest import NODES, journal, last_seq, wait_for_m
 
 
 def fail_over(lab):
+    """HAProxy on lb1 stopped for good: lb1 goes to FAULT, lb2 takes the VIPs."""
     lab.exec("lb1", ["systemctl", "stop", "haproxy"])
     wait_for_vips(lab, "lb2")
 
@@ -48,7 +49,7 @@ def test_failover_while_the_master_is_down_is_recorded_once_when_it_is_back(pair
         time.sleep(2)  # the beacons' events are sent into the void
     # back up: each transition reaches the history once, confirmed by its node's journal: caught up
     # from the journal (on the minion's reconnection), or its event resent by the minion ("live")
-    for node, move in (("lb2", ("BACKUP", "MASTER")), ("lb1", ("MASTER", "BACKUP"))):
+    for node, move in (("lb2", ("BACKUP", "MASTER")), ("lb1", ("MASTER", "FAULT"))):
         wait_until(lambda node=node: transitions_recorded(history_path, node, pair[node]), 90, what=f"{node}'s transition recorded")
         time.sleep(2)  # both ways may deliver it: still recorded once
         records = transitions_recorded(history_path, node, pair[node])
@@ -76,7 +77,7 @@ def test_dbus_daemon_killed_on_the_active_node(pair, lab, salt_cli, events, hist
     fail_over(lab)
     reactions.awaited("lb2")  # lb2's bus is fine: event, history, DNS, webhook, mail
     lb1 = wait_until(lambda: transitions_recorded(history_path, "lb1", pair["lb1"]), 30, what="lb1's transition recorded")
-    assert [(r["previous_state"], r["state"], r["source"], r["confirmed"]) for r in lb1] == [("MASTER", "BACKUP", "reconstructed", True)]
+    assert [(r["previous_state"], r["state"], r["source"], r["confirmed"]) for r in lb1] == [("MASTER", "FAULT", "reconstructed", True)]
 
     lab.exec("lb1", ["systemctl", "restart", "keepalived"])  # what the warning says to do
     wait_until(lambda: status_on(salt_cli, "lb1").get("source") == "dbus", 30, what="keepalived on lb1 back on D-Bus")
@@ -90,7 +91,7 @@ def test_minions_down_across_a_failover_report_it_once_when_back(pair, lab, salt
         lab.exec(node, ["systemctl", "start", "salt-minion"])
     seen = [what for _, what in reactions.awaited("lb2")]
     assert "event on the master" in seen and "transition in the master's history" in seen
-    for node, move in (("lb1", ("MASTER", "BACKUP")), ("lb2", ("BACKUP", "MASTER"))):
+    for node, move in (("lb1", ("MASTER", "FAULT")), ("lb2", ("BACKUP", "MASTER"))):
         entries = journal(salt_cli, node, since=pair[node])
         assert [(e["previous_state"], e["state"], e["source"], e["seq"]) for e in entries] == [(*move, "reconstructed", pair[node] + 1)]
         wait_until(lambda node=node: transitions_recorded(history_path, node, pair[node]), 30, what=f"{node}'s transition recorded")
