@@ -512,17 +512,32 @@ class Reactions:
         result = {"view": entry}
         if not entry:
             return result
-        if entry["problem"] and not settled:
+        if entry["problem"]:
+            if self._problem_seen_before(instance, entry) and settled:
+                return {**result, "alarm": self._alarm(instance, entry["problem"], entry)}
             settle = self.config["confirm"]["settle"]
             self._later(f"check:{instance}", settle, {"kind": "check", "instance": instance})
             return {**result, "settling": settle}
-        if entry["problem"]:
-            return {**result, "alarm": self._alarm(instance, entry["problem"], entry)}
         with self._state() as state:
             state.setdefault("alarms", {}).pop(instance, None)
+            state.setdefault("problems", {}).pop(instance, None)
         if self.config["dns"]:
             result["dns"] = self._follow_master(instance, entry["MASTER"][0])
         return result
+
+    def _problem_seen_before(self, instance, entry):
+        """
+        Whether the last check saw this very problem (the same states of the same nodes); notes it
+        otherwise. A problem that changed meanwhile is a new one: during a switchover the pair
+        passes through "no MASTER" twice, each time for well under a second.
+        """
+        shape = [entry["problem"], [[node, state] for node, state in sorted(entry["states"].items())]]
+        with self._state() as state:
+            problems = state.setdefault("problems", {})
+            if problems.get(instance) == shape:
+                return True
+            problems[instance] = shape
+            return False
 
     # --- claims: what a node sent but did not confirm
 

@@ -5,6 +5,7 @@ would; the webhook and DNS server are closed loopback ports (real failures).
 """
 
 import socket
+import time
 
 import pytest
 
@@ -162,6 +163,21 @@ def test_split_brain_is_checked_again_later_not_waited_for(tmp_path, nodes):
     done = reacting.flush(wait=True)  # the background job: waits for the settle time, checks again
     assert any("check:lbpair_51" in item for item in done)
     assert "split_brain" in _kinds(reacting)
+
+
+def test_a_problem_that_changed_before_the_second_look_is_a_new_one_not_an_alarm(tmp_path, nodes):
+    """A switchover passes through "no MASTER" twice; a settled check must not take the second for the first."""
+    reacting, _ = _reactions(tmp_path, nodes)
+    nodes.states = {"lb1": "FAULT", "lb2": "BACKUP"}
+    nodes.journals["lb1"] = [_entry(7, "FAULT", "MASTER")]
+    assert reacting.on_beacon(TAG.replace("lb2", "lb1").replace("MASTER", "FAULT"), {**_entry(7, "FAULT", "MASTER"), "id": "lb1"})
+    nodes.states = {"lb1": "BACKUP", "lb2": "FAULT"}  # the second move, caught halfway by the settled check
+    time.sleep(0.25)  # the settle time
+    assert any("check:lbpair_51" in item for item in reacting.flush())
+    assert "no_master" not in _kinds(reacting)
+    time.sleep(0.25)
+    reacting.flush()  # it lasted: the next look alarms
+    assert "no_master" in _kinds(reacting)
 
 
 def test_dns_is_retried_by_the_background_job_then_reported(tmp_path, nodes):
