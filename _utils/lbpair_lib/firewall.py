@@ -325,17 +325,20 @@ def hold_new_connections(model, vips):
 
 
 def release_new_connections(model, vips):
-    """Remove what :func:`hold_new_connections` added (and any hold a crash left behind)."""
+    """Remove what :func:`hold_new_connections` added (and any hold a crash left behind); how many rules."""
+    removed = 0
     if model["firewall"]["backend"] == "iptables":
         while _run(["iptables", "-D", "INPUT", *_hold_spec(vips)], check=False).returncode == 0:
-            pass
-        return
+            removed += 1
+        return removed
     family, table, chain = _nft_chain(model)
     listing = _run(["nft", "-a", "list", "chain", family, table, chain], check=False).stdout
     for line in listing.splitlines():
         handle = NFT_HANDLE_RE.search(line)
         if f'comment "{HOLD_COMMENT}"' in line and handle:
             _run(["nft", "delete", "rule", family, table, chain, "handle", handle.group(1)])
+            removed += 1
+    return removed
 
 
 def _hold_spec(vips):

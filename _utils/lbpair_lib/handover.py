@@ -15,24 +15,43 @@ On the node that holds the VIPs, in order:
 
 A request is at most about a second slower; only a connection still open after
 ``DRAIN`` (a long download, an idle keep-alive) is cut.
+
+A handover cut short (the minion killed midway) would leave the node in FAULT and
+new connections held: :func:`undo_interrupted` (run by the ``lbpair_haproxy.watched``
+state, so by any highstate) undoes that unless a handover is under way.
 """
 
 import time
 
-from lbpair_lib import firewall, pillar
+from lbpair_lib import firewall, pillar, store, track
 from lbpair_lib.errors import LbpairError
+
+LOCK = "/run/lbpair/handover.lock"  # held while a handover is under way
 
 DRAIN = 0.1  # s: the lab's requests take milliseconds; the peer must hold the VIPs before a held SYN is sent again (1 s)
 FAULT_TIMEOUT = 5  # s for keepalived to read the track file and go to FAULT
 TAKEOVER_MARGIN = 0.5  # s beyond one advert interval (the peer's longest skew time)
 
 
-def hand_over(model, local, write_track, sleep=time.sleep):
+def hand_over(model, local, write_track, sleep=time.sleep, lock=LOCK):
     """
     Hand this node's VIPs to its peer (see the module). ``local``: a
     :class:`~lbpair_lib.keepalived.Local`; ``write_track(name, value)`` writes one of
     lbpair's keepalived track files. Returns what was done, step by step, with times.
+    Refused unless this node is MASTER of every instance, or while another handover
+    is under way.
     """
+    not_master = {name: info.get("state") for name, info in local.status().items() if info.get("state") != "MASTER"}
+    if not_master:
+        states = ", ".join(f"{name} {state}" for name, state in sorted(not_master.items()))
+        raise LbpairError(f"this node holds no VIPs to hand over ({states})")
+    with store.try_locked(lock) as mine:
+        if not mine:
+            raise LbpairError("a handover is under way on this node already")
+        return _hand_over(model, local, write_track, sleep)
+
+
+def _hand_over(model, local, write_track, sleep):
     vips = pillar.vips(model)
     started = time.monotonic()
     steps = []
@@ -65,3 +84,22 @@ def _wait_for_fault(local, sleep):
             return
         sleep(0.05)
     raise LbpairError(f"keepalived did not go to FAULT within {FAULT_TIMEOUT} s (is the handover track file configured?)")
+
+
+def undo_interrupted(model, test=False, lock=LOCK, track_directory=track.DIRECTORY):
+    """
+    Undo what a handover cut short left behind, unless one is under way: the
+    ``handover`` track file back to 0, new connections no longer held. Returns what
+    was undone (would be, with ``test``: only the track file is looked at).
+    """
+    with store.try_locked(lock) as free:
+        if not free:
+            return []
+        undone = ["handover track file"] if track.read(track.HANDOVER, track_directory) else []
+        if test:
+            return undone
+        if undone:
+            track.write(track.HANDOVER, 0, track_directory)
+        if firewall.release_new_connections(model, pillar.vips(model)):
+            undone.append("held new connections")
+        return undone

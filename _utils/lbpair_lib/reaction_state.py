@@ -17,10 +17,8 @@ job the reactions start, and the master's schedule as a safety net).
 """
 
 import contextlib
-import fcntl
 import json
 import logging
-import os
 
 from lbpair_lib import store
 
@@ -143,14 +141,5 @@ def open_claims(state):
 @contextlib.contextmanager
 def worker_slot(path):
     """Yield whether this process is now the only background worker of ``path`` (a lock it holds until exit)."""
-    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
-    with open(f"{path}.worker", "a", encoding="utf-8") as lock:
-        try:
-            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            yield False
-            return
-        try:
-            yield True
-        finally:
-            fcntl.flock(lock, fcntl.LOCK_UN)
+    with store.try_locked(f"{path}.worker") as mine:
+        yield mine

@@ -28,6 +28,22 @@ def locked(path):
             fcntl.flock(lock, fcntl.LOCK_UN)
 
 
+@contextlib.contextmanager
+def try_locked(lock_file):
+    """Yield whether this process now holds the exclusive lock ``lock_file`` (never waits for it)."""
+    os.makedirs(os.path.dirname(lock_file) or ".", exist_ok=True)
+    with open(lock_file, "a", encoding="utf-8") as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            yield False
+            return
+        try:
+            yield True
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
 def parse_line(line):
     """
     The record on one line (bytes), ``None`` if the line is damaged: cut short by a

@@ -10,7 +10,7 @@ import socket
 import pytest
 
 from lab import netns
-from lbpair_lib import firewall
+from lbpair_lib import firewall, handover, track
 
 NAMESPACE = "lbpair-handover"
 VIP, PORT = "203.0.113.10", 8080
@@ -50,3 +50,16 @@ def test_new_connections_are_held_then_let_through(listening_vip, backend):
         firewall.release_new_connections(model, [VIP])
         firewall.release_new_connections(model, [VIP])
     assert _connects()
+
+
+def test_a_handover_cut_short_is_undone(listening_vip, tmp_path):
+    """The minion killed midway: FAULT asked and new connections held; the next highstate undoes both."""
+    model = {"firewall": {"backend": "iptables"}, "services": {"foo": {"vip": VIP}}}
+    track.write(track.HANDOVER, 1, str(tmp_path))
+    lock = str(tmp_path / "handover.lock")
+    with netns.enter(NAMESPACE):
+        firewall.hold_new_connections(model, [VIP])
+        undone = handover.undo_interrupted(model, lock=lock, track_directory=str(tmp_path))
+        again = handover.undo_interrupted(model, lock=lock, track_directory=str(tmp_path))
+    assert undone == ["handover track file", "held new connections"] and again == []
+    assert track.read(track.HANDOVER, str(tmp_path)) == 0 and _connects()

@@ -2,7 +2,7 @@
 
 import pytest
 
-from lbpair_lib import planned
+from lbpair_lib import handover, planned, store, track
 from lbpair_lib.errors import LbpairError
 from tests.unit.test_reaction_steps import INSTANCE, Nodes, _reactions
 
@@ -101,3 +101,36 @@ def test_maintenance_of_a_stranger_is_refused(tmp_path, pair):
     with pytest.raises(Exception, match="not a node of the pair"):
         moves.maintenance("web7", release=False, timeout=1)
 
+
+
+class Keepalived:
+    """This node's keepalived as :class:`lbpair_lib.keepalived.Local` reports it."""
+
+    def __init__(self, state):
+        self.state = state
+
+    def status(self):
+        return {INSTANCE: {"state": self.state}}
+
+
+def test_a_node_that_holds_no_vips_has_nothing_to_hand_over(tmp_path):
+    written = []
+    with pytest.raises(LbpairError, match="holds no VIPs to hand over"):
+        handover.hand_over({}, Keepalived("BACKUP"), lambda *a: written.append(a), lock=str(tmp_path / "lock"))
+    assert written == []
+
+
+def test_one_handover_at_a_time(tmp_path):
+    written = []
+    with store.try_locked(str(tmp_path / "lock")), pytest.raises(LbpairError, match="under way"):
+        handover.hand_over({}, Keepalived("MASTER"), lambda *a: written.append(a), lock=str(tmp_path / "lock"))
+    assert written == []
+
+
+def test_an_interrupted_handover_is_seen_but_not_undone_while_one_is_under_way(tmp_path):
+    track.write(track.HANDOVER, 1, str(tmp_path))
+    seen = handover.undo_interrupted({}, test=True, lock=str(tmp_path / "lock"), track_directory=str(tmp_path))
+    assert seen == ["handover track file"] and track.read(track.HANDOVER, str(tmp_path)) == 1
+    with store.try_locked(str(tmp_path / "lock")):
+        assert handover.undo_interrupted({}, lock=str(tmp_path / "lock"), track_directory=str(tmp_path)) == []
+    assert track.read(track.HANDOVER, str(tmp_path)) == 1
