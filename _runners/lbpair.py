@@ -248,4 +248,4 @@ def maintenance(node, release=False, timeout=30):
         salt-run lbpair.maintenance lb1
         salt-run lbpair.maintenance lb1 release=True
     """
-    return planned.PlannedMoves(_reactions()).maintenance(node, bool(release), timeout)
+    return planned.PlannedMoves(_reactions()).maintenance(node, release, timeout)

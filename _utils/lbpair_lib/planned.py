@@ -23,7 +23,7 @@ are marked ``planned``, and the notifications say so.
 
 import time
 
-from lbpair_lib import reaction_state
+from lbpair_lib import reaction_state, schema
 from lbpair_lib.errors import InvalidValue, LbpairError
 from lbpair_lib.history import select, timeline
 from lbpair_lib.times import iso_utc
@@ -61,6 +61,9 @@ def peer_of(nodes, node):
     if len(others) != 1:
         raise LbpairError(f"maintenance needs a pair; {len(others) + 1} nodes are configured")
     return others[0]
+
+
+MAX_TIMEOUT = 600  # s: a plan marks the transitions of its instances "planned" until it times out
 
 
 class PlannedMoves:
@@ -104,6 +107,7 @@ class PlannedMoves:
 
     def switchover(self, target, timeout):
         """Move every instance's VIPs to ``target`` with no failed request; the timeline of what happened."""
+        timeout = schema.number(timeout, "timeout", 1, MAX_TIMEOUT)
         started = time.time()
         view = self.reactions.pair_state()
         problem = move_problem(view, self.nodes, target)
@@ -136,6 +140,7 @@ class PlannedMoves:
 
     def maintenance(self, node, release, timeout):
         """Take ``node`` out (after handing its VIPs to its peer), or release it."""
+        release = schema.boolean(release, "release")
         if node not in self.nodes:
             raise InvalidValue("node", f"{node!r} is not a node of the pair")
         if release:

@@ -9,10 +9,12 @@ import pathlib
 import pytest
 import yaml
 
-from lbpair_lib import beacon, deploy, firewall, haproxy, notify, pillar, reactions, reactions_config, store
-from lbpair_lib.errors import InvalidValue
+from lbpair_lib import beacon, deploy, firewall, haproxy, notify, pillar, planned, reactions, reactions_config, store
+from lbpair_lib.errors import InvalidValue, LbpairError
 from lbpair_lib.history import History
 from tests.conftest import REPO
+from tests.unit.test_planned import Pair
+from tests.unit.test_reaction_steps import _reactions
 
 
 def foo(lbpair):
@@ -343,3 +345,22 @@ def test_a_rejection_names_the_pillar_key_and_never_a_secret(seed_pillar, what, 
     error = deploy.rejection(haproxy.daemon({}), 1, message.format(n=number), lines)
     assert words.format(n=number) in error, (what, error)
     assert "S3cret-Q9" not in error, (what, error)
+
+
+PLANNED_ROWS = [
+    ("a switchover to a stranger", lambda moves: moves.switchover("lb9", 30), "not a node of the pair"),
+    ("a switchover to a name with a line break", lambda moves: moves.switchover("lb2\nCRITICAL", 30), "not a node of the pair"),
+    ("a switchover whose timeout is text", lambda moves: moves.switchover("lb2", "30; sleep 9"), "timeout"),
+    ("a switchover that would stay planned for ever", lambda moves: moves.switchover("lb2", 10**9), "timeout"),
+    ("a maintenance release given as text (truthy)", lambda moves: moves.maintenance("lb1", "False", 30), "release"),
+    ("maintenance of a stranger", lambda moves: moves.maintenance("lb9", False, 30), "not a node of the pair"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("what", "call", "words"), PLANNED_ROWS, ids=[row[0] for row in PLANNED_ROWS])
+def test_a_hostile_planned_move_is_refused_and_moves_nothing(tmp_path, what, call, words):
+    pair = Pair()
+    moves = planned.PlannedMoves(_reactions(tmp_path, pair)[0], sleep=lambda _: None, grace=0)
+    with pytest.raises((InvalidValue, LbpairError), match=words):
+        call(moves)
+    assert pair.states == {"lb1": "MASTER", "lb2": "BACKUP"} and not pair.deferring and not pair.in_maintenance

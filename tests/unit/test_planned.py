@@ -83,7 +83,7 @@ def test_a_pair_that_does_not_hand_over_is_undone(tmp_path, pair):
     moves, _ = _moves(tmp_path, pair)
     pair.settle = lambda: None  # the hand-over moved nothing
     with pytest.raises(LbpairError, match="did not move to lb2"):
-        moves.switchover("lb2", timeout=0)
+        moves.switchover("lb2", timeout=1)
     assert pair.deferring == set()
 
 
