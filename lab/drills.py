@@ -53,14 +53,20 @@ def haproxy(lab, node, action):
 
 
 def power_cut(lab, node, vips):
-    """*node* goes dark at once: its container killed, the VIPs gone from its link with it."""
+    """
+    *node* goes dark at once: its cable first, then its container killed. Killing the container
+    alone now and then gives keepalived the moment to send a priority-0 advert (the peer then
+    takes over in its skew time), which a real power cut never does.
+    """
+    lab.cable(node, plugged=False)
     lab.machine(node).power_cut()
     for vip in vips:  # the machine's network namespace outlives it
         netns.run(lab.hosts[node].netns, ["ip", "addr", "del", f"{vip}/32", "dev", "eth0"], check=False)
 
 
 def power_on(lab, node):
-    """*node* boots again on its disk; keepalived and HAProxy start as at any boot."""
+    """*node* boots again on its disk, its cable back in; keepalived and HAProxy start as at any boot."""
+    lab.cable(node, plugged=True)
     lab.machine(node).boot_again()
 
 

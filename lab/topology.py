@@ -104,6 +104,11 @@ def machine_files(host):
     }
 
 
+def switch_port(name):
+    """The switch's end of host *name*'s cable (a veth, at most 15 characters)."""
+    return f"p-{name}"[:15]
+
+
 def onlink_routes(host):
     """Return the documentation ranges *host* has no address in (routed on-link via eth0)."""
     own = ipaddress.ip_interface(host.address).network
@@ -172,7 +177,7 @@ class Lab:
     def _add_host(self, host):
         """Create the host's namespace, its eth0 on the bridge, its address and routes."""
         self._add_namespace(host.netns)
-        port = f"p-{host.name}"[:15]
+        port = switch_port(host.name)
         netns.veth(SWITCH, port, host.netns, "eth0")
         netns.attach(SWITCH, port, BRIDGE)
         netns.add_address(host.netns, "eth0", host.address)
@@ -241,6 +246,10 @@ class Lab:
         """Which of *vips* are on host *name*'s ``eth0`` now (sorted)."""
         addresses = self.exec(name, ["ip", "-4", "-o", "addr", "show", "dev", "eth0"]).stdout
         return sorted(vip for vip in vips if f" {vip}/32 " in addresses)
+
+    def cable(self, name, plugged):
+        """Plug or unplug host *name*'s cable: its switch port up or down (its eth0 loses carrier)."""
+        netns.run(SWITCH, ["ip", "link", "set", switch_port(name), "up" if plugged else "down"])
 
     def curl(self, url, *extra, client="client"):
         """The body *url* answers to host *client* (curl, 3 s at most), stripped; extra curl arguments allowed."""
