@@ -9,10 +9,11 @@ import pathlib
 import pytest
 import yaml
 
-from lbpair_lib import beacon, deploy, firewall, haproxy, notify, pillar, planned, reactions, reactions_config, store
+from lbpair_lib import beacon, certificates, deploy, firewall, haproxy, notify, pillar, planned, reactions, reactions_config, store
 from lbpair_lib.errors import InvalidValue, LbpairError
 from lbpair_lib.history import History
 from tests.conftest import REPO
+from tests.unit.test_certificates import KEY, NOW, PATH_KEY, shared_pki
 from tests.unit.test_planned import Pair
 from tests.unit.test_reaction_steps import _reactions
 
@@ -364,3 +365,28 @@ def test_a_hostile_planned_move_is_refused_and_moves_nothing(tmp_path, what, cal
     with pytest.raises((InvalidValue, LbpairError), match=words):
         call(moves)
     assert pair.states == {"lb1": "MASTER", "lb2": "BACKUP"} and not pair.deferring and not pair.in_maintenance
+
+
+CERTIFICATE_ROWS = [
+    # (what the pillar gives as a TLS certificate, the check, the key named, words of the message)
+    ("text that is not PEM", lambda pki: certificates.load("MIIB not a certificate", KEY, NOW), KEY, "not PEM"),
+    ("a key that is not the certificate's", lambda pki: certificates.load(pki.bundle(pki.www, pki.other_key), KEY, NOW), KEY, "does not belong"),
+    ("an expired certificate", lambda pki: certificates.load(pki.bundle(pki.expired, pki.www_key), KEY, NOW), KEY, "expired"),
+    ("a certificate not valid yet", lambda pki: certificates.load(pki.bundle(pki.future, pki.www_key), KEY, NOW), KEY, "not valid yet"),
+    ("an encrypted key", lambda pki: certificates.load(pki.bundle(pki.www) + pki.encrypted(pki.www_key), KEY, NOW), KEY, "encrypted"),
+    ("two keys", lambda pki: certificates.load(pki.bundle(pki.www, pki.www_key, pki.other_key), KEY, NOW), KEY, "2 private keys"),
+    ("a certificate path to /etc/shadow", lambda pki: certificates.readable_path("/etc/shadow", PATH_KEY), PATH_KEY, "not in a directory"),
+    ("a certificate path climbing out of its directory",
+     lambda pki: certificates.readable_path("/etc/haproxy/certs/../../shadow", PATH_KEY), PATH_KEY, "normalised"),
+    ("a certificate path in /proc", lambda pki: certificates.readable_path("/proc/self/environ", PATH_KEY), PATH_KEY, "not in a directory"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("what", "check", "path", "words"), CERTIFICATE_ROWS, ids=[row[0] for row in CERTIFICATE_ROWS])
+def test_a_hostile_certificate_is_refused_naming_the_key_and_never_showing_a_private_key(what, check, path, words):
+    pki = shared_pki()
+    with pytest.raises(InvalidValue) as error:
+        check(pki)
+    assert error.value.path == path, (what, str(error.value))
+    assert words in str(error.value), (what, str(error.value))
+    assert not pki.shows_a_key(str(error.value)), what
