@@ -21,9 +21,7 @@ namespaces. Example::
 import contextlib
 import ctypes
 import os
-import signal
 import subprocess
-import time
 from pathlib import Path
 
 from lab import util
@@ -102,17 +100,7 @@ def pids(name):
 
 def kill_processes(name, timeout=5.0):
     """SIGTERM the processes in namespace *name*, then SIGKILL what is left after *timeout* s."""
-    for sig in (signal.SIGTERM, signal.SIGKILL):
-        left = [pid for pid in pids(name) if pid != os.getpid()]
-        for pid in left:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, sig)
-        deadline = time.monotonic() + timeout
-        while left and time.monotonic() < deadline:
-            time.sleep(0.05)
-            left = [pid for pid in left if util.alive(pid)]
-        if not left:
-            return
+    util.kill_all(lambda: pids(name), timeout)
 
 
 def ip(name, *args, check=True):

@@ -18,7 +18,7 @@ import time
 
 import yaml
 
-from lab.util import stop_process, wait_until
+from lab.util import kill_all, pids_mentioning, stop_process, wait_until
 
 REPO = pathlib.Path(__file__).resolve().parent.parent
 #: file_roots entries, as an operator links them: the extension folders and salt/'s tree.
@@ -156,9 +156,14 @@ class Master:
         raise TimeoutError(f"salt-master did not listen on {self.address}:4506 within {timeout} s")
 
     def stop(self):
-        """Stop salt-master and its children; idempotent."""
+        """
+        Stop salt-master and its children, and the reactions' background ``salt-run lbpair.flush``
+        jobs (detached with setsid: left alone, one writes its job cache into the removed folder
+        again); idempotent.
+        """
         if self.process is not None:
             stop_process(self.process, timeout=30)
+        kill_all(lambda: pids_mentioning(str(self.config_dir)))
 
     def salt(self, target, function, *args, timeout=120):
         """``salt TARGET FUNCTION ARGS`` (a comma-separated target is a list); ``{minion: return}``."""

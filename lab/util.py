@@ -167,6 +167,31 @@ def owner_alive(record):
         return False
 
 
+def kill_all(find_pids, timeout=5.0):
+    """SIGTERM the processes ``find_pids()`` lists, then SIGKILL what is left after *timeout* s."""
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        left = [pid for pid in find_pids() if pid != os.getpid()]
+        for pid in left:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, sig)
+        deadline = time.monotonic() + timeout
+        while left and time.monotonic() < deadline:
+            time.sleep(0.05)
+            left = [pid for pid in left if alive(pid)]
+        if not left:
+            return
+
+
+def pids_mentioning(text):
+    """The processes whose command line has *text* in one of its arguments (a config folder, say)."""
+    found = []
+    for proc in Path("/proc").iterdir():
+        with contextlib.suppress(OSError):
+            if proc.name.isdigit() and any(text in argument for argument in (proc / "cmdline").read_text().split("\0")):
+                found.append(int(proc.name))
+    return found
+
+
 def stop_process(process, timeout=10, sig=signal.SIGTERM):
     """Send *sig* to a Popen, wait up to *timeout* s, then kill it; a finished one is left alone."""
     if process.poll() is not None:
