@@ -1,15 +1,16 @@
 """
 HAProxy's configuration for an lbpair node, rendered from the normalised model.
 
-Each service of the pillar becomes one ``listen`` section bound to its virtual
-IP. HAProxy must be allowed to bind an address it does not hold yet (the backup
+Each plain service of the pillar becomes one ``listen`` section bound to its
+virtual IP; a routed one a ``frontend`` there and a ``backend`` per backend
+(:mod:`lbpair_lib.services`). HAProxy must be allowed to bind an address it does not hold yet (the backup
 node): the ``lbpair.haproxy`` SLS sets ``net.ipv4.ip_nonlocal_bind``. The
 minion options (``lbpair_haproxy``) are :data:`DEFAULTS`.
 """
 
 import re
 
-from lbpair_lib import pillar, schema
+from lbpair_lib import pillar, schema, services
 from lbpair_lib.deploy import Daemon, sections_after_header, text_of, written_by_lbpair
 
 HEADER = "# Managed by Salt (lbpair) from the lbpair pillar: local changes are overwritten.\n"
@@ -53,23 +54,79 @@ def _server_line(name, server, cookie):
     return " ".join(words)
 
 
+def _health_lines(health, path):
+    if health is None:
+        return []
+    lines = []
+    if health["path"] is not None:
+        lines += [
+            (f"option httpchk GET {health['path']}", f"{path}:path"),
+            (f"http-check expect status {health['status']}", f"{path}:status"),
+        ]
+    inter = f"{round(health['inter'] * 1000)}ms"
+    return [*lines, (f"default-server inter {inter} fall {health['fall']} rise {health['rise']}", path)]
+
+
+def _pool_lines(pool, path, mode):
+    """A plain service's or a backend's lines after its mode: balance, cookie, health check, options, servers."""
+    lines = [(f"balance {pool['balance']}", f"{path}:balance")]
+    if mode == "http":
+        lines.append(("option forwardfor", f"{path}:mode"))
+    if pool["cookie"]:
+        lines.append((f"cookie {pool['cookie']} insert indirect nocache", f"{path}:cookie"))
+    lines.extend(_health_lines(pool["health"], f"{path}:health"))
+    lines.extend((line, f"{path}:options:{index}") for index, line in enumerate(pool["options"]))
+    lines.extend((_server_line(server, spec, pool["cookie"]), f"{path}:servers:{server}") for server, spec in pool["servers"].items())
+    return lines
+
+
+def _front_lines(service, path):
+    """How a service meets its clients: the bind on its VIP, its mode, its redirects."""
+    lines = [(f"bind {service['vip']}:{service['port']}", f"{path}:vip"), (f"mode {service['mode']}", f"{path}:mode")]
+    port = "" if service["port"] == 80 else f":{service['port']}"
+    for source, target in service["redirects"].items():
+        redirect = f"http-request redirect prefix http://{target}{port} code 301 if {_host_is(source)}"
+        lines.append((redirect, f"{path}:redirects:{source}"))
+    return lines
+
+
 def _listen_section(name, service):
     path = pillar.key("services", name)
-    lines = [
-        (f"bind {service['vip']}:{service['port']}", f"{path}:vip"),
-        (f"mode {service['mode']}", f"{path}:mode"),
-        (f"balance {service['balance']}", f"{path}:balance"),
-    ]
-    if service["mode"] == "http":
-        lines.append(("option forwardfor", f"{path}:mode"))
-    if service["cookie"]:
-        lines.append((f"cookie {service['cookie']} insert indirect nocache", f"{path}:cookie"))
+    return _section(f"listen {name}", path, [*_front_lines(service, path), *_pool_lines(service, path, service["mode"])])
+
+
+def _host_is(host):
+    return f"{{ req.hdr(host),field(1,:) -i {host} }}"
+
+
+def _route_line(service_name, route):
+    conditions = [_host_is(route["host"])] if route["host"] else []
+    if route["path"]:
+        conditions.append(f"{{ path_beg {route['path']} }}")
+    return f"use_backend {services.backend_proxy(service_name, route['backend'])} if {' '.join(conditions)}"
+
+
+def _frontend_section(name, service):
+    """A routed service: its redirects, then the routes in order, then the default backend."""
+    path = pillar.key("services", name)
+    lines = _front_lines(service, path)
     lines.extend((line, f"{path}:options:{index}") for index, line in enumerate(service["options"]))
-    lines.extend(
-        (_server_line(server, spec, service["cookie"]), f"{path}:servers:{server}")
-        for server, spec in service["servers"].items()
-    )
-    return _section(f"listen {name}", path, lines)
+    lines.extend((_route_line(name, route), f"{path}:routes:{index}") for index, route in enumerate(service["routes"]))
+    lines.append((f"default_backend {services.backend_proxy(name, service['default_backend'])}", f"{path}:default_backend"))
+    return _section(f"frontend {name}", path, lines)
+
+
+def _backend_sections(name, service):
+    for backend, pool in service["backends"].items():
+        path = pillar.key("services", name, "backends", backend)
+        yield _section(f"backend {services.backend_proxy(name, backend)}", path, [("mode http", path), *_pool_lines(pool, path, "http")])
+
+
+def _service_sections(name, service):
+    """A plain service is one ``listen`` section; a routed one a ``frontend`` and its ``backend`` sections."""
+    if "backends" not in service:
+        return [_listen_section(name, service)]
+    return [_frontend_section(name, service), *_backend_sections(name, service)]
 
 
 def _probe_section(probe):
@@ -91,7 +148,7 @@ def render_lines(model):
     sections = [
         _global_section(model["haproxy"]),
         _section("defaults", written_by_lbpair("defaults"), _directives(model["haproxy"]["defaults"], pillar.key("haproxy", "defaults"))),
-        *(_listen_section(name, service) for name, service in model["services"].items()),
+        *(section for name, service in model["services"].items() for section in _service_sections(name, service)),
         *([_probe_section(model["vrrp"]["probe"])] if model["vrrp"]["probe"]["enabled"] else []),
     ]
     return sections_after_header(HEADER.rstrip("\n"), sections)

@@ -30,35 +30,15 @@ The full schema is documented in the README and in ``salt/pillar.example``.
 import posixpath
 import re
 
-from lbpair_lib import schema, track
+from lbpair_lib import schema, services, track
 from lbpair_lib.errors import InvalidValue
 
 PILLAR_KEY = "lbpair"
 KEYWORD_RE = re.compile(r"[a-z][a-z0-9_.-]*( [a-z][a-z0-9_.-]*)?")
-COOKIE_RE = re.compile(r"[A-Za-z0-9_-]{1,64}")
-#: keywords that open a section of haproxy.cfg: a line starting with one would end the section it is in
-HAPROXY_SECTIONS = (
-    "global", "defaults", "frontend", "backend", "listen", "userlist", "peers", "resolvers", "mailers",
-    "program", "http-errors", "ring", "cache", "log-forward", "fcgi-app", "crt-store", "traces",
-)  # fmt: skip
 #: keepalived reads at most 1023 bytes a line and splits the rest off as a directive of its own
 KEEPALIVED_MAX_VALUE_BYTES = 900
 #: keepalived -t crashed on a check script of about 1 KiB
 KEEPALIVED_MAX_SCRIPT_BYTES = 256
-BALANCE_ALGORITHMS = (
-    "roundrobin",
-    "static-rr",
-    "leastconn",
-    "first",
-    "source",
-    "uri",
-    "url_param",
-    "hdr",
-    "random",
-    "rdp-cookie",
-    "hash",
-)
-
 #: what ``lbpair:vrrp:profile`` gives ``version``, ``advert_int`` and ``realtime`` unless they are set
 PROFILES = {
     # A MASTER that vanishes is replaced after 3 missed adverts and the skew time: about 3.6 s.
@@ -141,16 +121,6 @@ def _directive_values(value, path, forbid_braces, max_bytes=None):
     return normalised
 
 
-def _haproxy_line_problem(line):
-    """Why a line must not go into haproxy.cfg as given (it opens a section, or adds an admin socket)."""
-    words = line.split()
-    if words and words[0] in HAPROXY_SECTIONS:
-        return f"must not start with {words[0]!r}: it would open a section of its own"
-    if words[:2] == ["stats", "socket"]:
-        return "set the stats socket with lbpair:haproxy:stats_socket"
-    return None
-
-
 def _keepalived_line_problem(line):
     """Why a line must not go into keepalived.conf's global_defs as given."""
     words = line.split()
@@ -193,20 +163,6 @@ def _merge_directives(defaults, overrides, path, line_problem, forbid_braces=Fal
                 raise InvalidValue(key_path, problem)
         merged[keyword] = values
     return [(keyword, value) for keyword, values in merged.items() for value in values]
-
-
-def _option_lines(value, path):
-    """The escape hatch: an ordered list of raw HAProxy directive lines, none opening a section."""
-    if value is None:
-        return []
-    if not isinstance(value, list):
-        raise InvalidValue(path, f"expected a list of directive lines, got {schema.type_name(value)}")
-    lines = [schema.free_text(line, f"{path}:{index}") for index, line in enumerate(value)]
-    for index, line in enumerate(lines):
-        problem = _haproxy_line_problem(line)
-        if problem:
-            raise InvalidValue(f"{path}:{index}", problem)
-    return lines
 
 
 # --- sections -----------------------------------------------------------------
@@ -353,79 +309,6 @@ def _vrrp(value, path):
     return normalised
 
 
-def _server(name, value, path):
-    schema.name(name, path)
-    schema.mapping(value, path, allowed=("address", "port", "options"), required=("address", "port"))
-    options = value.get("options")
-    return {
-        "address": schema.address(value["address"], f"{path}:address"),
-        "port": schema.port(value["port"], f"{path}:port"),
-        "options": None if options is None else schema.free_text(options, f"{path}:options", False),
-    }
-
-
-def _balance(value, path):
-    text = schema.string(value, path)
-    algorithm = re.split(r"[ (]", text, maxsplit=1)[0]
-    if algorithm not in BALANCE_ALGORITHMS:
-        raise InvalidValue(path, f"{algorithm!r} is not a balance algorithm ({', '.join(BALANCE_ALGORITHMS)})")
-    return text
-
-
-def _service(name, value, path):
-    schema.name(name, path)
-    if name == PROBE_FRONTEND:
-        raise InvalidValue(path, f"{PROBE_FRONTEND} is the name of lbpair's probe frontend")
-    schema.mapping(
-        value,
-        path,
-        allowed=("vip", "port", "mode", "balance", "cookie", "options", "servers"),
-        required=("vip", "port", "servers"),
-    )
-    mode = value.get("mode", "http")
-    if mode not in ("http", "tcp"):
-        raise InvalidValue(f"{path}:mode", f"must be http or tcp, got {mode!r}")
-    cookie = value.get("cookie")
-    if cookie is not None:
-        cookie = schema.matching(cookie, f"{path}:cookie", COOKIE_RE, "a cookie name")
-        if mode != "http":
-            raise InvalidValue(f"{path}:cookie", "cookie persistence needs mode http")
-    servers = value["servers"]
-    schema.named_mapping(servers, f"{path}:servers")
-    if not servers:
-        raise InvalidValue(f"{path}:servers", "needs at least one server")
-    return {
-        "vip": schema.address(value["vip"], f"{path}:vip", ipv4_only=True, host=True),
-        "port": schema.port(value["port"], f"{path}:port"),
-        "mode": mode,
-        "balance": _balance(value.get("balance", "roundrobin"), f"{path}:balance"),
-        "cookie": cookie,
-        "options": _option_lines(value.get("options"), f"{path}:options"),
-        "servers": {
-            server: _server(server, servers[server], f"{path}:servers:{server}")
-            for server in sorted(servers, key=str)
-        },
-    }
-
-
-def _services(value, path):
-    value = {} if value is None else value
-    schema.named_mapping(value, path)
-    services = {
-        name: _service(name, value[name], f"{path}:{name}") for name in sorted(value, key=str)
-    }
-    listeners = {}
-    for name, service in services.items():
-        listener = (service["vip"], service["port"])
-        if listener in listeners:
-            raise InvalidValue(
-                f"{path}:{name}:vip",
-                f"{service['vip']} port {service['port']} is already used by service {listeners[listener]}",
-            )
-        listeners[listener] = name
-    return services
-
-
 def _haproxy(value, path):
     value = {} if value is None else value
     schema.mapping(value, path, allowed=("stats_socket", "global", "defaults"))
@@ -433,8 +316,8 @@ def _haproxy(value, path):
     schema.matching(socket_path, f"{path}:stats_socket", re.compile(r"^/[A-Za-z0-9_./-]+$"), "an absolute path")
     return {
         "stats_socket": socket_path,
-        "global": _merge_directives(HAPROXY_GLOBAL, value.get("global"), f"{path}:global", _haproxy_line_problem),
-        "defaults": _merge_directives(HAPROXY_DEFAULTS, value.get("defaults"), f"{path}:defaults", _haproxy_line_problem),
+        "global": _merge_directives(HAPROXY_GLOBAL, value.get("global"), f"{path}:global", services.haproxy_line_problem),
+        "defaults": _merge_directives(HAPROXY_DEFAULTS, value.get("defaults"), f"{path}:defaults", services.haproxy_line_problem),
     }
 
 
@@ -499,7 +382,7 @@ def normalize(pillar, path=PILLAR_KEY):
     model = {
         "nodes": _nodes(pillar["nodes"], f"{path}:nodes"),
         "vrrp": _vrrp(pillar.get("vrrp"), f"{path}:vrrp"),
-        "services": _services(pillar.get("services"), f"{path}:services"),
+        "services": services.normalize(pillar.get("services"), f"{path}:services", reserved={PROBE_FRONTEND: "probe frontend"}),
         "haproxy": _haproxy(pillar.get("haproxy"), f"{path}:haproxy"),
         "keepalived": _keepalived(pillar.get("keepalived"), f"{path}:keepalived"),
         "firewall": _firewall(pillar.get("firewall"), f"{path}:firewall"),

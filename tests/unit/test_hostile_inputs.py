@@ -4,6 +4,7 @@ pillar, the beacon's configuration or the files lbpair keeps, and what lbpair do
 Grow it: every hole found becomes a row.
 """
 
+import copy
 import pathlib
 
 import pytest
@@ -16,6 +17,7 @@ from tests.conftest import REPO
 from tests.unit.test_certificates import KEY, NOW, PATH_KEY, shared_pki
 from tests.unit.test_planned import Pair
 from tests.unit.test_reaction_steps import _reactions
+from tests.unit.test_routing import SHOP
 
 
 def foo(lbpair):
@@ -110,7 +112,29 @@ PILLAR_ROWS = [
     ("a probe port that adds a command", lambda p: p["vrrp"].update(probe={"port": "8405; reboot"}), "lbpair:vrrp:probe:port", "integer"),
     ("a service named like lbpair's probe frontend", lambda p: p["services"].update({"lbpair-probe": p["services"].pop("foo")}),
      "lbpair:services:lbpair-probe", "probe frontend"),
+    ("a route to an unknown backend", lambda p: p["services"].update(shop=shop(routes=[{"path": "/", "backend": "admin"}])),
+     "lbpair:services:shop:routes:0:backend", "no backend 'admin'"),
+    ("two routes that shadow each other", lambda p: p["services"].update(shop=shop(routes=[{"path": "/a", "backend": "api"}, {"path": "/ab", "backend": "web"}])),
+     "lbpair:services:shop:routes:1", "shadowed"),
+    ("a route host that smuggles an ACL", lambda p: p["services"].update(shop=shop(routes=[{"host": "a } || { always_true", "backend": "api"}])),
+     "lbpair:services:shop:routes:0:host", "a host name"),
+    ("a route path with a space and a brace", lambda p: p["services"].update(shop=shop(routes=[{"path": "/a }", "backend": "api"}])),
+     "lbpair:services:shop:routes:0:path", "URL path"),
+    ("a route path with a line break", lambda p: p["services"].update(shop=shop(routes=[{"path": "/a\n    bind :22", "backend": "api"}])),
+     "lbpair:services:shop:routes:0:path", "single line"),
+    ("a backend named to open a section", lambda p: p["services"].update(shop=shop(backends={"x\nlisten y": SHOP["backends"]["web"]})),
+     "lbpair:services:shop:backends:x\nlisten y", "single line"),
+    ("a health check path with a newline", lambda p: p["services"]["foo"].update(health={"path": "/\nbind :22"}),
+     "lbpair:services:foo:health:path", "single line"),
+    ("a health check status that is not HTTP", lambda p: p["services"]["foo"].update(health={"status": 999}), "lbpair:services:foo:health:status", "from 100 to 599"),
+    ("a redirect loop", lambda p: p["services"]["foo"].update(redirects={"a.example.net": "a.example.net"}),
+     "lbpair:services:foo:redirects:a.example.net", "redirected itself"),
 ]  # fmt: skip
+
+
+def shop(**changes):
+    """The routed service of the routing tests, changed."""
+    return {**copy.deepcopy(SHOP), **changes}
 
 
 @pytest.mark.parametrize(("what", "change", "path", "words"), PILLAR_ROWS, ids=[row[0] for row in PILLAR_ROWS])

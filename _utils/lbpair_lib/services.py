@@ -1,0 +1,279 @@
+"""
+``lbpair:services``: what HAProxy serves on each virtual IP, validated and normalised.
+
+A service is either
+
+- **plain** (``servers``): one HAProxy ``listen`` section, as the seed's services; or
+- **routed** (``backends``): a ``frontend`` on the VIP whose ``routes`` pick a
+  backend by Host and path prefix (first match wins, else ``default_backend``),
+  and one ``backend`` section per backend, named ``<service>.<backend>``.
+
+A plain service and each backend are a *pool*: ``balance``, ``cookie``,
+``health`` (a modelled health check), ``options`` (raw lines) and ``servers``.
+
+.. code-block:: yaml
+
+    shop:
+      vip: 203.0.113.50
+      port: 80
+      redirects: {www.shop.example.net: shop.example.net}   # Host -> Host, 301, path kept
+      backends:
+        web: {servers: {web1: {address: 198.51.100.51, port: 80}}}
+        api:
+          health: {path: /health, status: 200, inter: 2, fall: 3, rise: 2}
+          servers: {api1: {address: 198.51.100.61, port: 8080}}
+      routes:
+        - {path: /api/, backend: api}
+        - {host: api.shop.example.net, backend: api}
+      default_backend: web
+"""
+
+import re
+
+from lbpair_lib import schema
+from lbpair_lib.errors import InvalidValue
+
+COOKIE_RE = re.compile(r"[A-Za-z0-9_-]{1,64}")
+#: a DNS host name, lower case, without a trailing dot or a port
+HOST_RE = re.compile(r"(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)*[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?")
+#: a URL path prefix: RFC 3986 path characters only (no space, no brace, no query or fragment)
+PATH_RE = re.compile(r"/[A-Za-z0-9._~!$&'()*+,;=:@%/-]{0,1023}")
+#: keywords that open a section of haproxy.cfg: a line starting with one would end the section it is in
+HAPROXY_SECTIONS = (
+    "global", "defaults", "frontend", "backend", "listen", "userlist", "peers", "resolvers", "mailers",
+    "program", "http-errors", "ring", "cache", "log-forward", "fcgi-app", "crt-store", "traces",
+)  # fmt: skip
+BALANCE_ALGORITHMS = (
+    "roundrobin", "static-rr", "leastconn", "first", "source", "uri", "url_param", "hdr", "random", "rdp-cookie", "hash",
+)  # fmt: skip
+POOL_KEYS = ("balance", "cookie", "health", "options", "servers")
+ROUTED_KEYS = ("backends", "routes", "default_backend")
+HEALTH_DEFAULTS = {"path": "/", "status": 200, "inter": 2, "fall": 3, "rise": 2}
+
+
+def haproxy_line_problem(line):
+    """Why a line must not go into haproxy.cfg as given (it opens a section, or adds an admin socket)."""
+    words = line.split()
+    if words and words[0] in HAPROXY_SECTIONS:
+        return f"must not start with {words[0]!r}: it would open a section of its own"
+    if words[:2] == ["stats", "socket"]:
+        return "set the stats socket with lbpair:haproxy:stats_socket"
+    return None
+
+
+def _option_lines(value, path):
+    """The escape hatch: an ordered list of raw HAProxy directive lines, none opening a section."""
+    if value is None:
+        return []
+    if not isinstance(value, list):
+        raise InvalidValue(path, f"expected a list of directive lines, got {schema.type_name(value)}")
+    lines = [schema.free_text(line, f"{path}:{index}") for index, line in enumerate(value)]
+    for index, line in enumerate(lines):
+        problem = haproxy_line_problem(line)
+        if problem:
+            raise InvalidValue(f"{path}:{index}", problem)
+    return lines
+
+
+def _server(name, value, path):
+    schema.name(name, path)
+    schema.mapping(value, path, allowed=("address", "port", "options"), required=("address", "port"))
+    options = value.get("options")
+    return {
+        "address": schema.address(value["address"], f"{path}:address"),
+        "port": schema.port(value["port"], f"{path}:port"),
+        "options": None if options is None else schema.free_text(options, f"{path}:options", False),
+    }
+
+
+def _balance(value, path):
+    text = schema.string(value, path)
+    algorithm = re.split(r"[ (]", text, maxsplit=1)[0]
+    if algorithm not in BALANCE_ALGORITHMS:
+        raise InvalidValue(path, f"{algorithm!r} is not a balance algorithm ({', '.join(BALANCE_ALGORITHMS)})")
+    return text
+
+
+def _url_path(value, path):
+    return schema.matching(value, path, PATH_RE, "a URL path starting with / (no space, brace, query or fragment)")
+
+
+def host_name(value, path):
+    """A DNS host name as HTTP clients send it in Host (lower case, no port, no trailing dot)."""
+    return schema.matching(value, path, HOST_RE, "a host name (lower case letters, digits, '-' and '.')")
+
+
+def _health(value, path, mode):
+    """A modelled health check: HTTP (path, expected status) in mode http, a TCP connect in mode tcp."""
+    if value is None:
+        return None
+    schema.mapping(value, path, allowed=tuple(HEALTH_DEFAULTS))
+    if mode == "tcp" and ("path" in value or "status" in value):
+        raise InvalidValue(path, "path and status are for HTTP checks: they need mode http")
+    health = {**HEALTH_DEFAULTS, **value}
+    return {
+        "path": None if mode == "tcp" else _url_path(health["path"], f"{path}:path"),
+        "status": None if mode == "tcp" else schema.integer(health["status"], f"{path}:status", 100, 599),
+        "inter": schema.number(health["inter"], f"{path}:inter", 0.1, 3600),
+        "fall": schema.integer(health["fall"], f"{path}:fall", 1, 100),
+        "rise": schema.integer(health["rise"], f"{path}:rise", 1, 100),
+    }
+
+
+def _pool(value, path, mode):
+    """balance, cookie, health, options and servers: a plain service's, or one backend's."""
+    cookie = value.get("cookie")
+    if cookie is not None:
+        cookie = schema.matching(cookie, f"{path}:cookie", COOKIE_RE, "a cookie name")
+        if mode != "http":
+            raise InvalidValue(f"{path}:cookie", "cookie persistence needs mode http")
+    if "servers" not in value:
+        raise InvalidValue(f"{path}:servers", "is required")
+    servers = value["servers"]
+    schema.named_mapping(servers, f"{path}:servers")
+    if not servers:
+        raise InvalidValue(f"{path}:servers", "needs at least one server")
+    return {
+        "balance": _balance(value.get("balance", "roundrobin"), f"{path}:balance"),
+        "cookie": cookie,
+        "health": _health(value.get("health"), f"{path}:health", mode),
+        "options": _option_lines(value.get("options"), f"{path}:options"),
+        "servers": {server: _server(server, servers[server], f"{path}:servers:{server}") for server in sorted(servers, key=str)},
+    }
+
+
+def _route(value, path, backends):
+    schema.mapping(value, path, allowed=("host", "path", "backend"), required=("backend",))
+    if "host" not in value and "path" not in value:
+        raise InvalidValue(path, "needs a host, a path prefix or both")
+    backend = schema.name(value["backend"], f"{path}:backend")
+    if backend not in backends:
+        raise InvalidValue(f"{path}:backend", f"there is no backend {backend!r} (backends: {', '.join(backends)})")
+    return {
+        "host": host_name(value["host"], f"{path}:host") if "host" in value else None,
+        "path": _url_path(value["path"], f"{path}:path") if "path" in value else None,
+        "backend": backend,
+    }
+
+
+def _covers(earlier, later):
+    """Whether every request ``later`` matches is matched by ``earlier`` first."""
+    same_host = earlier["host"] is None or earlier["host"] == later["host"]
+    wider_path = earlier["path"] is None or (later["path"] or "").startswith(earlier["path"])
+    return same_host and wider_path
+
+
+def _routes(value, path, backends):
+    if not isinstance(value, list):
+        raise InvalidValue(path, f"expected a list of routes, got {schema.type_name(value)}")
+    routes = [_route(route, f"{path}:{index}", backends) for index, route in enumerate(value)]
+    for index, route in enumerate(routes):
+        for earlier_index, earlier in enumerate(routes[:index]):
+            if _covers(earlier, route):
+                raise InvalidValue(f"{path}:{index}", f"is shadowed by {path}:{earlier_index}, which matches first all it matches")
+    return routes
+
+
+def _default_backend(value, path, backends):
+    if value is None:
+        if len(backends) == 1:
+            return next(iter(backends))
+        raise InvalidValue(path, "is required with more than one backend")
+    name = schema.name(value, path)
+    if name not in backends:
+        raise InvalidValue(path, f"there is no backend {name!r} (backends: {', '.join(backends)})")
+    return name
+
+
+def _routed(value, path, mode):
+    if "servers" in value or any(key in value for key in POOL_KEYS if key != "options"):
+        extra = next(key for key in POOL_KEYS if key in value and key != "options")
+        raise InvalidValue(f"{path}:{extra}", "belongs in a backend: a service has either servers or backends")
+    if mode != "http":
+        raise InvalidValue(f"{path}:backends", "routes by Host and path need mode http")
+    backends = value["backends"]
+    schema.named_mapping(backends, f"{path}:backends")
+    if not backends:
+        raise InvalidValue(f"{path}:backends", "needs at least one backend")
+    pools = {}
+    for name in sorted(backends, key=str):
+        backend_path = f"{path}:backends:{name}"
+        schema.name(name, backend_path)
+        schema.mapping(backends[name], backend_path, allowed=POOL_KEYS, required=("servers",))
+        pools[name] = _pool(backends[name], backend_path, mode)
+    return {
+        "backends": pools,
+        "routes": _routes(value.get("routes", []), f"{path}:routes", pools),
+        "default_backend": _default_backend(value.get("default_backend"), f"{path}:default_backend", pools),
+    }
+
+
+def _redirects(value, path, mode):
+    """``{from host: to host}``: requests for the first get a 301 to the second, path and query kept."""
+    if value is None:
+        return {}
+    if mode != "http":
+        raise InvalidValue(path, "redirects need mode http")
+    schema.named_mapping(value, path)
+    redirects = {host_name(source, f"{path}:{source}"): host_name(target, f"{path}:{source}") for source, target in value.items()}
+    for source, target in redirects.items():
+        if target in redirects:
+            raise InvalidValue(f"{path}:{source}", f"redirects to {target}, which is redirected itself")
+    return dict(sorted(redirects.items()))
+
+
+def _service(name, value, path, reserved):
+    schema.name(name, path)
+    if name in reserved:
+        raise InvalidValue(path, f"{name} is the name of lbpair's {reserved[name]}")
+    schema.mapping(value, path, allowed=("vip", "port", "mode", "redirects", "options", *POOL_KEYS, *ROUTED_KEYS), required=("vip", "port"))
+    mode = value.get("mode", "http")
+    if mode not in ("http", "tcp"):
+        raise InvalidValue(f"{path}:mode", f"must be http or tcp, got {mode!r}")
+    service = {
+        "vip": schema.address(value["vip"], f"{path}:vip", ipv4_only=True, host=True),
+        "port": schema.port(value["port"], f"{path}:port"),
+        "mode": mode,
+        "redirects": _redirects(value.get("redirects"), f"{path}:redirects", mode),
+    }
+    if "backends" in value:
+        return {**service, "options": _option_lines(value.get("options"), f"{path}:options"), **_routed(value, path, mode)}
+    stray = next((key for key in ROUTED_KEYS if key in value), None)
+    if stray:
+        raise InvalidValue(f"{path}:{stray}", "is only for a service with backends")
+    return {**service, **_pool(value, path, mode)}
+
+
+def backend_proxy(service, backend):
+    """HAProxy's name of a routed service's backend (``shop.api``): what the stats socket calls it."""
+    return f"{service}.{backend}"
+
+
+def _check_unique_proxy_names(services, path):
+    """A backend's HAProxy name must not be a service's (``shop`` + ``api`` against a service ``shop.api``)."""
+    for name, service in services.items():
+        for backend in service.get("backends", {}):
+            proxy = backend_proxy(name, backend)
+            if proxy in services:
+                raise InvalidValue(f"{path}:{name}:backends:{backend}", f"its HAProxy name {proxy} is the name of service {proxy}")
+
+
+def _check_unique_listeners(services, path):
+    listeners = {}
+    for name, service in services.items():
+        listener = (service["vip"], service["port"])
+        if listener in listeners:
+            raise InvalidValue(
+                f"{path}:{name}:vip", f"{service['vip']} port {service['port']} is already used by service {listeners[listener]}"
+            )
+        listeners[listener] = name
+
+
+def normalize(value, path, reserved=None):
+    """The services of ``lbpair:services`` (``path``), by name; ``reserved``: ``{name: what}`` lbpair uses itself."""
+    value = {} if value is None else value
+    schema.named_mapping(value, path)
+    services = {name: _service(name, value[name], f"{path}:{name}", reserved or {}) for name in sorted(value, key=str)}
+    _check_unique_listeners(services, path)
+    _check_unique_proxy_names(services, path)
+    return services
