@@ -4,10 +4,11 @@ checked with ``haproxy -c``, reloaded without dropping connections; servers
 queried and drained through the stats socket.
 
 Minion configuration, all optional: ``lbpair_haproxy: {config_file:
-/etc/haproxy/haproxy.cfg, service: haproxy, binary: haproxy}``. The state ``lbpair_haproxy.configured`` installs the configuration.
+/etc/haproxy/haproxy.cfg, service: haproxy, binary: haproxy}``. The state ``lbpair_haproxy.configured`` installs the configuration
+and the TLS certificates of the pillar (in ``certs/lbpair`` beside haproxy.cfg).
 """
 
-from lbpair_lib import deploy, haproxy, pillar, stats
+from lbpair_lib import deploy, haproxy, pillar, stats, tls_files
 
 __virtualname__ = "lbpair_haproxy"
 
@@ -35,7 +36,7 @@ def render(node=None, pillar=None):  # pylint: disable=redefined-outer-name
 
         salt lb1 lbpair_haproxy.render
     """
-    return deploy.redact(haproxy.render_config(_model(node, pillar)))
+    return deploy.redact(deploy.text_of(_daemon().render(_model(node, pillar))))
 
 
 def validate():
@@ -97,3 +98,21 @@ def set_server(service, server, state):
         salt lb1 lbpair_haproxy.set_server foo foo1 ready
     """
     return stats.set_server(_model()["haproxy"]["stats_socket"], service, server, state)
+
+
+def certificates(warn_days=30):
+    """
+    The TLS certificates of every service: per service and certificate, its host
+    names, ``not_after``, ``days_left`` and ``warning`` (it expires within
+    ``warn_days`` days); ``source`` is ``pillar`` or the file on this node it was
+    read from. A file that cannot be read or holds no valid certificate has an
+    ``error`` instead. Private keys are never read into the answer.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt lb1 lbpair_haproxy.certificates
+        salt lb1 lbpair_haproxy.certificates warn_days=14
+    """
+    return tls_files.report(_model(), warn_days)

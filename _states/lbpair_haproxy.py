@@ -28,6 +28,11 @@ def configured(name):
     if not; nothing is installed or reloaded. A rejection names the pillar key
     behind each line HAProxy complains about.
 
+    The TLS certificates of the pillar are written (0600) to files named by
+    their SHA-256 in ``certs/lbpair`` beside haproxy.cfg before the check, and
+    the ones no longer named are removed after the reload; ``changes`` and the
+    diff name these files, never their content.
+
     name
         The state's name; free text.
     """

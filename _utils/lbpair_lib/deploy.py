@@ -11,6 +11,11 @@ The one order that never leaves a bad configuration live:
 5. reload the daemon through the service manager (never restart it); if the
    reload fails, put the previous file back and reload again.
 
+Files the configuration names beside it (HAProxy's certificates from the pillar,
+:class:`lbpair_lib.tls_files.CertificateFiles`) are written before step 3 under new
+names, never over live ones, and the ones no longer named removed after step 5; the
+check of step 2 writes them into its scratch directory.
+
 Rendering gives each line of the configuration with the pillar key it comes
 from (``[(line, key), ...]``): when the binary rejects a line, the error names
 that key. Secrets that may appear in a configuration are masked in diffs,
@@ -31,8 +36,10 @@ log = logging.getLogger(__name__)
 
 #: ``label`` names the daemon in messages; ``check_command`` is the check without the file;
 #: ``render`` turns a node's model into ``[(line, key), ...]``; ``line_ref`` finds the
-#: number of the line a message of the check is about (group 1).
-Daemon = collections.namedtuple("Daemon", "label config_file service check_command render line_ref")
+#: number of the line a message of the check is about (group 1); ``side_files`` (optional) writes
+#: and prunes the files the configuration names (``write``, ``missing``, ``scratch_lines``,
+#: ``discard``, ``prune``: :class:`lbpair_lib.tls_files.CertificateFiles`).
+Daemon = collections.namedtuple("Daemon", "label config_file service check_command render line_ref side_files", defaults=(None,))
 
 SECRET_RES = (
     re.compile(r"^(\s*stats\s+auth\s+[^:\s]+:)\S+", re.MULTILINE),
@@ -136,18 +143,14 @@ def rejection(daemon, exit_code, output, lines):
     return mask_secrets(f"{daemon.label} rejected the configuration (exit {exit_code}):\n{told}", text_of(lines))
 
 
-def check_lines(daemon, lines):
-    """Write rendered ``lines`` into a scratch file and check it; nothing live is touched."""
+def check_model(daemon, model):
+    """Render ``model`` into a scratch file (its side files beside it) and check it; nothing live is touched."""
     with tempfile.TemporaryDirectory(prefix="lbpair-check-") as directory:
+        lines = daemon.render(model) if daemon.side_files is None else daemon.side_files.scratch_lines(model, directory)
         candidate = os.path.join(directory, os.path.basename(daemon.config_file))
         with open(candidate, "w", encoding="utf-8") as handle:
             handle.write(text_of(lines))
         return check(daemon, candidate, lines)
-
-
-def check_model(daemon, model):
-    """Render ``model`` into a scratch file and check it; nothing live is touched."""
-    return check_lines(daemon, daemon.render(model))
 
 
 def reload(daemon, services):
@@ -179,12 +182,27 @@ def configure(daemon, model, services, test=False):
     path, new = daemon.config_file, text_of(lines)
     old = read_text(path)
     if old == new:
-        return {"result": True, "comment": f"{path} is up to date", "changes": {}}
+        return _side_files_only(daemon, model, test)
     changes = {"diff": unified_diff(old, new, path)}
     if test:
-        check_lines(daemon, lines)
+        check_model(daemon, model)
         comment = f"{path} would be updated and {daemon.service} reloaded ({daemon.label} accepts the new configuration)"
         return {"result": None, "comment": comment, "changes": changes}
+    written = _write_side_files(daemon, model)
+    try:
+        _install(daemon, new, lines)
+        action = _reload_or_restore(daemon, services, old)
+    except LbpairError:
+        if written:  # new names only: the live configuration never named them
+            daemon.side_files.discard(written)
+        raise
+    changes.update(_files_changes(written, _prune_side_files(daemon, model)))
+    return {"result": True, "comment": f"{path} updated and {daemon.service} {action}", "changes": changes}
+
+
+def _install(daemon, new, lines):
+    """Write the candidate beside the live file, check it, and rename it over the live file."""
+    path = daemon.config_file
     candidate = store.write_beside(path, new)
     try:
         check(daemon, candidate, lines)
@@ -192,12 +210,40 @@ def configure(daemon, model, services, test=False):
     finally:
         store.remove(candidate)
     log.info("lbpair: installed a new %s configuration in %s", daemon.label, path)
+
+
+def _reload_or_restore(daemon, services, old):
     try:
-        action = reload(daemon, services)
+        return reload(daemon, services)
     except LbpairError as exc:
         _restore(daemon, services, old)
-        raise LbpairError(f"{exc}; the previous {path} was restored") from exc
-    return {"result": True, "comment": f"{path} updated and {daemon.service} {action}", "changes": changes}
+        raise LbpairError(f"{exc}; the previous {daemon.config_file} was restored") from exc
+
+
+def _write_side_files(daemon, model):
+    return [] if daemon.side_files is None else daemon.side_files.write(model)
+
+
+def _prune_side_files(daemon, model):
+    return [] if daemon.side_files is None else daemon.side_files.prune(model)
+
+
+def _files_changes(written, removed):
+    """The side files written and removed, by name (never their content)."""
+    files = {"new": [os.path.basename(path) for path in written], "removed": removed}
+    return {"files": files} if written or removed else {}
+
+
+def _side_files_only(daemon, model, test):
+    """The live file is up to date: put back missing side files, remove stale ones (no reload: the daemon has them)."""
+    comment = f"{daemon.config_file} is up to date"
+    if not test:
+        changes = _files_changes(_write_side_files(daemon, model), _prune_side_files(daemon, model))
+        return {"result": True, "comment": comment, "changes": changes}
+    changes = _files_changes([] if daemon.side_files is None else daemon.side_files.missing(model), [])
+    if changes:
+        return {"result": None, "comment": f"{comment}; missing files it names would be written", "changes": changes}
+    return {"result": True, "comment": comment, "changes": {}}
 
 
 def _restore(daemon, services, old):

@@ -3,14 +3,16 @@ HAProxy's configuration for an lbpair node, rendered from the normalised model.
 
 Each plain service of the pillar becomes one ``listen`` section bound to its
 virtual IP; a routed one a ``frontend`` there and a ``backend`` per backend
-(:mod:`lbpair_lib.services`). HAProxy must be allowed to bind an address it does not hold yet (the backup
-node): the ``lbpair.haproxy`` SLS sets ``net.ipv4.ip_nonlocal_bind``. The
-minion options (``lbpair_haproxy``) are :data:`DEFAULTS`.
+(:mod:`lbpair_lib.services`); a service with ``tls`` binds its TLS port there too, naming its
+certificates' files (:mod:`lbpair_lib.tls_files`), never their text. HAProxy must be allowed
+to bind an address it does not hold yet (the backup node): the ``lbpair.haproxy`` SLS sets
+``net.ipv4.ip_nonlocal_bind``. The minion options (``lbpair_haproxy``) are :data:`DEFAULTS`.
 """
 
+import functools
 import re
 
-from lbpair_lib import pillar, schema, services
+from lbpair_lib import pillar, schema, services, tls, tls_files
 from lbpair_lib.deploy import Daemon, sections_after_header, text_of, written_by_lbpair
 
 HEADER = "# Managed by Salt (lbpair) from the lbpair pillar: local changes are overwritten.\n"
@@ -24,7 +26,10 @@ def daemon(options):
     """HAProxy as :mod:`~lbpair_lib.deploy` manages it, from the minion's ``lbpair_haproxy`` options."""
     local = schema.settings(options, OPTIONS_KEY, DEFAULTS)
     check_command = [local["binary"], "-c", "-f"]
-    return Daemon("HAProxy", local["config_file"], local["service"], check_command, render_lines, LINE_REF)
+    certificate_dir = tls_files.directory_for(local["config_file"])
+    render = functools.partial(render_lines, certificate_dir=certificate_dir)
+    files = tls_files.CertificateFiles(certificate_dir, render_lines)
+    return Daemon("HAProxy", local["config_file"], local["service"], check_command, render, LINE_REF, files)
 
 
 def _section(title, key, lines):
@@ -80,19 +85,58 @@ def _pool_lines(pool, path, mode):
     return lines
 
 
-def _front_lines(service, path):
-    """How a service meets its clients: the bind on its VIP, its mode, its redirects."""
-    lines = [(f"bind {service['vip']}:{service['port']}", f"{path}:vip"), (f"mode {service['mode']}", f"{path}:mode")]
-    port = "" if service["port"] == 80 else f":{service['port']}"
+def _tls_bind(service, path, certificate_dir):
+    """The TLS bind: the first certificate for clients without SNI, HAProxy picks among all by SNI."""
+    tls_spec = service["tls"]
+    files = " ".join(f"crt {tls_files.file_of(certificate, certificate_dir)}" for certificate in tls_spec["certificates"].values())
+    return f"bind {service['vip']}:{tls_spec['port']} ssl {files} alpn {','.join(tls_spec['alpn'])}", f"{path}:tls:certificates"
+
+
+def _port_suffix(port, default):
+    return "" if port == default else f":{port}"
+
+
+def _host_redirects(service, path):
+    """Host redirects (301, path kept): to https with TLS, and to http too where plain HTTP is served."""
+    tls_spec = service["tls"]
+    http = f"http://{{}}{_port_suffix(service['port'], 80)}"
+    if tls_spec is None:
+        prefixes = [(http, "")]
+    else:
+        https = f"https://{{}}{_port_suffix(tls_spec['port'], tls.DEFAULT_PORT)}"
+        prefixes = [(https, "")] if tls_spec["redirect_http"] else [(http, " !{ ssl_fc }"), (https, " { ssl_fc }")]
     for source, target in service["redirects"].items():
-        redirect = f"http-request redirect prefix http://{target}{port} code 301 if {_host_is(source)}"
-        lines.append((redirect, f"{path}:redirects:{source}"))
+        for prefix, condition in prefixes:
+            redirect = f"http-request redirect prefix {prefix.format(target)} code 301 if {_host_is(source)}{condition}"
+            yield redirect, f"{path}:redirects:{source}"
+
+
+def _https_redirect(tls_spec, path):
+    """Plain HTTP answered with a 301 to the same host and path over https."""
+    if tls_spec["port"] == tls.DEFAULT_PORT:
+        line = "http-request redirect scheme https code 301 unless { ssl_fc }"
+    else:
+        location = f"https://%[req.hdr(host),field(1,:)]:{tls_spec['port']}%[pathq]"
+        line = f"http-request redirect location {location} code 301 unless {{ ssl_fc }}"
+    return line, f"{path}:tls:redirect_http"
+
+
+def _front_lines(service, path, certificate_dir):
+    """How a service meets its clients: the binds on its VIP, its mode, its redirects."""
+    lines = [(f"bind {service['vip']}:{service['port']}", f"{path}:vip")]
+    if service["tls"]:
+        lines.append(_tls_bind(service, path, certificate_dir))
+    lines.append((f"mode {service['mode']}", f"{path}:mode"))
+    lines.extend(_host_redirects(service, path))
+    if service["tls"] and service["tls"]["redirect_http"]:
+        lines.append(_https_redirect(service["tls"], path))
     return lines
 
 
-def _listen_section(name, service):
+def _listen_section(name, service, certificate_dir):
     path = pillar.key("services", name)
-    return _section(f"listen {name}", path, [*_front_lines(service, path), *_pool_lines(service, path, service["mode"])])
+    lines = [*_front_lines(service, path, certificate_dir), *_pool_lines(service, path, service["mode"])]
+    return _section(f"listen {name}", path, lines)
 
 
 def _host_is(host):
@@ -106,10 +150,10 @@ def _route_line(service_name, route):
     return f"use_backend {services.backend_proxy(service_name, route['backend'])} if {' '.join(conditions)}"
 
 
-def _frontend_section(name, service):
+def _frontend_section(name, service, certificate_dir):
     """A routed service: its redirects, then the routes in order, then the default backend."""
     path = pillar.key("services", name)
-    lines = _front_lines(service, path)
+    lines = _front_lines(service, path, certificate_dir)
     lines.extend((line, f"{path}:options:{index}") for index, line in enumerate(service["options"]))
     lines.extend((_route_line(name, route), f"{path}:routes:{index}") for index, route in enumerate(service["routes"]))
     lines.append((f"default_backend {services.backend_proxy(name, service['default_backend'])}", f"{path}:default_backend"))
@@ -122,11 +166,11 @@ def _backend_sections(name, service):
         yield _section(f"backend {services.backend_proxy(name, backend)}", path, [("mode http", path), *_pool_lines(pool, path, "http")])
 
 
-def _service_sections(name, service):
+def _service_sections(name, service, certificate_dir):
     """A plain service is one ``listen`` section; a routed one a ``frontend`` and its ``backend`` sections."""
     if "backends" not in service:
-        return [_listen_section(name, service)]
-    return [_frontend_section(name, service), *_backend_sections(name, service)]
+        return [_listen_section(name, service, certificate_dir)]
+    return [_frontend_section(name, service, certificate_dir), *_backend_sections(name, service)]
 
 
 def _probe_section(probe):
@@ -140,20 +184,21 @@ def _probe_section(probe):
     return _section(f"frontend {pillar.PROBE_FRONTEND}", f"{path}:enabled", lines)
 
 
-def render_lines(model):
+def render_lines(model, certificate_dir=tls.MANAGED_DIRECTORY):
     """
     haproxy.cfg for a normalised lbpair model as ``[(line, key), ...]``: each line
-    with the pillar key it comes from (``lbpair:services:foo:options:2``).
+    with the pillar key it comes from (``lbpair:services:foo:options:2``); the
+    certificates from the pillar are files in ``certificate_dir``.
     """
     sections = [
         _global_section(model["haproxy"]),
         _section("defaults", written_by_lbpair("defaults"), _directives(model["haproxy"]["defaults"], pillar.key("haproxy", "defaults"))),
-        *(section for name, service in model["services"].items() for section in _service_sections(name, service)),
+        *(section for name, service in model["services"].items() for section in _service_sections(name, service, certificate_dir)),
         *([_probe_section(model["vrrp"]["probe"])] if model["vrrp"]["probe"]["enabled"] else []),
     ]
     return sections_after_header(HEADER.rstrip("\n"), sections)
 
 
-def render_config(model):
+def render_config(model, certificate_dir=tls.MANAGED_DIRECTORY):
     """The complete haproxy.cfg for a normalised lbpair model, byte for byte deterministic."""
-    return text_of(render_lines(model))
+    return text_of(render_lines(model, certificate_dir))

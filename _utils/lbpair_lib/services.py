@@ -8,6 +8,8 @@ A service is either
   backend by Host and path prefix (first match wins, else ``default_backend``),
   and one ``backend`` section per backend, named ``<service>.<backend>``.
 
+Either may terminate TLS on its VIP too (``tls``, :mod:`lbpair_lib.tls`).
+
 A plain service and each backend are a *pool*: ``balance``, ``cookie``,
 ``health`` (a modelled health check), ``options`` (raw lines) and ``servers``.
 
@@ -30,7 +32,7 @@ A plain service and each backend are a *pool*: ``balance``, ``cookie``,
 
 import re
 
-from lbpair_lib import schema
+from lbpair_lib import schema, tls
 from lbpair_lib.errors import InvalidValue
 
 COOKIE_RE = re.compile(r"[A-Za-z0-9_-]{1,64}")
@@ -226,7 +228,8 @@ def _service(name, value, path, reserved):
     schema.name(name, path)
     if name in reserved:
         raise InvalidValue(path, f"{name} is the name of lbpair's {reserved[name]}")
-    schema.mapping(value, path, allowed=("vip", "port", "mode", "redirects", "options", *POOL_KEYS, *ROUTED_KEYS), required=("vip", "port"))
+    allowed = ("vip", "port", "mode", "tls", "redirects", "options", *POOL_KEYS, *ROUTED_KEYS)
+    schema.mapping(value, path, allowed=allowed, required=("vip", "port"))
     mode = value.get("mode", "http")
     if mode not in ("http", "tcp"):
         raise InvalidValue(f"{path}:mode", f"must be http or tcp, got {mode!r}")
@@ -236,6 +239,7 @@ def _service(name, value, path, reserved):
         "mode": mode,
         "redirects": _redirects(value.get("redirects"), f"{path}:redirects", mode),
     }
+    service["tls"] = tls.normalize(value.get("tls"), f"{path}:tls", mode, service["port"])
     if "backends" in value:
         return {**service, "options": _option_lines(value.get("options"), f"{path}:options"), **_routed(value, path, mode)}
     stray = next((key for key in ROUTED_KEYS if key in value), None)
@@ -258,15 +262,20 @@ def _check_unique_proxy_names(services, path):
                 raise InvalidValue(f"{path}:{name}:backends:{backend}", f"its HAProxy name {proxy} is the name of service {proxy}")
 
 
+def _listeners(name, service, path):
+    """``(vip, port, key)`` of each port a service binds: its plain one, and its TLS one if it has one."""
+    yield service["vip"], service["port"], f"{path}:{name}:vip"
+    if service["tls"]:
+        yield service["vip"], service["tls"]["port"], f"{path}:{name}:tls:port"
+
+
 def _check_unique_listeners(services, path):
     listeners = {}
     for name, service in services.items():
-        listener = (service["vip"], service["port"])
-        if listener in listeners:
-            raise InvalidValue(
-                f"{path}:{name}:vip", f"{service['vip']} port {service['port']} is already used by service {listeners[listener]}"
-            )
-        listeners[listener] = name
+        for vip, port, key in _listeners(name, service, path):
+            if (vip, port) in listeners:
+                raise InvalidValue(key, f"{vip} port {port} is already used by service {listeners[vip, port]}")
+            listeners[vip, port] = name
 
 
 def normalize(value, path, reserved=None):

@@ -1,0 +1,178 @@
+"""
+The TLS certificates of the services (:mod:`lbpair_lib.tls`) as the files HAProxy reads.
+
+A certificate from the pillar is written to ``<directory>/<sha256 of its text>.pem`` (mode 0600,
+the directory 0700; the directory is ``certs/lbpair`` beside haproxy.cfg) before the candidate
+haproxy.cfg is checked, since ``haproxy -c`` reads it. A changed certificate is a new file: the
+live one is never overwritten, so a rejected candidate or a failed reload leaves HAProxy's files
+as they were. Files no longer named are removed after a successful install and reload, never
+before. haproxy.cfg, diffs and messages name only these paths, never the PEM text.
+
+A certificate given by ``path`` stays where it is; its symlinks may only lead into the
+directories :func:`lbpair_lib.certificates.readable_path` allows or certbot's archive.
+"""
+
+import os
+import re
+import tempfile
+
+from lbpair_lib import certificates, deploy, pillar, schema, store
+from lbpair_lib.errors import InvalidValue
+
+FILE_RE = re.compile(r"[0-9a-f]{64}\.pem")
+#: where the symlinks of a certificate on the node may lead (certbot's live/ links into archive/)
+RESOLVED_DIRECTORIES = (*certificates.ALLOWED_DIRECTORIES, "/etc/letsencrypt/archive")
+
+
+def directory_for(config_file):
+    """Where the certificates of the pillar go for the haproxy.cfg at ``config_file``."""
+    return os.path.join(os.path.dirname(config_file), "certs", "lbpair")
+
+
+def file_of(certificate, directory):
+    """The file HAProxy reads for a normalised certificate (``{"bundle": ...}`` or ``{"path": ...}``)."""
+    return certificate["path"] if "path" in certificate else os.path.join(directory, certificate["bundle"].file_name)
+
+
+def each_certificate(model):
+    """``(service, name, certificate)`` of every certificate of every service, in order."""
+    for service_name, service in model["services"].items():
+        for name, certificate in (service["tls"] or {"certificates": {}})["certificates"].items():
+            yield service_name, name, certificate
+
+
+def bundles(model):
+    """``{file name: PEM text}`` of the certificates from the pillar."""
+    return {cert["bundle"].file_name: cert["bundle"].text for _service, _name, cert in each_certificate(model) if "bundle" in cert}
+
+
+def missing(directory, model):
+    """The files of the pillar's certificates that ``directory`` lacks or holds with other content."""
+    paths = {os.path.join(directory, name): text for name, text in bundles(model).items()}
+    return [path for path, text in paths.items() if deploy.read_text(path) != text]
+
+
+def write(directory, model):
+    """Write the missing files of the pillar's certificates into ``directory``; return the paths written."""
+    written = missing(directory, model)
+    if not written:
+        return []
+    os.makedirs(directory, mode=0o700, exist_ok=True)
+    os.chmod(directory, 0o700)
+    texts = bundles(model)
+    for path in written:
+        _write_secret(path, texts[os.path.basename(path)])
+    return written
+
+
+def _write_secret(path, text):
+    """Write ``path`` atomically, readable by root only from the first byte (mkstemp creates 0600)."""
+    handle, candidate = tempfile.mkstemp(prefix=".", suffix=".lbpair", dir=os.path.dirname(path))
+    try:
+        with os.fdopen(handle, "w", encoding="ascii") as stream:
+            stream.write(text)
+            stream.flush()
+            os.fsync(stream.fileno())
+        store.install(candidate, path)
+    finally:
+        store.remove(candidate)
+
+
+def discard(paths):
+    for path in paths:
+        store.remove(path)
+
+
+def prune(directory, model):
+    """Remove the certificate files of ``directory`` the model no longer names; return their names."""
+    try:
+        names = sorted(os.listdir(directory))
+    except FileNotFoundError:
+        return []
+    keep = bundles(model)
+    removed = [name for name in names if FILE_RE.fullmatch(name) and name not in keep]
+    discard(os.path.join(directory, name) for name in removed)
+    return removed
+
+
+def path_key(service, name):
+    return pillar.key("services", service, "tls", "certificates", name, "path")
+
+
+def resolved(path, key):
+    """Where the certificate file ``path`` really is; refused if its symlinks lead out of :data:`RESOLVED_DIRECTORIES`."""
+    real = os.path.realpath(path)
+    if not any(real.startswith(f"{directory}/") for directory in RESOLVED_DIRECTORIES):
+        raise InvalidValue(key, f"{path} leads to {real}, which is not in {', '.join(RESOLVED_DIRECTORIES)}")
+    return real
+
+
+def check_paths(model):
+    """Refuse a certificate on the node whose symlinks lead out of the allowed directories."""
+    for service, name, certificate in each_certificate(model):
+        if "path" in certificate:
+            resolved(certificate["path"], path_key(service, name))
+
+
+def read(path, key, now=None):
+    """The description (:func:`lbpair_lib.certificates.load`) of the certificate file ``path`` on the node."""
+    with open(resolved(path, key), encoding="ascii", errors="replace") as handle:
+        text = handle.read(certificates.MAX_PEM_BYTES + 1)
+    return certificates.load(text, key, now, need_key=False)
+
+
+def _expiry(description, name, now, warn_days):
+    (row,) = certificates.expiry_report({name: description}, now, warn_days)
+    return {"names": description["names"], "not_after": row["not_after"], "days_left": row["days_left"], "warning": row["warning"]}
+
+
+def report(model, warn_days, now=None):
+    """
+    ``{service: {certificate: {"source", "names", "not_after", "days_left", "warning"}}}``: the
+    pillar's certificates from the pillar, the node's read from the node (never their keys). A
+    certificate on the node that cannot be read or is not valid has ``error`` and ``warning``.
+    """
+    schema.integer(warn_days, "warn_days", 0, 3650)
+    found = {}
+    for service, name, certificate in each_certificate(model):
+        source = certificate.get("path", "pillar")
+        try:
+            description = certificate["bundle"].description if "bundle" in certificate else read(source, path_key(service, name), now)
+            row = _expiry(description, name, now, warn_days)
+        except (InvalidValue, OSError) as exc:
+            row = {"error": str(exc), "warning": True}
+        found.setdefault(service, {})[name] = {"source": source, **row}
+    return found
+
+
+class CertificateFiles:
+    """
+    What :mod:`lbpair_lib.deploy` does with the files beside haproxy.cfg: ``render(model,
+    directory)`` renders haproxy.cfg naming the certificates in ``directory``, and the live
+    ones are in ``directory``.
+    """
+
+    def __init__(self, directory, render):
+        self.directory = directory
+        self.render = render
+
+    def missing(self, model):
+        return missing(self.directory, model)
+
+    def write(self, model):
+        """Check the node's certificates, write the pillar's missing ones; return the paths written."""
+        check_paths(model)
+        return write(self.directory, model)
+
+    def scratch_lines(self, model, scratch):
+        """The lines of haproxy.cfg naming the certificates, written into the scratch directory ``scratch``."""
+        check_paths(model)
+        directory = os.path.join(scratch, "certs")
+        write(directory, model)
+        return self.render(model, directory)
+
+    def discard(self, paths):
+        discard(paths)
+
+    def prune(self, model):
+        return prune(self.directory, model)
