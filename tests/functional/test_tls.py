@@ -1,0 +1,111 @@
+"""
+TLS termination in a real HAProxy, in a throwaway network namespace with real HTTP backends and a
+throwaway CA: curl verifies the served chain against the CA, SNI picks the certificate of the
+host asked for (the first one without SNI), ALPN negotiates h2, and plain HTTP answers a 301 to https.
+"""
+
+import copy
+import subprocess
+import sys
+import time
+
+import pytest
+
+from lab import netns
+from lbpair_lib import haproxy, pillar, tls_files
+from tests.conftest import REPO
+from tests.unit.test_routing import SHOP
+from tests.unit.tls_ca import shared_ca
+
+NAMESPACE = "lbpair-tls"
+VIP = SHOP["vip"]
+BACKENDS = {"web1": ("198.51.100.51", 80), "web2": ("198.51.100.52", 80), "api1": ("198.51.100.61", 8080)}
+
+
+def tls_pillar(seed_pillar, socket_path, ca):
+    lbpair = copy.deepcopy(seed_pillar)
+    shop = copy.deepcopy(SHOP)
+    shop["backends"]["api"]["health"]["status"] = 200  # what lab/backend_http.py answers
+    shop["tls"] = {"redirect_http": True, "certificates": {"shop": {"pem": ca.shop}, "api": {"pem": ca.api}}}
+    lbpair["services"] = {"shop": shop}
+    # a plain process of the test: no chroot, no user switch, in the foreground, its own socket
+    lbpair["haproxy"] = {"stats_socket": socket_path, "global": {"chroot": None, "user": None, "group": None, "daemon": None}}
+    return lbpair
+
+
+def curl(*args):
+    return netns.run(NAMESPACE, ["curl", "-s", "--max-time", "3", *args], check=False)
+
+
+def https(host, *args):
+    """``curl`` to https://host/ on the VIP, checking the served chain against the throwaway CA."""
+    return curl("--cacert", str(https.ca_file), "--resolve", f"{host}:443:{VIP}", *args, f"https://{host}/")
+
+
+def served_subject(servername=None):
+    """The subject of the certificate HAProxy serves for ``servername`` (no SNI for None)."""
+    sni = ["-servername", servername] if servername else ["-noservername"]
+    done = netns.run(NAMESPACE, ["openssl", "s_client", *sni, "-connect", f"{VIP}:443"], check=False, input="", timeout=10)
+    return next(line for line in done.stdout.splitlines() if line.startswith("subject="))
+
+
+@pytest.fixture
+def tls_haproxy(tmp_path, seed_pillar):
+    ca = shared_ca()
+    https.ca_file = tmp_path / "ca.pem"
+    https.ca_file.write_text(ca.pem)
+    netns.add(NAMESPACE)
+    try:
+        netns.ip(NAMESPACE, "link", "set", "lo", "up")
+        for address in (VIP, *(address for address, _ in BACKENDS.values())):
+            netns.add_address(NAMESPACE, "lo", f"{address}/32")
+        for name, (address, port) in BACKENDS.items():
+            backend = netns.popen(NAMESPACE, [sys.executable, str(REPO / "lab/backend_http.py"), name, address, str(port)],
+                                  stdout=subprocess.PIPE, text=True)  # fmt: skip
+            assert backend.stdout.readline().strip() == "ready"
+        model = pillar.for_node(pillar.normalize(tls_pillar(seed_pillar, str(tmp_path / "admin.sock"), ca)), "lb1")
+        certificate_dir = str(tmp_path / "certs" / "lbpair")
+        tls_files.write(certificate_dir, model)
+        config = tmp_path / "haproxy.cfg"
+        config.write_text(haproxy.render_config(model, certificate_dir))
+        netns.popen(NAMESPACE, ["haproxy", "-f", str(config)], stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + 10
+        while https("shop.example.net", "-o", "/dev/null").returncode != 0:
+            assert time.monotonic() < deadline, "HAProxy did not serve TLS"
+            time.sleep(0.1)
+        yield ca
+    finally:
+        netns.delete(NAMESPACE)
+
+
+def test_curl_verifies_the_chain_against_the_ca_and_gets_a_backend(tls_haproxy):
+    done = https("shop.example.net", "-w", "\n%{http_code} %{ssl_verify_result}")
+    assert done.returncode == 0, done.stderr
+    body, status = done.stdout.rsplit("\n", 1)
+    assert status == "200 0" and body.strip() in ("web1", "web2")
+
+
+def test_sni_picks_the_certificate_of_the_host_and_the_first_is_the_default(tls_haproxy):
+    assert served_subject("api.shop.example.net") == "subject=CN = api.shop.example.net"
+    assert served_subject("shop.example.net") == "subject=CN = shop.example.net"
+    assert served_subject() == "subject=CN = shop.example.net"
+    done = https("api.shop.example.net")
+    assert done.returncode == 0 and done.stdout.strip() == "api1"
+
+
+def test_alpn_negotiates_h2_and_http_1_1_still_works(tls_haproxy):
+    assert https("shop.example.net", "--http2", "-o", "/dev/null", "-w", "%{http_version}").stdout == "2"
+    done = https("shop.example.net", "--http1.1", "-v", "-o", "/dev/null")
+    assert done.returncode == 0 and "ALPN: server accepted http/1.1" in done.stderr
+
+
+def test_plain_http_is_redirected_to_https_with_its_path(tls_haproxy):
+    done = curl("-H", "Host: shop.example.net", "-o", "/dev/null", "-w", "%{http_code} %{redirect_url}", f"http://{VIP}/cart?item=7")
+    assert done.stdout == "301 https://shop.example.net/cart?item=7"
+
+
+def test_a_foreign_host_goes_to_the_canonical_one_over_https_in_one_hop(tls_haproxy):
+    done = curl("-H", "Host: www.shop.example.net", "-o", "/dev/null", "-w", "%{http_code} %{redirect_url}", f"http://{VIP}/a")
+    assert done.stdout == "301 https://shop.example.net/a"
+    done = https("www.shop.example.net", "-o", "/dev/null", "-w", "%{http_code} %{redirect_url}")
+    assert done.stdout == "301 https://shop.example.net/"
