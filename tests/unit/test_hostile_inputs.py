@@ -18,6 +18,7 @@ from tests.unit.test_certificates import KEY, NOW, PATH_KEY, shared_pki
 from tests.unit.test_planned import Pair
 from tests.unit.test_reaction_steps import _reactions
 from tests.unit.test_routing import SHOP
+from tests.unit.tls_ca import shared_ca
 
 
 def foo(lbpair):
@@ -129,7 +130,34 @@ PILLAR_ROWS = [
     ("a health check status that is not HTTP", lambda p: p["services"]["foo"].update(health={"status": 999}), "lbpair:services:foo:health:status", "from 100 to 599"),
     ("a redirect loop", lambda p: p["services"]["foo"].update(redirects={"a.example.net": "a.example.net"}),
      "lbpair:services:foo:redirects:a.example.net", "redirected itself"),
+    ("TLS on a tcp service", lambda p: foo(p).update(mode="tcp", tls=tls()), "lbpair:services:foo:tls", "needs mode http"),
+    ("an ALPN protocol HAProxy is not asked for", lambda p: foo(p).update(tls=tls(alpn=["h2", "h2c"])), "lbpair:services:foo:tls:alpn:1",
+     "expected one of h2, http/1.1"),
+    ("an ALPN list that adds a bind option", lambda p: foo(p).update(tls=tls(alpn=["h2 crt /etc/shadow"])), "lbpair:services:foo:tls:alpn:0",
+     "expected one of"),
+    ("a pem that is not PEM", lambda p: foo(p).update(tls=tls(certificates={"x": {"pem": "MIIEvQIBADANBgkqhkiG9w0BAQEFAASC"}})),
+     "lbpair:services:foo:tls:certificates:x:pem", "not PEM"),
+    ("a certificate path to /etc/shadow", lambda p: foo(p).update(tls=tls(certificates={"x": {"path": "/etc/shadow"}})),
+     "lbpair:services:foo:tls:certificates:x:path", "not in a directory"),
+    ("a certificate path taking lbpair's own file", lambda p: foo(p).update(tls=tls(certificates={"x": {"path": f"/etc/haproxy/certs/lbpair/{'0' * 64}.pem"}})),
+     "lbpair:services:foo:tls:certificates:x:path", "lbpair's own"),
+    ("a certificate path with a space that adds a bind option", lambda p: foo(p).update(tls=tls(certificates={"x": {"path": "/etc/haproxy/certs/x.pem verify none"}})),
+     "lbpair:services:foo:tls:certificates:x:path", "an absolute path"),
+    ("the same certificate under two names", lambda p: foo(p).update(tls=tls(certificates={"a": {"path": "/etc/haproxy/certs/x.pem"}, "b": {"path": "/etc/haproxy/certs/x.pem"}})),
+     "lbpair:services:foo:tls:certificates:b", "same certificate as lbpair:services:foo:tls:certificates:a"),
+    ("the same bundle under two names", lambda p: foo(p).update(tls=tls(certificates={"a": {"pem": shared_ca().shop}, "b": {"pem": shared_ca().shop}})),
+     "lbpair:services:foo:tls:certificates:b", "same certificate as"),
+    ("a certificate name that opens a line", lambda p: foo(p).update(tls=tls(certificates={"x\nlisten y": {"path": "/etc/haproxy/certs/x.pem"}})),
+     "lbpair:services:foo:tls:certificates:x\nlisten y", "single line"),
+    ("a TLS port equal to the plain port", lambda p: foo(p).update(tls=tls(port=80)), "lbpair:services:foo:tls:port", "plain HTTP port"),
+    ("a TLS port another service listens on", lambda p: foo(p).update(vip=p["services"]["bar"]["vip"], port=8080, tls=tls(port=80)),
+     "lbpair:services:foo:tls:port", "already used by service bar"),
 ]  # fmt: skip
+
+
+def tls(**changes):
+    """A tls block with one certificate on the node, changed."""
+    return {"certificates": {"x": {"path": "/etc/haproxy/certs/x.pem"}}, **changes}
 
 
 def shop(**changes):
@@ -414,3 +442,31 @@ def test_a_hostile_certificate_is_refused_naming_the_key_and_never_showing_a_pri
     assert error.value.path == path, (what, str(error.value))
     assert words in str(error.value), (what, str(error.value))
     assert not pki.shows_a_key(str(error.value)), what
+
+
+def _unclosed(pem):
+    """The bundle with its key's END line gone."""
+    return pem.replace("-----END PRIVATE KEY-----", "")
+
+
+def _key_of_another(pem):
+    return pem.split("-----BEGIN PRIVATE KEY-----")[0] + "-----BEGIN PRIVATE KEY-----" + shared_ca().api.split("-----BEGIN PRIVATE KEY-----")[1]
+
+
+TLS_SECRET_ROWS = [
+    # (a broken bundle from the pillar: refused naming its key, no line of any private key in the message)
+    ("a key block without its END line", _unclosed),
+    ("another certificate's key", _key_of_another),
+    ("the key alone", lambda pem: "-----BEGIN PRIVATE KEY-----" + pem.split("-----BEGIN PRIVATE KEY-----")[1]),
+    ("a key before a damaged certificate", lambda pem: pem.split("-----BEGIN PRIVATE KEY-----", 1)[0].replace("M", "!", 3) + pem),
+]
+
+
+@pytest.mark.parametrize(("what", "damage"), TLS_SECRET_ROWS, ids=[row[0] for row in TLS_SECRET_ROWS])
+def test_a_broken_bundle_is_refused_by_its_key_and_the_message_holds_no_key(seed_pillar, what, damage):
+    ca = shared_ca()
+    foo(seed_pillar)["tls"] = tls(certificates={"x": {"pem": damage(ca.shop)}})
+    with pytest.raises(InvalidValue) as error:
+        pillar.normalize(seed_pillar)
+    assert error.value.path == "lbpair:services:foo:tls:certificates:x:pem", (what, str(error.value))
+    assert not ca.shows_a_key(str(error.value)) and not ca.shows_a_key(repr(error.value)), what
