@@ -54,7 +54,7 @@ PATH_RE = re.compile(r"/[A-Za-z0-9_.@+/-]+")
 UTC = datetime.timezone.utc
 
 
-def load(pem_text, path, now=None, need_key=True):
+def load(pem_text, path, now=None, need_key=True, check_dates=True):
     """
     Check a PEM bundle (the leaf certificate first, then its issuers, and its private key)
     and describe it::
@@ -67,8 +67,8 @@ def load(pem_text, path, now=None, need_key=True):
     common name if there are none. ``now`` is an aware datetime (default: the current time).
     Raises :class:`InvalidValue` naming ``path`` if the text is not PEM, holds no certificate,
     no private key (with ``need_key``), more than one or an encrypted one, if the key is not
-    the leaf's, if the leaf is not yet valid or expired, or if a certificate is not followed by
-    its issuer.
+    the leaf's, if the leaf is not yet valid or expired (with ``check_dates``), or if a
+    certificate is not followed by its issuer.
     """
     now = _aware(now)
     certificates, keys = _blocks(pem_text, path)
@@ -77,7 +77,8 @@ def load(pem_text, path, now=None, need_key=True):
     chain = [_certificate(block, index, path) for index, block in enumerate(certificates, 1)]
     leaf = chain[0]
     _check_key(keys, leaf, path, need_key)
-    _check_validity(leaf, now, path)
+    if check_dates:
+        _check_validity(leaf, now, path)
     _check_order(chain, path)
     return _describe(leaf, now, path)
 

@@ -11,10 +11,11 @@
         shop: {pem: "-----BEGIN CERTIFICATE-----..."}    # chain and key, from the pillar
         api: {path: /etc/haproxy/certs/api.pem}          # or a file on the node
 
-A certificate from the pillar becomes a :class:`Bundle`: checked here
-(:func:`lbpair_lib.certificates.load`), its text goes only into a file named by its SHA-256
-(:mod:`lbpair_lib.tls_files`) and its ``repr`` never shows it. A certificate on the node is
-checked by ``haproxy -c`` when a configuration naming it is.
+A certificate from the pillar becomes a :class:`Bundle`, checked here by
+:func:`lbpair_lib.certificates.load` (its dates when HAProxy's configuration is applied:
+:func:`lbpair_lib.tls_files.check_dates`); its text goes only into a file named by its
+SHA-256 (:mod:`lbpair_lib.tls_files`) and its ``repr`` never shows it. A certificate on the
+node is checked by ``haproxy -c`` when a configuration naming it is.
 """
 
 import hashlib
@@ -49,7 +50,9 @@ class Bundle:
 
 
 def _bundle(value, path):
-    description = certificates.load(value, path)
+    # Not its dates: the pillar stays valid for everything else (keepalived, the beacon) the day a
+    # certificate expires; the HAProxy state refuses it (lbpair_lib.tls_files.check_dates).
+    description = certificates.load(value, path, check_dates=False)
     if not value.isascii():
         raise InvalidValue(path, "holds characters that are not ASCII: give the PEM text alone")
     return Bundle(value, description)

@@ -99,6 +99,14 @@ def path_key(service, name):
     return pillar.key("services", service, "tls", "certificates", name, "path")
 
 
+def check_dates(model, now=None):
+    """Refuse a certificate from the pillar that is not valid yet or has expired, naming its key."""
+    for service, name, certificate in each_certificate(model):
+        if "bundle" in certificate:
+            key = pillar.key("services", service, "tls", "certificates", name, "pem")
+            certificates.load(certificate["bundle"].text, key, now)
+
+
 def resolved(path, key):
     """Where the certificate file ``path`` really is; refused if its symlinks lead out of :data:`RESOLVED_DIRECTORIES`."""
     real = os.path.realpath(path)
@@ -160,12 +168,14 @@ class CertificateFiles:
         return missing(self.directory, model)
 
     def write(self, model):
-        """Check the node's certificates, write the pillar's missing ones; return the paths written."""
+        """Check the certificates (dates, the node's symlinks), write the pillar's missing ones; return the paths written."""
+        check_dates(model)
         check_paths(model)
         return write(self.directory, model)
 
     def scratch_lines(self, model, scratch):
         """The lines of haproxy.cfg naming the certificates, written into the scratch directory ``scratch``."""
+        check_dates(model)
         check_paths(model)
         directory = os.path.join(scratch, "certs")
         write(directory, model)

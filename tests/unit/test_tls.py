@@ -277,3 +277,15 @@ def test_a_bad_bundle_is_refused_without_showing_its_key(seed_pillar, ca):
         pillar.normalize(lbpair)
     assert refused.value.path == "lbpair:services:shop:tls:certificates:shop:pem"
     assert not ca.shows_a_key(str(refused.value))
+
+
+def test_an_expired_certificate_leaves_the_pillar_valid_and_is_refused_when_haproxy_is_configured(tmp_path, seed_pillar, ca):
+    """The day a certificate expires, keepalived, the firewall and the beacon still get their model."""
+    lbpair = with_tls(seed_pillar, ca, certificates={"shop": {"pem": ca.bundle("shop.example.net", days=0)}})
+    model = model_of(lbpair)
+    files = tls_files.CertificateFiles(str(tmp_path / "certs"), haproxy.render_lines)
+    for attempt in (files.write, lambda model: files.scratch_lines(model, str(tmp_path / "scratch"))):
+        with pytest.raises(InvalidValue, match="expired") as refused:
+            attempt(model)
+        assert refused.value.path == "lbpair:services:shop:tls:certificates:shop:pem"
+    assert not os.path.exists(tmp_path / "certs") and not os.path.exists(tmp_path / "scratch")
