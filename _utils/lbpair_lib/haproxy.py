@@ -130,6 +130,8 @@ def _front_lines(service, path, certificate_dir):
     lines.extend(_host_redirects(service, path))
     if service["tls"] and service["tls"]["redirect_http"]:
         lines.append(_https_redirect(service["tls"], path))
+    if service["tls"]:  # the backends learn that the client spoke TLS (a client's own header is replaced)
+        lines.append(("http-request set-header X-Forwarded-Proto %[ssl_fc,iif(https,http)]", f"{path}:tls"))
     return lines
 
 

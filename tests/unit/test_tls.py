@@ -289,3 +289,9 @@ def test_an_expired_certificate_leaves_the_pillar_valid_and_is_refused_when_hapr
             attempt(model)
         assert refused.value.path == "lbpair:services:shop:tls:certificates:shop:pem"
     assert not os.path.exists(tmp_path / "certs") and not os.path.exists(tmp_path / "scratch")
+
+
+def test_the_backends_learn_whether_the_client_spoke_tls(seed_pillar, ca):
+    front = section(rendered(with_tls(seed_pillar, ca)), "frontend shop")
+    assert "http-request set-header X-Forwarded-Proto %[ssl_fc,iif(https,http)]" in front
+    assert not [line for line in section(rendered(seed_pillar), "listen foo") if "X-Forwarded-Proto" in line]
