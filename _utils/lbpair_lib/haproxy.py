@@ -19,6 +19,7 @@ HEADER = "# Managed by Salt (lbpair) from the lbpair pillar: local changes are o
 OPTIONS_KEY = "lbpair_haproxy"
 DEFAULTS = {"config_file": "/etc/haproxy/haproxy.cfg", "service": "haproxy", "binary": "haproxy"}
 #: how ``haproxy -c`` names a line: ``parsing [/etc/haproxy/haproxy.cfg:12] : ...`` or ``[...:12] : 'server foo/foo1' : ...``
+PEERS = "lbpair"  # the peers section both nodes share their stick tables through
 LINE_REF = re.compile(r"\[[^\]\s]+:(\d+)\]")
 
 
@@ -42,10 +43,31 @@ def _directives(pairs, path):
     return [(f"{keyword} {value}".rstrip(), f"{path}:{keyword}") for keyword, value in pairs]
 
 
-def _global_section(haproxy):
+def _global_section(model):
+    haproxy = model["haproxy"]
     socket_line = f"stats socket {haproxy['stats_socket']} mode 660 level admin expose-fd listeners"
     lines = [*_directives(haproxy["global"], pillar.key("haproxy", "global")), (socket_line, pillar.key("haproxy", "stats_socket"))]
+    if _uses_peers(model):  # this node's name in the peers section
+        lines.append((f"localpeer {model['node']['name']}", pillar.key("nodes", model["node"]["name"])))
     return _section("global", written_by_lbpair("global"), lines)
+
+
+def _uses_peers(model):
+    return any(pool["stick"] for _service, _backend, pool in services.pools(model["services"]))
+
+
+def _peers_section(model):
+    """Both nodes share the stick tables: a client keeps its server when the VIPs move."""
+    port = model["haproxy"]["peers_port"]
+    lines = [(f"peer {name} {node['address']}:{port}", pillar.key("nodes", name)) for name, node in sorted(model["nodes"].items())]
+    return _section(f"peers {PEERS}", pillar.key("haproxy", "peers_port"), lines)
+
+
+def _stick_lines(stick, path):
+    if stick is None:
+        return []
+    table = f"stick-table type ip size {stick['size']} expire {stick['expire']}s peers {PEERS}"
+    return [(table, path), (f"stick on {stick['on']}", f"{path}:on")]
 
 
 def _server_line(name, server, cookie):
@@ -80,6 +102,7 @@ def _pool_lines(pool, path, mode):
     if pool["cookie"]:
         lines.append((f"cookie {pool['cookie']} insert indirect nocache", f"{path}:cookie"))
     lines.extend(_health_lines(pool["health"], f"{path}:health"))
+    lines.extend(_stick_lines(pool["stick"], f"{path}:stick"))
     lines.extend((line, f"{path}:options:{index}") for index, line in enumerate(pool["options"]))
     lines.extend((_server_line(server, spec, pool["cookie"]), f"{path}:servers:{server}") for server, spec in pool["servers"].items())
     return lines
@@ -193,8 +216,9 @@ def render_lines(model, certificate_dir=tls.MANAGED_DIRECTORY):
     certificates from the pillar are files in ``certificate_dir``.
     """
     sections = [
-        _global_section(model["haproxy"]),
+        _global_section(model),
         _section("defaults", written_by_lbpair("defaults"), _directives(model["haproxy"]["defaults"], pillar.key("haproxy", "defaults"))),
+        *([_peers_section(model)] if _uses_peers(model) else []),
         *(section for name, service in model["services"].items() for section in _service_sections(name, service, certificate_dir)),
         *([_probe_section(model["vrrp"]["probe"])] if model["vrrp"]["probe"]["enabled"] else []),
     ]

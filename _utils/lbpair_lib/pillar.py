@@ -72,7 +72,7 @@ DEFAULT_CHECK = {"script": "/usr/bin/pgrep -x haproxy", "interval": 2, "weight":
 DEFAULT_PROBE = {"enabled": True, "port": 8405, "interval": 1, "timeout": 1, "fall": 1, "rise": 2}
 #: the HAProxy frontend the probe asks, bound to 127.0.0.1 (no service may have its name)
 PROBE_FRONTEND = "lbpair-probe"
-DEFAULT_HAPROXY = {"stats_socket": "/run/haproxy/admin.sock"}
+DEFAULT_HAPROXY = {"stats_socket": "/run/haproxy/admin.sock", "peers_port": 10000}
 HAPROXY_GLOBAL = (
     ("log", "/dev/log local0"),
     ("log", "/dev/log local1 notice"),
@@ -311,11 +311,12 @@ def _vrrp(value, path):
 
 def _haproxy(value, path):
     value = {} if value is None else value
-    schema.mapping(value, path, allowed=("stats_socket", "global", "defaults"))
+    schema.mapping(value, path, allowed=("stats_socket", "peers_port", "global", "defaults"))
     socket_path = value.get("stats_socket", DEFAULT_HAPROXY["stats_socket"])
     schema.matching(socket_path, f"{path}:stats_socket", re.compile(r"^/[A-Za-z0-9_./-]+$"), "an absolute path")
     return {
         "stats_socket": socket_path,
+        "peers_port": schema.port(value.get("peers_port", DEFAULT_HAPROXY["peers_port"]), f"{path}:peers_port"),
         "global": _merge_directives(HAPROXY_GLOBAL, value.get("global"), f"{path}:global", services.haproxy_line_problem),
         "defaults": _merge_directives(HAPROXY_DEFAULTS, value.get("defaults"), f"{path}:defaults", services.haproxy_line_problem),
     }

@@ -11,7 +11,9 @@ A service is either
 Either may terminate TLS on its VIP too (``tls``, :mod:`lbpair_lib.tls`).
 
 A plain service and each backend are a *pool*: ``balance``, ``cookie``,
-``health`` (a modelled health check), ``options`` (raw lines) and ``servers``.
+``health`` (a modelled health check), ``stick`` (a stick table both nodes share,
+so a client keeps its server across a failover), ``options`` (raw lines) and
+``servers``.
 
 .. code-block:: yaml
 
@@ -48,9 +50,11 @@ HAPROXY_SECTIONS = (
 BALANCE_ALGORITHMS = (
     "roundrobin", "static-rr", "leastconn", "first", "source", "uri", "url_param", "hdr", "random", "rdp-cookie", "hash",
 )  # fmt: skip
-POOL_KEYS = ("balance", "cookie", "health", "options", "servers")
+POOL_KEYS = ("balance", "cookie", "health", "stick", "options", "servers")
 ROUTED_KEYS = ("backends", "routes", "default_backend")
 HEALTH_DEFAULTS = {"path": "/", "status": 200, "inter": 2, "fall": 3, "rise": 2}
+#: a stick table keyed by the client's address, replicated to the peer node (``peers``)
+STICK_DEFAULTS = {"on": "src", "size": 100000, "expire": 1800}
 
 
 def haproxy_line_problem(line):
@@ -122,6 +126,19 @@ def _health(value, path, mode):
     }
 
 
+def _stick(value, path):
+    """Keep each client on the server it first got, across both nodes: a stick table the peers share."""
+    if value is None:
+        return None
+    schema.mapping(value, path, allowed=tuple(STICK_DEFAULTS))
+    stick = {**STICK_DEFAULTS, **value}
+    return {
+        "on": schema.choice(stick["on"], f"{path}:on", ("src",)),
+        "size": schema.integer(stick["size"], f"{path}:size", 1, 100_000_000),
+        "expire": schema.integer(stick["expire"], f"{path}:expire", 1, 24 * 24 * 3600),
+    }
+
+
 def _pool(value, path, mode):
     """balance, cookie, health, options and servers: a plain service's, or one backend's."""
     cookie = value.get("cookie")
@@ -139,6 +156,7 @@ def _pool(value, path, mode):
         "balance": _balance(value.get("balance", "roundrobin"), f"{path}:balance"),
         "cookie": cookie,
         "health": _health(value.get("health"), f"{path}:health", mode),
+        "stick": _stick(value.get("stick"), f"{path}:stick"),
         "options": _option_lines(value.get("options"), f"{path}:options"),
         "servers": {server: _server(server, servers[server], f"{path}:servers:{server}") for server in sorted(servers, key=str)},
     }
@@ -246,6 +264,16 @@ def _service(name, value, path, reserved):
     if stray:
         raise InvalidValue(f"{path}:{stray}", "is only for a service with backends")
     return {**service, **_pool(value, path, mode)}
+
+
+def pools(services):
+    """``(service, backend or None, pool)`` of every pool: the plain services and the routed ones' backends."""
+    for name, service in services.items():
+        if "backends" in service:
+            for backend, pool in service["backends"].items():
+                yield name, backend, pool
+        else:
+            yield name, None, service
 
 
 def backend_proxy(service, backend):
