@@ -25,8 +25,8 @@ import salt.client
 from salt.exceptions import SaltInvocationError
 
 try:
+    from lbpair_lib import cert_watch, planned, reactions, reactions_config
     from lbpair_lib import history as history_file
-    from lbpair_lib import planned, reactions, reactions_config
 
     MISSING = None
 except ImportError as exc:  # dnspython (the master extra) or lbpair_lib itself
@@ -138,6 +138,23 @@ def flush(wait=False):
     if wait:
         return _reactions().work_in_background()
     return _reactions().flush()
+
+
+def certificates():
+    """
+    Ask the nodes for their TLS certificates and warn about those that expire
+    within ``lbpair_reactions:certificates:warn_days`` (30 by default) or could
+    not be read: recorded in the history and sent through the webhook and mail,
+    at most once a day per certificate and node. The master's schedule runs it
+    daily (``salt/master.d/lbpair.conf``).
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt-run lbpair.certificates
+    """
+    return cert_watch.check(_reactions())
 
 
 def status():

@@ -10,6 +10,7 @@ The master's ``lbpair_reactions`` configuration block (see ``salt/master.d/lbpai
       history: {path: /var/lib/salt/lbpair/history.jsonl, max_bytes: 10485760}
       damping_window: 60                      # s; at most one message per instance per window
       confirm: {timeout: 10, settle: 5}       # job timeout; wait before an alarm is raised
+      certificates: {warn_days: 30}           # lbpair.certificates warns this long before one expires
       webhook: {url: "https://chat.example.net/hooks/...", format: slack}   # slack|mattermost|generic
       smtp: {host: mail.example.net, port: 587, starttls: true, user: lbpair, password: "...",
              from: lbpair@example.net, to: [ops@example.net]}
@@ -155,10 +156,11 @@ def _dns(value, path):
 
 def normalise(value, path=CONFIG_KEY):
     """The validated ``lbpair_reactions`` block with its defaults; raises :class:`InvalidValue`."""
-    allowed = ("nodes", "history", "damping_window", "confirm", "webhook", "smtp", "dns")
+    allowed = ("nodes", "history", "damping_window", "confirm", "certificates", "webhook", "smtp", "dns")
     value = schema.mapping(value, path, allowed, ("nodes",))
     history = schema.mapping(value.get("history", {}), f"{path}:history", ("path", "max_bytes"))
     confirm = schema.mapping(value.get("confirm", {}), f"{path}:confirm", ("timeout", "settle"))
+    certificates = schema.mapping(value.get("certificates", {}), f"{path}:certificates", ("warn_days",))
     nodes = _nodes(value["nodes"], f"{path}:nodes")
     dns = _dns(value["dns"], f"{path}:dns") if value.get("dns") else None
     if dns:
@@ -174,6 +176,7 @@ def normalise(value, path=CONFIG_KEY):
             "timeout": schema.integer(confirm.get("timeout", 10), f"{path}:confirm:timeout", 1, 300),
             "settle": schema.number(confirm.get("settle", 5), f"{path}:confirm:settle", 0, 300),
         },
+        "certificates": {"warn_days": schema.integer(certificates.get("warn_days", 30), f"{path}:certificates:warn_days", 0, 3650)},
         "webhook": _webhook(value["webhook"], f"{path}:webhook") if value.get("webhook") else None,
         "smtp": _smtp(value["smtp"], f"{path}:smtp") if value.get("smtp") else None,
         "dns": dns,

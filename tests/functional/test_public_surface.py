@@ -24,7 +24,7 @@ OPERATOR_FUNCTIONS = {
     "lbpair_firewall.vrrp_rules", "lbpair_firewall.vrrp_allow", "lbpair_firewall.rogue_senders",
     "lbpair.on_beacon", "lbpair.on_minion_start", "lbpair.catch_up", "lbpair.flush", "lbpair.status",
     "lbpair.history", "lbpair.check_config", "lbpair.dns_update",
-    "lbpair.switchover", "lbpair.maintenance",
+    "lbpair.switchover", "lbpair.maintenance", "lbpair.certificates",
 }  # fmt: skip
 
 

@@ -362,6 +362,7 @@ CONFIG_ROWS = [
     ("an empty TSIG secret", lambda c: c["dns"].update(key_secret=""), "lbpair_reactions:dns:key_secret"),
     ("a history path that is a directory", lambda c: c["history"].update(path="/tmp"), "lbpair_reactions:history:path"),
     ("a relative history path", lambda c: c["history"].update(path="history.jsonl"), "lbpair_reactions:history:path"),
+    ("a certificate warning period given as text", lambda c: c.update(certificates={"warn_days": "30; rm"}), "lbpair_reactions:certificates:warn_days"),
     ("a webhook URL without a host", lambda c: c["webhook"].update(url="https:///hooks/secret-Q7"), "lbpair_reactions:webhook:url"),
     ("a webhook URL the HTTP client refuses", lambda c: c["webhook"].update(url="https://[secret-Q7/x"), "lbpair_reactions:webhook:url"),
     ("a mail recipient that adds another", lambda c: c["smtp"].update(to=["ops@example.net, boss@example.net"]), "lbpair_reactions:smtp:to"),

@@ -1,0 +1,69 @@
+"""The master warns before a node's TLS certificate expires, once a day, from what the node says (untrusted)."""
+
+import pytest
+
+from lbpair_lib import cert_watch
+from tests.unit.test_reaction_steps import Nodes, _reactions
+
+SOON = {"source": "pillar", "names": ["shop.example.net"], "not_after": "2026-12-10T00:00:00+00:00", "days_left": 9, "warning": True}
+LATER = {**SOON, "not_after": "2027-06-01T00:00:00+00:00", "days_left": 182, "warning": False}
+
+
+class CertificateNodes(Nodes):
+    """Nodes that also answer ``lbpair_haproxy.certificates`` with ``reports``."""
+
+    def __init__(self, reports):
+        super().__init__()
+        self.reports = reports
+
+    def ask(self, targets, fun, kwarg, timeout):
+        if fun == cert_watch.FUNCTION:
+            self.asked.append((tuple(targets), fun, kwarg))
+            return {node: self.reports[node] for node in targets if node in self.reports}, {}
+        return super().ask(targets, fun, kwarg, timeout)
+
+
+def _warnings(reacting):
+    return [record["message"] for record in reacting.history.read() if record["kind"] == "certificate"]
+
+
+def test_a_certificate_that_expires_soon_is_recorded_and_announced_once_a_day(tmp_path):
+    nodes = CertificateNodes({"lb1": {"shop": {"shop": SOON, "api": LATER}}, "lb2": {"shop": {"shop": SOON}}})
+    reacting, _ = _reactions(tmp_path, nodes, certificates={"warn_days": 14})
+    found = cert_watch.check(reacting, now=1000.0)
+    assert found["expiring"] == [
+        "shop certificate shop on lb1 expires on 2026-12-10 (9 days left)",
+        "shop certificate shop on lb2 expires on 2026-12-10 (9 days left)",
+    ]
+    assert nodes.asked[0][2] == {"warn_days": 14}
+    assert _warnings(reacting) == found["expiring"] and len(found["notified"]) == 2
+    assert cert_watch.check(reacting, now=2000.0)["notified"] == []  # the same day: quiet
+    assert len(cert_watch.check(reacting, now=1000.0 + cert_watch.QUIET)["notified"]) == 2
+    assert len(_warnings(reacting)) == 4
+
+
+def test_a_silent_node_is_named(tmp_path):
+    reacting, _ = _reactions(tmp_path, CertificateNodes({"lb1": {}}))
+    assert cert_watch.check(reacting)["silent"] == ["lb2"]
+
+
+@pytest.mark.parametrize(
+    "report",
+    [
+        {"shop\n@channel": {"shop": SOON}},
+        {"shop": {"<!channel>": SOON}},
+        {"shop": {"shop": {**SOON, "not_after": "soon <http://evil.example|click>"}}},
+        {"shop": {"shop": {**SOON, "days_left": "9 <!here>"}}},
+        {"shop": ["not", "a", "mapping"]},
+        "a node that answers text",
+    ],
+)
+def test_what_a_node_says_is_used_only_once_validated(tmp_path, report):
+    reacting, _ = _reactions(tmp_path, CertificateNodes({"lb1": report, "lb2": {}}))
+    assert cert_watch.check(reacting)["expiring"] == [] and _warnings(reacting) == []
+
+
+def test_a_certificate_the_node_cannot_read_is_announced_without_its_error_text(tmp_path):
+    unreadable = {"source": "/etc/haproxy/certs/api.pem", "error": "<!channel> secret-ish text", "warning": True}
+    reacting, _ = _reactions(tmp_path, CertificateNodes({"lb1": {"shop": {"api": unreadable}}}))
+    assert cert_watch.check(reacting)["expiring"] == ["shop certificate api on lb1 cannot be read or is not valid"]
