@@ -1,0 +1,122 @@
+"""
+A real-world service on the whole lab (issue 12): shop, on its own VIP, over HTTPS with two
+certificates of the lab's own CA picked by SNI, routed by Host and path to two backends (the
+lab's foo and bar servers), plain HTTP redirected to HTTPS, and a stick table the two nodes share:
+the client keeps its server across a failover. A renewed certificate is installed under load
+with no failed request.
+"""
+
+import copy
+
+import pytest
+
+from lab.load import ClientLoad
+from lab.util import wait_until
+from tests.integration.pair.conftest import NODES, apply_state, wait_for_vips
+from tests.unit.tls_ca import Ca
+
+VIP = "203.0.113.50"
+SHOP, API = "shop.example.net", "api.shop.example.net"
+SOCKET_QUERY = (
+    "import socket, sys; s = socket.socket(socket.AF_UNIX); s.connect('/run/haproxy/admin.sock');"
+    " s.sendall(sys.argv[1].encode() + b'\\n'); print(s.makefile().read())"
+)
+
+
+def shop_service(ca, shop_bundle):
+    return {
+        "vip": VIP,
+        "port": 80,
+        "tls": {"redirect_http": True, "certificates": {"shop": {"pem": shop_bundle}, "api": {"pem": ca.bundle(API)}}},
+        "backends": {
+            "web": {"stick": {"expire": 600}, "servers": {"foo1": {"address": "198.51.100.11", "port": 80},
+                                                          "foo2": {"address": "198.51.100.12", "port": 80}}},
+            "api": {"health": {"path": "/", "status": 200}, "servers": {"bar1": {"address": "198.51.100.21", "port": 80},
+                                                                         "bar2": {"address": "198.51.100.22", "port": 80}}},
+        },
+        "routes": [{"host": API, "backend": "api"}, {"host": SHOP, "path": "/api/", "backend": "api"}],
+        "default_backend": "web",
+    }  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def ca(tmp_path_factory):
+    authority = Ca("lbpair lab CA")
+    authority.file = tmp_path_factory.mktemp("ca") / "ca.pem"
+    authority.file.write_text(authority.pem)
+    return authority
+
+
+def apply_everywhere(salt_cli):
+    for node in NODES:
+        states = apply_state(salt_cli, node)
+        failed = {name: state["comment"] for name, state in states.items() if state["result"] is False}
+        assert not failed, failed
+
+
+@pytest.fixture(scope="module")
+def shop(lab, highstated, salt_cli, pillar, ca):
+    lbpair = copy.deepcopy(pillar.seed)
+    lbpair["services"]["shop"] = shop_service(ca, ca.bundle(SHOP, (SHOP,)))
+    pillar.write(lbpair)
+    try:
+        apply_everywhere(salt_cli)
+        wait_until(lambda: lab.vips_on("lb1", [VIP]) == [VIP], 30, what="shop's VIP on lb1")
+        yield lbpair
+    finally:
+        pillar.restore()
+        apply_everywhere(salt_cli)
+
+
+def https(lab, ca, host, path="/", *extra):
+    """The body a client gets from ``https://<host><path>`` on shop's VIP, verifying the lab CA's certificate."""
+    return lab.curl(f"https://{host}{path}", "--cacert", str(ca.file), "--resolve", f"{host}:443:{VIP}", *extra)
+
+
+def served(lab, host, field="-subject"):
+    """A field of the certificate HAProxy serves for SNI ``host`` (``-subject``, ``-enddate``)."""
+    out = lab.exec("client", ["sh", "-c", f"openssl s_client -connect {VIP}:443 -servername {host} </dev/null 2>/dev/null"
+                                          f" | openssl x509 -noout {field}"], check=False).stdout  # fmt: skip
+    return out.strip()
+
+
+def test_https_is_routed_by_host_and_path_with_the_certificate_sni_picks(lab, shop, ca):
+    assert https(lab, ca, SHOP) in ("foo1", "foo2")
+    assert https(lab, ca, API) in ("bar1", "bar2")
+    assert https(lab, ca, SHOP, "/api/orders") in ("bar1", "bar2")
+    assert SHOP in served(lab, SHOP) and API in served(lab, API)
+    redirect = lab.curl(f"http://{VIP}/cart", "-H", f"Host: {SHOP}", "-o", "/dev/null", "-w", "%{http_code} %{redirect_url}")
+    assert redirect == f"301 https://{SHOP}/cart"
+    assert https(lab, ca, SHOP, "/", "--http2", "-o", "/dev/null", "-w", "%{http_version}") == "2"
+
+
+def test_the_client_keeps_its_server_across_a_failover(lab, shop, ca):
+    first = https(lab, ca, SHOP)
+    assert {https(lab, ca, SHOP) for _ in range(4)} == {first}  # stuck to it
+    table = lab.exec("lb2", ["/opt/saltenv/bin/python3", "-c", SOCKET_QUERY, "show table shop.web"]).stdout
+    assert "key=" in table, table  # lb1's entry, on lb2 already
+    lab.exec("lb1", ["systemctl", "stop", "haproxy"])
+    try:
+        wait_until(lambda: lab.vips_on("lb2", [VIP]) == [VIP], 30, what="shop's VIP on lb2")
+        assert {https(lab, ca, SHOP) for _ in range(4)} == {first}
+    finally:
+        lab.exec("lb1", ["systemctl", "start", "haproxy"])
+    wait_for_vips(lab, "lb1", timeout=60)
+
+
+def test_a_renewed_certificate_is_installed_under_load_with_no_failed_request(lab, salt_cli, pillar, shop, ca):
+    before = served(lab, SHOP, "-enddate")
+    renewed = copy.deepcopy(shop)
+    renewed["services"]["shop"]["tls"]["certificates"]["shop"]["pem"] = ca.bundle(SHOP, (SHOP,), days=365)
+    # the seed's VIPs: a reload is HAProxy's as a whole, and each request is a new connection
+    load = ClientLoad(lab, [f"http://{vip}/" for vip in sorted(s["vip"] for s in pillar.seed["services"].values())])
+    try:
+        pillar.write(renewed)
+        for node in NODES:
+            states = apply_state(salt_cli, node)
+            assert states["HAProxy configuration is managed"]["changes"]["files"]["new"], states
+    finally:
+        counts = load.stop()
+        pillar.write(shop)
+    assert counts["requests"] > 100 and counts["failures"] == 0, counts
+    assert served(lab, SHOP, "-enddate") != before and https(lab, ca, SHOP) in ("foo1", "foo2")
