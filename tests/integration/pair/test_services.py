@@ -73,6 +73,10 @@ def https(lab, ca, host, path="/", *extra):
     return lab.curl(f"https://{host}{path}", "--cacert", str(ca.file), "--resolve", f"{host}:443:{VIP}", *extra)
 
 
+def stats_socket(lab, node, command):
+    return lab.exec(node, ["/opt/saltenv/bin/python3", "-c", SOCKET_QUERY, command]).stdout
+
+
 def served(lab, host, field="-subject"):
     """A field of the certificate HAProxy serves for SNI ``host`` (``-subject``, ``-enddate``)."""
     out = lab.exec("client", ["sh", "-c", f"openssl s_client -connect {VIP}:443 -servername {host} </dev/null 2>/dev/null"
@@ -93,8 +97,8 @@ def test_https_is_routed_by_host_and_path_with_the_certificate_sni_picks(lab, sh
 def test_the_client_keeps_its_server_across_a_failover(lab, shop, ca):
     first = https(lab, ca, SHOP)
     assert {https(lab, ca, SHOP) for _ in range(4)} == {first}  # stuck to it
-    table = lab.exec("lb2", ["/opt/saltenv/bin/python3", "-c", SOCKET_QUERY, "show table shop.web"]).stdout
-    assert "key=" in table, table  # lb1's entry, on lb2 already
+    # lb1's entry reaches lb2 (the peers push it within milliseconds)
+    wait_until(lambda: "key=" in stats_socket(lab, "lb2", "show table shop.web"), 5, what="the entry in lb2's table")
     lab.exec("lb1", ["systemctl", "stop", "haproxy"])
     try:
         wait_until(lambda: lab.vips_on("lb2", [VIP]) == [VIP], 30, what="shop's VIP on lb2")
