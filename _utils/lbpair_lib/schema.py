@@ -116,6 +116,8 @@ def address(value, path, version=None, host=False):
         parsed = ipaddress.ip_address(text)
     except ValueError:
         raise InvalidValue(path, f"{text!r} is not an IP address") from None
+    if getattr(parsed, "scope_id", None) is not None:  # ``2001:db8::1%<any text>`` parses too
+        raise InvalidValue(path, f"{text!r} is not an IP address without a zone (%...)")
     if version and parsed.version != version:
         raise InvalidValue(path, f"{text} is not an IPv{version} address")
     if host and _special(parsed):
