@@ -277,7 +277,8 @@ def _sync_groups(vrrp_instances):
     for members in names.values():
         if len(members) > 1:
             title = f"vrrp_sync_group {members[0]}"
-            groups.append(_block(title, [_block("group", members)], written_by_lbpair(title)))
+            # without it keepalived ignores weighted tracking (the check, defer) in a sync group
+            groups.append(_block(title, [_block("group", members), "sync_group_tracking_weight"], written_by_lbpair(title)))
     return groups
 
 

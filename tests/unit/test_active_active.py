@@ -62,7 +62,7 @@ def test_the_swapped_priority_names_the_node_it_comes_from(seed_pillar):
 
 def test_ipv6_vips_go_to_a_sibling_instance_synced_with_the_ipv4_one(seed_pillar):
     text = keepalived.render_config(model_for(dual_stack(seed_pillar), "lb2"))
-    assert "vrrp_sync_group lbpair_51 {\n    group {\n        lbpair_51\n        lbpair_51_6\n    }\n}\n" in text
+    assert "vrrp_sync_group lbpair_51 {\n    group {\n        lbpair_51\n        lbpair_51_6\n    }\n    sync_group_tracking_weight\n}\n" in text
     six = instance_block(text, "lbpair_51_6")
     assert "    native_ipv6\n" in six and "    version 3\n" in six and "    virtual_router_id 51\n" in six
     assert "    mcast_src_ip 2001:db8::12\n" in six and "2001:db8::10/128 dev eth0" in six and "203.0.113" not in six
