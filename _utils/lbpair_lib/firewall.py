@@ -54,6 +54,7 @@ ROGUE_SETS = {"ipv4": "lbpair_rogue_v4", "ipv6": "lbpair_rogue_v6"}
 ROGUE_SET_TYPES = {"ipv4": "ipv4_addr", "ipv6": "ipv6_addr"}
 ROGUE_TIMEOUT = "1h"
 SOURCE_MATCH = {"ipv4": "ip saddr", "ipv6": "ip6 saddr"}
+DESTINATION_MATCH = {"ipv4": "ip daddr", "ipv6": "ip6 daddr"}
 ACCEPT_MATCH = {
     "ipv4": "ip saddr {} ip daddr {} ip protocol " + VRRP_PROTOCOL,
     "ipv6": "ip6 saddr {} ip6 daddr {} meta l4proto " + VRRP_PROTOCOL,
@@ -328,20 +329,23 @@ def hold_new_connections(model, vips):
     its SYN again a second later, by then to the node that took the VIPs over.
     """
     if model["firewall"]["backend"] == "iptables":
-        _run(["iptables", "-I", "INPUT", "1", *_hold_spec(vips)])
+        for family, addresses in _by_family(model, vips).items():
+            _run([IPTABLES[family], "-I", "INPUT", "1", *_hold_spec(addresses)])
         return
     _nft_ensure_chain(model)
     family, table, chain = _nft_chain(model)
-    match = f"ip daddr {{ {', '.join(vips)} }} tcp flags & (syn | ack) == syn"
-    _run(["nft", f'insert rule {family} {table} {chain} {match} drop comment "{HOLD_COMMENT}"'])
+    for address_family, addresses in _by_family(model, vips).items():
+        match = f"{DESTINATION_MATCH[address_family]} {{ {', '.join(addresses)} }} tcp flags & (syn | ack) == syn"
+        _run(["nft", f'insert rule {family} {table} {chain} {match} drop comment "{HOLD_COMMENT}"'])
 
 
 def release_new_connections(model, vips):
     """Remove what :func:`hold_new_connections` added (and any hold a crash left behind); how many rules."""
     removed = 0
     if model["firewall"]["backend"] == "iptables":
-        while _run(["iptables", "-D", "INPUT", *_hold_spec(vips)], check=False).returncode == 0:
-            removed += 1
+        for family, addresses in _by_family(model, vips).items():
+            while _run([IPTABLES[family], "-D", "INPUT", *_hold_spec(addresses)], check=False).returncode == 0:
+                removed += 1
         return removed
     family, table, chain = _nft_chain(model)
     listing = _run(["nft", "-a", "list", "chain", family, table, chain], check=False).stdout
@@ -351,6 +355,14 @@ def release_new_connections(model, vips):
             _run(["nft", "delete", "rule", family, table, chain, "handle", handle.group(1)])
             removed += 1
     return removed
+
+
+def _by_family(model, vips):
+    """``{family: [vip, ...]}`` of the families the backend filters (an ``ip`` nft table sees no IPv6)."""
+    families = {}
+    for vip in vips:
+        families.setdefault("ipv6" if ":" in vip else "ipv4", []).append(vip)
+    return {family: addresses for family, addresses in families.items() if family in drop_families(model)}
 
 
 def _hold_spec(vips):

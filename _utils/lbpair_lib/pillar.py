@@ -505,9 +505,11 @@ def vips(model, instance=None, family=None):
     of VRRP ``instance`` (a name of ``lbpair:vrrp:instances``, ``default``) and IP
     ``family`` (4 or 6) if given.
     """
-    found = {
-        service["vip"]
-        for service in model["services"].values()
-        if instance in (None, service["instance"]) and family in (None, schema.address_family(service["vip"]))
-    }
+    found = {service["vip"] for service in model["services"].values() if _carries(service, instance, family)}
     return sorted(found, key=schema.address_order)
+
+
+def _carries(service, instance, family):
+    """Whether ``service`` has a VIP of ``instance`` and ``family`` (None: any)."""
+    in_instance = instance is None or service["instance"] == instance
+    return in_instance and (family is None or schema.address_family(service["vip"]) == family)

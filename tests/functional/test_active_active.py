@@ -8,6 +8,7 @@ VRRP (ip6tables and nftables).
 """
 
 import contextlib
+import socket
 import time
 
 import pytest
@@ -162,3 +163,41 @@ def test_the_ipv6_vrrp_rule_turns_split_brain_into_one_master(pair, seed_pillar,
             peer6 = ADDRESSES["lb2" if node == "lb1" else "lb1"][1]
             assert f"lbpair-vrrp {peer6} to ff02::12" in added, added
         assert wait_for(pair, {FOO: ["lb1"], BAR: ["lb1"], FOO6: ["lb1"]}), holders(pair)
+
+
+@pytest.fixture
+def listening_vips():
+    """A namespace with an IPv4 and an IPv6 VIP on lo, a server listening on each."""
+    namespace = "lbpair-aa-hold"
+    netns.add(namespace)
+    try:
+        with contextlib.ExitStack() as stack:
+            netns.add_address(namespace, "lo", f"{FOO}/32")
+            netns.ip(namespace, "address", "add", f"{FOO6}/128", "dev", "lo", "nodad")  # usable at once
+            with netns.enter(namespace):
+                for vip, family in ((FOO, socket.AF_INET), (FOO6, socket.AF_INET6)):
+                    stack.enter_context(contextlib.closing(socket.create_server((vip, 8080), family=family)))
+            yield namespace
+    finally:
+        netns.delete(namespace)
+
+
+def connects(namespace, vip):
+    with netns.enter(namespace):
+        try:
+            socket.create_connection((vip, 8080), timeout=0.5).close()
+            return True
+        except TimeoutError:
+            return False
+
+
+@pytest.mark.parametrize("backend", ["iptables", "nftables"])
+def test_a_handover_holds_new_connections_to_ipv6_vips_too(listening_vips, backend):
+    model = {"firewall": {"backend": backend, "nft_table": "inet filter", "nft_chain": "input"}}
+    assert connects(listening_vips, FOO) and connects(listening_vips, FOO6)
+    with netns.enter(listening_vips):
+        firewall.hold_new_connections(model, [FOO, FOO6])
+    assert not connects(listening_vips, FOO) and not connects(listening_vips, FOO6)
+    with netns.enter(listening_vips):
+        assert firewall.release_new_connections(model, [FOO, FOO6]) == 2
+    assert connects(listening_vips, FOO) and connects(listening_vips, FOO6)
