@@ -422,15 +422,21 @@ def _check_instances_are_used(model, path):
             raise InvalidValue(f"{path}:vrrp:instances:{name}", "no service uses it (keepalived refuses an instance without VIPs)")
 
 
-def _check_ipv6_vips_have_node_addresses(model, path):
-    """IPv6 VRRP is sent from each node's IPv6 address: an IPv6 VIP needs one on every node."""
+def _check_ipv6_vips(model, path):
+    """
+    IPv6 VRRP is sent from each node's IPv6 address: an IPv6 VIP needs one on every node;
+    strict mode (RFC 5798) wants a link-local VIP first, which lbpair does not manage.
+    """
     missing = [name for name, node in model["nodes"].items() if node["address6"] is None]
     for name, service in model["services"].items():
-        if missing and schema.address_family(service["vip"]) == 6:
-            raise InvalidValue(
-                f"{path}:services:{name}:vip",
-                f"{service['vip']} is an IPv6 VIP: its VRRP needs an IPv6 address on every node ({path}:nodes:{missing[0]}:address6)",
-            )
+        if schema.address_family(service["vip"]) != 6:
+            continue
+        vip_path = f"{path}:services:{name}:vip"
+        if missing:
+            needed = f"{path}:nodes:{missing[0]}:address6"
+            raise InvalidValue(vip_path, f"{service['vip']} is an IPv6 VIP: its VRRP needs an IPv6 address on every node ({needed})")
+        if model["vrrp"]["strict"]:
+            raise InvalidValue(vip_path, "IPv6 VIPs are not supported with strict mode (it wants a link-local VIP first)")
 
 
 def normalize(pillar, path=PILLAR_KEY):
@@ -459,7 +465,7 @@ def normalize(pillar, path=PILLAR_KEY):
     _check_weight_moves_vips(model, path)
     _check_vips_are_not_node_addresses(model, path)
     _check_instances_are_used(model, path)
-    _check_ipv6_vips_have_node_addresses(model, path)
+    _check_ipv6_vips(model, path)
     return model
 
 

@@ -49,7 +49,17 @@ def dual_stack(lbpair, instance=None):
     return lbpair
 
 
-def test_keepalived_and_haproxy_accept_instances_and_ipv6_vips(loaders, modules, pillar):
+VRRP_VARIANTS = {
+    "default": {},
+    "unicast": {"unicast": True},
+    "nopreempt": {"preempt": False, "check": {"weight": 0}},
+    "fast": {"profile": "fast"},
+}
+
+
+@pytest.mark.parametrize("variant", VRRP_VARIANTS)
+def test_keepalived_and_haproxy_accept_instances_and_ipv6_vips(loaders, modules, pillar, variant):
+    pillar["vrrp"].update(VRRP_VARIANTS[variant])
     set_pillar(loaders, active_active(dual_stack(pillar)))
     assert "vrrp_instance lbpair_51_6 {" in modules.lbpair_keepalived.render()
     modules.lbpair_keepalived.validate()  # raises on a refusal

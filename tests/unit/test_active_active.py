@@ -54,10 +54,15 @@ def test_node_level_reasons_apply_to_every_instance(seed_pillar):
         assert "lbpair_haproxy\n" in block and "lbpair_probe" in block and "lbpair_maintenance" in block and "lbpair_defer" in block
 
 
-def test_the_swapped_priority_names_the_node_it_comes_from(seed_pillar):
-    lines = dict(keepalived.render_lines(model_for(active_active(seed_pillar))))
-    assert lines["    virtual_router_id 52"] == "lbpair:vrrp:instances:web2:virtual_router_id"
-    assert lines["    virtual_router_id 51"] == "lbpair:vrrp:virtual_router_id"
+def test_each_line_names_its_key_and_a_swapped_priority_the_node_it_comes_from(seed_pillar):
+    lines = keepalived.render_lines(model_for(active_active(dual_stack(seed_pillar))))
+    assert all(isinstance(key, str) and key for _line, key in lines)
+    keys = dict(lines)
+    assert keys["    virtual_router_id 52"] == "lbpair:vrrp:instances:web2:virtual_router_id"
+    assert keys["    virtual_router_id 51"] == "lbpair:vrrp:virtual_router_id"
+    assert keys["    priority 100"] == "lbpair:nodes:lb2:priority"  # lb1's priority in web2, which lb2 prefers
+    assert keys["    mcast_src_ip 2001:db8::11"] == "lbpair:nodes:lb1:address6"
+    assert keys["vrrp_sync_group lbpair_51 {"] == "the vrrp_sync_group lbpair_51 section lbpair writes"
 
 
 def test_ipv6_vips_go_to_a_sibling_instance_synced_with_the_ipv4_one(seed_pillar):
