@@ -2,15 +2,16 @@
 The firewall rules that let the nodes of an lbpair pair see each other's VRRP
 adverts (IP protocol 112) and nobody else's.
 
-For each other node, a rule accepts its adverts; after them, a rule per address
-family drops every other VRRP packet arriving on the pair's interface, whatever
+For each other node, a rule accepts its adverts (IPv4 from its ``address``, and
+IPv6 from its ``address6`` if it has one, to ff02::12: the instances of IPv6 VIPs);
+after them, a rule per address family drops every other VRRP packet arriving on the pair's interface, whatever
 the chain's policy, and records its source: a host on the segment sending the
 pair's VRID with a higher priority would otherwise take the virtual IPs.
 
 Backends (pillar ``lbpair:firewall:backend``):
 
 - ``iptables``: rules at the top of the ``INPUT`` chains of ``iptables`` and
-  ``ip6tables`` (VRRP over IPv6 is dropped: the pair has no IPv6 peers). The drop
+  ``ip6tables`` (VRRP over IPv6 from nodes without ``address6`` is dropped). The drop
   rules record senders with ``-m recent``, in ``/proc/net/xt_recent/lbpair_rogue_vrrp``
   (the kernel keeps the last 100 until the rule goes).
 - ``nftables``: rules at the top of the chain named by ``lbpair:firewall:nft_table``
@@ -37,8 +38,11 @@ from lbpair_lib import command
 
 VRRP_PROTOCOL = "112"
 VRRP_MULTICAST = "224.0.0.18"
+#: where each family's VRRP goes (multicast), and the node's address it is sent from
+MULTICAST = {"ipv4": VRRP_MULTICAST, "ipv6": "ff02::12"}
+ADDRESS_FIELD = {"ipv4": "address", "ipv6": "address6"}
 COMMENT_PREFIX = "lbpair-vrrp"
-ACCEPT_COMMENT = r"lbpair-vrrp ([0-9.]+) to ([0-9.]+)"
+ACCEPT_COMMENT = r"lbpair-vrrp ([0-9a-f.:]+) to ([0-9a-f.:]+)"
 DROP_COMMENT = r"lbpair-vrrp drop (ipv[46]) on ([A-Za-z0-9_.-]+)"
 COMMENT_RE = re.compile(f'"((?:{ACCEPT_COMMENT})|(?:{DROP_COMMENT}))"')
 NFT_HANDLE_RE = re.compile(r"# handle (\d+)\s*$")
@@ -50,25 +54,34 @@ ROGUE_SETS = {"ipv4": "lbpair_rogue_v4", "ipv6": "lbpair_rogue_v6"}
 ROGUE_SET_TYPES = {"ipv4": "ipv4_addr", "ipv6": "ipv6_addr"}
 ROGUE_TIMEOUT = "1h"
 SOURCE_MATCH = {"ipv4": "ip saddr", "ipv6": "ip6 saddr"}
+DESTINATION_MATCH = {"ipv4": "ip daddr", "ipv6": "ip6 daddr"}
+ACCEPT_MATCH = {
+    "ipv4": "ip saddr {} ip daddr {} ip protocol " + VRRP_PROTOCOL,
+    "ipv6": "ip6 saddr {} ip6 daddr {} meta l4proto " + VRRP_PROTOCOL,
+}
 
-#: one rule: ``action`` accept (``source`` to ``destination``, IPv4) or drop (``family`` on ``interface``)
+#: one rule: ``action`` accept (``source`` to ``destination``) or drop (on ``interface``), of address ``family``
 Rule = collections.namedtuple("Rule", "action family source destination interface")
 
 
 def drop_families(model):
-    """The address families whose VRRP the backend can drop: ``("ipv4", "ipv6")`` or one of them."""
+    """The address families whose VRRP the backend filters: ``("ipv4", "ipv6")`` or one of them."""
     if model["firewall"]["backend"] == "iptables":
         return tuple(IPTABLES)
     return NFT_FAMILIES[model["firewall"]["nft_table"].split()[0]]
 
 
+def _accept_rules(model, family):
+    """The accept rules of ``family``: from each peer that has an address of that family, to this node's."""
+    field = ADDRESS_FIELD[family]
+    destination = model["node"][field] if model["vrrp"]["unicast"] else MULTICAST[family]
+    sources = [peer[field] for peer in model["peers"].values() if peer[field] and destination]
+    return {f"{COMMENT_PREFIX} {source} to {destination}": Rule("accept", family, source, destination, None) for source in sources}
+
+
 def wanted_rules(model):
     """``{comment: Rule}`` for every VRRP rule this node needs: the accept rules, then the drop rules."""
-    destination = model["node"]["address"] if model["vrrp"]["unicast"] else VRRP_MULTICAST
-    accepts = {
-        f"{COMMENT_PREFIX} {peer['address']} to {destination}": Rule("accept", "ipv4", peer["address"], destination, None)
-        for peer in model["peers"].values()
-    }
+    accepts = {comment: rule for family in drop_families(model) for comment, rule in _accept_rules(model, family).items()}
     interface = model["vrrp"]["interface"]
     drops = {
         f"{COMMENT_PREFIX} drop {family} on {interface}": Rule("drop", family, None, None, interface)
@@ -82,7 +95,7 @@ def rule_from_comment(comment):
     if match := re.fullmatch(DROP_COMMENT, comment):
         return Rule("drop", match[1], None, None, match[2])
     source, destination = re.fullmatch(ACCEPT_COMMENT, comment).groups()
-    return Rule("accept", "ipv4", source, destination, None)
+    return Rule("accept", "ipv6" if ":" in source else "ipv4", source, destination, None)
 
 
 def is_drop(comment):
@@ -102,7 +115,7 @@ def iptables_spec(rule, comment):
 def nft_rule(rule, comment):
     """The nft rule text for one rule."""
     if rule.action == "accept":
-        return f'ip saddr {rule.source} ip daddr {rule.destination} ip protocol {VRRP_PROTOCOL} accept comment "{comment}"'
+        return f'{ACCEPT_MATCH[rule.family].format(rule.source, rule.destination)} accept comment "{comment}"'
     record = f"add @{ROGUE_SETS[rule.family]} {{ {SOURCE_MATCH[rule.family]} }}"
     return f'iifname "{rule.interface}" meta l4proto {VRRP_PROTOCOL} {record} drop comment "{comment}"'
 
@@ -316,20 +329,23 @@ def hold_new_connections(model, vips):
     its SYN again a second later, by then to the node that took the VIPs over.
     """
     if model["firewall"]["backend"] == "iptables":
-        _run(["iptables", "-I", "INPUT", "1", *_hold_spec(vips)])
+        for family, addresses in _by_family(model, vips).items():
+            _run([IPTABLES[family], "-I", "INPUT", "1", *_hold_spec(addresses)])
         return
     _nft_ensure_chain(model)
     family, table, chain = _nft_chain(model)
-    match = f"ip daddr {{ {', '.join(vips)} }} tcp flags & (syn | ack) == syn"
-    _run(["nft", f'insert rule {family} {table} {chain} {match} drop comment "{HOLD_COMMENT}"'])
+    for address_family, addresses in _by_family(model, vips).items():
+        match = f"{DESTINATION_MATCH[address_family]} {{ {', '.join(addresses)} }} tcp flags & (syn | ack) == syn"
+        _run(["nft", f'insert rule {family} {table} {chain} {match} drop comment "{HOLD_COMMENT}"'])
 
 
 def release_new_connections(model, vips):
     """Remove what :func:`hold_new_connections` added (and any hold a crash left behind); how many rules."""
     removed = 0
     if model["firewall"]["backend"] == "iptables":
-        while _run(["iptables", "-D", "INPUT", *_hold_spec(vips)], check=False).returncode == 0:
-            removed += 1
+        for family, addresses in _by_family(model, vips).items():
+            while _run([IPTABLES[family], "-D", "INPUT", *_hold_spec(addresses)], check=False).returncode == 0:
+                removed += 1
         return removed
     family, table, chain = _nft_chain(model)
     listing = _run(["nft", "-a", "list", "chain", family, table, chain], check=False).stdout
@@ -339,6 +355,14 @@ def release_new_connections(model, vips):
             _run(["nft", "delete", "rule", family, table, chain, "handle", handle.group(1)])
             removed += 1
     return removed
+
+
+def _by_family(model, vips):
+    """``{family: [vip, ...]}`` of the families the backend filters (an ``ip`` nft table sees no IPv6)."""
+    families = {}
+    for vip in vips:
+        families.setdefault("ipv6" if ":" in vip else "ipv4", []).append(vip)
+    return {family: addresses for family, addresses in families.items() if family in drop_families(model)}
 
 
 def _hold_spec(vips):

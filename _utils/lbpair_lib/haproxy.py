@@ -6,7 +6,7 @@ virtual IP; a routed one a ``frontend`` there and a ``backend`` per backend
 (:mod:`lbpair_lib.services`); a service with ``tls`` binds its TLS port there too, naming its
 certificates' files (:mod:`lbpair_lib.tls_files`), never their text. HAProxy must be allowed
 to bind an address it does not hold yet (the backup node): the ``lbpair.haproxy`` SLS sets
-``net.ipv4.ip_nonlocal_bind``. The minion options (``lbpair_haproxy``) are :data:`DEFAULTS`.
+``net.ipv4.ip_nonlocal_bind`` and ``net.ipv6.ip_nonlocal_bind``. The minion options (``lbpair_haproxy``) are :data:`DEFAULTS`.
 """
 
 import functools
@@ -70,10 +70,14 @@ def _stick_lines(stick, path):
     return [(table, path), (f"stick on {stick['on']}", f"{path}:on")]
 
 
-def _server_line(name, server, cookie):
-    address = server["address"]
+def _endpoint(address, port):
+    """``address:port`` as HAProxy reads it, an IPv6 address in brackets: ``[2001:db8::10]:80``."""
     host = f"[{address}]" if ":" in address else address
-    words = [f"server {name} {host}:{server['port']} check"]
+    return f"{host}:{port}"
+
+
+def _server_line(name, server, cookie):
+    words = [f"server {name} {_endpoint(server['address'], server['port'])} check"]
     if cookie:
         words.append(f"cookie {name}")
     if server["options"]:
@@ -112,7 +116,7 @@ def _tls_bind(service, path, certificate_dir):
     """The TLS bind: the first certificate for clients without SNI, HAProxy picks among all by SNI."""
     tls_spec = service["tls"]
     files = " ".join(f"crt {tls_files.file_of(certificate, certificate_dir)}" for certificate in tls_spec["certificates"].values())
-    return f"bind {service['vip']}:{tls_spec['port']} ssl {files} alpn {','.join(tls_spec['alpn'])}", f"{path}:tls:certificates"
+    return f"bind {_endpoint(service['vip'], tls_spec['port'])} ssl {files} alpn {','.join(tls_spec['alpn'])}", f"{path}:tls:certificates"
 
 
 def _port_suffix(port, default):
@@ -146,7 +150,7 @@ def _https_redirect(tls_spec, path):
 
 def _front_lines(service, path, certificate_dir):
     """How a service meets its clients: the binds on its VIP, its mode, its redirects."""
-    lines = [(f"bind {service['vip']}:{service['port']}", f"{path}:vip")]
+    lines = [(f"bind {_endpoint(service['vip'], service['port'])}", f"{path}:vip")]
     if service["tls"]:
         lines.append(_tls_bind(service, path, certificate_dir))
     lines.append((f"mode {service['mode']}", f"{path}:mode"))

@@ -3,9 +3,15 @@ keepalived on an lbpair node: its configuration rendered from the normalised
 model, and its runtime state read locally (JSON dump, D-Bus through
 :mod:`lbpair_lib.vrrp_dbus`).
 
-The pair shares one VRRP instance, ``lbpair_<vrid>``, holding every service's
-virtual IP; a ``vrrp_script`` tracks HAProxy so that a node whose HAProxy is down
-loses the virtual IPs. The VRRP adverts carry one of them (the lowest) and the
+Each VRRP instance of the pillar (the default one, ``lbpair:vrrp:virtual_router_id``,
+and those of ``lbpair:vrrp:instances``) is a ``vrrp_instance lbpair_<vrid>`` holding
+the IPv4 virtual IPs of its services, preferred by its own node (that node gets the
+highest priority in it: active/active). keepalived keeps one address family per
+instance, so its IPv6 virtual IPs are in a sibling ``lbpair_<vrid>_6`` (the same VRID:
+IPv4 and IPv6 VRIDs are separate spaces), sent from the nodes' ``address6``, and a
+``vrrp_sync_group lbpair_<vrid>`` makes the two fail over together. The track files,
+the probe and the check (node-level reasons) apply to every instance: a node whose
+HAProxy is down loses all its virtual IPs. The VRRP adverts carry one of them (the lowest) and the
 rest are ``virtual_ipaddress_excluded``: keepalived drops adverts whose address
 list differs from its own and the BACKUP would take over while a new service
 rolls out node by node; with one address in the adverts, adding or removing
@@ -17,6 +23,7 @@ writes its JSON dump to ``$TMPDIR/keepalived.json``, and ``bus`` is ``system``
 or a D-Bus address (``unix:path=/run/lb1/bus.sock``).
 """
 
+import collections
 import functools
 import json
 import logging
@@ -24,7 +31,7 @@ import os
 import re
 import time
 
-from lbpair_lib import command, haproxy_watch, pillar, schema, track
+from lbpair_lib import command, haproxy_watch, pillar, schema, services, track
 from lbpair_lib.deploy import Daemon, sections_after_header, text_of, written_by_lbpair
 from lbpair_lib.errors import LbpairError
 
@@ -46,6 +53,14 @@ DEFAULTS = {
 JSON_TIMEOUT = 5.0
 #: how ``keepalived -t`` names a line: ``(Line 7) Unknown keyword 'x'`` or ``(/etc/keepalived/keepalived.conf: Line 7) ...``
 LINE_REF = re.compile(r"\((?:[^()]*: )?Line (\d+)\)")
+#: the name of an instance's IPv6 sibling: ``lbpair_<vrid>_6``
+IPV6_SUFFIX = "_6"
+#: where each family's VRRP is sent from, in ``lbpair:nodes:<node>``; a VIP's prefix length
+ADDRESS_FIELD = {4: "address", 6: "address6"}
+PREFIX_LENGTH = {4: 32, 6: 128}
+
+#: one ``vrrp_instance``: its keepalived ``name``, the pillar ``instance`` it belongs to, its IP ``family`` and ``vips``
+VrrpInstance = collections.namedtuple("VrrpInstance", "name instance family vips")
 
 
 def settings(options):
@@ -60,9 +75,21 @@ def daemon(options):
     return Daemon("keepalived", local["config_file"], local["service"], check_command, render_lines, LINE_REF)
 
 
+def vrrp_instances(model):
+    """The pair's keepalived instances: for each instance of the pillar, one per IP family of its VIPs."""
+    found = [
+        VrrpInstance(instance_name(model, instance, family), instance, family, vips)
+        for instance in model["vrrp"]["instances"]
+        for family in (4, 6)
+        if (vips := pillar.vips(model, instance, family))
+    ]
+    # a pair without services keeps its one instance, as before there were instances
+    return found or [VrrpInstance(instance_name(model), services.DEFAULT_INSTANCE, 4, [])]
+
+
 def instance_vips(model):
-    """``{instance: [vip, ...]}``: the virtual IPs of the pair's VRRP instance."""
-    return {instance_name(model): pillar.vips(model)}
+    """``{instance: [vip, ...]}``: the virtual IPs of each of the pair's keepalived instances (``lbpair_51``, ``lbpair_51_6``)."""
+    return {vrrp.name: vrrp.vips for vrrp in vrrp_instances(model)}
 
 
 def state_name(state):
@@ -73,9 +100,10 @@ def state_name(state):
 # --- rendering ------------------------------------------------------------------
 
 
-def instance_name(model):
-    """The name of the pair's VRRP instance."""
-    return f"lbpair_{model['vrrp']['virtual_router_id']}"
+def instance_name(model, instance=services.DEFAULT_INSTANCE, family=4):
+    """The keepalived name of a pillar instance's ``family`` (4 or 6) instance: ``lbpair_51``, ``lbpair_52_6``."""
+    vrid = model["vrrp"]["instances"][instance]["virtual_router_id"]
+    return f"lbpair_{vrid}{IPV6_SUFFIX if family == 6 else ''}"
 
 
 def _block(title, items, key=None):
@@ -150,28 +178,35 @@ def _track_file_blocks(model):
     return blocks
 
 
-def _is_preferred_master(model):
-    highest = max(node["priority"] for node in model["nodes"].values())
-    return model["node"]["priority"] == highest
+def _priority_owner(model, instance):
+    """
+    The node whose priority this node has in ``instance``: its own, unless the instance
+    prefers another node than the one of highest priority; then those two swap (the
+    gap between the priorities stays, so the check's and defer's weights still move the VIPs).
+    """
+    node, preferred = model["node"]["name"], model["vrrp"]["instances"][instance]["preferred"]
+    highest = pillar.preferred_by_priority(model["nodes"])
+    return {preferred: highest, highest: preferred}.get(node, node)
 
 
-def _virtual_address_blocks(model):
+def _virtual_address_blocks(model, vrrp):
     interface = model["vrrp"]["interface"]
     keys = {}
     for name, service in model["services"].items():
         keys.setdefault(service["vip"], pillar.key("services", name, "vip"))
-    addresses = [(f"{vip}/32 dev {interface}", keys[vip]) for vip in pillar.vips(model)]
+    addresses = [(f"{vip}/{PREFIX_LENGTH[vrrp.family]} dev {interface}", keys[vip]) for vip in vrrp.vips]
     blocks = [_block("virtual_ipaddress", addresses[:1])]
     if addresses[1:]:
         blocks.append(_block("virtual_ipaddress_excluded", addresses[1:]))
     return blocks
 
 
-def _source_lines(model):
-    node_address, address_key = model["node"]["address"], pillar.key("nodes", model["node"]["name"], "address")
+def _source_lines(model, family):
+    field = ADDRESS_FIELD[family]
+    node_address, address_key = model["node"][field], pillar.key("nodes", model["node"]["name"], field)
     if not model["vrrp"]["unicast"]:
         return [(f"mcast_src_ip {node_address}", address_key)]
-    peers = [(peer["address"], pillar.key("nodes", name, "address")) for name, peer in model["peers"].items()]
+    peers = [(peer[field], pillar.key("nodes", name, field)) for name, peer in model["peers"].items()]
     # check_unicast_src: keepalived takes unicast adverts from the listed peers only
     return [(f"unicast_src_ip {node_address}", address_key), _block("unicast_peer", peers), "check_unicast_src"]
 
@@ -190,28 +225,61 @@ def _track_file_keys(model):
         yield name, None if name.startswith(track.BLOCK_PREFIX) else pillar.key("vrrp", "track_files", name)
 
 
-def _vrrp_instance(model):
-    vrrp, path = model["vrrp"], pillar.key("vrrp")
+def _instance_key(instance):
+    """The pillar key of a pillar instance: ``lbpair:vrrp`` for the default one."""
+    if instance == services.DEFAULT_INSTANCE:
+        return pillar.key("vrrp")
+    return pillar.key("vrrp", "instances", instance)
+
+
+def _family_lines(vrrp_instance, vrrp, path):
+    """IPv6 adverts need VRRPv3; ``native_ipv6`` keeps the instance IPv6 whatever its addresses."""
+    if vrrp_instance.family == 6:
+        return ["native_ipv6", "version 3"]
+    return [(f"version {vrrp['version']}", f"{path}:version")]
+
+
+def _vrrp_instance(model, vrrp_instance):
+    vrrp, path, instance = model["vrrp"], pillar.key("vrrp"), vrrp_instance.instance
     # strict mode: only the address owner (priority 255) may start as MASTER
-    master = vrrp["preempt"] and not vrrp["strict"] and _is_preferred_master(model)
+    preferred = vrrp["instances"][instance]["preferred"] == model["node"]["name"]
+    master = vrrp["preempt"] and not vrrp["strict"] and preferred
+    priority_owner = _priority_owner(model, instance)
     items = [
         f"state {'MASTER' if master else 'BACKUP'}",
         (f"interface {vrrp['interface']}", f"{path}:interface"),
-        (f"virtual_router_id {vrrp['virtual_router_id']}", f"{path}:virtual_router_id"),
-        (f"priority {model['node']['priority']}", pillar.key("nodes", model["node"]["name"], "priority")),
+        (
+            f"virtual_router_id {vrrp['instances'][instance]['virtual_router_id']}",
+            f"{_instance_key(instance)}:virtual_router_id",
+        ),
+        (f"priority {model['nodes'][priority_owner]['priority']}", pillar.key("nodes", priority_owner, "priority")),
         (f"advert_int {vrrp['advert_int']:g}", f"{path}:advert_int"),
-        (f"version {vrrp['version']}", f"{path}:version"),
+        *_family_lines(vrrp_instance, vrrp, path),
         *([] if vrrp["preempt"] else [("nopreempt", f"{path}:preempt")]),
         *([("accept", f"{path}:strict")] if vrrp["strict"] else []),  # strict mode drops traffic to the VIPs otherwise
         "skip_check_adv_addr",  # see the module's docstring
         *_split_brain_lines(vrrp, path),
-        *_source_lines(model),
-        *_virtual_address_blocks(model),
+        *_source_lines(model, vrrp_instance.family),
+        *_virtual_address_blocks(model, vrrp_instance),
         _block("track_script", [CHECK_NAME, *([(PROBE_NAME, f"{path}:probe:enabled")] if vrrp["probe"]["enabled"] else [])]),
         _block("track_file", [(name, key) for name, key in _track_file_keys(model)]),
     ]
-    title = f"vrrp_instance {instance_name(model)}"
+    title = f"vrrp_instance {vrrp_instance.name}"
     return _block(title, items, written_by_lbpair(title))
+
+
+def _sync_groups(vrrp_instances):
+    """An instance with IPv4 and IPv6 VIPs is two keepalived instances: a sync group moves them together."""
+    names = {}
+    for vrrp in vrrp_instances:
+        names.setdefault(vrrp.instance, []).append(vrrp.name)
+    groups = []
+    for members in names.values():
+        if len(members) > 1:
+            title = f"vrrp_sync_group {members[0]}"
+            # without it keepalived ignores weighted tracking (the check, defer) in a sync group
+            groups.append(_block(title, [_block("group", members), "sync_group_tracking_weight"], written_by_lbpair(title)))
+    return groups
 
 
 def render_lines(model):
@@ -220,7 +288,9 @@ def render_lines(model):
     each line with the pillar key it comes from (``lbpair:vrrp:interface``).
     """
     probe = [_probe_script(model)] if model["vrrp"]["probe"]["enabled"] else []
-    sections = [_global_defs(model), _vrrp_script(model["vrrp"]["check"]), *probe, *_track_file_blocks(model), _vrrp_instance(model)]
+    own = vrrp_instances(model)
+    instances = [*_sync_groups(own), *(_vrrp_instance(model, vrrp) for vrrp in own)]
+    sections = [_global_defs(model), _vrrp_script(model["vrrp"]["check"]), *probe, *_track_file_blocks(model), *instances]
     return sections_after_header(HEADER.rstrip("\n"), sections)
 
 

@@ -61,7 +61,7 @@ DEFAULT_VRRP = {
 }
 #: keepalived's strict mode (RFC compliance) refuses the split-brain remedies: off unless set
 STRICT_DEFAULTS = {"higher_prio_send_advert": False, "garp_lower_prio_repeat": 0}
-VRRP_KEYS = (*DEFAULT_VRRP, *PROFILES["default"], "check", "probe", "track_files")
+VRRP_KEYS = (*DEFAULT_VRRP, *PROFILES["default"], "check", "probe", "track_files", "instances")
 #: keepalived's ``vrrp_rt_priority`` with ``lbpair:vrrp:realtime``: SCHED_RR, above every normal process
 REALTIME_PRIORITY = 50
 # Not pidof: on Debian it is a link to killall5, which keepalived runs by its resolved
@@ -176,12 +176,15 @@ def _nodes(value, path):
     for name, node in value.items():
         node_path = f"{path}:{name}"
         schema.name(name, node_path)
-        schema.mapping(node, node_path, allowed=("address", "priority"), required=("address", "priority"))
+        schema.mapping(node, node_path, allowed=("address", "address6", "priority"), required=("address", "priority"))
         nodes[name] = {
-            "address": schema.address(node["address"], f"{node_path}:address", ipv4_only=True, host=True),
+            "address": schema.address(node["address"], f"{node_path}:address", version=4, host=True),
+            # IPv6 VRRP (the instances of IPv6 VIPs) is sent from and to these
+            "address6": schema.address(node["address6"], f"{node_path}:address6", version=6, host=True) if "address6" in node else None,
             "priority": schema.integer(node["priority"], f"{node_path}:priority", 1, 254),
         }
     _unique(nodes, "address", path)
+    _unique(nodes, "address6", path)
     _unique(nodes, "priority", path)
     return nodes
 
@@ -189,6 +192,8 @@ def _nodes(value, path):
 def _unique(items, key, path):
     seen = {}
     for name, item in items.items():
+        if item[key] is None:  # an optional value not given
+            continue
         if item[key] in seen:
             raise InvalidValue(
                 f"{path}:{name}:{key}", f"{item[key]} is already used by {seen[item[key]]}"
@@ -278,7 +283,44 @@ def _strict_problem(vrrp):
     return None
 
 
-def _vrrp(value, path):
+def _instance(name, value, path, nodes):
+    schema.name(name, path)
+    if name == services.DEFAULT_INSTANCE:
+        raise InvalidValue(path, f"{name} is the instance of lbpair:vrrp:virtual_router_id (a service without instance)")
+    schema.mapping(value, path, allowed=("virtual_router_id", "preferred"), required=("virtual_router_id",))
+    preferred = schema.name(value.get("preferred", preferred_by_priority(nodes)), f"{path}:preferred")
+    if preferred not in nodes:
+        raise InvalidValue(f"{path}:preferred", f"{preferred!r} is not a node of the pair ({', '.join(nodes)})")
+    return {
+        "virtual_router_id": schema.integer(value["virtual_router_id"], f"{path}:virtual_router_id", 1, 255),
+        "preferred": preferred,
+    }
+
+
+def _instances(value, path, vrid, nodes):
+    """
+    The pair's VRRP instances by name, the default one (``lbpair:vrrp:virtual_router_id``,
+    preferred by the node of highest priority) first, then ``lbpair:vrrp:instances``.
+    """
+    value = {} if value is None else value
+    schema.named_mapping(value, path)
+    instances = {services.DEFAULT_INSTANCE: {"virtual_router_id": vrid, "preferred": preferred_by_priority(nodes)}}
+    owners = {vrid: key("vrrp", "virtual_router_id")}
+    for name in sorted(value, key=str):
+        instance = instances[name] = _instance(name, value[name], f"{path}:{name}", nodes)
+        vrid_path = f"{path}:{name}:virtual_router_id"
+        if instance["virtual_router_id"] in owners:
+            raise InvalidValue(vrid_path, f"{instance['virtual_router_id']} is already used by {owners[instance['virtual_router_id']]}")
+        owners[instance["virtual_router_id"]] = vrid_path
+    return instances
+
+
+def preferred_by_priority(nodes):
+    """The node of highest priority: the preferred MASTER of an instance that names none."""
+    return max(nodes, key=lambda name: nodes[name]["priority"])
+
+
+def _vrrp(value, path, nodes):
     value = {} if value is None else value
     schema.mapping(value, path, allowed=VRRP_KEYS)
     profile = schema.choice(value.get("profile", DEFAULT_VRRP["profile"]), f"{path}:profile", tuple(PROFILES))
@@ -302,6 +344,7 @@ def _vrrp(value, path):
         "check": _check(vrrp.get("check"), f"{path}:check", preempt),
         "probe": _probe(vrrp.get("probe"), f"{path}:probe"),
         "track_files": _track_files(vrrp.get("track_files"), f"{path}:track_files"),
+        "instances": _instances(vrrp.get("instances"), f"{path}:instances", vrrp["virtual_router_id"], nodes),
     }
     problem = normalised["strict"] and _strict_problem(normalised)
     if problem:
@@ -346,7 +389,7 @@ def _firewall(value, path):
 
 
 def _check_vips_are_not_node_addresses(model, path):
-    owners = {node["address"]: name for name, node in model["nodes"].items()}
+    owners = {node[field]: name for name, node in model["nodes"].items() for field in ("address", "address6") if node[field]}
     for name, service in model["services"].items():
         if service["vip"] in owners:
             raise InvalidValue(
@@ -366,6 +409,36 @@ def _check_weight_moves_vips(model, path):
         )
 
 
+def _check_instances_are_used(model, path):
+    """Each service names an instance of the pair, and each instance of ``instances`` carries a VIP."""
+    instances, used = model["vrrp"]["instances"], {service["instance"] for service in model["services"].values()}
+    for name, service in model["services"].items():
+        if service["instance"] not in instances:
+            raise InvalidValue(
+                f"{path}:services:{name}:instance", f"there is no VRRP instance {service['instance']!r} ({', '.join(instances)})"
+            )
+    for name in instances:
+        if name != services.DEFAULT_INSTANCE and name not in used:
+            raise InvalidValue(f"{path}:vrrp:instances:{name}", "no service uses it (keepalived refuses an instance without VIPs)")
+
+
+def _check_ipv6_vips(model, path):
+    """
+    IPv6 VRRP is sent from each node's IPv6 address: an IPv6 VIP needs one on every node;
+    strict mode (RFC 5798) wants a link-local VIP first, which lbpair does not manage.
+    """
+    missing = [name for name, node in model["nodes"].items() if node["address6"] is None]
+    for name, service in model["services"].items():
+        if schema.address_family(service["vip"]) != 6:
+            continue
+        vip_path = f"{path}:services:{name}:vip"
+        if missing:
+            needed = f"{path}:nodes:{missing[0]}:address6"
+            raise InvalidValue(vip_path, f"{service['vip']} is an IPv6 VIP: its VRRP needs an IPv6 address on every node ({needed})")
+        if model["vrrp"]["strict"]:
+            raise InvalidValue(vip_path, "IPv6 VIPs are not supported with strict mode (it wants a link-local VIP first)")
+
+
 def normalize(pillar, path=PILLAR_KEY):
     """
     Validate the ``lbpair`` pillar and return it normalised, defaults filled in.
@@ -380,9 +453,10 @@ def normalize(pillar, path=PILLAR_KEY):
         allowed=("nodes", "vrrp", "services", "haproxy", "keepalived", "firewall"),
         required=("nodes",),
     )
+    nodes = _nodes(pillar["nodes"], f"{path}:nodes")
     model = {
-        "nodes": _nodes(pillar["nodes"], f"{path}:nodes"),
-        "vrrp": _vrrp(pillar.get("vrrp"), f"{path}:vrrp"),
+        "nodes": nodes,
+        "vrrp": _vrrp(pillar.get("vrrp"), f"{path}:vrrp", nodes),
         "services": services.normalize(pillar.get("services"), f"{path}:services", reserved={PROBE_FRONTEND: "probe frontend"}),
         "haproxy": _haproxy(pillar.get("haproxy"), f"{path}:haproxy"),
         "keepalived": _keepalived(pillar.get("keepalived"), f"{path}:keepalived"),
@@ -390,6 +464,8 @@ def normalize(pillar, path=PILLAR_KEY):
     }
     _check_weight_moves_vips(model, path)
     _check_vips_are_not_node_addresses(model, path)
+    _check_instances_are_used(model, path)
+    _check_ipv6_vips(model, path)
     return model
 
 
@@ -429,10 +505,17 @@ def minion_model(minion_pillar, opts, cache, node=None, lbpair=None):
     return node_model(minion_pillar.get(PILLAR_KEY), node or opts["id"], cache)
 
 
-def vips(model):
-    """Every service's virtual IP, once each, in address order."""
-    return sorted({service["vip"] for service in model["services"].values()}, key=_address_key)
+def vips(model, instance=None, family=None):
+    """
+    Every service's virtual IP, once each, in address order (IPv4 first); only those
+    of VRRP ``instance`` (a name of ``lbpair:vrrp:instances``, ``default``) and IP
+    ``family`` (4 or 6) if given.
+    """
+    found = {service["vip"] for service in model["services"].values() if _carries(service, instance, family)}
+    return sorted(found, key=schema.address_order)
 
 
-def _address_key(address):
-    return tuple(int(part) for part in address.split("."))
+def _carries(service, instance, family):
+    """Whether ``service`` has a VIP of ``instance`` and ``family`` (None: any)."""
+    in_instance = instance is None or service["instance"] == instance
+    return in_instance and (family is None or schema.address_family(service["vip"]) == family)

@@ -105,21 +105,35 @@ def choice(value, path, choices):
     return value
 
 
-def address(value, path, ipv4_only=False, host=False):
+def address(value, path, version=None, host=False):
     """
-    An IP address in its canonical text form. With ``host``, one a host can hold and be
-    reached at: not unspecified, loopback, multicast, link-local, reserved or broadcast.
+    An IP address in its canonical text form; of IP ``version`` (4 or 6) if given. With ``host``,
+    one a host can hold and be reached at: not unspecified, loopback, multicast, link-local,
+    reserved or broadcast.
     """
     text = string(value, path)
     try:
         parsed = ipaddress.ip_address(text)
     except ValueError:
         raise InvalidValue(path, f"{text!r} is not an IP address") from None
-    if ipv4_only and parsed.version != 4:
-        raise InvalidValue(path, f"{text} is not an IPv4 address (IPv6 VIPs are not supported yet)")
+    if getattr(parsed, "scope_id", None) is not None:  # ``2001:db8::1%<any text>`` parses too
+        raise InvalidValue(path, f"{text!r} is not an IP address without a zone (%...)")
+    if version and parsed.version != version:
+        raise InvalidValue(path, f"{text} is not an IPv{version} address")
     if host and _special(parsed):
         raise InvalidValue(path, f"{text} is a special-purpose address ({_special(parsed)}), not one a host can hold")
     return str(parsed)
+
+
+def address_family(address_text):
+    """4 or 6: the IP version of a valid address's text."""
+    return ipaddress.ip_address(address_text).version
+
+
+def address_order(address_text):
+    """A sort key that puts addresses in numeric order, IPv4 first."""
+    parsed = ipaddress.ip_address(address_text)
+    return parsed.version, int(parsed)
 
 
 def _special(parsed):

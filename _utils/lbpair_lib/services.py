@@ -55,6 +55,8 @@ ROUTED_KEYS = ("backends", "routes", "default_backend")
 HEALTH_DEFAULTS = {"path": "/", "status": 200, "inter": 2, "fall": 3, "rise": 2}
 #: a stick table keyed by the client's address, replicated to the peer node (``peers``)
 STICK_DEFAULTS = {"on": "src", "size": 100000, "expire": 1800}
+#: the VRRP instance of a service that names none: the one of ``lbpair:vrrp:virtual_router_id``
+DEFAULT_INSTANCE = "default"
 
 
 def haproxy_line_problem(line):
@@ -246,14 +248,16 @@ def _service(name, value, path, reserved):
     schema.name(name, path)
     if name in reserved:
         raise InvalidValue(path, f"{name} is the name of lbpair's {reserved[name]}")
-    allowed = ("vip", "port", "mode", "tls", "redirects", "options", *POOL_KEYS, *ROUTED_KEYS)
+    allowed = ("vip", "port", "instance", "mode", "tls", "redirects", "options", *POOL_KEYS, *ROUTED_KEYS)
     schema.mapping(value, path, allowed=allowed, required=("vip", "port"))
     mode = value.get("mode", "http")
     if mode not in ("http", "tcp"):
         raise InvalidValue(f"{path}:mode", f"must be http or tcp, got {mode!r}")
     service = {
-        "vip": schema.address(value["vip"], f"{path}:vip", ipv4_only=True, host=True),
+        "vip": schema.address(value["vip"], f"{path}:vip", host=True),
         "port": schema.port(value["port"], f"{path}:port"),
+        # the VRRP instance that carries the VIP (lbpair:vrrp:instances); the pillar checks that it exists
+        "instance": schema.name(value.get("instance", DEFAULT_INSTANCE), f"{path}:instance"),
         "mode": mode,
         "redirects": _redirects(value.get("redirects"), f"{path}:redirects", mode),
     }

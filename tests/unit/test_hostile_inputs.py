@@ -156,7 +156,52 @@ PILLAR_ROWS = [
     ("a TLS port equal to the plain port", lambda p: foo(p).update(tls=tls(port=80)), "lbpair:services:foo:tls:port", "plain HTTP port"),
     ("a TLS port another service listens on", lambda p: foo(p).update(vip=p["services"]["bar"]["vip"], port=8080, tls=tls(port=80)),
      "lbpair:services:foo:tls:port", "already used by service bar"),
+    ("a VRID used twice", lambda p: instance(p, virtual_router_id=51), "lbpair:vrrp:instances:web2:virtual_router_id",
+     "already used by lbpair:vrrp:virtual_router_id"),
+    ("a VRID beyond VRRP's", lambda p: instance(p, virtual_router_id=256), "lbpair:vrrp:instances:web2:virtual_router_id", "from 1 to 255"),
+    ("a service in an unknown instance", lambda p: foo(p).update(instance="web9"), "lbpair:services:foo:instance", "no VRRP instance 'web9'"),
+    ("an instance no service uses", lambda p: p["vrrp"].update(instances={"web2": {"virtual_router_id": 52}}),
+     "lbpair:vrrp:instances:web2", "no service uses it"),
+    ("an instance preferred by a host outside the pair", lambda p: instance(p, preferred="lb3"), "lbpair:vrrp:instances:web2:preferred",
+     "not a node of the pair"),
+    ("an instance named like the default one", lambda p: p["vrrp"].update(instances={"default": {"virtual_router_id": 52}}),
+     "lbpair:vrrp:instances:default", "lbpair:vrrp:virtual_router_id"),
+    ("an instance name that closes keepalived's block", lambda p: p["vrrp"].update(instances={"x }": {"virtual_router_id": 52}}),
+     "lbpair:vrrp:instances:x }", "safe name"),
+    ("an IPv6 VIP in a pair without IPv6 node addresses", lambda p: foo(p).update(vip="2001:db8::10"), "lbpair:services:foo:vip",
+     "IPv6 address on every node"),
+    ("an IPv6 VIP with one node without IPv6 address", lambda p: address6(p, lb2=None) and foo(p).update(vip="2001:db8::10"),
+     "lbpair:services:foo:vip", "lbpair:nodes:lb2:address6"),
+    ("an IPv6 VIP in strict mode (keepalived refuses it without a link-local VIP)",
+     lambda p: address6(p)["vrrp"].update(strict=True, higher_prio_send_advert=False, garp_lower_prio_repeat=0) or foo(p).update(vip="2001:db8::10"),
+     "lbpair:services:foo:vip", "strict mode"),
+    ("an IPv4 address given as address6", lambda p: address6(p, lb1="192.0.2.111"), "lbpair:nodes:lb1:address6", "not an IPv6 address"),
+    ("an IPv6 address given as address", lambda p: p["nodes"]["lb1"].update(address="2001:db8::11"), "lbpair:nodes:lb1:address",
+     "not an IPv4 address"),
+    ("a link-local address6", lambda p: address6(p, lb1="fe80::11"), "lbpair:nodes:lb1:address6", "link-local"),
+    ("the same address6 on both nodes", lambda p: address6(p, lb2="2001:db8::11"), "lbpair:nodes:lb2:address6", "already used by lb1"),
+    ("a node's own IPv6 address as a VIP", lambda p: address6(p) and foo(p).update(vip="2001:db8::12"), "lbpair:services:foo:vip", "node lb2"),
+    ("IPv6 VRRP's multicast group as a VIP", lambda p: address6(p) and foo(p).update(vip="ff02::12"), "lbpair:services:foo:vip", "multicast"),
+    ("an IPv6 VIP with a zone that closes keepalived's block", lambda p: address6(p) and foo(p).update(vip="2001:db8::10%eth0 }"),
+     "lbpair:services:foo:vip", "without a zone"),
+    ("an IPv6 server address with a zone that adds words", lambda p: foo(p)["servers"]["foo1"].update(address="2001:db8::1%x backup"),
+     "lbpair:services:foo:servers:foo1:address", "without a zone"),
 ]  # fmt: skip
+
+
+def instance(lbpair, **fields):
+    """A second VRRP instance, web2, carrying service bar, its fields changed."""
+    lbpair["vrrp"]["instances"] = {"web2": {"virtual_router_id": 52, "preferred": "lb2", **fields}}
+    lbpair["services"]["bar"]["instance"] = "web2"
+
+
+def address6(lbpair, **changes):
+    """IPv6 addresses on the nodes (2001:db8::11, ::12), changed (None: none); returns the pillar."""
+    for node, value in {"lb1": "2001:db8::11", "lb2": "2001:db8::12", **changes}.items():
+        lbpair["nodes"][node].pop("address6", None)
+        if value is not None:
+            lbpair["nodes"][node]["address6"] = value
+    return lbpair
 
 
 def tls(**changes):

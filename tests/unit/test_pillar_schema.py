@@ -111,9 +111,9 @@ def test_integer_address_is_rejected(seed_pillar):
     rejects(seed_pillar, "lbpair:nodes:lb1:address", "expected a string")
 
 
-def test_ipv6_vip_is_rejected_plainly(seed_pillar):
+def test_ipv6_vip_without_node_ipv6_addresses_is_rejected_plainly(seed_pillar):
     seed_pillar["services"]["foo"]["vip"] = "2001:db8::10"
-    rejects(seed_pillar, "lbpair:services:foo:vip", "IPv6 VIPs are not supported")
+    rejects(seed_pillar, "lbpair:services:foo:vip", "needs an IPv6 address on every node (lbpair:nodes:lb1:address6)")
 
 
 def test_single_node_is_not_a_pair(seed_pillar):

@@ -1,0 +1,138 @@
+"""Several VRRP instances (active/active) and IPv6 VIPs: the schema, keepalived.conf, HAProxy's binds, the VRRP rules."""
+
+from lbpair_lib import firewall, haproxy, keepalived, pillar
+from lbpair_lib.firewall import Rule
+
+
+def model_for(lbpair, node="lb1"):
+    return pillar.for_node(pillar.normalize(lbpair), node)
+
+
+def active_active(lbpair):
+    """The seed with bar in a second instance that lb2 prefers."""
+    lbpair["vrrp"]["instances"] = {"web2": {"virtual_router_id": 52, "preferred": "lb2"}}
+    lbpair["services"]["bar"]["instance"] = "web2"
+    return lbpair
+
+
+def dual_stack(lbpair):
+    """The seed with IPv6 node addresses and a service on an IPv6 VIP."""
+    lbpair["nodes"]["lb1"]["address6"] = "2001:db8::11"
+    lbpair["nodes"]["lb2"]["address6"] = "2001:db8::12"
+    lbpair["services"]["foo6"] = {**lbpair["services"]["foo"], "vip": "2001:db8::10"}
+    return lbpair
+
+
+def instance_block(text, name):
+    start = text.index(f"vrrp_instance {name} {{\n")
+    return text[start : text.index("\n}\n", start)]
+
+
+def test_each_instance_has_its_vrid_and_vips(seed_pillar):
+    text = keepalived.render_config(model_for(active_active(seed_pillar)))
+    first, second = instance_block(text, "lbpair_51"), instance_block(text, "lbpair_52")
+    assert "virtual_router_id 51" in first and "203.0.113.10/32" in first and "203.0.113.20" not in first
+    assert "virtual_router_id 52" in second and "203.0.113.20/32" in second and "203.0.113.10" not in second
+    assert keepalived.instance_vips(model_for(seed_pillar)) == {
+        "lbpair_51": ["203.0.113.10", "203.0.113.30"], "lbpair_52": ["203.0.113.20"],
+    }  # fmt: skip
+
+
+def test_the_preferred_node_of_an_instance_has_the_higher_priority_in_it(seed_pillar):
+    active_active(seed_pillar)
+    lb1, lb2 = (keepalived.render_config(model_for(seed_pillar, node)) for node in ("lb1", "lb2"))
+    assert "state MASTER" in instance_block(lb1, "lbpair_51") and "priority 101" in instance_block(lb1, "lbpair_51")
+    assert "state BACKUP" in instance_block(lb1, "lbpair_52") and "priority 100" in instance_block(lb1, "lbpair_52")
+    assert "state BACKUP" in instance_block(lb2, "lbpair_51") and "priority 100" in instance_block(lb2, "lbpair_51")
+    assert "state MASTER" in instance_block(lb2, "lbpair_52") and "priority 101" in instance_block(lb2, "lbpair_52")
+
+
+def test_node_level_reasons_apply_to_every_instance(seed_pillar):
+    text = keepalived.render_config(model_for(active_active(seed_pillar)))
+    for name in ("lbpair_51", "lbpair_52"):
+        block = instance_block(text, name)
+        assert "lbpair_haproxy\n" in block and "lbpair_probe" in block and "lbpair_maintenance" in block and "lbpair_defer" in block
+
+
+def test_each_line_names_its_key_and_a_swapped_priority_the_node_it_comes_from(seed_pillar):
+    lines = keepalived.render_lines(model_for(active_active(dual_stack(seed_pillar))))
+    assert all(isinstance(key, str) and key for _line, key in lines)
+    keys = dict(lines)
+    assert keys["    virtual_router_id 52"] == "lbpair:vrrp:instances:web2:virtual_router_id"
+    assert keys["    virtual_router_id 51"] == "lbpair:vrrp:virtual_router_id"
+    assert keys["    priority 100"] == "lbpair:nodes:lb2:priority"  # lb1's priority in web2, which lb2 prefers
+    assert keys["    mcast_src_ip 2001:db8::11"] == "lbpair:nodes:lb1:address6"
+    assert keys["vrrp_sync_group lbpair_51 {"] == "the vrrp_sync_group lbpair_51 section lbpair writes"
+
+
+def test_ipv6_vips_go_to_a_sibling_instance_synced_with_the_ipv4_one(seed_pillar):
+    text = keepalived.render_config(model_for(dual_stack(seed_pillar), "lb2"))
+    assert "vrrp_sync_group lbpair_51 {\n    group {\n        lbpair_51\n        lbpair_51_6\n    }\n    sync_group_tracking_weight\n}\n" in text
+    six = instance_block(text, "lbpair_51_6")
+    assert "    native_ipv6\n" in six and "    version 3\n" in six and "    virtual_router_id 51\n" in six
+    assert "    mcast_src_ip 2001:db8::12\n" in six and "2001:db8::10/128 dev eth0" in six and "203.0.113" not in six
+    assert "2001:db8" not in instance_block(text, "lbpair_51")
+    assert keepalived.instance_vips(model_for(seed_pillar))["lbpair_51_6"] == ["2001:db8::10"]
+
+
+def test_ipv6_unicast_adverts_go_between_the_ipv6_addresses(seed_pillar):
+    dual_stack(seed_pillar)["vrrp"]["unicast"] = True
+    six = instance_block(keepalived.render_config(model_for(seed_pillar)), "lbpair_51_6")
+    assert "    unicast_src_ip 2001:db8::11\n    unicast_peer {\n        2001:db8::12\n    }\n" in six
+
+
+def test_an_instance_of_ipv6_vips_only_has_no_ipv4_instance_and_no_sync_group(seed_pillar):
+    active_active(dual_stack(seed_pillar))["services"]["bar"]["vip"] = "2001:db8::20"
+    text = keepalived.render_config(model_for(seed_pillar))
+    assert "vrrp_instance lbpair_52_6 {" in text and "vrrp_instance lbpair_52 {" not in text
+    assert "vrrp_sync_group lbpair_52" not in text and "vrrp_sync_group lbpair_51" in text
+
+
+def test_vips_of_both_families_in_address_order(seed_pillar):
+    model = model_for(dual_stack(seed_pillar))
+    assert pillar.vips(model) == ["203.0.113.10", "203.0.113.20", "203.0.113.30", "2001:db8::10"]
+    assert pillar.vips(model, family=6) == ["2001:db8::10"]
+
+
+def test_haproxy_binds_an_ipv6_vip_in_brackets(seed_pillar):
+    dual_stack(seed_pillar)["services"]["foo6"]["mode"] = "http"
+    text = haproxy.render_config(model_for(seed_pillar))
+    assert "listen foo6\n    bind [2001:db8::10]:80\n" in text
+
+
+def test_the_peer_is_accepted_over_ipv6_too(seed_pillar):
+    rules = firewall.wanted_rules(model_for(dual_stack(seed_pillar)))
+    assert rules["lbpair-vrrp 2001:db8::12 to ff02::12"] == Rule("accept", "ipv6", "2001:db8::12", "ff02::12", None)
+    assert list(rules) == [
+        "lbpair-vrrp 192.0.2.12 to 224.0.0.18", "lbpair-vrrp 2001:db8::12 to ff02::12",
+        "lbpair-vrrp drop ipv4 on eth0", "lbpair-vrrp drop ipv6 on eth0",
+    ]  # fmt: skip
+
+
+def test_an_ipv6_accept_rule_renders_for_both_backends_and_is_found_again():
+    rule, comment = Rule("accept", "ipv6", "2001:db8::12", "ff02::12", None), "lbpair-vrrp 2001:db8::12 to ff02::12"
+    assert firewall.nft_rule(rule, comment) == f'ip6 saddr 2001:db8::12 ip6 daddr ff02::12 meta l4proto 112 accept comment "{comment}"'
+    assert firewall.iptables_spec(rule, comment)[:4] == ["-s", "2001:db8::12", "-d", "ff02::12"]
+    assert firewall.rule_from_comment(comment) == rule
+
+
+def test_an_nft_table_of_one_family_gets_the_accept_rules_of_that_family_only(seed_pillar):
+    dual_stack(seed_pillar)["firewall"] = {"backend": "nftables", "nft_table": "ip6 filter"}
+    assert list(firewall.wanted_rules(model_for(seed_pillar))) == ["lbpair-vrrp 2001:db8::12 to ff02::12", "lbpair-vrrp drop ipv6 on eth0"]
+
+
+def test_the_seed_keeps_its_one_instance(seed_pillar):
+    model = model_for(seed_pillar)
+    assert list(model["vrrp"]["instances"]) == ["default"]
+    assert [vrrp.name for vrrp in keepalived.vrrp_instances(model)] == ["lbpair_51"]
+    assert "vrrp_sync_group" not in keepalived.render_config(model)
+
+
+def test_a_pair_without_services_keeps_its_instance(seed_pillar):
+    seed_pillar["services"] = {}
+    assert keepalived.instance_vips(model_for(seed_pillar)) == {"lbpair_51": []}
+
+
+def test_an_instance_without_preferred_is_preferred_by_the_highest_priority(seed_pillar):
+    active_active(seed_pillar)["vrrp"]["instances"]["web2"] = {"virtual_router_id": 52}
+    assert pillar.normalize(seed_pillar)["vrrp"]["instances"]["web2"]["preferred"] == "lb1"
