@@ -272,6 +272,8 @@ def _advert_int(value, path, version):
 
 def _strict_problem(vrrp):
     """Why keepalived's strict mode (RFC compliance) cannot run these settings, as ``(key, message)``, or None."""
+    if vrrp["version"] != 3:
+        return "strict", "strict mode needs version 3: VRRPv2 forbids accept, and without it the VIPs drop what HAProxy serves"
     if vrrp["unicast"]:
         return "unicast", "strict mode allows no unicast peers (keepalived drops them)"
     if not vrrp["preempt"]:

@@ -253,3 +253,10 @@ def test_the_longest_values_the_pillar_allows_pass_the_real_binaries(loaders, mo
     pillar["keepalived"] = {"global_defs": {"notification_email_from": "a" * 888 + "@example.net"}}
     set_pillar(loaders, pillar)
     modules.lbpair_keepalived.validate()
+
+
+def test_strict_mode_with_vrrpv3_passes_the_real_keepalived(loaders, modules, pillar):
+    pillar["vrrp"].update(strict=True, version=3, higher_prio_send_advert=False, garp_lower_prio_repeat=0)
+    set_pillar(loaders, pillar)
+    assert "accept" in modules.lbpair_keepalived.render()
+    modules.lbpair_keepalived.validate()

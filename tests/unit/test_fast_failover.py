@@ -43,7 +43,7 @@ def test_a_whole_second_given_as_a_float_is_fine_with_vrrpv2(seed_pillar):
 
 
 def test_strict_mode_starts_as_backup_accepts_traffic_to_the_vips_and_drops_the_remedies(seed_pillar):
-    seed_pillar["vrrp"]["strict"] = True
+    seed_pillar["vrrp"].update(strict=True, version=3)
     for remedy in ("higher_prio_send_advert", "garp_lower_prio_repeat"):
         seed_pillar["vrrp"].pop(remedy, None)  # the example sets them: strict mode refuses them
     text = keepalived.render_config(model_for(seed_pillar))
@@ -52,7 +52,7 @@ def test_strict_mode_starts_as_backup_accepts_traffic_to_the_vips_and_drops_the_
 
 
 def test_without_preempt_strict_mode_is_refused(seed_pillar):
-    seed_pillar["vrrp"].update(strict=True, preempt=False)
+    seed_pillar["vrrp"].update(strict=True, preempt=False, version=3)
     seed_pillar["vrrp"]["check"]["weight"] = 0
     with pytest.raises(InvalidValue) as error:
         pillar.normalize(seed_pillar)
