@@ -38,13 +38,13 @@ def hand_over(model, local, write_track, sleep=time.sleep, lock=LOCK):
     Hand this node's VIPs to its peer (see the module). ``local``: a
     :class:`~lbpair_lib.keepalived.Local`; ``write_track(name, value)`` writes one of
     lbpair's keepalived track files. Returns what was done, step by step, with times.
-    Refused unless this node is MASTER of every instance, or while another handover
-    is under way.
+    Refused unless this node is MASTER of an instance (active/active: FAULT hands
+    over every instance it holds), or while another handover is under way.
     """
-    not_master = {name: info.get("state") for name, info in local.status().items() if info.get("state") != "MASTER"}
-    if not_master:
-        states = ", ".join(f"{name} {state}" for name, state in sorted(not_master.items()))
-        raise LbpairError(f"this node holds no VIPs to hand over ({states})")
+    states = {name: info.get("state") for name, info in local.status().items()}
+    if "MASTER" not in states.values():
+        shown = ", ".join(f"{name} {state}" for name, state in sorted(states.items()))
+        raise LbpairError(f"this node holds no VIPs to hand over ({shown})")
     with store.try_locked(lock) as mine:
         if not mine:
             raise LbpairError("a handover is under way on this node already")

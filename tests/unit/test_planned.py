@@ -106,11 +106,11 @@ def test_maintenance_of_a_stranger_is_refused(tmp_path, pair):
 class Keepalived:
     """This node's keepalived as :class:`lbpair_lib.keepalived.Local` reports it."""
 
-    def __init__(self, state):
-        self.state = state
+    def __init__(self, state, others=None):
+        self.states = {INSTANCE: state, **(others or {})}
 
     def status(self):
-        return {INSTANCE: {"state": self.state}}
+        return {name: {"state": state} for name, state in self.states.items()}
 
 
 def test_a_node_that_holds_no_vips_has_nothing_to_hand_over(tmp_path):
@@ -118,6 +118,12 @@ def test_a_node_that_holds_no_vips_has_nothing_to_hand_over(tmp_path):
     with pytest.raises(LbpairError, match="holds no VIPs to hand over"):
         handover.hand_over({}, Keepalived("BACKUP"), lambda *a: written.append(a), lock=str(tmp_path / "lock"))
     assert written == []
+
+
+def test_an_active_active_node_hands_over_what_it_holds(tmp_path):
+    """MASTER of one instance, BACKUP of the other: not refused (it gets as far as the lock)."""
+    with store.try_locked(str(tmp_path / "lock")), pytest.raises(LbpairError, match="under way"):
+        handover.hand_over({}, Keepalived("MASTER", {"lbpair_52": "BACKUP"}), lambda *a: None, lock=str(tmp_path / "lock"))
 
 
 def test_one_handover_at_a_time(tmp_path):
