@@ -22,6 +22,11 @@ import dns.update
 log = logging.getLogger(__name__)
 
 
+def for_instance(dns_config, instance):
+    """The DNS settings with only the records that follow ``instance`` (those naming it, and those naming none)."""
+    return {**dns_config, "records": [r for r in dns_config["records"] if r.get("instance") in (None, instance)]}
+
+
 def record_values(records, node, address):
     """
     The ``(name, type, ttl, value)`` tuples that point ``records`` at ``node``.

@@ -467,7 +467,9 @@ class Reactions:
         One attempt to point the configured records at ``master``; a failure is
         retried by the background job with a doubling delay, then recorded and alarmed.
         """
-        dns_config = self.config["dns"]
+        dns_config = dns_update.for_instance(self.config["dns"], instance)
+        if not dns_config["records"]:
+            return {"ok": True, "skipped": f"no DNS record follows {instance}"}
         try:
             dns_update.send_update(dns_config, master, self.config["nodes"][master]["address"])
             error = None

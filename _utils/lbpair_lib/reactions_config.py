@@ -21,6 +21,7 @@ The master's ``lbpair_reactions`` configuration block (see ``salt/master.d/lbpai
         key_algorithm: hmac-sha256
         key_secret: "base64=="
         records: [{name: active, type: A, ttl: 30}, {name: active, type: TXT, ttl: 30}]
+        # active/active: give each record the instance it follows, e.g. {name: api, type: A, instance: lbpair_52}
         attempts: 4                           # then the failure is reported (critical)
         backoff: 1                            # s, doubled after each attempt
 
@@ -38,6 +39,9 @@ import urllib.parse
 
 from lbpair_lib import schema
 from lbpair_lib.errors import InvalidValue
+
+#: keepalived's name of an lbpair VRRP instance (``lbpair_51``, its IPv6 sibling ``lbpair_51_6``)
+INSTANCE_RE = re.compile(r"lbpair_[0-9]{1,3}(_6)?")
 
 CONFIG_KEY = "lbpair_reactions"
 TSIG_ALGORITHMS = ("hmac-sha256", "hmac-sha384", "hmac-sha512", "hmac-sha224", "hmac-sha1", "hmac-md5")
@@ -119,12 +123,14 @@ def _records(value, path):
     records = []
     for index, record in enumerate(value):
         where = f"{path}:{index}"
-        record = schema.mapping(record, where, ("name", "type", "ttl"), ("name", "type"))
+        record = schema.mapping(record, where, ("name", "type", "ttl", "instance"), ("name", "type"))
+        instance = record.get("instance")
         records.append(
             {
                 "name": _dns_name(record["name"], f"{where}:name"),
                 "type": schema.choice(record["type"], f"{where}:type", RECORD_TYPES),
                 "ttl": schema.integer(record.get("ttl", 30), f"{where}:ttl", 0, 86400),
+                "instance": None if instance is None else schema.matching(instance, f"{where}:instance", INSTANCE_RE, "an instance name"),
             }
         )
     return records

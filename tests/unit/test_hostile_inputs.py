@@ -406,6 +406,8 @@ CONFIG_ROWS = [
     ("two nodes, one address", lambda c: c["nodes"]["lb2"].update(address=c["nodes"]["lb1"]["address"]), "lbpair_reactions:nodes:lb2:address"),
     ("an IPv6 node with an A record", lambda c: c["nodes"]["lb2"].update(address="2001:db8::12"), "lbpair_reactions:dns:records:0:type"),
     ("a record name dnspython refuses", lambda c: c["dns"]["records"][0].update(name="act ive"), "lbpair_reactions:dns:records:0:name"),
+    ("a record following an instance that is no name", lambda c: c["dns"]["records"][0].update(instance="lbpair_51 } x"),
+     "lbpair_reactions:dns:records:0:instance"),
     ("a zone with an empty label", lambda c: c["dns"].update(zone="pair..example"), "lbpair_reactions:dns:zone"),
     ("an empty TSIG secret", lambda c: c["dns"].update(key_secret=""), "lbpair_reactions:dns:key_secret"),
     ("a history path that is a directory", lambda c: c["history"].update(path="/tmp"), "lbpair_reactions:history:path"),

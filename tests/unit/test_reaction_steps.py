@@ -222,3 +222,15 @@ def test_only_one_background_worker_at_a_time(tmp_path, nodes):
         assert mine
         assert "busy" in reacting.work_in_background()
     assert reacting.work_in_background() == {"done": []}
+
+
+def test_in_active_active_each_dns_record_follows_its_own_instance(tmp_path, nodes):
+    dns = {
+        "server": "127.0.0.1", "port": _closed_port(), "zone": "example.net", "key_name": "k", "key_secret": "c2VjcmV0",
+        "records": [{"name": "web", "type": "A", "instance": "lbpair_52"}], "attempts": 1,
+    }  # fmt: skip
+    reacting, _ = _reactions(tmp_path, nodes, dns=dns)
+    nodes.journals["lb2"] = [_entry(7)]
+    answer = reacting.on_beacon(TAG, {**_entry(7), "id": "lb2"})  # lbpair_51 moved: no record follows it
+    assert answer["pair"]["dns"] == {"ok": True, "skipped": "no DNS record follows lbpair_51"}
+    assert [r for r in reacting.history.read() if r["kind"] == "dns"] == []

@@ -23,7 +23,7 @@ def shipped():
 
 def test_shipped_configuration_block_is_valid_and_masked(shipped):
     config = reactions_config.normalise(shipped)
-    assert config["dns"]["records"][0] == {"name": "active", "type": "A", "ttl": 30}
+    assert config["dns"]["records"][0] == {"name": "active", "type": "A", "ttl": 30, "instance": None}
     shown = json.dumps(reactions_config.masked(config))
     for secret in (shipped["webhook"]["url"], shipped["smtp"]["password"], shipped["dns"]["key_secret"]):
         assert secret not in shown
