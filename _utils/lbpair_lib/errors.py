@@ -18,9 +18,18 @@ class LbpairError(_Failure):
     """Something lbpair was asked to do could not be done; the message says why."""
 
 
+def printable(text):
+    """``text`` with each character that would break a line or drive a terminal escaped (``\\n``, ``\\x1b``)."""
+    return "".join(char if char.isprintable() else char.encode("unicode_escape").decode("ascii") for char in text)
+
+
 class InvalidValue(_BadInput):
-    """An input value is invalid; ``path`` names it (``lbpair:services:foo:port``)."""
+    """
+    An input value is invalid; ``path`` names it (``lbpair:services:foo:port``). The
+    message shows the path escaped: a hostile key (a service named ``"x\\nCRITICAL ..."``)
+    cannot add lines to a state's comment or a log.
+    """
 
     def __init__(self, path, message):
         self.path = path
-        super().__init__(f"{path}: {message}")
+        super().__init__(f"{printable(str(path))}: {message}")

@@ -525,3 +525,12 @@ def test_a_broken_bundle_is_refused_by_its_key_and_the_message_holds_no_key(seed
         pillar.normalize(seed_pillar)
     assert error.value.path == "lbpair:services:foo:tls:certificates:x:pem", (what, str(error.value))
     assert not ca.shows_a_key(str(error.value)) and not ca.shows_a_key(repr(error.value)), what
+
+
+def test_a_hostile_key_cannot_add_lines_to_the_error(seed_pillar):
+    """The error names the key escaped: a state comment or a log line stays one line, with no terminal escape."""
+    seed_pillar["services"]["foo\nCRITICAL lbpair: split brain\x1b[2J"] = seed_pillar["services"].pop("foo")
+    with pytest.raises(InvalidValue) as error:
+        pillar.normalize(seed_pillar)
+    assert "\n" not in str(error.value) and "\x1b" not in str(error.value)
+    assert str(error.value).startswith("lbpair:services:foo\\nCRITICAL lbpair: split brain\\x1b[2J: ")
