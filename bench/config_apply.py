@@ -1,6 +1,7 @@
 """
 Benchmark: rendering, validating and applying the configuration for 10, 100 and
-1,000 services (2 to 10 servers each), and peak memory.
+1,000 services (2 to 10 servers each), then 1,000 routed HTTPS services (a certificate
+each, from the pillar), and peak memory.
 
 Runs on a real lab machine (systemd-nspawn, Debian 12) with salt-call in
 masterless mode, so the apply goes through Salt, the real binaries and
@@ -20,12 +21,14 @@ import time
 
 import yaml
 
-from lab import scenarios, topology
+from lab import pki, scenarios, topology
 from lbpair_lib import haproxy, keepalived, pillar
 
 REPO = pathlib.Path(__file__).resolve().parent.parent
 
 SIZES = (10, 100, 1000)
+#: routed HTTPS services (a certificate each, two backends, routes by Host and path, HTTP redirected)
+HTTPS_SIZE = 1000
 NODE = "lb1"
 SALT_CALL = "/usr/bin/salt-call"
 # Runs a command and prints its wall time and the peak RSS of its process tree (KiB).
@@ -128,17 +131,24 @@ def main():
         startup = statistics.median(measured(box, [SALT_CALL, "--local", "test.true"])[0] for _ in range(5))
         for size in SIZES:
             lbpair_pillar = scenarios.many_services(seed_pillar(), size)
-            box.run(["tee", "/srv/pillar/lbpair.sls"], input=yaml.safe_dump({"lbpair": lbpair_pillar}))
-            haproxy_render, keepalived_render, whole_render, texts = render_times(lbpair_pillar)
-            haproxy_check = validate_time(box, "haproxy", texts[0])
-            keepalived_check = validate_time(box, "keepalived", texts[1])
-            first = apply(box)
-            second = median_apply([apply(box) for _ in range(3)])
+            rows.append((size, *measure_size(box, lbpair_pillar)))
             baseline_first = apply(box, "bench_baseline")
             baseline_second = median_apply([apply(box, "bench_baseline") for _ in range(3)])
-            rows.append((size, haproxy_render, keepalived_render, whole_render, haproxy_check, keepalived_check, first, second))
             baseline.append((size, baseline_first, baseline_second))
+        https = scenarios.many_https_services(seed_pillar(), HTTPS_SIZE, pki.Ca("lbpair bench CA"))
+        rows.append((f"{HTTPS_SIZE} TLS", *measure_size(box, https)))
     print_table(startup, rows, baseline)
+
+
+def measure_size(box, lbpair_pillar):
+    """Render and check times, the first apply and the median re-apply of one pillar on the machine."""
+    box.run(["tee", "/srv/pillar/lbpair.sls"], input=yaml.safe_dump({"lbpair": lbpair_pillar}))
+    haproxy_render, keepalived_render, whole_render, texts = render_times(lbpair_pillar)
+    first = apply(box)  # before the checks: it writes the certificate files haproxy.cfg names
+    haproxy_check = validate_time(box, "haproxy", texts[0])
+    keepalived_check = validate_time(box, "keepalived", texts[1])
+    second = median_apply([apply(box) for _ in range(3)])
+    return haproxy_render, keepalived_render, whole_render, haproxy_check, keepalived_check, first, second
 
 
 def print_table(startup, rows, baseline):

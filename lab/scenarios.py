@@ -25,3 +25,23 @@ def many_services(pillar, count, servers=lambda index: 2 + index % 9):
         for index in range(count)
     }
     return generated
+
+
+def many_https_services(pillar, count, ca):
+    """
+    Return :func:`many_services` made routed HTTPS services: service *i* has a certificate of its
+    own (``svc<i>.example.net`` from *ca*, a :class:`lab.pki.Ca`), backends ``web`` (its servers)
+    and ``api`` (two of them), routes by Host (``api.svc<i>...``) and by path (``/api/``), and plain
+    HTTP redirected to HTTPS on port ``443 + i // 400`` (the plain port shifted past it).
+    """
+    generated = many_services(pillar, count)
+    for index, (name, service) in enumerate(generated["services"].items()):
+        host = f"{name}.example.net"
+        servers = service.pop("servers")
+        service["port"] += 1000  # 1080, 1081, ...: never the TLS port
+        service["tls"] = {"port": 443 + index // len(VIP_POOL), "redirect_http": True,
+                          "certificates": {"site": {"pem": ca.bundle(host, (host, f"api.{host}"))}}}  # fmt: skip
+        service["backends"] = {"web": {"servers": servers}, "api": {"servers": dict(list(servers.items())[:2])}}
+        service["routes"] = [{"host": f"api.{host}", "backend": "api"}, {"host": host, "path": "/api/", "backend": "api"}]
+        service["default_backend"] = "web"
+    return generated
