@@ -17,7 +17,7 @@ import sys
 import tempfile
 import time
 
-from lab import drills, topology
+from lab import drills, pki, scenarios, topology
 from lab.load import ClientLoad
 from lab.salt_master import Master, Pillar
 from lab.services import ReactionServices
@@ -283,6 +283,38 @@ def planned_switchovers(lab, steps, master, vips):
         raise DemoFailed(f"requests failed during a planned switchover: {failed}")
 
 
+def https_service(lab, steps, master, pillar):
+    """shop over HTTPS (lab CA, SNI, routes by Host and path), then its client across a failover."""
+    ca = pki.Ca("lbpair demo CA")
+    with tempfile.NamedTemporaryFile("w", prefix="lbpair-demo-ca-", suffix=".pem") as ca_file:
+        ca_file.write(ca.pem)
+        ca_file.flush()
+
+        def https(host, path="/"):
+            resolve = f"{host}:443:{scenarios.SHOP_VIP}"
+            return lab.curl(f"https://{host}{path}", "--cacert", ca_file.name, "--resolve", resolve)
+
+        with_shop = copy.deepcopy(pillar.seed)
+        with_shop["services"]["shop"] = scenarios.shop_service(ca)
+        pillar.write(with_shop)
+        for node in NODES:
+            steps.note(f"{node}: {highstate(master, node)} states changed")
+        moment_when(lambda: https(scenarios.SHOP_HOST) in ("foo1", "foo2"), timeout=20)
+        for host, path in ((scenarios.SHOP_HOST, "/"), (scenarios.SHOP_API_HOST, "/"), (scenarios.SHOP_HOST, "/api/orders")):
+            steps.note(f"https://{host}{path} (certificate checked against the lab CA) -> {https(host, path)}")
+        first = https(scenarios.SHOP_HOST)
+        lab.exec("lb1", ["systemctl", "stop", "haproxy"])
+        try:
+            moment_when(lambda: lab.vips_on("lb2", [scenarios.SHOP_VIP]) == [scenarios.SHOP_VIP], timeout=30)
+            after = https(scenarios.SHOP_HOST)
+        finally:
+            lab.exec("lb1", ["systemctl", "start", "haproxy"])
+        steps.note(f"the client on {first}; HAProxy on lb1 stopped, shop served by lb2: still on {after} (stick table shared)")
+        moment_when(lambda: lab.vips_on("lb1", pillar.vips) == pillar.vips, timeout=60)
+        if after != first:
+            raise DemoFailed(f"the client moved from {first} to {after} across the failover")
+
+
 def print_timeline(steps):
     if not steps.timeline:
         return
@@ -362,6 +394,8 @@ def run(keep=False):
             failover_drill(lab, steps, seeded.reactions, pillar.vips)
         with steps.step("planned switchover under load: the VIPs to lb2 and back, no request fails"):
             planned_switchovers(lab, steps, master, pillar.vips)
+        with steps.step("shop over HTTPS: SNI, routes by Host and path, the client's server kept across a failover"):
+            https_service(lab, steps, master, pillar)
         with steps.step("service qux added by a pillar edit and highstate, under load"):
             add_service_under_load(lab, steps, master, pillar)
         print_timeline(steps)

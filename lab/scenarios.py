@@ -45,3 +45,26 @@ def many_https_services(pillar, count, ca):
         service["routes"] = [{"host": f"api.{host}", "backend": "api"}, {"host": host, "path": "/api/", "backend": "api"}]
         service["default_backend"] = "web"
     return generated
+
+
+#: shop: the lab's real-world service (issue 12), on its own VIP
+SHOP_VIP, SHOP_HOST, SHOP_API_HOST = "203.0.113.50", "shop.example.net", "api.shop.example.net"
+
+
+def shop_service(ca, shop_bundle=None):
+    """
+    shop over HTTPS with two certificates of *ca* (a :class:`lab.pki.Ca`) picked by SNI, routed by
+    Host and path to two backends (the lab's foo and bar servers), plain HTTP redirected, and a
+    stick table on web that the two nodes share. *shop_bundle* replaces shop's own certificate.
+    """
+    foo = {"foo1": {"address": "198.51.100.11", "port": 80}, "foo2": {"address": "198.51.100.12", "port": 80}}
+    bar = {"bar1": {"address": "198.51.100.21", "port": 80}, "bar2": {"address": "198.51.100.22", "port": 80}}
+    certificates = {"shop": {"pem": shop_bundle or ca.bundle(SHOP_HOST)}, "api": {"pem": ca.bundle(SHOP_API_HOST)}}
+    return {
+        "vip": SHOP_VIP,
+        "port": 80,
+        "tls": {"redirect_http": True, "certificates": certificates},
+        "backends": {"web": {"stick": {"expire": 600}, "servers": foo}, "api": {"health": {"path": "/"}, "servers": bar}},
+        "routes": [{"host": SHOP_API_HOST, "backend": "api"}, {"host": SHOP_HOST, "path": "/api/", "backend": "api"}],
+        "default_backend": "web",
+    }

@@ -10,33 +10,17 @@ import copy
 
 import pytest
 
+from lab import scenarios
 from lab.load import ClientLoad
+from lab.pki import Ca
 from lab.util import wait_until
 from tests.integration.pair.conftest import NODES, apply_state, wait_for_vips
-from tests.unit.tls_ca import Ca
 
-VIP = "203.0.113.50"
-SHOP, API = "shop.example.net", "api.shop.example.net"
+VIP, SHOP, API = scenarios.SHOP_VIP, scenarios.SHOP_HOST, scenarios.SHOP_API_HOST
 SOCKET_QUERY = (
     "import socket, sys; s = socket.socket(socket.AF_UNIX); s.connect('/run/haproxy/admin.sock');"
     " s.sendall(sys.argv[1].encode() + b'\\n'); print(s.makefile().read())"
 )
-
-
-def shop_service(ca, shop_bundle):
-    return {
-        "vip": VIP,
-        "port": 80,
-        "tls": {"redirect_http": True, "certificates": {"shop": {"pem": shop_bundle}, "api": {"pem": ca.bundle(API)}}},
-        "backends": {
-            "web": {"stick": {"expire": 600}, "servers": {"foo1": {"address": "198.51.100.11", "port": 80},
-                                                          "foo2": {"address": "198.51.100.12", "port": 80}}},
-            "api": {"health": {"path": "/", "status": 200}, "servers": {"bar1": {"address": "198.51.100.21", "port": 80},
-                                                                         "bar2": {"address": "198.51.100.22", "port": 80}}},
-        },
-        "routes": [{"host": API, "backend": "api"}, {"host": SHOP, "path": "/api/", "backend": "api"}],
-        "default_backend": "web",
-    }  # fmt: skip
 
 
 @pytest.fixture(scope="module")
@@ -57,7 +41,7 @@ def apply_everywhere(salt_cli):
 @pytest.fixture(scope="module")
 def shop(lab, highstated, salt_cli, pillar, ca):
     lbpair = copy.deepcopy(pillar.seed)
-    lbpair["services"]["shop"] = shop_service(ca, ca.bundle(SHOP, (SHOP,)))
+    lbpair["services"]["shop"] = scenarios.shop_service(ca)
     pillar.write(lbpair)
     try:
         apply_everywhere(salt_cli)
