@@ -290,9 +290,10 @@ def https_service(lab, steps, master, pillar):
         ca_file.write(ca.pem)
         ca_file.flush()
 
-        def https(host, path="/"):
+        def https(host, path="/", client=None):
             resolve = f"{host}:443:{scenarios.SHOP_VIP}"
-            return lab.curl(f"https://{host}{path}", "--cacert", ca_file.name, "--resolve", resolve)
+            source = ["--interface", client] if client else []
+            return lab.curl(f"https://{host}{path}", "--cacert", ca_file.name, "--resolve", resolve, *source)
 
         with_shop = copy.deepcopy(pillar.seed)
         with_shop["services"]["shop"] = scenarios.shop_service(ca)
@@ -302,17 +303,25 @@ def https_service(lab, steps, master, pillar):
         moment_when(lambda: https(scenarios.SHOP_HOST) in ("foo1", "foo2"), timeout=20)
         for host, path in ((scenarios.SHOP_HOST, "/"), (scenarios.SHOP_API_HOST, "/"), (scenarios.SHOP_HOST, "/api/orders")):
             steps.note(f"https://{host}{path} (certificate checked against the lab CA) -> {https(host, path)}")
-        first = https(scenarios.SHOP_HOST)
-        lab.exec("lb1", ["systemctl", "stop", "haproxy"])
-        try:
-            moment_when(lambda: lab.vips_on("lb2", [scenarios.SHOP_VIP]) == [scenarios.SHOP_VIP], timeout=30)
-            after = https(scenarios.SHOP_HOST)
-        finally:
-            lab.exec("lb1", ["systemctl", "start", "haproxy"])
-        steps.note(f"the client on {first}; HAProxy on lb1 stopped, shop served by lb2: still on {after} (stick table shared)")
-        moment_when(lambda: lab.vips_on("lb1", pillar.vips) == pillar.vips, timeout=60)
-        if after != first:
-            raise DemoFailed(f"the client moved from {first} to {after} across the failover")
+        sticky_failover(lab, steps, pillar, https)
+
+
+def sticky_failover(lab, steps, pillar, https):
+    """Two clients stuck to foo1 and foo2 on lb1; lb1's HAProxy stops: on lb2 each keeps its server."""
+    clients = [lab.client_address(f"203.0.113.{host}") for host in (101, 102)]
+    before = {client: https(scenarios.SHOP_HOST, client=client) for client in clients}
+    time.sleep(0.5)  # the peers push the entries to lb2
+    lab.exec("lb1", ["systemctl", "stop", "haproxy"])
+    try:
+        moment_when(lambda: lab.vips_on("lb2", [scenarios.SHOP_VIP]) == [scenarios.SHOP_VIP], timeout=30)
+        after = {client: https(scenarios.SHOP_HOST, client=client) for client in clients}
+    finally:
+        lab.exec("lb1", ["systemctl", "start", "haproxy"])
+    for client in clients:
+        steps.note(f"client {client}: {before[client]} on lb1; HAProxy on lb1 stopped, lb2 serves: still {after[client]}")
+    moment_when(lambda: lab.vips_on("lb1", pillar.vips) == pillar.vips, timeout=60)
+    if after != before:
+        raise DemoFailed(f"clients moved across the failover: {before} -> {after}")
 
 
 def print_timeline(steps):

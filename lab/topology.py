@@ -251,6 +251,11 @@ class Lab:
         """Plug or unplug host *name*'s cable: its switch port up or down (its eth0 loses carrier)."""
         netns.run(SWITCH, ["ip", "link", "set", switch_port(name), "up" if plugged else "down"])
 
+    def client_address(self, address):
+        """Give the client one more address (another client, for ``curl --interface``); returns it."""
+        netns.ip(self.hosts["client"].netns, "address", "replace", f"{address}/24", "dev", "eth0")
+        return address
+
     def curl(self, url, *extra, client="client"):
         """The body *url* answers to host *client* (curl, 3 s at most), stripped; extra curl arguments allowed."""
         return self.exec(client, ["curl", "-sS", "--max-time", "3", *extra, url], check=False).stdout.strip()

@@ -79,14 +79,18 @@ def test_https_is_routed_by_host_and_path_with_the_certificate_sni_picks(lab, sh
 
 
 def test_the_client_keeps_its_server_across_a_failover(lab, shop, ca):
-    first = https(lab, ca, SHOP)
-    assert {https(lab, ca, SHOP) for _ in range(4)} == {first}  # stuck to it
+    clients = [lab.client_address(f"203.0.113.{host}") for host in (101, 102)]
+    first = {client: https(lab, ca, SHOP, "/", "--interface", client) for client in clients}
+    client = next(client for client, server in first.items() if server == "foo2")  # round robin: one each
+    assert {https(lab, ca, SHOP, "/", "--interface", client) for _ in range(4)} == {"foo2"}  # stuck to it
     # lb1's entry reaches lb2 (the peers push it within milliseconds)
-    wait_until(lambda: "key=" in stats_socket(lab, "lb2", "show table shop.web"), 5, what="the entry in lb2's table")
+    wait_until(lambda: client in stats_socket(lab, "lb2", "show table shop.web"), 5, what="the entry in lb2's table")
     lab.exec("lb1", ["systemctl", "stop", "haproxy"])
     try:
         wait_until(lambda: lab.vips_on("lb2", [VIP]) == [VIP], 30, what="shop's VIP on lb2")
-        assert {https(lab, ca, SHOP) for _ in range(4)} == {first}
+        assert {https(lab, ca, SHOP, "/", "--interface", client) for _ in range(4)} == {"foo2"}
+        newcomer = lab.client_address("203.0.113.103")
+        assert https(lab, ca, SHOP, "/", "--interface", newcomer) == "foo1"  # lb2's own round robin would start there
     finally:
         lab.exec("lb1", ["systemctl", "start", "haproxy"])
     wait_for_vips(lab, "lb1", timeout=60)
