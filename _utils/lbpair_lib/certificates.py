@@ -194,10 +194,20 @@ def _public_bytes(public_key):
 
 
 def _check_validity(leaf, now, path):
-    if leaf.not_valid_before_utc > now:
-        raise InvalidValue(path, f"the certificate is not valid yet: not before {leaf.not_valid_before_utc.isoformat()}")
-    if leaf.not_valid_after_utc <= now:
-        raise InvalidValue(path, f"the certificate expired on {leaf.not_valid_after_utc.isoformat()}")
+    _check_period(leaf.not_valid_before_utc, leaf.not_valid_after_utc, now, path)
+
+
+def check_dates(description, path, now=None):
+    """Refuse the certificate a :func:`load` description is of if it is not valid yet or has expired at ``now``."""
+    begins, ends = (datetime.datetime.fromisoformat(description[key]) for key in ("not_before", "not_after"))
+    _check_period(begins, ends, _aware(now), path)
+
+
+def _check_period(begins, ends, now, path):
+    if begins > now:
+        raise InvalidValue(path, f"the certificate is not valid yet: not before {begins.isoformat()}")
+    if ends <= now:
+        raise InvalidValue(path, f"the certificate expired on {ends.isoformat()}")
 
 
 def _check_order(chain, path):

@@ -104,7 +104,7 @@ def check_dates(model, now=None):
     for service, name, certificate in each_certificate(model):
         if "bundle" in certificate:
             key = pillar.key("services", service, "tls", "certificates", name, "pem")
-            certificates.load(certificate["bundle"].text, key, now)
+            certificates.check_dates(certificate["bundle"].description, key, now)
 
 
 def resolved(path, key):
