@@ -112,11 +112,12 @@ def _pool_lines(pool, path, mode):
     return lines
 
 
-def _tls_bind(service, path, certificate_dir):
-    """The TLS bind: the first certificate for clients without SNI, HAProxy picks among all by SNI."""
+def _tls_binds(service, path, certificate_dir):
+    """The TLS bind on each VIP: the first certificate for clients without SNI, HAProxy picks among all by SNI."""
     tls_spec = service["tls"]
     files = " ".join(f"crt {tls_files.file_of(certificate, certificate_dir)}" for certificate in tls_spec["certificates"].values())
-    return f"bind {_endpoint(service['vip'], tls_spec['port'])} ssl {files} alpn {','.join(tls_spec['alpn'])}", f"{path}:tls:certificates"
+    for vip, _key in services.addresses(service):
+        yield f"bind {_endpoint(vip, tls_spec['port'])} ssl {files} alpn {','.join(tls_spec['alpn'])}", f"{path}:tls:certificates"
 
 
 def _port_suffix(port, default):
@@ -150,9 +151,9 @@ def _https_redirect(tls_spec, path):
 
 def _front_lines(service, path, certificate_dir):
     """How a service meets its clients: the binds on its VIP, its mode, its redirects."""
-    lines = [(f"bind {_endpoint(service['vip'], service['port'])}", f"{path}:vip")]
+    lines = [(f"bind {_endpoint(vip, service['port'])}", f"{path}:{key}") for vip, key in services.addresses(service)]
     if service["tls"]:
-        lines.append(_tls_bind(service, path, certificate_dir))
+        lines.extend(_tls_binds(service, path, certificate_dir))
     lines.append((f"mode {service['mode']}", f"{path}:mode"))
     lines.extend(_host_redirects(service, path))
     if service["tls"] and service["tls"]["redirect_http"]:

@@ -193,7 +193,8 @@ def _virtual_address_blocks(model, vrrp):
     interface = model["vrrp"]["interface"]
     keys = {}
     for name, service in model["services"].items():
-        keys.setdefault(service["vip"], pillar.key("services", name, "vip"))
+        for vip, key in services.addresses(service):
+            keys.setdefault(vip, pillar.key("services", name, key))
     addresses = [(f"{vip}/{PREFIX_LENGTH[vrrp.family]} dev {interface}", keys[vip]) for vip in vrrp.vips]
     blocks = [_block("virtual_ipaddress", addresses[:1])]
     if addresses[1:]:

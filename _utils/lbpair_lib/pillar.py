@@ -393,10 +393,9 @@ def _firewall(value, path):
 def _check_vips_are_not_node_addresses(model, path):
     owners = {node[field]: name for name, node in model["nodes"].items() for field in ("address", "address6") if node[field]}
     for name, service in model["services"].items():
-        if service["vip"] in owners:
-            raise InvalidValue(
-                f"{path}:services:{name}:vip", f"{service['vip']} is the address of node {owners[service['vip']]}"
-            )
+        for vip, key in services.addresses(service):
+            if vip in owners:
+                raise InvalidValue(f"{path}:services:{name}:{key}", f"{vip} is the address of node {owners[vip]}")
 
 
 def _check_weight_moves_vips(model, path):
@@ -424,19 +423,35 @@ def _check_instances_are_used(model, path):
             raise InvalidValue(f"{path}:vrrp:instances:{name}", "no service uses it (keepalived refuses an instance without VIPs)")
 
 
+def _check_each_vip_in_one_instance(model, path):
+    """Services sharing a VIP (on other ports) share its instance: two MASTERs would hold it at once."""
+    instance_of = {}
+    for name, service in model["services"].items():
+        for vip, key in services.addresses(service):
+            owner = instance_of.setdefault(vip, (service["instance"], name))
+            if owner[0] != service["instance"]:
+                raise InvalidValue(
+                    f"{path}:services:{name}:instance",
+                    f"{vip} ({key}) is also service {owner[1]}'s VIP, in instance {owner[0]}: a VIP belongs to one instance",
+                )
+
+
 def _check_ipv6_vips(model, path):
     """
     IPv6 VRRP is sent from each node's IPv6 address: an IPv6 VIP needs one on every node;
     strict mode (RFC 5798) wants a link-local VIP first, which lbpair does not manage.
     """
     missing = [name for name, node in model["nodes"].items() if node["address6"] is None]
-    for name, service in model["services"].items():
-        if schema.address_family(service["vip"]) != 6:
-            continue
-        vip_path = f"{path}:services:{name}:vip"
+    ipv6_vips = [
+        (vip, f"{path}:services:{name}:{key}")
+        for name, service in model["services"].items()
+        for vip, key in services.addresses(service)
+        if schema.address_family(vip) == 6
+    ]
+    for vip, vip_path in ipv6_vips:
         if missing:
             needed = f"{path}:nodes:{missing[0]}:address6"
-            raise InvalidValue(vip_path, f"{service['vip']} is an IPv6 VIP: its VRRP needs an IPv6 address on every node ({needed})")
+            raise InvalidValue(vip_path, f"{vip} is an IPv6 VIP: its VRRP needs an IPv6 address on every node ({needed})")
         if model["vrrp"]["strict"]:
             raise InvalidValue(vip_path, "IPv6 VIPs are not supported with strict mode (it wants a link-local VIP first)")
 
@@ -467,6 +482,7 @@ def normalize(pillar, path=PILLAR_KEY):
     _check_weight_moves_vips(model, path)
     _check_vips_are_not_node_addresses(model, path)
     _check_instances_are_used(model, path)
+    _check_each_vip_in_one_instance(model, path)
     _check_ipv6_vips(model, path)
     return model
 
@@ -513,11 +529,11 @@ def vips(model, instance=None, family=None):
     of VRRP ``instance`` (a name of ``lbpair:vrrp:instances``, ``default``) and IP
     ``family`` (4 or 6) if given.
     """
-    found = {service["vip"] for service in model["services"].values() if _carries(service, instance, family)}
+    found = {
+        vip
+        for service in model["services"].values()
+        if instance is None or service["instance"] == instance
+        for vip, _key in services.addresses(service)
+        if family is None or schema.address_family(vip) == family
+    }
     return sorted(found, key=schema.address_order)
-
-
-def _carries(service, instance, family):
-    """Whether ``service`` has a VIP of ``instance`` and ``family`` (None: any)."""
-    in_instance = instance is None or service["instance"] == instance
-    return in_instance and (family is None or schema.address_family(service["vip"]) == family)

@@ -19,6 +19,7 @@ so a client keeps its server across a failover), ``options`` (raw lines) and
 
     shop:
       vip: 203.0.113.50
+      vip6: 2001:db8::50          # optional: the same frontend on an IPv6 VIP too (dual stack)
       port: 80
       redirects: {www.shop.example.net: shop.example.net}   # Host -> Host, 301, path kept
       backends:
@@ -248,13 +249,14 @@ def _service(name, value, path, reserved):
     schema.name(name, path)
     if name in reserved:
         raise InvalidValue(path, f"{name} is the name of lbpair's {reserved[name]}")
-    allowed = ("vip", "port", "instance", "mode", "tls", "redirects", "options", *POOL_KEYS, *ROUTED_KEYS)
+    allowed = ("vip", "vip6", "port", "instance", "mode", "tls", "redirects", "options", *POOL_KEYS, *ROUTED_KEYS)
     schema.mapping(value, path, allowed=allowed, required=("vip", "port"))
     mode = value.get("mode", "http")
     if mode not in ("http", "tcp"):
         raise InvalidValue(f"{path}:mode", f"must be http or tcp, got {mode!r}")
     service = {
         "vip": schema.address(value["vip"], f"{path}:vip", host=True),
+        "vip6": _vip6(value, path),
         "port": schema.port(value["port"], f"{path}:port"),
         # the VRRP instance that carries the VIP (lbpair:vrrp:instances); the pillar checks that it exists
         "instance": schema.name(value.get("instance", DEFAULT_INSTANCE), f"{path}:instance"),
@@ -268,6 +270,22 @@ def _service(name, value, path, reserved):
     if stray:
         raise InvalidValue(f"{path}:{stray}", "is only for a service with backends")
     return {**service, **_pool(value, path, mode)}
+
+
+def _vip6(value, path):
+    """The IPv6 VIP a dual-stack service binds beside its IPv4 ``vip`` (None without one)."""
+    if value.get("vip6") is None:
+        return None
+    if schema.address_family(value["vip"]) != 4:
+        raise InvalidValue(f"{path}:vip6", "needs an IPv4 vip beside it (an IPv6 vip is enough alone)")
+    return schema.address(value["vip6"], f"{path}:vip6", version=6, host=True)
+
+
+def addresses(service):
+    """``(vip, key)`` of each virtual IP a service binds: its ``vip``, and its ``vip6`` if it has one."""
+    yield service["vip"], "vip"
+    if service["vip6"]:
+        yield service["vip6"], "vip6"
 
 
 def pools(services):
@@ -295,10 +313,11 @@ def _check_unique_proxy_names(services, path):
 
 
 def _listeners(name, service, path):
-    """``(vip, port, key)`` of each port a service binds: its plain one, and its TLS one if it has one."""
-    yield service["vip"], service["port"], f"{path}:{name}:vip"
-    if service["tls"]:
-        yield service["vip"], service["tls"]["port"], f"{path}:{name}:tls:port"
+    """``(vip, port, key)`` of each address and port a service binds: its plain port, and its TLS one if it has one."""
+    for vip, key in addresses(service):
+        yield vip, service["port"], f"{path}:{name}:{key}"
+        if service["tls"]:
+            yield vip, service["tls"]["port"], f"{path}:{name}:tls:port"
 
 
 def _check_unique_listeners(services, path):

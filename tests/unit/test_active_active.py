@@ -2,6 +2,7 @@
 
 from lbpair_lib import firewall, haproxy, keepalived, pillar
 from lbpair_lib.firewall import Rule
+from tests.unit.tls_ca import shared_ca
 
 
 def model_for(lbpair, node="lb1"):
@@ -136,3 +137,26 @@ def test_a_pair_without_services_keeps_its_instance(seed_pillar):
 def test_an_instance_without_preferred_is_preferred_by_the_highest_priority(seed_pillar):
     active_active(seed_pillar)["vrrp"]["instances"]["web2"] = {"virtual_router_id": 52}
     assert pillar.normalize(seed_pillar)["vrrp"]["instances"]["web2"]["preferred"] == "lb1"
+
+
+def dual_stack_service(lbpair):
+    """The seed with IPv6 node addresses and foo on an IPv6 VIP beside its IPv4 one (``vip6``)."""
+    dual_stack(lbpair)["services"].pop("foo6")
+    lbpair["services"]["foo"]["vip6"] = "2001:db8::10"
+    return lbpair
+
+
+def test_a_dual_stack_service_binds_both_vips_in_one_section(seed_pillar):
+    model = model_for(dual_stack_service(seed_pillar))
+    text = haproxy.render_config(model)
+    section = text[text.index("listen foo\n") :].split("\n\n")[0]
+    assert "bind 203.0.113.10:80\n" in section and "bind [2001:db8::10]:80\n" in section
+    assert keepalived.instance_vips(model) == {"lbpair_51": ["203.0.113.10", "203.0.113.20", "203.0.113.30"], "lbpair_51_6": ["2001:db8::10"]}
+    assert dict(haproxy.render_lines(model))["    bind [2001:db8::10]:80"] == "lbpair:services:foo:vip6"
+
+
+def test_a_dual_stack_tls_service_terminates_tls_on_both_vips(seed_pillar):
+    bundle = shared_ca().bundle("foo.example.net")
+    dual_stack_service(seed_pillar)["services"]["foo"]["tls"] = {"certificates": {"site": {"pem": bundle}}}
+    text = haproxy.render_config(model_for(seed_pillar))
+    assert " ".join(line.split()[1] for line in text.splitlines() if " ssl crt " in line) == "203.0.113.10:443 [2001:db8::10]:443"
