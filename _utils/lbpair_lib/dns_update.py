@@ -3,8 +3,9 @@ DNS for the lbpair master: an RFC 2136 dynamic update, signed with TSIG
 (dnspython), pointing the configured records at the pair's MASTER.
 
 Values come only from the master's ``lbpair_reactions`` configuration: an
-``A``/``AAAA`` record gets the node's configured address, a ``TXT`` record its
-minion id. The TSIG secret is used to sign and never returned or logged.
+``A`` record gets the node's configured ``address``, an ``AAAA`` record its
+``address6`` (or an IPv6 ``address``), a ``TXT`` record its minion id.
+The TSIG secret is used to sign and never returned or logged.
 
 """
 
@@ -19,6 +20,8 @@ import dns.tsig
 import dns.tsigkeyring
 import dns.update
 
+from lbpair_lib import reactions_config
+
 log = logging.getLogger(__name__)
 
 
@@ -27,31 +30,32 @@ def for_instance(dns_config, instance):
     return {**dns_config, "records": [r for r in dns_config["records"] if r.get("instance") in (None, instance)]}
 
 
-def record_values(records, node, address):
+def record_values(records, node, addresses):
     """
-    The ``(name, type, ttl, value)`` tuples that point ``records`` at ``node``.
+    The ``(name, type, ttl, value)`` tuples that point ``records`` at ``node``, whose
+    configured addresses are ``addresses`` (``{"address": ..., "address6": ...}``).
     """
     values = []
     for record in records:
-        value = f'"{node}"' if record["type"] == "TXT" else address
+        value = f'"{node}"' if record["type"] == "TXT" else reactions_config.record_address(record["type"], addresses)
         values.append((record["name"], record["type"], record["ttl"], value))
     return values
 
 
-def build_update(dns_config, node, address):
+def build_update(dns_config, node, addresses):
     """The signed ``dns.update.UpdateMessage`` replacing the configured records."""
     keyring = dns.tsigkeyring.from_text({dns_config["key_name"]: dns_config["key_secret"]})
     update = dns.update.UpdateMessage(
         dns_config["zone"], keyring=keyring, keyname=dns_config["key_name"], keyalgorithm=dns_config["key_algorithm"]
     )
-    for name, rdtype, ttl, value in record_values(dns_config["records"], node, address):
+    for name, rdtype, ttl, value in record_values(dns_config["records"], node, addresses):
         update.replace(name, ttl, rdtype, value)
     return update
 
 
-def send_update(dns_config, node, address):
+def send_update(dns_config, node, addresses):
     """Send one update over TCP; raise ``OSError`` with the reason if it is not applied."""
-    update = build_update(dns_config, node, address)
+    update = build_update(dns_config, node, addresses)
     try:
         response = dns.query.tcp(update, dns_config["server"], port=dns_config["port"], timeout=dns_config["timeout"])
     except (dns.exception.DNSException, OSError) as exc:
@@ -60,7 +64,7 @@ def send_update(dns_config, node, address):
         raise OSError(f"the server answered {dns.rcode.to_text(response.rcode())}")
 
 
-def update_with_retries(dns_config, node, address, sleep=time.sleep):
+def update_with_retries(dns_config, node, addresses, sleep=time.sleep):
     """
     Point the records at ``node``, retrying with exponential backoff.
 
@@ -70,8 +74,8 @@ def update_with_retries(dns_config, node, address, sleep=time.sleep):
     delay, error = dns_config["backoff"], None
     for attempt in range(1, dns_config["attempts"] + 1):
         try:
-            send_update(dns_config, node, address)
-            log.info("lbpair: DNS records of %s point at %s (%s), attempt %d", dns_config["zone"], node, address, attempt)
+            send_update(dns_config, node, addresses)
+            log.info("lbpair: DNS records of %s point at %s (%s), attempt %d", dns_config["zone"], node, addresses["address"], attempt)
             return {"ok": True, "attempts": attempt, "error": None}
         except OSError as exc:
             error = str(exc)

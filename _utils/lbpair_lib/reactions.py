@@ -471,7 +471,7 @@ class Reactions:
         if not dns_config["records"]:
             return {"ok": True, "skipped": f"no DNS record follows {instance}"}
         try:
-            dns_update.send_update(dns_config, master, self.config["nodes"][master]["address"])
+            dns_update.send_update(dns_config, master, self.config["nodes"][master])
             error = None
         except OSError as exc:
             error = str(exc)
@@ -710,7 +710,7 @@ class Reactions:
             raise InvalidValue(f"{CONFIG_KEY}:dns", "is not configured")
         if minion not in self.config["nodes"]:
             raise InvalidValue(f"{CONFIG_KEY}:nodes", f"{minion!r} is not a node of the pair")
-        return dns_update.update_with_retries(self.config["dns"], minion, self.config["nodes"][minion]["address"])
+        return dns_update.update_with_retries(self.config["dns"], minion, self.config["nodes"][minion])
 
     def on_minion_start(self, minion):
         """A minion (re)connected: catch up if it is a node of the pair (any other minion is none of our business)."""

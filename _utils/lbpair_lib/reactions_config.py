@@ -6,7 +6,7 @@ The master's ``lbpair_reactions`` configuration block (see ``salt/master.d/lbpai
     lbpair_reactions:
       nodes:                                  # the pair's minions; events of others are ignored
         lb1: {address: 192.0.2.11}            # the address DNS points at when lb1 is MASTER
-        lb2: {address: 192.0.2.12}
+        lb2: {address: 192.0.2.12}            # address6: for AAAA records
       history: {path: /var/lib/salt/lbpair/history.jsonl, max_bytes: 10485760}
       damping_window: 60                      # s; at most one message per instance per window
       confirm: {timeout: 10, settle: 5}       # job timeout; wait before an alarm is raised
@@ -59,12 +59,16 @@ def _nodes(value, path):
     nodes, owners = {}, {}
     for name, node in value.items():
         schema.name(name, f"{path}:{name}")
-        node = schema.mapping(node, f"{path}:{name}", ("address",), ("address",))
-        address = schema.address(node["address"], f"{path}:{name}:address", host=True)
-        if address in owners:
-            raise InvalidValue(f"{path}:{name}:address", f"{address} is already the address of {owners[address]}")
-        owners[address] = name
-        nodes[name] = {"address": address}
+        node = schema.mapping(node, f"{path}:{name}", ("address", "address6"), ("address",))
+        nodes[name] = {}
+        for field, version in (("address", None), ("address6", 6)):
+            if node.get(field) is None:
+                continue
+            address = schema.address(node[field], f"{path}:{name}:{field}", version=version, host=True)
+            if address in owners:
+                raise InvalidValue(f"{path}:{name}:{field}", f"{address} is already the address of {owners[address]}")
+            owners[address] = name
+            nodes[name][field] = address
     return nodes
 
 
@@ -196,13 +200,21 @@ def _history_path(value, path):
     return text
 
 
+def record_address(record_type, addresses):
+    """The address an ``A`` or ``AAAA`` record gets from a node's ``{"address": ..., "address6": ...}``."""
+    if record_type == "AAAA":
+        return addresses.get("address6") or addresses["address"]
+    return addresses["address"]
+
+
 def _check_record_families(records, nodes, path):
-    """An A record needs every node's address to be IPv4, an AAAA record IPv6."""
+    """An A record needs every node's address to be IPv4, an AAAA record an IPv6 address6 (or address)."""
     for index, record in enumerate(records):
         family = RECORD_FAMILY.get(record["type"])
         for name, node in nodes.items():
-            if family and ipaddress.ip_address(node["address"]).version != family:
-                raise InvalidValue(f"{path}:{index}:type", f"{record['type']} cannot point at {name}'s address {node['address']}")
+            address = record_address(record["type"], node) if family else None
+            if family and ipaddress.ip_address(address).version != family:
+                raise InvalidValue(f"{path}:{index}:type", f"{record['type']} cannot point at {name}'s address {address}")
 
 
 def masked(config):

@@ -223,17 +223,27 @@ def test_critical_mail_is_marked_urgent():
 
 def test_dns_update_points_configured_records_at_the_node(shipped):
     config = reactions_config.normalise(shipped)["dns"]
-    update = dns_update.build_update(config, "lb2", "192.0.2.12")
+    update = dns_update.build_update(config, "lb2", {"address": "192.0.2.12"})
     rrsets = {(str(r.name), dns.rdatatype.to_text(r.rdtype)): [d.to_text() for d in r] for r in update.update}
     assert rrsets[("active", "A")] == ["192.0.2.12"]
     assert rrsets[("active", "TXT")] == ['"lb2"']
     assert update.keyring is not None and str(update.keyname) == "lbpair-update."
 
 
+def test_an_aaaa_record_points_at_the_node_s_address6(shipped):
+    for node, address6 in (("lb1", "2001:db8::11"), ("lb2", "2001:db8::12")):
+        shipped["nodes"][node]["address6"] = address6
+    shipped["dns"]["records"].append({"name": "active", "type": "AAAA", "ttl": 30})
+    config = reactions_config.normalise(shipped)
+    update = dns_update.build_update(config["dns"], "lb2", config["nodes"]["lb2"])
+    rrsets = {(str(r.name), dns.rdatatype.to_text(r.rdtype)): [d.to_text() for d in r] for r in update.update}
+    assert rrsets[("active", "AAAA")] == ["2001:db8::12"] and rrsets[("active", "A")] == ["192.0.2.12"]
+
+
 def test_dns_update_retries_with_backoff_then_reports(shipped):
     config = {**reactions_config.normalise(shipped)["dns"], "server": "127.0.0.1", "port": 9, "timeout": 0.5, "attempts": 3}
     sleeps = []
-    result = dns_update.update_with_retries(config, "lb2", "192.0.2.12", sleep=sleeps.append)
+    result = dns_update.update_with_retries(config, "lb2", {"address": "192.0.2.12"}, sleep=sleeps.append)
     assert result["ok"] is False and result["attempts"] == 3 and result["error"]
     assert sleeps == [1, 2]
 
