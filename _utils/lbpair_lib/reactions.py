@@ -502,14 +502,16 @@ class Reactions:
         """
         Read the pair's state from the nodes; follow the sole MASTER with DNS. A split
         brain or no MASTER is checked again ``confirm:settle`` seconds later (by the
-        background job) and alarmed if it lasts. Checks are serialised; one started
-        after ``requested_at`` already covers it.
+        background job) and alarmed if it lasts. Checks are serialised; one of the same
+        instance started after ``requested_at`` already covers it (another instance's does not:
+        active/active, each node becomes MASTER of one at the same moment).
         """
         with store.locked(f"{self.state_path}.check"):
             with self._state() as state:
-                if requested_at is not None and state.get("checked_at", 0) > requested_at:
+                checked = state.setdefault("checked", {})
+                if requested_at is not None and checked.get(instance, 0) > requested_at:
                     return {"skipped": "a newer check covered it"}
-                state["checked_at"] = time.time()
+                checked[instance] = time.time()
             entry = self.pair_state()["instances"].get(instance)
         result = {"view": entry}
         if not entry:

@@ -2,6 +2,7 @@
 
 import copy
 import json
+import time
 
 import dns.rdatatype
 import pytest
@@ -272,3 +273,18 @@ def test_minion_start_outside_the_pair_asks_nobody(tmp_path, shipped):
     reacting = reactions.Reactions(config, lambda *args: asked.append(args) or ({}, {}))
     assert reacting.on_minion_start("web7") == {"ignored": "'web7' is not a node of the pair"}
     assert asked == []
+
+
+def test_a_check_of_one_instance_does_not_cover_another_instance(tmp_path, shipped):
+    """Active/active: lb1 MASTER of lbpair_51 and lb2 of lbpair_52 at once; each instance's DNS follows its MASTER."""
+    shipped["dns"].update(server="127.0.0.1", port=9, timeout=0.2, attempts=1)  # nothing listens: the attempt fails at once
+    shipped["dns"]["records"] = [{"name": "shop", "type": "A", "instance": "lbpair_52"}]
+    config = reactions_config.normalise({**shipped, "history": {"path": str(tmp_path / "history.jsonl")}})
+    both = {"lbpair_51": {"state": "MASTER", "vrid": 51, "vips": []}, "lbpair_52": {"state": "BACKUP", "vrid": 52, "vips": []}}
+    other = {"lbpair_51": {"state": "BACKUP", "vrid": 51, "vips": []}, "lbpair_52": {"state": "MASTER", "vrid": 52, "vips": []}}
+    reacting = reactions.Reactions(config, lambda *args: ({"lb1": both, "lb2": other}, {}))
+    requested_at = time.time()
+    reacting._check_pair("lbpair_51", requested_at)
+    second = reacting._check_pair("lbpair_52", requested_at)
+    assert "skipped" not in second and second["dns"]["error"], second  # it tried to point shop at lb2
+    assert reacting._check_pair("lbpair_52", requested_at) == {"skipped": "a newer check covered it"}
