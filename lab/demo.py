@@ -23,6 +23,7 @@ from lab.salt_master import Master, Pillar
 from lab.services import ReactionServices
 
 NODES = ("lb1", "lb2")
+NODE_ADDRESSES6 = {node: topology.seed_host(node).ip6 for node in NODES}
 QUX = {
     "vip": "203.0.113.40",
     "port": 80,
@@ -283,43 +284,59 @@ def planned_switchovers(lab, steps, master, vips):
         raise DemoFailed(f"requests failed during a planned switchover: {failed}")
 
 
-def https_service(lab, steps, master, pillar):
-    """shop over HTTPS (lab CA, SNI, routes by Host and path), then its client across a failover."""
+def https_service(lab, steps, master, pillar, services):
+    """
+    shop over HTTPS (lab CA, SNI, routes by Host and path) on an IPv4 and an IPv6 VIP in an
+    instance lb2 prefers (active/active), DNS per instance, then its clients across a failover.
+    """
     ca = pki.Ca("lbpair demo CA")
     with tempfile.NamedTemporaryFile("w", prefix="lbpair-demo-ca-", suffix=".pem") as ca_file:
         ca_file.write(ca.pem)
         ca_file.flush()
 
-        def https(host, path="/", client=None):
-            resolve = f"{host}:443:{scenarios.SHOP_VIP}"
+        def https(host, path="/", client=None, vip=scenarios.SHOP_VIP):
+            resolve = f"{host}:443:{f'[{vip}]' if ':' in vip else vip}"
             source = ["--interface", client] if client else []
             return lab.curl(f"https://{host}{path}", "--cacert", ca_file.name, "--resolve", resolve, *source)
 
-        with_shop = copy.deepcopy(pillar.seed)
-        with_shop["services"]["shop"] = scenarios.shop_service(ca)
-        pillar.write(with_shop)
+        pillar.write(scenarios.with_shop(pillar.seed, ca, NODE_ADDRESSES6))
         for node in NODES:
             steps.note(f"{node}: {highstate(master, node)} states changed")
+        shop_vips = sorted([scenarios.SHOP_VIP, scenarios.SHOP_VIP6])
+        moment_when(lambda: lab.vips_on("lb2", shop_vips) == shop_vips, timeout=30)
         moment_when(lambda: https(scenarios.SHOP_HOST) in ("foo1", "foo2"), timeout=20)
-        for host, path in ((scenarios.SHOP_HOST, "/"), (scenarios.SHOP_API_HOST, "/"), (scenarios.SHOP_HOST, "/api/orders")):
-            steps.note(f"https://{host}{path} (certificate checked against the lab CA) -> {https(host, path)}")
-        sticky_failover(lab, steps, pillar, https)
+        steps.note(f"active/active: lb1 holds {', '.join(lab.vips_on('lb1', pillar.vips))}; lb2 holds {', '.join(shop_vips)}")
+        moment_when(lambda: shop_dns(services) == [pillar.node_addresses["lb2"], NODE_ADDRESSES6["lb2"]], timeout=30)
+        steps.note(f"DNS per instance: active -> {', '.join(services.named.query('active', 'A'))}; shop -> {', '.join(shop_dns(services))}")
+        for vip in (scenarios.SHOP_VIP, scenarios.SHOP_VIP6):
+            for host, path in ((scenarios.SHOP_HOST, "/"), (scenarios.SHOP_API_HOST, "/"), (scenarios.SHOP_HOST, "/api/orders")):
+                steps.note(f"https://{host}{path} on {vip} (certificate checked against the lab CA) -> {https(host, path, vip=vip)}")
+        sticky_failover(lab, steps, services, https)
 
 
-def sticky_failover(lab, steps, pillar, https):
-    """Two clients stuck to foo1 and foo2 on lb1; lb1's HAProxy stops: on lb2 each keeps its server."""
+def shop_dns(services):
+    """Where DNS sends shop's clients: its A and AAAA records."""
+    return services.named.query("shop", "A") + services.named.query("shop", "AAAA")
+
+
+def sticky_failover(lab, steps, services, https):
+    """Two clients stuck to foo1 and foo2 on lb2; lb2's HAProxy stops: on lb1 each keeps its server, IPv6 and DNS follow."""
+    shop_vips = sorted([scenarios.SHOP_VIP, scenarios.SHOP_VIP6])
     clients = [lab.client_address(f"203.0.113.{host}") for host in (101, 102)]
     before = {client: https(scenarios.SHOP_HOST, client=client) for client in clients}
-    time.sleep(0.5)  # the peers push the entries to lb2
-    lab.exec("lb1", ["systemctl", "stop", "haproxy"])
+    time.sleep(0.5)  # the peers push the entries to lb1
+    lab.exec("lb2", ["systemctl", "stop", "haproxy"])
     try:
-        moment_when(lambda: lab.vips_on("lb2", [scenarios.SHOP_VIP]) == [scenarios.SHOP_VIP], timeout=30)
+        moment_when(lambda: lab.vips_on("lb1", shop_vips) == shop_vips, timeout=30)
         after = {client: https(scenarios.SHOP_HOST, client=client) for client in clients}
+        over_ipv6 = https(scenarios.SHOP_HOST, vip=scenarios.SHOP_VIP6)
+        moment_when(lambda: shop_dns(services) == [topology.seed_host("lb1").ip, NODE_ADDRESSES6["lb1"]], timeout=30)
     finally:
-        lab.exec("lb1", ["systemctl", "start", "haproxy"])
+        lab.exec("lb2", ["systemctl", "start", "haproxy"])
     for client in clients:
-        steps.note(f"client {client}: {before[client]} on lb1; HAProxy on lb1 stopped, lb2 serves: still {after[client]}")
-    moment_when(lambda: lab.vips_on("lb1", pillar.vips) == pillar.vips, timeout=60)
+        steps.note(f"client {client}: {before[client]} on lb2; HAProxy on lb2 stopped, lb1 serves: still {after[client]}")
+    steps.note(f"over IPv6 lb1 answers ({over_ipv6}); DNS shop -> {', '.join(shop_dns(services))}")
+    moment_when(lambda: lab.vips_on("lb2", shop_vips) == shop_vips, timeout=60)
     if after != before:
         raise DemoFailed(f"clients moved across the failover: {before} -> {after}")
 
@@ -370,7 +387,9 @@ def seeded_lab(steps):
         with steps.step("BIND9, an SMTP server and a webhook receiver start for the reactions"):
             services = stack.enter_context(ReactionServices(pathlib.Path(workdir)))
         history_path = f"{workdir}/history.jsonl"
-        block = services.reactions_block(pillar.node_addresses, history_path, damping_window=2)
+        block = services.reactions_block(
+            pillar.node_addresses, history_path, damping_window=2, addresses6=NODE_ADDRESSES6, records=scenarios.LAB_RECORDS
+        )
         master = Master(f"{workdir}/master", "0.0.0.0", pillar, reactions=block)
         stack.callback(master.stop)
         with steps.step("salt-master starts in the mgmt namespace, with lbpair's reactor"):
@@ -403,8 +422,8 @@ def run(keep=False):
             failover_drill(lab, steps, seeded.reactions, pillar.vips)
         with steps.step("planned switchover under load: the VIPs to lb2 and back, no request fails"):
             planned_switchovers(lab, steps, master, pillar.vips)
-        with steps.step("shop over HTTPS: SNI, routes by Host and path, the client's server kept across a failover"):
-            https_service(lab, steps, master, pillar)
+        with steps.step("shop over HTTPS and IPv6 on lb2, the seed on lb1 (active/active): SNI, routes, a sticky failover"):
+            https_service(lab, steps, master, pillar, seeded.services)
         with steps.step("service qux added by a pillar edit and highstate, under load"):
             add_service_under_load(lab, steps, master, pillar)
         print_timeline(steps)

@@ -47,24 +47,48 @@ def many_https_services(pillar, count, ca):
     return generated
 
 
-#: shop: the lab's real-world service (issue 12), on its own VIP
-SHOP_VIP, SHOP_HOST, SHOP_API_HOST = "203.0.113.50", "shop.example.net", "api.shop.example.net"
+#: shop: the lab's real-world service (issue 12), on VIPs of its own, in a VRRP instance lb2 prefers
+SHOP_VIP, SHOP_VIP6, SHOP_HOST, SHOP_API_HOST = "203.0.113.50", "2001:db8::50", "shop.example.net", "api.shop.example.net"
+SHOP_VRID = 52
+#: keepalived's names of shop's instances (IPv4, IPv6): what the beacon, the history and DNS call them
+SHOP_INSTANCES = (f"lbpair_{SHOP_VRID}", f"lbpair_{SHOP_VRID}_6")
+#: DNS records following shop's instance (the master's ``lbpair_reactions:dns:records``)
+SHOP_RECORDS = [{"name": "shop", "type": record_type, "ttl": 30, "instance": SHOP_INSTANCES[0]} for record_type in ("A", "AAAA")]
+#: the lab's DNS records: ``active`` follows the seed's instance (lbpair_51), ``shop`` shop's
+LAB_RECORDS = [{"name": "active", "type": record_type, "ttl": 30, "instance": "lbpair_51"} for record_type in ("A", "TXT")] + SHOP_RECORDS
 
 
 def shop_service(ca, shop_bundle=None):
     """
-    shop over HTTPS with two certificates of *ca* (a :class:`lab.pki.Ca`) picked by SNI, routed by
-    Host and path to two backends (the lab's foo and bar servers), plain HTTP redirected, and a
-    stick table on web that the two nodes share. *shop_bundle* replaces shop's own certificate.
+    shop over HTTPS on an IPv4 and an IPv6 VIP, with two certificates of *ca* (a :class:`lab.pki.Ca`)
+    picked by SNI, routed by Host and path to two backends (the lab's foo and bar servers), plain
+    HTTP redirected, and a stick table on web that the two nodes share. It is in VRRP instance
+    ``shop``: see :func:`with_shop`. *shop_bundle* replaces shop's own certificate.
     """
     foo = {"foo1": {"address": "198.51.100.11", "port": 80}, "foo2": {"address": "198.51.100.12", "port": 80}}
     bar = {"bar1": {"address": "198.51.100.21", "port": 80}, "bar2": {"address": "198.51.100.22", "port": 80}}
     certificates = {"shop": {"pem": shop_bundle or ca.bundle(SHOP_HOST)}, "api": {"pem": ca.bundle(SHOP_API_HOST)}}
     return {
         "vip": SHOP_VIP,
+        "vip6": SHOP_VIP6,
         "port": 80,
+        "instance": "shop",
         "tls": {"redirect_http": True, "certificates": certificates},
         "backends": {"web": {"stick": {"expire": 600}, "servers": foo}, "api": {"health": {"path": "/"}, "servers": bar}},
         "routes": [{"host": SHOP_API_HOST, "backend": "api"}, {"host": SHOP_HOST, "path": "/api/", "backend": "api"}],
         "default_backend": "web",
     }
+
+
+def with_shop(lbpair, ca, addresses6, shop_bundle=None):
+    """
+    A copy of *lbpair* (the seed) made an active/active, dual-stack pair: the nodes' IPv6
+    *addresses6* (``{node: address}``) and :func:`shop_service` in instance ``shop`` (VRID 52),
+    which lb2 prefers, while lb1 stays MASTER of the seed's services.
+    """
+    shop = copy.deepcopy(lbpair)
+    for node, address6 in addresses6.items():
+        shop["nodes"][node]["address6"] = address6
+    shop["vrrp"]["instances"] = {"shop": {"virtual_router_id": SHOP_VRID, "preferred": "lb2"}}
+    shop["services"]["shop"] = shop_service(ca, shop_bundle)
+    return shop

@@ -41,6 +41,10 @@ active  IN A   192.0.2.11
 """
 
 
+#: the record the seed's DNS reaction keeps pointed at the MASTER (and its minion id as TXT)
+ACTIVE_RECORDS = ({"name": "active", "type": "A", "ttl": 30}, {"name": "active", "type": "TXT", "ttl": 30})
+
+
 class Named:
     """A real ``named`` serving *zone* on *address*, accepting updates signed with its TSIG key."""
 
@@ -212,10 +216,15 @@ class ReactionServices:
     def __exit__(self, *exc):
         self._stop.close()
 
-    def reactions_block(self, nodes, history_path, damping_window=60):
-        """The ``lbpair_reactions`` master configuration pointing at these servers."""
+    def reactions_block(self, nodes, history_path, damping_window=60, addresses6=None, records=ACTIVE_RECORDS):
+        """
+        The ``lbpair_reactions`` master configuration pointing at these servers: *nodes*
+        ``{node: address}``, their IPv6 *addresses6* (for AAAA records) and the DNS *records*.
+        """
+        addresses6 = addresses6 or {}
         return {
-            "nodes": {name: {"address": address} for name, address in nodes.items()},
+            "nodes": {name: {"address": address, **({"address6": addresses6[name]} if name in addresses6 else {})}
+                      for name, address in nodes.items()},  # fmt: skip
             "history": {"path": str(history_path)},
             "damping_window": damping_window,
             "webhook": {"url": self.webhook.url, "format": "slack"},
@@ -227,6 +236,6 @@ class ReactionServices:
             "dns": {
                 "server": self.named.address, "port": self.named.port, "zone": self.ZONE, "key_name": self.KEY,
                 "key_algorithm": "hmac-sha256", "key_secret": self.named.secret,
-                "records": [{"name": "active", "type": "A", "ttl": 30}, {"name": "active", "type": "TXT", "ttl": 30}],
+                "records": list(records),
             },  # fmt: skip
         }

@@ -4,16 +4,19 @@ One L2 segment: the switch namespace ``lbpair-sw`` holds bridge ``br0``; every h
 namespace ``lbpair-<name>`` whose ``eth0`` is a veth into the bridge. Hosts get on-link routes
 to the documentation ranges they have no address in, so load balancers reach backends, the
 client reaches VIPs (203.0.113.x, added later by keepalived on the LBs' eth0) and backends answer.
+The load balancers and the client also have an IPv6 address in one on-link /64 (2001:db8::/64),
+where IPv6 VIPs (2001:db8::50) are reached.
 
 ==========  =================  ===========================================================
 host        address            what runs there
 ==========  =================  ===========================================================
 mgmt        192.0.2.5/24       plain namespace (the salt-master will run here)
-lb1, lb2    192.0.2.11-12/24   :class:`lab.machine.Machine`, salt-minion id lb1/lb2
+lb1, lb2    192.0.2.11-12/24   :class:`lab.machine.Machine`, salt-minion id lb1/lb2;
+            2001:db8::11-12    IPv6 too
 foo1, foo2  198.51.100.11-12   HTTP backend answering its own name on port 80
 bar1, bar2  198.51.100.21-22   same
 baz1, baz2  198.51.100.31-32   same
-client      203.0.113.100/24   plain namespace
+client      203.0.113.100/24   plain namespace; 2001:db8::100/64 too
 ==========  =================  ===========================================================
 
 Example::
@@ -53,15 +56,16 @@ PLAIN = "netns"
 
 @dataclasses.dataclass(frozen=True)
 class Host:
-    """One host of the lab: *name* (``lb1``), *address* (``192.0.2.11/24``) and *kind*.
+    """One host of the lab: *name* (``lb1``), *address* (``192.0.2.11/24``), *kind* and *address6*.
 
     *kind* is ``machine`` (booted nspawn container), ``backend`` (namespace with the HTTP
-    backend) or ``netns`` (plain namespace).
+    backend) or ``netns`` (plain namespace). *address6* (``2001:db8::11/64``) is optional.
     """
 
     name: str
     address: str
     kind: str = PLAIN
+    address6: str = None
 
     @property
     def netns(self):
@@ -73,18 +77,23 @@ class Host:
         """The host's address without prefix length (``192.0.2.11``)."""
         return str(ipaddress.ip_interface(self.address).ip)
 
+    @property
+    def ip6(self):
+        """The host's IPv6 address without prefix length (``2001:db8::11``), None without one."""
+        return str(ipaddress.ip_interface(self.address6).ip) if self.address6 else None
+
 
 SEED = (
     Host("mgmt", "192.0.2.5/24"),
-    Host("lb1", "192.0.2.11/24", MACHINE),
-    Host("lb2", "192.0.2.12/24", MACHINE),
+    Host("lb1", "192.0.2.11/24", MACHINE, "2001:db8::11/64"),
+    Host("lb2", "192.0.2.12/24", MACHINE, "2001:db8::12/64"),
     Host("foo1", "198.51.100.11/24", BACKEND),
     Host("foo2", "198.51.100.12/24", BACKEND),
     Host("bar1", "198.51.100.21/24", BACKEND),
     Host("bar2", "198.51.100.22/24", BACKEND),
     Host("baz1", "198.51.100.31/24", BACKEND),
     Host("baz2", "198.51.100.32/24", BACKEND),
-    Host("client", "203.0.113.100/24"),
+    Host("client", "203.0.113.100/24", PLAIN, "2001:db8::100/64"),
 )
 
 
@@ -181,6 +190,8 @@ class Lab:
         netns.veth(SWITCH, port, host.netns, "eth0")
         netns.attach(SWITCH, port, BRIDGE)
         netns.add_address(host.netns, "eth0", host.address)
+        if host.address6:  # no duplicate address detection: usable at once, and nobody else has it
+            netns.ip(host.netns, "address", "add", host.address6, "dev", "eth0", "nodad")
         for prefix in onlink_routes(host):
             netns.add_route(host.netns, prefix, "eth0")
 
@@ -223,6 +234,10 @@ class Lab:
         """Return host *name*'s IP address (``192.0.2.11``)."""
         return self.hosts[name].ip
 
+    def address6(self, name):
+        """Return host *name*'s IPv6 address (``2001:db8::11``), None without one."""
+        return self.hosts[name].ip6
+
     def machine(self, name):
         """Return the :class:`~lab.machine.Machine` of host *name*."""
         return self.machines[name]
@@ -243,9 +258,9 @@ class Lab:
         return netns.popen(self.hosts[name].netns, cmd, **kwargs)
 
     def vips_on(self, name, vips):
-        """Which of *vips* are on host *name*'s ``eth0`` now (sorted)."""
-        addresses = self.exec(name, ["ip", "-4", "-o", "addr", "show", "dev", "eth0"]).stdout
-        return sorted(vip for vip in vips if f" {vip}/32 " in addresses)
+        """Which of *vips* (IPv4 or IPv6) are on host *name*'s ``eth0`` now (sorted)."""
+        addresses = self.exec(name, ["ip", "-o", "addr", "show", "dev", "eth0"]).stdout
+        return sorted(vip for vip in vips if f" {vip}/" in addresses)
 
     def cable(self, name, plugged):
         """Plug or unplug host *name*'s cable: its switch port up or down (its eth0 loses carrier)."""

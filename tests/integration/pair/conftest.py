@@ -15,7 +15,7 @@ import time
 
 import pytest
 
-from lab import demo, netns, topology
+from lab import demo, netns, scenarios, topology
 from lab.salt_master import EventLog, Pillar, reactor_settings, seed_pillar, state_tree
 from lab.services import ReactionServices
 from lab.util import wait_until
@@ -24,6 +24,7 @@ HOSTS = ("mgmt", "lb1", "lb2", "foo1", "foo2", "bar1", "bar2", "baz1", "baz2", "
 NODES = ("lb1", "lb2")
 DAMPING_WINDOW = 2  # s: the failover and the failback each get their own messages
 VIPS = sorted(service["vip"] for service in seed_pillar()["services"].values())
+ADDRESSES6 = {node: topology.seed_host(node).ip6 for node in NODES}
 
 
 def pytest_collection_modifyitems(config, items):
@@ -54,7 +55,9 @@ def history_path(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def salt_master(salt_factories, tmp_path_factory, pillar, services, history_path):
-    block = services.reactions_block(pillar.node_addresses, history_path, damping_window=DAMPING_WINDOW)
+    block = services.reactions_block(
+        pillar.node_addresses, history_path, damping_window=DAMPING_WINDOW, addresses6=ADDRESSES6, records=scenarios.LAB_RECORDS
+    )
     overrides = {
         "interface": "0.0.0.0",
         "auto_accept": True,

@@ -1,22 +1,24 @@
 """
-A real-world service on the whole lab (issue 12): shop, on its own VIP, over HTTPS with two
-certificates of the lab's own CA picked by SNI, routed by Host and path to two backends (the
-lab's foo and bar servers), plain HTTP redirected to HTTPS, and a stick table the two nodes share:
-the client keeps its server across a failover. A renewed certificate is installed under load
-with no failed request.
+A real-world service on the whole lab (issue 12): shop, on an IPv4 and an IPv6 VIP of its own, in
+a VRRP instance that lb2 prefers while lb1 stays MASTER of the seed's services (active/active),
+over HTTPS with two certificates of the lab's own CA picked by SNI, routed by Host and path to two
+backends (the lab's foo and bar servers), plain HTTP redirected to HTTPS, and a stick table the
+two nodes share: the client keeps its server across a failover, over IPv4 and IPv6, and DNS
+follows each instance. A renewed certificate is installed under load with no failed request.
 """
 
 import copy
 
 import pytest
 
-from lab import scenarios
+from lab import demo, scenarios
 from lab.load import ClientLoad
 from lab.pki import Ca
 from lab.util import wait_until
-from tests.integration.pair.conftest import NODES, apply_state, wait_for_vips
+from tests.integration.pair.conftest import ADDRESSES6, NODES, VIPS, apply_state, wait_for_vips
 
-VIP, SHOP, API = scenarios.SHOP_VIP, scenarios.SHOP_HOST, scenarios.SHOP_API_HOST
+VIP, VIP6, SHOP, API = scenarios.SHOP_VIP, scenarios.SHOP_VIP6, scenarios.SHOP_HOST, scenarios.SHOP_API_HOST
+SHOP_VIPS = sorted([VIP, VIP6])
 SOCKET_QUERY = (
     "import socket, sys; s = socket.socket(socket.AF_UNIX); s.connect('/run/haproxy/admin.sock');"
     " s.sendall(sys.argv[1].encode() + b'\\n'); print(s.makefile().read())"
@@ -38,23 +40,32 @@ def apply_everywhere(salt_cli):
         assert not failed, failed
 
 
+def shop_dns(services):
+    return services.named.query("shop", "A") + services.named.query("shop", "AAAA")
+
+
 @pytest.fixture(scope="module")
-def shop(lab, highstated, salt_cli, pillar, ca):
-    lbpair = copy.deepcopy(pillar.seed)
-    lbpair["services"]["shop"] = scenarios.shop_service(ca)
+def shop(lab, highstated, salt_cli, pillar, services, ca, history_path):
+    lbpair = scenarios.with_shop(pillar.seed, ca, ADDRESSES6)
     pillar.write(lbpair)
     try:
         apply_everywhere(salt_cli)
-        wait_until(lambda: lab.vips_on("lb1", [VIP]) == [VIP], 30, what="shop's VIP on lb1")
+        wait_until(lambda: lab.vips_on("lb2", SHOP_VIPS) == SHOP_VIPS, 30, what="shop's VIPs on lb2")
+        try:
+            wait_until(lambda: shop_dns(services) == ["192.0.2.12", ADDRESSES6["lb2"]], 30, what="DNS shop pointing at lb2")
+        except TimeoutError:
+            records = [{k: r.get(k) for k in ("kind", "minion", "instance", "state", "at", "dns", "error")} for r in demo.history_records(history_path)]
+            raise AssertionError(f"DNS shop: {shop_dns(services)}; history: {records[-30:]}") from None
         yield lbpair
     finally:
         pillar.restore()
         apply_everywhere(salt_cli)
 
 
-def https(lab, ca, host, path="/", *extra):
-    """The body a client gets from ``https://<host><path>`` on shop's VIP, verifying the lab CA's certificate."""
-    return lab.curl(f"https://{host}{path}", "--cacert", str(ca.file), "--resolve", f"{host}:443:{VIP}", *extra)
+def https(lab, ca, host, path="/", *extra, vip=VIP):
+    """The body a client gets from ``https://<host><path>`` on shop's *vip*, verifying the lab CA's certificate."""
+    address = f"[{vip}]" if ":" in vip else vip
+    return lab.curl(f"https://{host}{path}", "--cacert", str(ca.file), "--resolve", f"{host}:443:{address}", *extra)
 
 
 def stats_socket(lab, node, command):
@@ -68,32 +79,58 @@ def served(lab, host, field="-subject"):
     return out.strip()
 
 
-def test_https_is_routed_by_host_and_path_with_the_certificate_sni_picks(lab, shop, ca):
-    assert https(lab, ca, SHOP) in ("foo1", "foo2")
-    assert https(lab, ca, API) in ("bar1", "bar2")
-    assert https(lab, ca, SHOP, "/api/orders") in ("bar1", "bar2")
+def test_https_is_routed_by_host_and_path_with_the_certificate_sni_picks_over_ipv4_and_ipv6(lab, shop, ca):
+    for vip in (VIP, VIP6):
+        assert https(lab, ca, SHOP, vip=vip) in ("foo1", "foo2"), vip
+        assert https(lab, ca, API, vip=vip) in ("bar1", "bar2"), vip
+        assert https(lab, ca, SHOP, "/api/orders", vip=vip) in ("bar1", "bar2"), vip
     assert SHOP in served(lab, SHOP) and API in served(lab, API)
     redirect = lab.curl(f"http://{VIP}/cart", "-H", f"Host: {SHOP}", "-o", "/dev/null", "-w", "%{http_code} %{redirect_url}")
     assert redirect == f"301 https://{SHOP}/cart"
     assert https(lab, ca, SHOP, "/", "--http2", "-o", "/dev/null", "-w", "%{http_version}") == "2"
 
 
-def test_the_client_keeps_its_server_across_a_failover(lab, shop, ca):
+def test_each_node_is_master_of_its_instance_and_dns_follows_each(lab, shop, salt_master, services):
+    assert lab.vips_on("lb1", VIPS + SHOP_VIPS) == VIPS and lab.vips_on("lb2", VIPS + SHOP_VIPS) == SHOP_VIPS
+    status = salt_master.salt_run_cli(timeout=60).run("lbpair.status").data
+    states = {instance: entry["states"] for instance, entry in status["instances"].items()}
+    assert states == {
+        "lbpair_51": {"lb1": "MASTER", "lb2": "BACKUP"},
+        "lbpair_52": {"lb1": "BACKUP", "lb2": "MASTER"},
+        "lbpair_52_6": {"lb1": "BACKUP", "lb2": "MASTER"},
+    }, status
+    assert services.named.query("active", "A") == ["192.0.2.11"] and shop_dns(services) == ["192.0.2.12", ADDRESSES6["lb2"]]
+
+
+def test_the_client_keeps_its_server_across_a_failover_over_ipv4_and_ipv6(lab, shop, ca, services, history_path):
     clients = [lab.client_address(f"203.0.113.{host}") for host in (101, 102)]
     first = {client: https(lab, ca, SHOP, "/", "--interface", client) for client in clients}
     client = next(client for client, server in first.items() if server == "foo2")  # round robin: one each
     assert {https(lab, ca, SHOP, "/", "--interface", client) for _ in range(4)} == {"foo2"}  # stuck to it
-    # lb1's entry reaches lb2 (the peers push it within milliseconds)
-    wait_until(lambda: client in stats_socket(lab, "lb2", "show table shop.web"), 5, what="the entry in lb2's table")
-    lab.exec("lb1", ["systemctl", "stop", "haproxy"])
+    # lb2's entry reaches lb1 (the peers push it within milliseconds)
+    wait_until(lambda: client in stats_socket(lab, "lb1", "show table shop.web"), 5, what="the entry in lb1's table")
+    failover = len(demo.history_records(history_path))
+    lab.exec("lb2", ["systemctl", "stop", "haproxy"])
     try:
-        wait_until(lambda: lab.vips_on("lb2", [VIP]) == [VIP], 30, what="shop's VIP on lb2")
+        wait_until(lambda: lab.vips_on("lb1", SHOP_VIPS) == SHOP_VIPS, 30, what="shop's VIPs on lb1")
         assert {https(lab, ca, SHOP, "/", "--interface", client) for _ in range(4)} == {"foo2"}
         newcomer = lab.client_address("203.0.113.103")
-        assert https(lab, ca, SHOP, "/", "--interface", newcomer) == "foo1"  # lb2's own round robin would start there
+        assert https(lab, ca, SHOP, "/", "--interface", newcomer) == "foo1"  # lb1's own round robin would start there
+        assert https(lab, ca, SHOP, vip=VIP6) in ("foo1", "foo2") and https(lab, ca, API, vip=VIP6) in ("bar1", "bar2")
+        wait_until(lambda: shop_dns(services) == ["192.0.2.11", ADDRESSES6["lb1"]], 30, what="DNS shop pointing at lb1")
+        assert services.named.query("active", "A") == ["192.0.2.11"]  # it follows the seed's instance only
+        moved = {("lb1", "lbpair_52"), ("lb1", "lbpair_52_6")}
+        wait_until(lambda: moved <= master_transitions(history_path, since=failover), 30, what="lb1's MASTER records in the history")
     finally:
-        lab.exec("lb1", ["systemctl", "start", "haproxy"])
-    wait_for_vips(lab, "lb1", timeout=60)
+        lab.exec("lb2", ["systemctl", "start", "haproxy"])
+    wait_until(lambda: lab.vips_on("lb2", SHOP_VIPS) == SHOP_VIPS, 60, what="shop's VIPs back on lb2")
+    wait_for_vips(lab, "lb1")
+
+
+def master_transitions(path, since):
+    """``{(minion, instance)}`` of the MASTER transitions in the master's history after the *since*-th record."""
+    records = demo.history_records(path)[since:]
+    return {(r["minion"], r["instance"]) for r in records if r.get("kind") == "transition" and r.get("state") == "MASTER"}
 
 
 def test_a_renewed_certificate_is_installed_under_load_with_no_failed_request(lab, salt_cli, pillar, shop, ca):
