@@ -47,6 +47,21 @@ def many_https_services(pillar, count, ca):
     return generated
 
 
+def certificates_on_node(https_pillar, directory="/etc/haproxy/certs"):
+    """
+    *https_pillar* (:func:`many_https_services`) with each certificate given by ``path`` instead,
+    as when an ACME client writes them on the node: ``(pillar, {path: PEM text})``, the files to
+    write into *directory* first.
+    """
+    generated, files = copy.deepcopy(https_pillar), {}
+    for name, service in generated["services"].items():
+        for certificate_name, certificate in service["tls"]["certificates"].items():
+            path = f"{directory}/{name}-{certificate_name}.pem"
+            files[path] = certificate.pop("pem")
+            certificate["path"] = path
+    return generated, files
+
+
 #: shop: the lab's real-world service (issue 12), on VIPs of its own, in a VRRP instance lb2 prefers
 SHOP_VIP, SHOP_VIP6, SHOP_HOST, SHOP_API_HOST = "203.0.113.50", "2001:db8::50", "shop.example.net", "api.shop.example.net"
 SHOP_VRID = 52
