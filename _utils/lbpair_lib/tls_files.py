@@ -16,7 +16,7 @@ import os
 import re
 import tempfile
 
-from lbpair_lib import certificates, deploy, pillar, schema, store
+from lbpair_lib import certificates, pillar, schema, store
 from lbpair_lib.errors import InvalidValue
 
 FILE_RE = re.compile(r"[0-9a-f]{64}\.pem")
@@ -47,19 +47,34 @@ def bundles(model):
 
 
 def missing(directory, model):
-    """The files of the pillar's certificates that ``directory`` lacks or holds with other content."""
-    paths = {os.path.join(directory, name): text for name, text in bundles(model).items()}
-    return [path for path, text in paths.items() if deploy.read_text(path) != text]
+    """The files of the pillar's certificates that ``directory`` lacks or holds with another size."""
+    return _missing(directory, bundles(model))
+
+
+def _missing(directory, texts):
+    """
+    The paths of ``texts`` (``{file name: PEM text}``) that ``directory`` lacks. A file is there if
+    it is listed as a regular file of its text's size (ASCII: a byte a character): its name is its
+    text's SHA-256, and lbpair alone writes this root-only directory, each file whole (renamed into
+    place). So a re-apply lists the directory instead of reading 1,000 files; a file cut short,
+    emptied or replaced by a symlink is written again.
+    """
+    try:
+        with os.scandir(directory) as entries:
+            sizes = {entry.name: entry.stat(follow_symlinks=False).st_size for entry in entries if entry.is_file(follow_symlinks=False)}
+    except FileNotFoundError:
+        sizes = {}
+    return [os.path.join(directory, name) for name, text in texts.items() if sizes.get(name) != len(text)]
 
 
 def write(directory, model):
     """Write the missing files of the pillar's certificates into ``directory``; return the paths written."""
-    written = missing(directory, model)
+    texts = bundles(model)
+    written = _missing(directory, texts)
     if not written:
         return []
     os.makedirs(directory, mode=0o700, exist_ok=True)
     os.chmod(directory, 0o700)
-    texts = bundles(model)
     for path in written:
         _write_secret(path, texts[os.path.basename(path)])
     return written

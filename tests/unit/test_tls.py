@@ -137,6 +137,17 @@ def test_a_damaged_file_is_missing_and_written_again(tmp_path, seed_pillar, ca):
     assert (tmp_path / file_name(ca.shop)).read_text() == ca.shop
 
 
+def test_a_symlink_in_place_of_a_file_is_missing_and_replaced_by_the_file(tmp_path, seed_pillar, ca):
+    model = model_of(with_tls(seed_pillar, ca))
+    elsewhere = tmp_path / "elsewhere.pem"
+    elsewhere.write_text(ca.shop)  # the same text, but not lbpair's root-only file
+    directory = tmp_path / "certs"
+    directory.mkdir()
+    (directory / file_name(ca.shop)).symlink_to(elsewhere)
+    assert tls_files.write(str(directory), model) == [str(directory / file_name(ca.shop))]
+    assert not (directory / file_name(ca.shop)).is_symlink() and (directory / file_name(ca.shop)).read_text() == ca.shop
+
+
 def test_prune_removes_only_the_certificate_files_no_longer_named(tmp_path, seed_pillar, ca):
     model = model_of(with_tls(seed_pillar, ca))
     tls_files.write(str(tmp_path), model)
