@@ -61,14 +61,14 @@ class Steps:
         print(f"     {text}", flush=True)
 
 
-def moment_when(predicate, timeout, interval=0.05):
-    """The monotonic moment *predicate* first held (polled every *interval* s); DemoFailed after *timeout*."""
+def moment_when(predicate, timeout, interval=0.05, what=None):
+    """The monotonic moment *predicate* first held (polled every *interval* s); DemoFailed (naming *what*) after *timeout*."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if predicate():
             return time.monotonic()
         time.sleep(interval)
-    raise DemoFailed(f"not reached within {timeout} s")
+    raise DemoFailed(f"{what or 'the condition'} not reached within {timeout} s")
 
 
 def highstate(master, node):
@@ -303,15 +303,18 @@ def https_service(lab, steps, master, pillar, services):
         for node in NODES:
             steps.note(f"{node}: {highstate(master, node)} states changed")
         shop_vips = sorted([scenarios.SHOP_VIP, scenarios.SHOP_VIP6])
-        moment_when(lambda: lab.vips_on("lb2", shop_vips) == shop_vips, timeout=30)
-        moment_when(lambda: https(scenarios.SHOP_HOST) in ("foo1", "foo2"), timeout=20)
+        moment_when(lambda: lab.vips_on("lb2", shop_vips) == shop_vips, timeout=30, what="shop's VIPs on lb2")
+        moment_when(lambda: https(scenarios.SHOP_HOST) in ("foo1", "foo2"), timeout=20, what="shop answering over HTTPS")
         steps.note(f"active/active: lb1 holds {', '.join(lab.vips_on('lb1', pillar.vips))}; lb2 holds {', '.join(shop_vips)}")
-        moment_when(lambda: shop_dns(services) == [pillar.node_addresses["lb2"], NODE_ADDRESSES6["lb2"]], timeout=30)
+        moment_when(lambda: shop_dns(services) == [pillar.node_addresses["lb2"], NODE_ADDRESSES6["lb2"]], 30, what="DNS shop -> lb2")
         steps.note(f"DNS per instance: active -> {', '.join(services.named.query('active', 'A'))}; shop -> {', '.join(shop_dns(services))}")
         for vip in (scenarios.SHOP_VIP, scenarios.SHOP_VIP6):
             for host, path in ((scenarios.SHOP_HOST, "/"), (scenarios.SHOP_API_HOST, "/"), (scenarios.SHOP_HOST, "/api/orders")):
                 steps.note(f"https://{host}{path} on {vip} (certificate checked against the lab CA) -> {https(host, path, vip=vip)}")
         sticky_failover(lab, steps, services, https)
+    pillar.restore()  # shop goes: the planned switchover below is the seed's
+    for node in NODES:
+        steps.note(f"{node}: shop removed again, {highstate(master, node)} states changed")
 
 
 def shop_dns(services):
@@ -327,16 +330,16 @@ def sticky_failover(lab, steps, services, https):
     time.sleep(0.5)  # the peers push the entries to lb1
     lab.exec("lb2", ["systemctl", "stop", "haproxy"])
     try:
-        moment_when(lambda: lab.vips_on("lb1", shop_vips) == shop_vips, timeout=30)
+        moment_when(lambda: lab.vips_on("lb1", shop_vips) == shop_vips, timeout=30, what="shop's VIPs on lb1")
         after = {client: https(scenarios.SHOP_HOST, client=client) for client in clients}
         over_ipv6 = https(scenarios.SHOP_HOST, vip=scenarios.SHOP_VIP6)
-        moment_when(lambda: shop_dns(services) == [topology.seed_host("lb1").ip, NODE_ADDRESSES6["lb1"]], timeout=30)
+        moment_when(lambda: shop_dns(services) == [topology.seed_host("lb1").ip, NODE_ADDRESSES6["lb1"]], 30, what="DNS shop -> lb1")
     finally:
         lab.exec("lb2", ["systemctl", "start", "haproxy"])
     for client in clients:
         steps.note(f"client {client}: {before[client]} on lb2; HAProxy on lb2 stopped, lb1 serves: still {after[client]}")
     steps.note(f"over IPv6 lb1 answers ({over_ipv6}); DNS shop -> {', '.join(shop_dns(services))}")
-    moment_when(lambda: lab.vips_on("lb2", shop_vips) == shop_vips, timeout=60)
+    moment_when(lambda: lab.vips_on("lb2", shop_vips) == shop_vips, timeout=60, what="shop's VIPs back on lb2")
     if after != before:
         raise DemoFailed(f"clients moved across the failover: {before} -> {after}")
 
@@ -420,10 +423,10 @@ def run(keep=False):
             check_balancing(lab, steps, pillar.seed["services"])
         with steps.step("failover drill: HAProxy on lb1 stops, the reactions follow, HAProxy comes back"):
             failover_drill(lab, steps, seeded.reactions, pillar.vips)
-        with steps.step("planned switchover under load: the VIPs to lb2 and back, no request fails"):
-            planned_switchovers(lab, steps, master, pillar.vips)
         with steps.step("shop over HTTPS and IPv6 on lb2, the seed on lb1 (active/active): SNI, routes, a sticky failover"):
             https_service(lab, steps, master, pillar, seeded.services)
+        with steps.step("planned switchover under load: the VIPs to lb2 and back, no request fails"):
+            planned_switchovers(lab, steps, master, pillar.vips)
         with steps.step("service qux added by a pillar edit and highstate, under load"):
             add_service_under_load(lab, steps, master, pillar)
         print_timeline(steps)
