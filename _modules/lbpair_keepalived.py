@@ -108,6 +108,21 @@ def status():
     return keepalived.Local(_options()).status()
 
 
+def preferred():
+    """
+    The VRRP instances this node prefers, by keepalived name (``lbpair_52``,
+    ``lbpair_52_6``): it has the higher priority in them, and ``lbpair.rebalance``
+    sends their VIPs back to it.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt 'lb*' lbpair_keepalived.preferred
+    """
+    return keepalived.preferred_instances(_model())
+
+
 def transitions(since=0):
     """
     The VRRP transitions this node's ``lbpair_vrrp`` beacon journalled after

@@ -251,6 +251,27 @@ def switchover(to, timeout=30):  # pylint: disable=invalid-name
     return planned.PlannedMoves(_reactions()).switchover(to, timeout)
 
 
+def rebalance(timeout=30):
+    """
+    Send each VRRP instance's VIPs back to the node that prefers it (active/active
+    again after a switchover or maintenance moved them all to one node): no node
+    defers any more, and keepalived's preemption moves each instance whose MASTER
+    is not its preferred node (at once, not the switchover's hand-over: a
+    connection under way to a moving VIP may be cut). The nodes say which
+    instances they prefer (``lbpair_keepalived.preferred``). Waits (at most
+    ``timeout`` seconds) until each instance is there; returns the timeline.
+    Refused unless every node answers and the pair is healthy.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt-run lbpair.rebalance
+        salt-run lbpair.rebalance timeout=60
+    """
+    return planned.PlannedMoves(_reactions()).rebalance(timeout)
+
+
 def maintenance(node, release=False, timeout=30):
     """
     Take ``node`` out of the pair until released: its VIPs go to its peer first

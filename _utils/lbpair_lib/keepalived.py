@@ -100,6 +100,12 @@ def state_name(state):
 # --- rendering ------------------------------------------------------------------
 
 
+def preferred_instances(model):
+    """The keepalived instances this node prefers (``lbpair:vrrp:instances:<name>:preferred``), both families."""
+    node, instances = model["node"]["name"], model["vrrp"]["instances"]
+    return sorted(vrrp.name for vrrp in vrrp_instances(model) if instances[vrrp.instance]["preferred"] == node)
+
+
 def instance_name(model, instance=services.DEFAULT_INSTANCE, family=4):
     """The keepalived name of a pillar instance's ``family`` (4 or 6) instance: ``lbpair_51``, ``lbpair_52_6``."""
     vrid = model["vrrp"]["instances"][instance]["virtual_router_id"]

@@ -11,6 +11,9 @@ which survive highstate and reboots:
 - the hand-over itself (:mod:`lbpair_lib.handover`, on the node holding the VIPs):
   new connections held for a moment, those under way finished, a brief FAULT so
   that the peer takes over after its skew time: no request fails.
+- rebalance: with several instances (active/active), no node defers any more, so
+  keepalived's preemption sends each instance back to the node that prefers it
+  (as the nodes' own pillar says: ``lbpair_keepalived.preferred``).
 - ``maintenance``: the node is in FAULT until released. It is entered only after
   the node has handed its VIPs over by a switchover, so entering moves nothing
   abruptly; releasing it leaves the VIPs where they are.
@@ -31,6 +34,7 @@ from lbpair_lib.times import iso_utc
 DEFER_FUNCTION = "lbpair_keepalived.defer"
 HANDOVER_FUNCTION = "lbpair_keepalived.hand_over"
 MAINTENANCE_FUNCTION = "lbpair_keepalived.maintenance"
+PREFERRED_FUNCTION = "lbpair_keepalived.preferred"
 POLL = 0.5  # s between two looks at the pair while a planned move is under way
 CONFIRM_GRACE = 15  # s the reaction may take to record the confirmed transition after the move
 
@@ -39,6 +43,11 @@ def move_problem(view, nodes, target):
     """Why the VIPs cannot be moved to ``target`` now (a message), or ``None``."""
     if target not in nodes:
         return f"{target!r} is not a node of the pair"
+    return pair_problem(view, [target])
+
+
+def pair_problem(view, takers):
+    """Why the pair cannot move VIPs now, to any of ``takers`` (a message), or ``None``."""
     if view["unreachable"]:
         return f"{', '.join(view['unreachable'])} did not answer: a planned move needs the whole pair"
     if not view["instances"]:
@@ -46,14 +55,20 @@ def move_problem(view, nodes, target):
     for instance, entry in sorted(view["instances"].items()):
         if entry["problem"]:
             return f"{instance}: {entry['problem'].replace('_', ' ')}: settle the pair first"
-        if entry["states"].get(target) not in ("MASTER", "BACKUP"):
-            return f"{instance}: {target} is {entry['states'].get(target)}, not ready to take the VIPs"
+        for taker in takers:
+            if entry["states"].get(taker) not in ("MASTER", "BACKUP"):
+                return f"{instance}: {taker} is {entry['states'].get(taker)}, not ready to take the VIPs"
     return None
 
 
 def held_by(view, target):
     """Whether ``target`` is the sole MASTER of every instance."""
     return all(entry["MASTER"] == [target] for entry in view["instances"].values())
+
+
+def on_preferred(view, preferred):
+    """Whether each instance of ``preferred`` (``{instance: node}``) has that node as its sole MASTER."""
+    return all(view["instances"].get(instance, {}).get("MASTER") == [node] for instance, node in preferred.items())
 
 
 def peer_of(nodes, node):
@@ -93,14 +108,21 @@ class PlannedMoves:
                 return None
             self.sleep(POLL)
 
-    def _plan(self, view, target, reason, timeout):
-        """Record the plan: the history says so, and the transitions it causes are marked ``planned``."""
+    def _plan(self, targets, reason, timeout):
+        """
+        Record the plan, ``targets`` ``{instance: node}``: the history says so, and the
+        transitions it causes are marked ``planned``.
+        """
         until = time.time() + timeout + self.grace
         with reaction_state.ReactionState(self.reactions.state_path) as state:
-            for instance in view["instances"]:
+            for instance, target in targets.items():
                 state.setdefault("planned", {})[instance] = {"to": target, "until": until}
-        message = f"planned {reason}: the VIPs move to {target}"
-        self._note([{"kind": "planned", "instance": name, "minion": target, "message": message} for name in sorted(view["instances"])])
+        self._note(
+            [
+                {"kind": "planned", "instance": name, "minion": target, "message": f"planned {reason}: the VIPs move to {target}"}
+                for name, target in sorted(targets.items())
+            ]
+        )
 
     def _note(self, records):
         self.reactions.history.append([{"at": iso_utc(time.time()), **record} for record in records])
@@ -116,7 +138,7 @@ class PlannedMoves:
         if held_by(view, target):
             self._tell([target], DEFER_FUNCTION, False)
             return {"moved": False, "comment": f"{target} holds the VIPs already"}
-        self._plan(view, target, "switchover", timeout)
+        self._plan(dict.fromkeys(view["instances"], target), "switchover", timeout)
         self._tell([target], DEFER_FUNCTION, False)
         holders = sorted({node for entry in view["instances"].values() for node in entry["MASTER"]} - {target})
         others = [node for node in self.nodes if node not in (target, *holders)]
@@ -126,15 +148,47 @@ class PlannedMoves:
         if self._wait_for(lambda seen: held_by(seen, target), timeout) is None:
             self._tell([node for node in self.nodes if node != target], DEFER_FUNCTION, False)
             raise LbpairError(f"the VIPs did not move to {target} within {timeout} s; the other nodes no longer defer")
-        return {"moved": True, "to": target, "hand_over": handed, "timeline": self._timeline(started, target)}
+        return {"moved": True, "to": target, "hand_over": handed, "timeline": self._timeline(started, {target})}
 
-    def _timeline(self, started, target):
-        """The history since ``started``, once it holds ``target``'s confirmed MASTER transition (or after a grace time)."""
+    def rebalance(self, timeout):
+        """Each instance back to the node that prefers it: no node defers any more, keepalived preempts."""
+        timeout = schema.number(timeout, "timeout", 1, MAX_TIMEOUT)
+        started = time.time()
+        view = self.reactions.pair_state()
+        problem = pair_problem(view, self.nodes)
+        if problem:
+            raise LbpairError(f"rebalance refused: {problem}")
+        preferred = self._preferred(view)
+        if on_preferred(view, preferred):
+            self._tell(self.nodes, DEFER_FUNCTION, False)
+            return {"moved": False, "comment": "each instance is on the node that prefers it already", "preferred": preferred}
+        moving = {instance: node for instance, node in preferred.items() if view["instances"][instance]["MASTER"] != [node]}
+        self._plan(moving, "rebalance", timeout)
+        self._tell(self.nodes, DEFER_FUNCTION, False)
+        if self._wait_for(lambda seen: on_preferred(seen, preferred), timeout) is None:
+            raise LbpairError(f"the instances were not back on their preferred nodes within {timeout} s (preempt: false?)")
+        return {"moved": True, "preferred": preferred, "timeline": self._timeline(started, set(moving.values()))}
+
+    def _preferred(self, view):
+        """``{instance: node}``: the node each of the pair's instances prefers, as the nodes' own pillar says."""
+        answers = self._tell(self.nodes, PREFERRED_FUNCTION)
+        preferred = {}
+        for node, names in sorted(answers.items()):
+            for instance in _instance_names(names):
+                if instance in view["instances"] and preferred.setdefault(instance, node) != node:
+                    raise LbpairError(f"{instance}: both {preferred[instance]} and {node} prefer it: do the nodes have the same pillar?")
+        unclaimed = sorted(set(view["instances"]) - set(preferred))
+        if unclaimed:
+            raise LbpairError(f"no node prefers {', '.join(unclaimed)}: do the nodes have the same pillar?")
+        return preferred
+
+    def _timeline(self, started, targets):
+        """The history since ``started``, once it holds a confirmed MASTER transition of each of ``targets`` (or after a grace time)."""
         deadline = time.time() + self.grace
         while True:
             records = select(self.reactions.history.recent(200), since=iso_utc(started))
-            confirmed = [r for r in records if r.get("kind") == "transition" and (r["minion"], r["state"]) == (target, "MASTER")]
-            if confirmed or time.time() >= deadline:
+            confirmed = {r["minion"] for r in records if r.get("kind") == "transition" and r["state"] == "MASTER"}
+            if targets <= confirmed or time.time() >= deadline:
                 return timeline(records)
             self.sleep(POLL)
 
@@ -153,6 +207,11 @@ class PlannedMoves:
         self._note([{"kind": "maintenance", "minion": node, "message": f"{node} in maintenance until released"}])
         out = self._wait_for(lambda seen: all(entry["states"].get(node) == "FAULT" for entry in seen["instances"].values()), timeout)
         return {"maintenance": node, "switchover": moved, "out": out is not None}
+
+
+def _instance_names(answer):
+    """The instance names in a node's answer to ``lbpair_keepalived.preferred`` (anything else: none)."""
+    return [name for name in answer if isinstance(name, str)] if isinstance(answer, list) else []
 
 
 def planned_for(state, record, now):

@@ -480,6 +480,7 @@ PLANNED_ROWS = [
     ("a switchover to a name with a line break", lambda moves: moves.switchover("lb2\nCRITICAL", 30), "not a node of the pair"),
     ("a switchover whose timeout is text", lambda moves: moves.switchover("lb2", "30; sleep 9"), "timeout"),
     ("a switchover that would stay planned for ever", lambda moves: moves.switchover("lb2", 10**9), "timeout"),
+    ("a rebalance whose timeout is text", lambda moves: moves.rebalance("30; sleep 9"), "timeout"),
     ("a maintenance release given as text (truthy)", lambda moves: moves.maintenance("lb1", "False", 30), "release"),
     ("maintenance of a stranger", lambda moves: moves.maintenance("lb9", False, 30), "not a node of the pair"),
 ]  # fmt: skip

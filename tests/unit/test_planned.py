@@ -2,7 +2,7 @@
 
 import pytest
 
-from lbpair_lib import handover, planned, store, track
+from lbpair_lib import handover, planned, reactions, store, track
 from lbpair_lib.errors import LbpairError
 from tests.unit.test_reaction_steps import INSTANCE, Nodes, _reactions
 
@@ -140,3 +140,60 @@ def test_an_interrupted_handover_is_seen_but_not_undone_while_one_is_under_way(t
     with store.try_locked(str(tmp_path / "lock")):
         assert handover.undo_interrupted({}, lock=str(tmp_path / "lock"), track_directory=str(tmp_path)) == []
     assert track.read(track.HANDOVER, str(tmp_path)) == 1
+
+
+class ActiveActive(Pair):
+    """Two instances: lbpair_51 prefers lb1, lbpair_52 lb2; deferring lowers a node in both, as keepalived's track file does."""
+
+    PREFERRED = {"lbpair_51": "lb1", "lbpair_52": "lb2"}
+    answers = None  # what the nodes answer to lbpair_keepalived.preferred instead, if set
+
+    def settle(self):
+        self.instance_states = {}
+        for instance, favourite in self.PREFERRED.items():
+            effective = {n: (101 if n == favourite else 100) - (10 if n in self.deferring else 0) for n in ("lb1", "lb2")}
+            master = max(effective, key=effective.get)
+            self.instance_states[instance] = {n: "MASTER" if n == master else "BACKUP" for n in effective}
+        self.states = {n: "MASTER" if n in self.masters() else "BACKUP" for n in ("lb1", "lb2")}  # Nodes' single view
+
+    def masters(self):
+        return {instance: [n for n, state in states.items() if state == "MASTER"] for instance, states in self.instance_states.items()}
+
+    def ask(self, targets, fun, kwarg, timeout):
+        if fun == planned.PREFERRED_FUNCTION:
+            return self.answers or {node: sorted(i for i, n in self.PREFERRED.items() if n == node) for node in targets}, {}
+        if fun == reactions.STATUS_FUNCTION:
+            answers = {n: {i: {"state": s[n], "vrid": int(i[-2:]), "vips": [], "source": "dbus"} for i, s in self.instance_states.items()}
+                       for n in targets}  # fmt: skip
+            return answers, {}
+        return super().ask(targets, fun, kwarg, timeout)
+
+
+def test_rebalance_gives_each_instance_back_to_the_node_that_prefers_it(tmp_path):
+    pair = ActiveActive()
+    moves, reacting = _moves(tmp_path, pair)
+    assert moves.switchover("lb1", timeout=1)["moved"] and pair.masters() == {"lbpair_51": ["lb1"], "lbpair_52": ["lb1"]}
+    result = moves.rebalance(timeout=1)
+    assert result["moved"] and result["preferred"] == {"lbpair_51": "lb1", "lbpair_52": "lb2"}
+    assert pair.masters() == {"lbpair_51": ["lb1"], "lbpair_52": ["lb2"]} and pair.deferring == set()
+    plans = [(r["instance"], r["minion"]) for r in reacting.history.read() if r["kind"] == "planned"]
+    assert plans[-1:] == [("lbpair_52", "lb2")]  # only the instance that moves
+    assert moves.rebalance(timeout=1)["moved"] is False
+
+
+@pytest.mark.parametrize(
+    ("answers", "words"),
+    [
+        ({"lb1": ["lbpair_51", "lbpair_52"], "lb2": ["lbpair_52"]}, "both lb1 and lb2 prefer it"),
+        ({"lb1": ["lbpair_51"], "lb2": "lbpair_52; rm -rf /"}, "no node prefers lbpair_52"),
+        ({"lb1": ["lbpair_51"], "lb2": [{"lbpair_52": 1}]}, "no node prefers lbpair_52"),
+    ],
+)
+def test_a_rebalance_on_answers_that_disagree_or_make_no_sense_is_refused(tmp_path, answers, words):
+    pair = ActiveActive()
+    moves, _ = _moves(tmp_path, pair)
+    moves.switchover("lb1", timeout=1)
+    pair.answers = answers
+    with pytest.raises(LbpairError, match=words):
+        moves.rebalance(timeout=1)
+    assert pair.deferring == {"lb2"}  # nothing was told

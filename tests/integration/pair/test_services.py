@@ -151,3 +151,23 @@ def test_a_renewed_certificate_is_installed_under_load_with_no_failed_request(la
         pillar.write(shop)
     assert counts["requests"] > 100 and counts["failures"] == 0, counts
     assert served(lab, SHOP, "-enddate") != before and https(lab, ca, SHOP) in ("foo1", "foo2")
+
+
+def test_a_switchover_moves_every_instance_and_rebalance_gives_shop_back_to_lb2(lab, shop, ca, salt_master, services):
+    salt_run = salt_master.salt_run_cli(timeout=180)
+    everything = sorted(VIPS + SHOP_VIPS)
+    load = ClientLoad(lab, [f"http://{vip}/" for vip in VIPS])  # the seed's VIPs stay on lb1 all along
+    try:
+        moved = salt_run.run("lbpair.switchover", "lb1")
+        assert moved.returncode == 0 and moved.data["moved"] is True, moved.stdout + moved.stderr
+        assert lab.vips_on("lb1", everything) == everything and https(lab, ca, SHOP) in ("foo1", "foo2")
+        rebalanced = salt_run.run("lbpair.rebalance")
+        assert rebalanced.returncode == 0 and rebalanced.data["moved"] is True, rebalanced.stdout + rebalanced.stderr
+        assert rebalanced.data["preferred"] == {"lbpair_51": "lb1", "lbpair_52": "lb2", "lbpair_52_6": "lb2"}
+        assert lab.vips_on("lb1", everything) == VIPS and lab.vips_on("lb2", everything) == SHOP_VIPS
+        assert https(lab, ca, SHOP, vip=VIP6) in ("foo1", "foo2")
+        wait_until(lambda: shop_dns(services) == ["192.0.2.12", ADDRESSES6["lb2"]], 30, what="DNS shop back on lb2")
+        assert salt_run.run("lbpair.rebalance").data["moved"] is False
+    finally:
+        counts = load.stop()
+    assert counts["requests"] > 100 and counts["failures"] == 0, counts
