@@ -31,8 +31,10 @@ protocol rule as a bare ``accept``.
 
 import collections
 import ipaddress
+import itertools
 import json
 import re
+import shlex
 
 from lbpair_lib import command
 
@@ -339,22 +341,43 @@ def hold_new_connections(model, vips):
         _run(["nft", f'insert rule {family} {table} {chain} {match} drop comment "{HOLD_COMMENT}"'])
 
 
-def release_new_connections(model, vips):
-    """Remove what :func:`hold_new_connections` added (and any hold a crash left behind); how many rules."""
-    removed = 0
+def release_new_connections(model):
+    """
+    Remove every hold rule in the chains the backend uses, found by its comment:
+    what :func:`hold_new_connections` added, and any hold a crash left behind, for
+    VIPs since changed too. Returns how many rules were removed.
+    """
     if model["firewall"]["backend"] == "iptables":
-        for family, addresses in _by_family(model, vips).items():
-            while _run([IPTABLES[family], "-D", "INPUT", *_hold_spec(addresses)], check=False).returncode == 0:
-                removed += 1
-        return removed
-    family, table, chain = _nft_chain(model)
-    listing = _run(["nft", "-a", "list", "chain", family, table, chain], check=False).stdout
-    for line in listing.splitlines():
-        handle = NFT_HANDLE_RE.search(line)
-        if f'comment "{HOLD_COMMENT}"' in line and handle:
-            _run(["nft", "delete", "rule", family, table, chain, "handle", handle.group(1)])
-            removed += 1
-    return removed
+        holds = [
+            [binary, "-D", *rule] for binary in IPTABLES.values() for rule in holds_in_iptables(_run([binary, "-S", "INPUT"]).stdout)
+        ]
+    else:
+        family, table, chain = _nft_chain(model)
+        listing = _run(["nft", "-a", "list", "chain", family, table, chain], check=False).stdout
+        holds = [["nft", "delete", "rule", family, table, chain, "handle", handle] for handle in holds_in_nft(listing)]
+    for deletion in holds:
+        _run(deletion)
+    return len(holds)
+
+
+def holds_in_iptables(listing):
+    """The hold rules in ``iptables -S INPUT`` output, each as its arguments after ``-A`` (to give to ``-D``)."""
+    rules = [shlex.split(line)[1:] for line in listing.splitlines() if line.startswith("-A ")]
+    return [rule for rule in rules if _comment_of(rule) == HOLD_COMMENT]
+
+
+def _comment_of(arguments):
+    """The ``--comment`` of one iptables rule's arguments, or None."""
+    return next((value for option, value in itertools.pairwise(arguments) if option == "--comment"), None)
+
+
+def holds_in_nft(listing):
+    """The handles of the hold rules in ``nft -a list chain`` output."""
+    return [
+        handle.group(1)
+        for line in listing.splitlines()
+        if f'comment "{HOLD_COMMENT}"' in line and (handle := NFT_HANDLE_RE.search(line))
+    ]
 
 
 def _by_family(model, vips):

@@ -71,7 +71,7 @@ def _hand_over(model, local, write_track, sleep):
         sleep(float(model["vrrp"]["advert_int"]) + TAKEOVER_MARGIN)
     finally:
         write_track("handover", 0)
-        firewall.release_new_connections(model, vips)
+        firewall.release_new_connections(model)
     step("BACKUP, deferring; new connections no longer held")
     return steps
 
@@ -100,6 +100,6 @@ def undo_interrupted(model, test=False, lock=LOCK, track_directory=track.DIRECTO
             return undone
         if undone:
             track.write(track.HANDOVER, 0, track_directory)
-        if firewall.release_new_connections(model, pillar.vips(model)):
+        if firewall.release_new_connections(model):
             undone.append("held new connections")
         return undone

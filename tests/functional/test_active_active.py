@@ -209,5 +209,5 @@ def test_a_handover_holds_new_connections_to_ipv6_vips_too(listening_vips, backe
         firewall.hold_new_connections(model, [FOO, FOO6])
     assert not connects(listening_vips, FOO) and not connects(listening_vips, FOO6)
     with netns.enter(listening_vips):
-        assert firewall.release_new_connections(model, [FOO, FOO6]) == 2
+        assert firewall.release_new_connections(model) == 2
     assert connects(listening_vips, FOO) and connects(listening_vips, FOO6)

@@ -14,6 +14,11 @@ from lbpair_lib import firewall, handover, track
 
 NAMESPACE = "lbpair-handover"
 VIP, PORT = "203.0.113.10", 8080
+VIP6 = "2001:db8::10"
+LISTINGS = {
+    "iptables": [["iptables", "-S", "INPUT"], ["ip6tables", "-S", "INPUT"]],
+    "nftables": [["nft", "list", "chain", "inet", "filter", "input"]],
+}
 
 
 @pytest.fixture
@@ -47,8 +52,8 @@ def test_new_connections_are_held_then_let_through(listening_vip, backend):
         firewall.hold_new_connections(model, [VIP])
     assert not _connects()  # dropped, not refused: the client will send its SYN again
     with netns.enter(NAMESPACE):
-        firewall.release_new_connections(model, [VIP])
-        firewall.release_new_connections(model, [VIP])
+        firewall.release_new_connections(model)
+        firewall.release_new_connections(model)
     assert _connects()
 
 
@@ -63,3 +68,18 @@ def test_a_handover_cut_short_is_undone(listening_vip, tmp_path):
         again = handover.undo_interrupted(model, lock=lock, track_directory=str(tmp_path))
     assert undone == ["handover track file", "held new connections"] and again == []
     assert track.read(track.HANDOVER, str(tmp_path)) == 0 and _connects()
+
+
+@pytest.mark.parametrize("backend", ["iptables", "nftables"])
+def test_a_hold_for_vips_since_changed_is_released(listening_vip, tmp_path, backend):
+    """A crash left holds (IPv4 and IPv6) for VIPs no longer in the pillar: the next highstate finds them by their comment."""
+    model = {"firewall": {"backend": backend, "nft_table": "inet filter", "nft_chain": "input"}}
+    with netns.enter(NAMESPACE):
+        firewall.hold_new_connections(model, [VIP, VIP6])
+    assert not _connects()
+    model["services"] = {"bar": {"vip": "203.0.113.20"}}
+    with netns.enter(NAMESPACE):
+        undone = handover.undo_interrupted(model, lock=str(tmp_path / "handover.lock"), track_directory=str(tmp_path))
+    assert undone == ["held new connections"] and _connects()
+    for listing in LISTINGS[backend]:
+        assert firewall.HOLD_COMMENT not in netns.run(NAMESPACE, listing).stdout

@@ -87,6 +87,26 @@ def test_nft_listing_gives_our_rules_with_their_handles_in_chain_order():
     assert list(firewall.comments_in_nft(listing).items()) == [(DROP4, "9"), (ACCEPT, "7")]
 
 
+def test_hold_rules_are_found_by_their_comment_whatever_their_vips():
+    hold = "INPUT -d {} -p tcp -m tcp --tcp-flags FIN,SYN,RST,ACK SYN -m comment --comment lbpair-handover -j DROP"
+    listing = (
+        "-P INPUT ACCEPT\n"
+        f"-A {hold.format('203.0.113.10/32')}\n"
+        '-A INPUT -d 203.0.113.20/32 -p tcp -m comment --comment "lbpair-handover kept by hand" -j DROP\n'
+        f'-A INPUT -i eth0 -p vrrp -m comment --comment "{DROP4}" -j DROP\n'
+        f"-A {hold.format('2001:db8::10/128')}\n"
+    )
+    assert firewall.holds_in_iptables(listing) == [hold.format(vip).split() for vip in ("203.0.113.10/32", "2001:db8::10/128")]
+    nft = (
+        "table inet filter {\n\tchain input { # handle 1\n"
+        '\t\tip daddr { 203.0.113.10 } tcp flags & (syn | ack) == syn drop comment "lbpair-handover" # handle 4\n'
+        f'\t\tiifname "eth0" meta l4proto vrrp drop comment "{DROP4}" # handle 5\n'
+        '\t\tip6 daddr { 2001:db8::10 } tcp flags & (syn | ack) == syn drop comment "lbpair-handover" # handle 6\n'
+        "\t}\n}\n"
+    )
+    assert firewall.holds_in_nft(nft) == ["4", "6"]
+
+
 def test_a_comment_names_its_rule_again():
     for rule, comment in (
         (Rule("accept", "ipv4", "192.0.2.12", "224.0.0.18", None), ACCEPT),
