@@ -172,6 +172,8 @@ def test_the_ipv6_vrrp_rule_turns_split_brain_into_one_master(pair, seed_pillar,
                 added = firewall.allow(pillar.for_node(pillar.normalize(seed_pillar), node))["added"]
             peer6 = ADDRESSES["lb2" if node == "lb1" else "lb1"][1]
             assert f"lbpair-vrrp {peer6} to ff02::12" in added, added
+            with netns.enter(namespace):
+                assert firewall.allow(pillar.for_node(pillar.normalize(seed_pillar), node)) == {"added": [], "removed": []}
         assert wait_for(pair, {FOO: ["lb1"], BAR: ["lb1"], FOO6: ["lb1"]}), holders(pair)
 
 
