@@ -64,9 +64,17 @@ def test_a_handover_cut_short_is_undone(listening_vip, tmp_path):
     lock = str(tmp_path / "handover.lock")
     with netns.enter(NAMESPACE):
         firewall.hold_new_connections(model, [VIP])
+        predicted = handover.undo_interrupted(model, test=True, lock=lock, track_directory=str(tmp_path))
+    assert predicted["result"] is None and predicted["changes"] == {"interrupted_handover": ["handover track file"]}
+    assert track.read(track.HANDOVER, str(tmp_path)) == 1 and not _connects()  # test mode changed nothing
+    with netns.enter(NAMESPACE):
         undone = handover.undo_interrupted(model, lock=lock, track_directory=str(tmp_path))
         again = handover.undo_interrupted(model, lock=lock, track_directory=str(tmp_path))
-    assert undone == ["handover track file", "held new connections"] and again == []
+    assert undone == {
+        "result": True, "comment": "a handover cut short is undone",
+        "changes": {"interrupted_handover": ["handover track file", "held new connections"]},
+    }  # fmt: skip
+    assert again == {"result": True, "comment": "no handover was cut short", "changes": {}}
     assert track.read(track.HANDOVER, str(tmp_path)) == 0 and _connects()
 
 
@@ -80,6 +88,6 @@ def test_a_hold_for_vips_since_changed_is_released(listening_vip, tmp_path, back
     model["services"] = {"bar": {"vip": "203.0.113.20"}}
     with netns.enter(NAMESPACE):
         undone = handover.undo_interrupted(model, lock=str(tmp_path / "handover.lock"), track_directory=str(tmp_path))
-    assert undone == ["held new connections"] and _connects()
+    assert undone["changes"] == {"interrupted_handover": ["held new connections"]} and _connects()
     for listing in LISTINGS[backend]:
         assert firewall.HOLD_COMMENT not in netns.run(NAMESPACE, listing).stdout
