@@ -16,9 +16,10 @@ from saltfactories.utils.functional import Loaders
 
 from lab import netns, rogue
 from lab.util import wait_until
-from lbpair_lib import firewall, keepalived, pillar
+from lbpair_lib import firewall
 from tests.conftest import EXTENSION_DIRS
 from tests.functional.conftest import set_pillar
+from tests.functional.rigs import eventually, joined_pair, keepalived_on, node_model
 
 NODES = {"lb1": "lbpair-fw-lb1", "lb2": "lbpair-fw-lb2"}
 SEGMENT = {"lb1": "lbpair-fws-lb1", "lb2": "lbpair-fws-lb2"}
@@ -33,17 +34,11 @@ WANTED = [ACCEPT, DROP4, DROP6, RECORD4, RECORD6]  # sorted, as the functions li
 
 @pytest.fixture
 def pair_namespaces(seed_pillar):
-    for namespace in NODES.values():
-        netns.add(namespace)
-    try:
-        netns.veth(NODES["lb1"], "eth0", NODES["lb2"], "eth0")
+    with joined_pair(NODES):
         for node, namespace in NODES.items():
             netns.add_address(namespace, "eth0", f"{seed_pillar['nodes'][node]['address']}/24")
             netns.run(namespace, ["iptables", "-P", "INPUT", "DROP"])
         yield NODES
-    finally:
-        for namespace in NODES.values():
-            netns.delete(namespace)
 
 
 @pytest.fixture
@@ -63,32 +58,10 @@ def node_loaders(salt_factories, seed_pillar, tmp_path):
         loader.reset_state()
 
 
-@contextlib.contextmanager
-def running_keepalived(namespaces, lbpair, tmp_path, without=None):
-    """keepalived on each node with the configuration lbpair renders (less the line *without*, for a control)."""
-    processes = []
-    lbpair = {**lbpair, "vrrp": {**lbpair["vrrp"], "probe": {"enabled": False}}}  # no HAProxy here for the probe to ask
-    try:
-        for node, namespace in namespaces.items():
-            conf = tmp_path / node / "keepalived.conf"
-            conf.parent.mkdir(parents=True, exist_ok=True)
-            text = keepalived.render_config(node_model(lbpair, node))
-            conf.write_text(text.replace(f"    {without}\n", "") if without else text)
-            pids = [f"--{kind}={tmp_path / node / kind}.pid" for kind in ("pid", "vrrp_pid", "checkers_pid")]
-            command = ["keepalived", "--dont-fork", "--log-console", "--vrrp", "--use-file", str(conf), *pids]
-            processes.append(netns.popen(namespace, command, stdout=open(tmp_path / f"{node}.log", "w"), stderr=-2))
-        yield namespaces
-    finally:
-        for process in processes:
-            process.terminate()
-            with contextlib.suppress(Exception):
-                process.wait(timeout=10)
-
-
 @pytest.fixture
 def keepalived_pair(pair_namespaces, seed_pillar, tmp_path):
-    with running_keepalived(pair_namespaces, seed_pillar, tmp_path) as namespaces:
-        yield namespaces
+    with keepalived_on(pair_namespaces, seed_pillar, tmp_path):
+        yield pair_namespaces
 
 
 @pytest.fixture
@@ -110,13 +83,8 @@ def holders_of_vip(namespaces):
     )
 
 
-def wait_for_holders(namespaces, expected, timeout=15):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if holders_of_vip(namespaces) == expected:
-            return True
-        time.sleep(0.2)
-    return False
+def wait_for_holders(namespaces, expected):
+    return eventually(lambda: holders_of_vip(namespaces) == expected)
 
 
 def test_vrrp_rule_turns_split_brain_into_one_master(keepalived_pair, node_loaders):
@@ -233,15 +201,6 @@ def test_drop_rules_follow_the_pair_interface(pair_namespaces, node_loaders, see
         assert loader.modules.lbpair_firewall.vrrp_rules() == dict.fromkeys([ACCEPT, *moved], True)
 
 
-def node_model(lbpair, node):
-    """
-    A node's model, made by the library: two Salt loaders in one process mix up their
-    ``__opts__`` and ``__context__`` after a while (Salt 3008), so what acts on both
-    nodes in one test does not go through them.
-    """
-    return pillar.for_node(pillar.normalize(lbpair), node)
-
-
 def on_both(function, seed_pillar):
     """``{node: function(model)}``, each run in its node's namespace of the segment."""
     results = {}
@@ -270,7 +229,7 @@ def test_a_rogue_router_changes_nothing_with_the_rules_and_is_reported(segment, 
     assert {node: result["added"] for node, result in on_both(firewall.allow, seed_pillar).items()} == {
         "lb1": WANTED, "lb2": ["lbpair-vrrp 192.0.2.11 to 224.0.0.18", *WANTED[1:]],
     }  # fmt: skip
-    with running_keepalived(segment, seed_pillar, tmp_path):
+    with keepalived_on(segment, seed_pillar, tmp_path):
         assert wait_for_holders(segment, ["lb1"]), holders_of_vip(segment)
         with rogue.RogueRouter(ROGUE, tmp_path / "rogue", vrid=51, priority=254, vips=[VIP]) as router:
             assert wait_for_holders(segment, ["lb1"]) and stays(segment, ["lb1"], 6), holders_of_vip(segment)
@@ -350,7 +309,7 @@ def test_unicast_keepalived_conf_passes_keepalived_t(loaders, modules, pillar):
 def test_in_unicast_mode_keepalived_ignores_a_rogue_even_without_the_rules(segment, seed_pillar, tmp_path, checked):
     seed_pillar["vrrp"]["unicast"] = True
     peers = [seed_pillar["nodes"][node]["address"] for node in SEGMENT]
-    with running_keepalived(segment, seed_pillar, tmp_path, without=None if checked else "check_unicast_src"):
+    with keepalived_on(segment, seed_pillar, tmp_path, without=None if checked else "check_unicast_src"):
         assert wait_for_holders(segment, ["lb1"]), holders_of_vip(segment)
         with rogue.RogueRouter(ROGUE, tmp_path / "rogue", vrid=51, priority=254, vips=[VIP], unicast_peers=peers) as router:
             assert wait_until(router.is_master, 10), router.log()

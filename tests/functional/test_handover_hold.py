@@ -4,13 +4,11 @@ throwaway network namespace: while held, a client's SYN to a VIP is dropped (its
 times out, it is not refused); once released, it connects; a second release changes nothing.
 """
 
-import contextlib
-import socket
-
 import pytest
 
 from lab import netns
 from lbpair_lib import firewall, handover, track
+from tests.functional.rigs import connects, listening_on
 
 NAMESPACE = "lbpair-handover"
 VIP, PORT = "203.0.113.10", 8080
@@ -23,25 +21,12 @@ LISTINGS = {
 
 @pytest.fixture
 def listening_vip():
-    netns.add(NAMESPACE)
-    try:
-        netns.ip(NAMESPACE, "link", "set", "lo", "up")
-        netns.add_address(NAMESPACE, "lo", f"{VIP}/32")
-        with netns.enter(NAMESPACE):
-            server = socket.create_server((VIP, PORT))
-        with contextlib.closing(server):
-            yield
-    finally:
-        netns.delete(NAMESPACE)
+    with listening_on(NAMESPACE, [VIP], PORT):
+        yield
 
 
 def _connects():
-    with netns.enter(NAMESPACE):
-        try:
-            socket.create_connection((VIP, PORT), timeout=0.5).close()
-            return True
-        except TimeoutError:
-            return False
+    return connects(NAMESPACE, VIP, PORT)
 
 
 @pytest.mark.parametrize("backend", ["iptables", "nftables"])
