@@ -1,7 +1,8 @@
 """
 The firewall rules that let the nodes of an lbpair pair exchange VRRP (IP
-protocol 112): accepted from the other nodes' addresses, dropped (and its
-sender recorded) from anyone else on the pair's interface; iptables or
+protocol 112): accepted from the other nodes' addresses, dropped from anyone
+else on the pair's interface (and its sender recorded if it carries one of the
+pair's VRIDs); iptables or
 nftables, as ``lbpair:firewall`` in the pillar says (see
 :mod:`lbpair_lib.firewall`).
 
@@ -54,9 +55,9 @@ def vrrp_allow(test=False):
 
 def rogue_senders():
     """
-    The addresses, other than the pair's nodes, whose VRRP the drop rules
-    dropped on this node (nftables: within the last hour; iptables: the last
-    100 since the rule was made), sorted.
+    The addresses, other than the pair's nodes, whose VRRP adverts with one of
+    the pair's VRIDs were dropped on this node (nftables: within the last hour;
+    iptables: the last 100 since the rule was made), sorted.
 
     CLI Example:
 

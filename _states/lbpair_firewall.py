@@ -32,9 +32,9 @@ def vrrp_allowed(name):
     Accept VRRP (IP protocol 112) from the other nodes of the pair, and only
     from them: after the accept rules, VRRP from any other address on the
     pair's interface is dropped, whatever the chain's policy, and its sender
-    recorded (``lbpair_firewall.rogue_senders``). Removes lbpair's rules for
-    nodes that left. Backend and chain come from ``lbpair:firewall`` in the
-    pillar.
+    recorded if it carries one of the pair's VRIDs
+    (``lbpair_firewall.rogue_senders``). Removes lbpair's rules for nodes that
+    left. Backend and chain come from ``lbpair:firewall`` in the pillar.
 
     name
         The state's name; free text.

@@ -1,10 +1,10 @@
 """
-State for keepalived on an lbpair node: ``lbpair_keepalived.configured`` with a
-name of your choice, e.g. ``keepalived configuration is managed``. keepalived
-is reloaded, never restarted.
+States for keepalived on an lbpair node: ``lbpair_keepalived.configured`` with a
+name of your choice, e.g. ``keepalived configuration is managed`` (keepalived
+is reloaded, never restarted), and ``lbpair_keepalived.handover_undone``.
 """
 
-from lbpair_lib import deploy, keepalived
+from lbpair_lib import deploy, handover, keepalived, pillar, results
 
 __virtualname__ = "lbpair_keepalived"
 
@@ -27,3 +27,23 @@ def configured(name):
         The state's name; free text.
     """
     return deploy.configured(name, keepalived, __salt__, __pillar__, __opts__, __context__)
+
+
+def handover_undone(name):
+    """
+    Undo what a handover cut short (the minion killed midway) left behind, unless
+    one is under way: the node kept in FAULT (keepalived's ``handover`` track file
+    back to 0) and new connections to the VIPs held (lbpair's hold rules removed,
+    whatever VIPs they name). ``changes`` lists what was undone under
+    ``interrupted_handover``. With ``test=True`` only the track file is looked at,
+    and nothing changes.
+
+    name
+        The state's name; free text.
+    """
+
+    def apply():
+        model = pillar.minion_model(__pillar__, __opts__, __context__)
+        return handover.undo_interrupted(model, test=__opts__["test"])
+
+    return results.state(name, apply)

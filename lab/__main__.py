@@ -122,35 +122,41 @@ def cmd_demo(args):
     return 0
 
 
+#: each sub-command: its name, help, function and arguments (``(names, options)`` for ``add_argument``)
+COMMANDS = [
+    ("up", "build the lab and keep it up until Enter or Ctrl-C", cmd_up, [
+        (["--hosts"], {"help": "comma-separated seed hosts (default: all)"}),
+        (["--no-machines"], {"action": "store_true", "help": "plain namespaces for lb1/lb2"}),
+    ]),
+    ("down", "remove leftovers of a killed run", cmd_down, [
+        (["--all"], {"action": "store_true", "help": "also lbpair-* namespaces that other tools made (even if in use)"}),
+    ]),
+    ("build-rootfs", "build the cached Debian root for machines", cmd_build_rootfs, [
+        (["--rebuild"], {"action": "store_true", "help": "build even if cached"}),
+    ]),
+    ("shell", "a shell on a node of a running lab", cmd_shell, [
+        (["node"], {"help": "host name, e.g. lb1 or client"}),
+        (["command"], {"nargs": argparse.REMAINDER, "help": "command instead of a shell"}),
+    ]),
+    ("demo", "the seed scenario end to end, with its failover drill", cmd_demo, [
+        (["--keep"], {"action": "store_true", "help": "keep the lab up until Enter or Ctrl-C"}),
+    ]),
+    ("within", "run a command inside a new lab host namespace", cmd_within, [
+        (["host"], {"help": "host name, e.g. mgmt"}),
+        (["command"], {"nargs": argparse.REMAINDER, "help": "-- command and arguments"}),
+    ]),
+]  # fmt: skip
+
+
 def parser():
     """Return the argument parser."""
     top = argparse.ArgumentParser(prog="python -m lab", description=__doc__.split("\n")[0])
     sub = top.add_subparsers(dest="action", required=True)
-    up = sub.add_parser("up", help="build the lab and keep it up until Enter or Ctrl-C")
-    up.add_argument("--hosts", help="comma-separated seed hosts (default: all)")
-    up.add_argument("--no-machines", action="store_true", help="plain namespaces for lb1/lb2")
-    up.set_defaults(func=cmd_up)
-    down = sub.add_parser("down", help="remove leftovers of a killed run")
-    down.add_argument(
-        "--all",
-        action="store_true",
-        help="also lbpair-* namespaces that other tools made (even if in use)",
-    )
-    down.set_defaults(func=cmd_down)
-    build = sub.add_parser("build-rootfs", help="build the cached Debian root for machines")
-    build.add_argument("--rebuild", action="store_true", help="build even if cached")
-    build.set_defaults(func=cmd_build_rootfs)
-    shell = sub.add_parser("shell", help="a shell on a node of a running lab")
-    shell.add_argument("node", help="host name, e.g. lb1 or client")
-    shell.add_argument("command", nargs=argparse.REMAINDER, help="command instead of a shell")
-    shell.set_defaults(func=cmd_shell)
-    demo = sub.add_parser("demo", help="the seed scenario end to end, with its failover drill")
-    demo.add_argument("--keep", action="store_true", help="keep the lab up until Enter or Ctrl-C")
-    demo.set_defaults(func=cmd_demo)
-    within = sub.add_parser("within", help="run a command inside a new lab host namespace")
-    within.add_argument("host", help="host name, e.g. mgmt")
-    within.add_argument("command", nargs=argparse.REMAINDER, help="-- command and arguments")
-    within.set_defaults(func=cmd_within)
+    for name, help_text, function, arguments in COMMANDS:
+        command = sub.add_parser(name, help=help_text)
+        for names, options in arguments:
+            command.add_argument(*names, **options)
+        command.set_defaults(func=function)
     return top
 
 

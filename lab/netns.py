@@ -72,6 +72,20 @@ def add(name):
     ip(name, "link", "set", "lo", "up")
 
 
+@contextlib.contextmanager
+def temporary(*names):
+    """Namespaces *names* (see :func:`add`) for the ``with`` block, deleted after it, also on failure."""
+    added = []
+    try:
+        for name in names:
+            add(name)
+            added.append(name)
+        yield names
+    finally:
+        for name in added:
+            delete(name)
+
+
 def is_current(name):
     """Tell whether the calling thread already lives in namespace *name*."""
     if not exists(name):

@@ -21,7 +21,7 @@ fires them at once. ``beacon()`` drains whatever is left (there is no running
 loop under ``salt-call``).
 
 Every few seconds (:data:`ROGUE_INTERVAL`) ``beacon()`` also reads the firewall's
-record of the VRRP senders its drop rule dropped (:func:`lbpair_lib.firewall.rogue_senders`)
+record of the senders of the pair's VRIDs it dropped (:func:`lbpair_lib.firewall.rogue_senders`)
 and warns once per new sender (:class:`RogueWatch`).
 """
 
@@ -168,7 +168,7 @@ def rogue_message(address):
 
 class RogueWatch:
     """
-    ``rogue_vrrp`` warnings from the firewall's record of the senders its drop rule
+    ``rogue_vrrp`` warnings from the firewall's record of the senders its record rules
     dropped (``senders()``: a list of addresses), once per sender, reading it at most
     every :data:`ROGUE_INTERVAL` seconds. ``reported`` is :data:`REPORTED_ROGUES` by
     default, which outlives this object: Salt loads the beacon anew at every state run,

@@ -4,35 +4,45 @@ adverts (IP protocol 112) and nobody else's.
 
 For each other node, a rule accepts its adverts (IPv4 from its ``address``, and
 IPv6 from its ``address6`` if it has one, to ff02::12: the instances of IPv6 VIPs);
-after them, a rule per address family drops every other VRRP packet arriving on the pair's interface, whatever
-the chain's policy, and records its source: a host on the segment sending the
-pair's VRID with a higher priority would otherwise take the virtual IPs.
+after them, per address family, a record rule drops the other adverts arriving on
+the pair's interface that carry one of the pair's VRIDs (VRRP header byte 1) and
+records their source: a host on the segment sending the pair's VRID with a higher
+priority would otherwise take the virtual IPs. Last, a drop rule drops every other
+VRRP packet arriving there, whatever the chain's policy, without recording it: other
+VRRP routers on a shared segment, with VRIDs of their own, are no threat. Each rule
+matches one address family. The VRID is read behind the fixed IPv6 header: an IPv6
+advert behind extension headers (keepalived sends none) is dropped, not recorded.
 
 Backends (pillar ``lbpair:firewall:backend``):
 
 - ``iptables``: rules at the top of the ``INPUT`` chains of ``iptables`` and
-  ``ip6tables`` (VRRP over IPv6 from nodes without ``address6`` is dropped). The drop
-  rules record senders with ``-m recent``, in ``/proc/net/xt_recent/lbpair_rogue_vrrp``
-  (the kernel keeps the last 100 until the rule goes).
+  ``ip6tables`` (VRRP over IPv6 from nodes without ``address6`` is dropped). The record
+  rules match the VRID with ``-m u32`` and record senders with ``-m recent``, in
+  ``/proc/net/xt_recent/lbpair_rogue_vrrp`` (the kernel keeps the last 100 until the rule goes).
 - ``nftables``: rules at the top of the chain named by ``lbpair:firewall:nft_table``
   and ``nft_chain`` (default ``inet filter`` / ``input``, Debian's own), created
   if it does not exist. A separate table would not help: a drop in the user's
-  chain still drops what another table accepted. The drop rules add senders to
-  the sets ``lbpair_rogue_v4`` / ``lbpair_rogue_v6`` of that table, for an hour.
+  chain still drops what another table accepted. The record rules match the VRID
+  with ``@th,8,8`` and add senders to the sets ``lbpair_rogue_v4`` / ``lbpair_rogue_v6``
+  of that table, for an hour.
   An ``ip`` (``ip6``) table sees IPv4 (IPv6) only; ``inet`` covers both.
 
-Each rule carries a comment, ``lbpair-vrrp <peer> to <destination>`` or
+Each rule carries a comment, ``lbpair-vrrp <peer> to <destination>``,
+``lbpair-vrrp record <ipv4|ipv6> vrid <vrid,...> on <interface>`` or
 ``lbpair-vrrp drop <ipv4|ipv6> on <interface>``, which is how lbpair finds its own
-rules again; rules for nodes that left the pair are removed, and a drop rule
-found before an accept rule (where it would drop the peer) is put back after
-them. Salt's own ``nftables`` module is not used: it renders a ``vrrp``
+rules again; rules for nodes that left the pair (or of VRIDs it no longer uses) are
+removed, and record and drop rules out of order (one before an accept rule would
+drop the peer; a drop rule before a record rule would leave nothing to record) are
+put back after the accept rules, in order. Salt's own ``nftables`` module is not used: it renders a ``vrrp``
 protocol rule as a bare ``accept``.
 """
 
 import collections
 import ipaddress
+import itertools
 import json
 import re
+import shlex
 
 from lbpair_lib import command
 
@@ -43,8 +53,9 @@ MULTICAST = {"ipv4": VRRP_MULTICAST, "ipv6": "ff02::12"}
 ADDRESS_FIELD = {"ipv4": "address", "ipv6": "address6"}
 COMMENT_PREFIX = "lbpair-vrrp"
 ACCEPT_COMMENT = r"lbpair-vrrp ([0-9a-f.:]+) to ([0-9a-f.:]+)"
+RECORD_COMMENT = r"lbpair-vrrp record (ipv[46]) vrid ([0-9,]+) on ([A-Za-z0-9_.-]+)"
 DROP_COMMENT = r"lbpair-vrrp drop (ipv[46]) on ([A-Za-z0-9_.-]+)"
-COMMENT_RE = re.compile(f'"((?:{ACCEPT_COMMENT})|(?:{DROP_COMMENT}))"')
+COMMENT_RE = re.compile(f'"((?:{ACCEPT_COMMENT})|(?:{RECORD_COMMENT})|(?:{DROP_COMMENT}))"')
 NFT_HANDLE_RE = re.compile(r"# handle (\d+)\s*$")
 IPTABLES = {"ipv4": "iptables", "ipv6": "ip6tables"}
 NFT_FAMILIES = {"ip": ("ipv4",), "ip6": ("ipv6",), "inet": ("ipv4", "ipv6")}
@@ -54,14 +65,21 @@ ROGUE_SETS = {"ipv4": "lbpair_rogue_v4", "ipv6": "lbpair_rogue_v6"}
 ROGUE_SET_TYPES = {"ipv4": "ipv4_addr", "ipv6": "ipv6_addr"}
 ROGUE_TIMEOUT = "1h"
 SOURCE_MATCH = {"ipv4": "ip saddr", "ipv6": "ip6 saddr"}
+#: the packet's own protocol (not ``meta nfproto``: nft takes that in an ``inet`` table only)
+PACKET_PROTOCOL = {"ipv4": "ip", "ipv6": "ip6"}
+# Not ``meta l4proto``: nft 1.0.6 cannot list that rule followed by a set of ``@th`` values (it aborts).
+VRRP_MATCH = {"ipv4": "ip protocol " + VRRP_PROTOCOL, "ipv6": "ip6 nexthdr " + VRRP_PROTOCOL}
+#: the VRID (VRRP header byte 1) for ``-m u32``: after the IPv4 header (its length from IHL), or the fixed IPv6 one
+VRID_U32 = {"ipv4": "0>>22&0x3C@0>>16&0xFF", "ipv6": "40>>16&0xFF"}
 DESTINATION_MATCH = {"ipv4": "ip daddr", "ipv6": "ip6 daddr"}
 ACCEPT_MATCH = {
     "ipv4": "ip saddr {} ip daddr {} ip protocol " + VRRP_PROTOCOL,
     "ipv6": "ip6 saddr {} ip6 daddr {} meta l4proto " + VRRP_PROTOCOL,
 }
 
-#: one rule: ``action`` accept (``source`` to ``destination``) or drop (on ``interface``), of address ``family``
-Rule = collections.namedtuple("Rule", "action family source destination interface")
+#: one rule: ``action`` accept (``source`` to ``destination``), record (adverts of ``vrids`` on ``interface``)
+#: or drop (on ``interface``), of address ``family``
+Rule = collections.namedtuple("Rule", "action family source destination interface vrids", defaults=(None,))
 
 
 def drop_families(model):
@@ -80,49 +98,57 @@ def _accept_rules(model, family):
 
 
 def wanted_rules(model):
-    """``{comment: Rule}`` for every VRRP rule this node needs: the accept rules, then the drop rules."""
+    """``{comment: Rule}`` for every VRRP rule this node needs, in chain order: accept, record, drop rules."""
     accepts = {comment: rule for family in drop_families(model) for comment, rule in _accept_rules(model, family).items()}
-    interface = model["vrrp"]["interface"]
+    interface, vrids = model["vrrp"]["interface"], _vrids(model)
+    records = {
+        f"{COMMENT_PREFIX} record {family} vrid {vrids} on {interface}": Rule("record", family, None, None, interface, vrids)
+        for family in drop_families(model)
+    }
     drops = {
         f"{COMMENT_PREFIX} drop {family} on {interface}": Rule("drop", family, None, None, interface)
         for family in drop_families(model)
     }
-    return {**accepts, **drops}
+    return {**accepts, **records, **drops}
 
 
-def rule_from_comment(comment):
-    """The :class:`Rule` one of lbpair's comments names (a rule found in a listing, to delete it)."""
-    if match := re.fullmatch(DROP_COMMENT, comment):
-        return Rule("drop", match[1], None, None, match[2])
-    source, destination = re.fullmatch(ACCEPT_COMMENT, comment).groups()
-    return Rule("accept", "ipv6" if ":" in source else "ipv4", source, destination, None)
-
-
-def is_drop(comment):
-    """Whether one of lbpair's comments is that of a drop rule."""
-    return comment.startswith(f"{COMMENT_PREFIX} drop ")
+def _vrids(model):
+    """The VRIDs of the pair's instances, as the record rules name them: ``51,52``."""
+    return ",".join(str(vrid) for vrid in sorted({instance["virtual_router_id"] for instance in model["vrrp"]["instances"].values()}))
 
 
 def iptables_spec(rule, comment):
     """The iptables arguments of one rule, after ``-I INPUT <position>``."""
+    commented = ["-m", "comment", "--comment", comment]
     if rule.action == "accept":
-        match, target = ["-s", rule.source, "-d", rule.destination], ["-j", "ACCEPT"]
-    else:
-        match, target = ["-i", rule.interface], ["-m", "recent", "--name", ROGUE_RECENT_LIST, "--rsource", "--set", "-j", "DROP"]
-    return [*match, "-p", VRRP_PROTOCOL, "-m", "comment", "--comment", comment, *target]
+        return ["-s", rule.source, "-d", rule.destination, "-p", VRRP_PROTOCOL, *commented, "-j", "ACCEPT"]
+    if rule.action == "drop":
+        return ["-i", rule.interface, "-p", VRRP_PROTOCOL, *commented, "-j", "DROP"]
+    vrid = ["-m", "u32", "--u32", f"{VRID_U32[rule.family]}={rule.vrids}"]
+    record = ["-m", "recent", "--name", ROGUE_RECENT_LIST, "--rsource", "--set"]
+    return ["-i", rule.interface, "-p", VRRP_PROTOCOL, *vrid, *commented, *record, "-j", "DROP"]
 
 
 def nft_rule(rule, comment):
     """The nft rule text for one rule."""
     if rule.action == "accept":
         return f'{ACCEPT_MATCH[rule.family].format(rule.source, rule.destination)} accept comment "{comment}"'
+    arriving = f'iifname "{rule.interface}"'
+    if rule.action == "drop":  # meta l4proto: VRRP behind IPv6 extension headers too
+        return f'{arriving} meta protocol {PACKET_PROTOCOL[rule.family]} meta l4proto {VRRP_PROTOCOL} drop comment "{comment}"'
+    vrid = f"@th,8,8 {{ {rule.vrids.replace(',', ', ')} }}"
     record = f"add @{ROGUE_SETS[rule.family]} {{ {SOURCE_MATCH[rule.family]} }}"
-    return f'iifname "{rule.interface}" meta l4proto {VRRP_PROTOCOL} {record} drop comment "{comment}"'
+    return f'{arriving} {VRRP_MATCH[rule.family]} {vrid} {record} drop comment "{comment}"'
 
 
 def nft_rogue_set(family):
-    """The nft definition of the set a drop rule of ``family`` records senders in."""
+    """The nft definition of the set a record rule of ``family`` records senders in."""
     return f"{{ type {ROGUE_SET_TYPES[family]}; flags dynamic,timeout; timeout {ROGUE_TIMEOUT}; }}"
+
+
+def iptables_rules(listing):
+    """The rules of ``iptables -S INPUT`` output in chain order, each as its arguments after ``-A`` (to give to ``-D``)."""
+    return [shlex.split(line)[1:] for line in listing.splitlines() if line.startswith("-A ")]
 
 
 def comments_in_iptables(listing):
@@ -141,11 +167,29 @@ def comments_in_nft(listing):
     return found
 
 
-def misplaced_drops(current):
-    """The drop rules of ``current`` (comments in chain order) that come before one of our accept rules."""
-    comments = list(current)
-    accepts = [index for index, comment in enumerate(comments) if not is_drop(comment)]
-    return {comment for comment in comments[: max(accepts, default=0)] if is_drop(comment)}
+def misplaced(current, wanted):
+    """
+    The record and drop rules of ``current`` (comments in chain order) to put back.
+    Each rule matches one address family, so the order that matters is within a family.
+    """
+    found = set()
+    for family in {rule.family for rule in wanted.values()}:
+        ours = {comment: rule for comment, rule in wanted.items() if rule.family == family}
+        found |= _misplaced_in_family([comment for comment in current if comment in ours], ours)
+    return found
+
+
+def _misplaced_in_family(kept, wanted):
+    """
+    Those of the record and drop rules ``kept`` (comments in chain order) that come
+    before one of the accept rules, or from the first one out of the order of
+    ``wanted`` on: a rule is added after our last, so the ones kept must come first.
+    """
+    accepts = [index for index, comment in enumerate(kept) if wanted[comment].action == "accept"]
+    after_accepts = kept[max(accepts, default=-1) + 1 :]
+    in_order = [comment for comment, rule in wanted.items() if rule.action != "accept"]
+    placed = next((index for index, comment in enumerate(after_accepts) if comment != in_order[index]), len(after_accepts))
+    return {comment for comment in kept if wanted[comment].action != "accept"} - set(after_accepts[:placed])
 
 
 def _addresses(candidates):
@@ -189,27 +233,39 @@ def _run(cmd, check=True):
 
 
 def _iptables_current(model):
-    """``{comment: (binary, position)}``: IPv4 rules first, each chain in order."""
+    """``{comment: (binary, position, arguments)}``: IPv4 rules first, each chain in order."""
     found = {}
     for binary in IPTABLES.values():
         listing = _run([binary, "-S", "INPUT"]).stdout
-        found.update({comment: (binary, position) for comment, position in comments_in_iptables(listing).items()})
+        rules = iptables_rules(listing)
+        found.update({comment: (binary, position, rules[position - 1]) for comment, position in comments_in_iptables(listing).items()})
     return found
 
 
 def _iptables_add(model, rule, comment):
     binary = IPTABLES[rule.family]
     position = 1
-    if rule.action == "drop":  # right after our last rule: the accept rules are above it
-        ours = [where for chain, where in _iptables_current(model).values() if chain == binary]
+    if rule.action != "accept":  # right after our last rule: the accept rules are above it
+        ours = [where for chain, where, _ in _iptables_current(model).values() if chain == binary]
         position = max(ours, default=0) + 1
     _run([binary, "-I", "INPUT", str(position), *iptables_spec(rule, comment)])
 
 
 def _iptables_delete(model, comment, handle):
-    # By its spec, not its position: another tool may have moved it meanwhile.
-    rule = rule_from_comment(comment)
-    _run([IPTABLES[rule.family], "-D", "INPUT", *iptables_spec(rule, comment)])
+    # As listed: not by its position (another tool may have moved it meanwhile), nor as
+    # this version writes it (an earlier one wrote the drop rule otherwise). Less the
+    # recent match's --mask (lbpair never sets one): iptables-nft 1.8.9 lists the default
+    # one, then finds no rule given it back.
+    binary, _, rule = handle
+    _run([binary, "-D", *_without_option(rule, "--mask")])
+
+
+def _without_option(arguments, option):
+    """``arguments`` less ``option`` and its value."""
+    if option not in arguments:
+        return arguments
+    at = arguments.index(option)
+    return arguments[:at] + arguments[at + 2 :]
 
 
 def _nft_chain(model):
@@ -239,7 +295,8 @@ def _nft_add(model, rule, comment):
     if rule.action == "accept":
         _run(["nft", f"insert rule {family} {table} {chain} {nft_rule(rule, comment)}"])
         return
-    _run(["nft", f"add set {family} {table} {ROGUE_SETS[rule.family]} {nft_rogue_set(rule.family)}"])
+    if rule.action == "record":
+        _run(["nft", f"add set {family} {table} {ROGUE_SETS[rule.family]} {nft_rogue_set(rule.family)}"])
     ours = list(_nft_current(model).values())  # after our last rule: the accept rules are above it
     where = f"add rule {family} {table} {chain} position {ours[-1]}" if ours else f"insert rule {family} {table} {chain}"
     _run(["nft", f"{where} {nft_rule(rule, comment)}"])
@@ -254,7 +311,7 @@ def _iptables_senders(model):
     try:
         with open(ROGUE_RECENT, encoding="ascii", errors="replace") as handle:
             return senders_in_recent(handle.read())
-    except FileNotFoundError:  # no drop rule (yet)
+    except FileNotFoundError:  # no record rule (yet)
         return []
 
 
@@ -282,9 +339,9 @@ def _backend(model):
 def _plan(model):
     current = _backend(model).current(model)
     wanted = wanted_rules(model)
-    misplaced = misplaced_drops(current)
-    to_add = {comment: rule for comment, rule in wanted.items() if comment not in current or comment in misplaced}
-    to_delete = {comment: handle for comment, handle in current.items() if comment not in wanted or comment in misplaced}
+    out_of_place = misplaced(current, wanted)
+    to_add = {comment: rule for comment, rule in wanted.items() if comment not in current or comment in out_of_place}
+    to_delete = {comment: handle for comment, handle in current.items() if comment not in wanted or comment in out_of_place}
     return to_add, to_delete
 
 
@@ -296,7 +353,7 @@ def rules(model):
 
 def allow(model, test=False):
     """
-    Add the missing VRRP rules (accept rules first, drop rules after them) and
+    Add the missing VRRP rules (accept rules first, then the record and drop rules) and
     remove lbpair's rules for nodes no longer in the pair.
     Returns ``{"added": [...], "removed": [...]}`` (what would change, with ``test``).
     """
@@ -312,7 +369,8 @@ def allow(model, test=False):
 
 def rogue_senders(model):
     """
-    The addresses whose VRRP the drop rules dropped (not the pair's nodes), sorted:
+    The addresses whose adverts with one of the pair's VRIDs the record rules dropped
+    (not the pair's nodes), sorted:
     with nftables those of the last hour, with iptables the last 100 since the rule was made.
     """
     return _addresses(_backend(model).senders(model))
@@ -339,22 +397,42 @@ def hold_new_connections(model, vips):
         _run(["nft", f'insert rule {family} {table} {chain} {match} drop comment "{HOLD_COMMENT}"'])
 
 
-def release_new_connections(model, vips):
-    """Remove what :func:`hold_new_connections` added (and any hold a crash left behind); how many rules."""
-    removed = 0
+def release_new_connections(model):
+    """
+    Remove every hold rule in the chains the backend uses, found by its comment:
+    what :func:`hold_new_connections` added, and any hold a crash left behind, for
+    VIPs since changed too. Returns how many rules were removed.
+    """
     if model["firewall"]["backend"] == "iptables":
-        for family, addresses in _by_family(model, vips).items():
-            while _run([IPTABLES[family], "-D", "INPUT", *_hold_spec(addresses)], check=False).returncode == 0:
-                removed += 1
-        return removed
-    family, table, chain = _nft_chain(model)
-    listing = _run(["nft", "-a", "list", "chain", family, table, chain], check=False).stdout
-    for line in listing.splitlines():
-        handle = NFT_HANDLE_RE.search(line)
-        if f'comment "{HOLD_COMMENT}"' in line and handle:
-            _run(["nft", "delete", "rule", family, table, chain, "handle", handle.group(1)])
-            removed += 1
-    return removed
+        holds = [
+            [binary, "-D", *rule] for binary in IPTABLES.values() for rule in holds_in_iptables(_run([binary, "-S", "INPUT"]).stdout)
+        ]
+    else:
+        family, table, chain = _nft_chain(model)
+        listing = _run(["nft", "-a", "list", "chain", family, table, chain], check=False).stdout
+        holds = [["nft", "delete", "rule", family, table, chain, "handle", handle] for handle in holds_in_nft(listing)]
+    for deletion in holds:
+        _run(deletion)
+    return len(holds)
+
+
+def holds_in_iptables(listing):
+    """The hold rules in ``iptables -S INPUT`` output, each as its arguments after ``-A`` (to give to ``-D``)."""
+    return [rule for rule in iptables_rules(listing) if _comment_of(rule) == HOLD_COMMENT]
+
+
+def _comment_of(arguments):
+    """The ``--comment`` of one iptables rule's arguments, or None."""
+    return next((value for option, value in itertools.pairwise(arguments) if option == "--comment"), None)
+
+
+def holds_in_nft(listing):
+    """The handles of the hold rules in ``nft -a list chain`` output."""
+    return [
+        handle.group(1)
+        for line in listing.splitlines()
+        if f'comment "{HOLD_COMMENT}"' in line and (handle := NFT_HANDLE_RE.search(line))
+    ]
 
 
 def _by_family(model, vips):

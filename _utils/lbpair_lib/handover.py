@@ -17,8 +17,9 @@ A request is at most about a second slower; only a connection still open after
 ``DRAIN`` (a long download, an idle keep-alive) is cut.
 
 A handover cut short (the minion killed midway) would leave the node in FAULT and
-new connections held: :func:`undo_interrupted` (run by the ``lbpair_haproxy.watched``
-state, so by any highstate) undoes that unless a handover is under way.
+new connections held: :func:`undo_interrupted` (run by the
+``lbpair_keepalived.handover_undone`` state, so by any highstate) undoes that
+unless a handover is under way.
 """
 
 import time
@@ -71,7 +72,7 @@ def _hand_over(model, local, write_track, sleep):
         sleep(float(model["vrrp"]["advert_int"]) + TAKEOVER_MARGIN)
     finally:
         write_track("handover", 0)
-        firewall.release_new_connections(model, vips)
+        firewall.release_new_connections(model)
     step("BACKUP, deferring; new connections no longer held")
     return steps
 
@@ -89,17 +90,32 @@ def _wait_for_fault(local, sleep):
 def undo_interrupted(model, test=False, lock=LOCK, track_directory=track.DIRECTORY):
     """
     Undo what a handover cut short left behind, unless one is under way: the
-    ``handover`` track file back to 0, new connections no longer held. Returns what
-    was undone (would be, with ``test``: only the track file is looked at).
+    ``handover`` track file back to 0, new connections no longer held. Returns
+    ``{"result", "comment", "changes"}`` as a state does, ``changes`` naming what was
+    undone under ``interrupted_handover`` (would be, with ``test``: only the track
+    file is looked at).
     """
+    undone = _undo_interrupted(model, test, lock, track_directory)
+    if undone is None:
+        return {"result": True, "comment": "a handover is under way: nothing to undo", "changes": {}}
+    if not undone:
+        return {"result": True, "comment": "no handover was cut short", "changes": {}}
+    changes = {"interrupted_handover": undone}
+    if test:
+        return {"result": None, "comment": "a handover cut short would be undone", "changes": changes}
+    return {"result": True, "comment": "a handover cut short is undone", "changes": changes}
+
+
+def _undo_interrupted(model, test, lock, track_directory):
+    """What :func:`undo_interrupted` undid (would undo, with ``test``); None while a handover is under way."""
     with store.try_locked(lock) as free:
         if not free:
-            return []
+            return None
         undone = ["handover track file"] if track.read(track.HANDOVER, track_directory) else []
         if test:
             return undone
         if undone:
             track.write(track.HANDOVER, 0, track_directory)
-        if firewall.release_new_connections(model, pillar.vips(model)):
+        if firewall.release_new_connections(model):
             undone.append("held new connections")
         return undone

@@ -25,7 +25,7 @@ master-down timer):
 
 import os
 
-from lbpair_lib import command, deploy, handover, pillar, store, track
+from lbpair_lib import command, deploy, pillar, store, track
 from lbpair_lib.errors import LbpairError
 
 LIB_DIR = "/usr/local/lib/lbpair"
@@ -145,11 +145,9 @@ def watched(model, service, test=False, track_directory=track.DIRECTORY):
     wanted = files(model, service)
     changed = sorted(path for path, (text, mode) in wanted.items() if _differs(path, text, mode))
     created = track.create_missing(track_directory, test=True)
-    undone = handover.undo_interrupted(model, test=test, track_directory=track_directory)
-    changes = {key: value for key, value in (("files", changed), ("track_files", created), ("interrupted_handover", undone)) if value}
-    if not changed and not created:
-        comment = "HAProxy is watched for keepalived" + ("; an interrupted handover undone" if undone else "")
-        return {"result": None if test and undone else True, "comment": comment, "changes": changes}
+    changes = {key: value for key, value in (("files", changed), ("track_files", created)) if value}
+    if not changes:
+        return {"result": True, "comment": "HAProxy is watched for keepalived", "changes": {}}
     if test:
         return {"result": None, "comment": "the files that let keepalived watch HAProxy would be installed", "changes": changes}
     for path in changed:

@@ -16,6 +16,11 @@ HAProxy is watched for keepalived:
     - require:
       - pkg: keepalived is installed
 
+# A handover cut short (the minion killed midway) leaves the node in FAULT with new
+# connections held: any highstate undoes that, unless a handover is under way.
+An interrupted handover is undone:
+  lbpair_keepalived.handover_undone
+
 keepalived configuration is managed:
   lbpair_keepalived.configured:
     - require:

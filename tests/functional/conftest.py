@@ -15,18 +15,15 @@ from saltfactories.utils.functional import Loaders
 
 from lab import netns
 from tests.conftest import EXTENSION_DIRS
+from tests.functional.rigs import node_with_eth0
 
 NAMESPACE = "lbpair-functional"
 
 
 @pytest.fixture(scope="session")
 def node_namespace():
-    netns.add(NAMESPACE)
-    try:
-        netns.veth(NAMESPACE, "eth0", NAMESPACE, "eth1")
-        yield NAMESPACE
-    finally:
-        netns.delete(NAMESPACE)
+    with node_with_eth0(NAMESPACE) as namespace:
+        yield namespace
 
 
 @pytest.fixture(autouse=True)

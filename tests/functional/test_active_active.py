@@ -7,31 +7,26 @@ move together when its MASTER stops. The VRRP firewall rules accept the peer's I
 VRRP (ip6tables and nftables).
 """
 
-import contextlib
-import socket
-import time
 
 import pytest
 
 from lab import netns
-from lbpair_lib import firewall, keepalived, pillar
+from lab.util import stop_process
+from lbpair_lib import firewall
 from tests.functional.conftest import set_pillar
+from tests.functional.rigs import connects, eventually, joined_pair, keepalived_on, listening_on, node_model, node_with_eth0
 
 NODES = {"lb1": "lbpair-aa-lb1", "lb2": "lbpair-aa-lb2"}
 ADDRESSES = {"lb1": ("192.0.2.11", "2001:db8::11"), "lb2": ("192.0.2.12", "2001:db8::12")}
 FOO, BAR, FOO6 = "203.0.113.10", "203.0.113.20", "2001:db8::10"
+PORT = 8080
 
 
 @pytest.fixture(scope="module")
 def node_namespace():
     """The namespace the loader tests run in (instead of the suite's shared one): an eth0 for keepalived -t."""
-    namespace = "lbpair-aa-node"
-    netns.add(namespace)
-    try:
-        netns.veth(namespace, "eth0", namespace, "eth1")
+    with node_with_eth0("lbpair-aa-node") as namespace:
         yield namespace
-    finally:
-        netns.delete(namespace)
 
 
 def active_active(lbpair):
@@ -70,42 +65,11 @@ def test_keepalived_and_haproxy_accept_instances_and_ipv6_vips(loaders, modules,
 @pytest.fixture
 def pair():
     """lb1 and lb2 joined by a veth, each with its IPv4 and IPv6 address."""
-    try:
-        for namespace in NODES.values():
-            netns.add(namespace)
-        netns.veth(NODES["lb1"], "eth0", NODES["lb2"], "eth0")
+    with joined_pair(NODES):
         for node, (address, address6) in ADDRESSES.items():
             netns.add_address(NODES[node], "eth0", f"{address}/24")
             netns.ip(NODES[node], "address", "add", f"{address6}/64", "dev", "eth0", "nodad")
         yield NODES
-    finally:
-        for namespace in NODES.values():
-            netns.delete(namespace)
-
-
-@contextlib.contextmanager
-def keepalived_on(nodes, lbpair, tmp_path):
-    """keepalived on each node with what lbpair renders (no probe: no HAProxy here); ``{node: process}``."""
-    lbpair = {**lbpair, "vrrp": {**lbpair["vrrp"], "probe": {"enabled": False}}}
-    processes = {}
-    try:
-        for node, namespace in nodes.items():
-            conf = tmp_path / node / "keepalived.conf"
-            conf.parent.mkdir(parents=True, exist_ok=True)
-            conf.write_text(keepalived.render_config(pillar.for_node(pillar.normalize(lbpair), node)))
-            pids = [f"--{kind}={tmp_path / node / kind}.pid" for kind in ("pid", "vrrp_pid", "checkers_pid")]
-            command = ["keepalived", "--dont-fork", "--log-console", "--vrrp", "--use-file", str(conf), *pids]
-            processes[node] = netns.popen(namespace, command, stdout=open(tmp_path / f"{node}.log", "w"), stderr=-2)
-        yield processes
-    finally:
-        for process in processes.values():
-            stop(process)
-
-
-def stop(process):
-    process.terminate()
-    with contextlib.suppress(Exception):
-        process.wait(timeout=10)
 
 
 def holders(nodes):
@@ -119,13 +83,8 @@ def holders(nodes):
     return held
 
 
-def wait_for(nodes, expected, timeout=15):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if holders(nodes) == expected:
-            return True
-        time.sleep(0.2)
-    return False
+def wait_for(nodes, expected):
+    return eventually(lambda: holders(nodes) == expected)
 
 
 def test_each_node_is_master_of_the_instance_it_prefers(pair, seed_pillar, tmp_path):
@@ -136,14 +95,14 @@ def test_each_node_is_master_of_the_instance_it_prefers(pair, seed_pillar, tmp_p
 def test_the_ipv4_and_ipv6_vips_of_an_instance_move_together(pair, seed_pillar, tmp_path):
     with keepalived_on(pair, dual_stack(seed_pillar), tmp_path) as processes:
         assert wait_for(pair, {FOO: ["lb1"], BAR: ["lb1"], FOO6: ["lb1"]}), holders(pair)
-        stop(processes["lb1"])
+        stop_process(processes["lb1"])
         assert wait_for(pair, {FOO: ["lb2"], BAR: ["lb2"], FOO6: ["lb2"]}), holders(pair)
 
 
 def test_active_active_with_both_families(pair, seed_pillar, tmp_path):
     with keepalived_on(pair, dual_stack(active_active(seed_pillar), instance="web2"), tmp_path) as processes:
         assert wait_for(pair, {FOO: ["lb1"], BAR: ["lb2"], FOO6: ["lb2"]}), holders(pair)
-        stop(processes["lb2"])
+        stop_process(processes["lb2"])
         assert wait_for(pair, {FOO: ["lb1"], BAR: ["lb1"], FOO6: ["lb1"]}), holders(pair)
 
 
@@ -169,45 +128,28 @@ def test_the_ipv6_vrrp_rule_turns_split_brain_into_one_master(pair, seed_pillar,
         assert wait_for(pair, {FOO: ["lb1"], BAR: ["lb1"], FOO6: ["lb1", "lb2"]}), holders(pair)
         for node, namespace in pair.items():
             with netns.enter(namespace):
-                added = firewall.allow(pillar.for_node(pillar.normalize(seed_pillar), node))["added"]
+                added = firewall.allow(node_model(seed_pillar, node))["added"]
+                again = firewall.allow(node_model(seed_pillar, node))
             peer6 = ADDRESSES["lb2" if node == "lb1" else "lb1"][1]
             assert f"lbpair-vrrp {peer6} to ff02::12" in added, added
+            assert again == {"added": [], "removed": []}, again  # both families' rules found in place
         assert wait_for(pair, {FOO: ["lb1"], BAR: ["lb1"], FOO6: ["lb1"]}), holders(pair)
 
 
 @pytest.fixture
 def listening_vips():
     """A namespace with an IPv4 and an IPv6 VIP on lo, a server listening on each."""
-    namespace = "lbpair-aa-hold"
-    netns.add(namespace)
-    try:
-        with contextlib.ExitStack() as stack:
-            netns.add_address(namespace, "lo", f"{FOO}/32")
-            netns.ip(namespace, "address", "add", f"{FOO6}/128", "dev", "lo", "nodad")  # usable at once
-            with netns.enter(namespace):
-                for vip, family in ((FOO, socket.AF_INET), (FOO6, socket.AF_INET6)):
-                    stack.enter_context(contextlib.closing(socket.create_server((vip, 8080), family=family)))
-            yield namespace
-    finally:
-        netns.delete(namespace)
-
-
-def connects(namespace, vip):
-    with netns.enter(namespace):
-        try:
-            socket.create_connection((vip, 8080), timeout=0.5).close()
-            return True
-        except TimeoutError:
-            return False
+    with listening_on("lbpair-aa-hold", [FOO, FOO6], PORT) as namespace:
+        yield namespace
 
 
 @pytest.mark.parametrize("backend", ["iptables", "nftables"])
 def test_a_handover_holds_new_connections_to_ipv6_vips_too(listening_vips, backend):
     model = {"firewall": {"backend": backend, "nft_table": "inet filter", "nft_chain": "input"}}
-    assert connects(listening_vips, FOO) and connects(listening_vips, FOO6)
+    assert connects(listening_vips, FOO, PORT) and connects(listening_vips, FOO6, PORT)
     with netns.enter(listening_vips):
         firewall.hold_new_connections(model, [FOO, FOO6])
-    assert not connects(listening_vips, FOO) and not connects(listening_vips, FOO6)
+    assert not connects(listening_vips, FOO, PORT) and not connects(listening_vips, FOO6, PORT)
     with netns.enter(listening_vips):
-        assert firewall.release_new_connections(model, [FOO, FOO6]) == 2
-    assert connects(listening_vips, FOO) and connects(listening_vips, FOO6)
+        assert firewall.release_new_connections(model) == 2
+    assert connects(listening_vips, FOO, PORT) and connects(listening_vips, FOO6, PORT)

@@ -66,7 +66,8 @@ def test_no_public_function_takes_a_command_a_pid_a_signal_a_url_or_a_path(publi
 
 def test_states_are_documented(states):
     for name in (
-        "lbpair_haproxy.configured", "lbpair_haproxy.watched", "lbpair_keepalived.configured", "lbpair_firewall.vrrp_allowed"
+        "lbpair_haproxy.configured", "lbpair_haproxy.watched", "lbpair_keepalived.configured",
+        "lbpair_keepalived.handover_undone", "lbpair_firewall.vrrp_allowed",
     ):
         module, function = name.split(".")
         assert getattr(getattr(states, module), function).__doc__

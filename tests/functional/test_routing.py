@@ -4,31 +4,17 @@ requests go to the backend their Host and path pick, the others to the default o
 Host is redirected to the canonical one; a backend failing its modelled health check is left out.
 """
 
-import copy
-import subprocess
-import sys
 import time
 
 import pytest
 
 from lab import netns
-from lbpair_lib import haproxy, pillar
-from tests.conftest import REPO
+from lbpair_lib import haproxy
+from tests.functional.rigs import node_model, shop_haproxy, shop_pillar
 from tests.unit.test_routing import SHOP
 
 NAMESPACE = "lbpair-routing"
 VIP = SHOP["vip"]
-BACKENDS = {"web1": ("198.51.100.51", 80), "web2": ("198.51.100.52", 80), "api1": ("198.51.100.61", 8080)}
-
-
-def routed_pillar(seed_pillar, socket_path):
-    lbpair = copy.deepcopy(seed_pillar)
-    shop = copy.deepcopy(SHOP)
-    shop["backends"]["api"]["health"]["status"] = 200  # what lab/backend_http.py answers
-    lbpair["services"] = {"shop": shop}
-    # a plain process of the test: no chroot, no user switch, in the foreground, its own socket
-    lbpair["haproxy"] = {"stats_socket": socket_path, "global": {"chroot": None, "user": None, "group": None, "daemon": None}}
-    return lbpair
 
 
 def curl(host, url_path="/"):
@@ -40,29 +26,16 @@ def curl(host, url_path="/"):
     return int(status), body.strip(), location
 
 
+def serving():
+    return netns.run(NAMESPACE, ["curl", "-s", "-o", "/dev/null", f"http://{VIP}/"], check=False).returncode == 0
+
+
 @pytest.fixture
 def routed_haproxy(tmp_path, seed_pillar):
-    netns.add(NAMESPACE)
-    try:
-        netns.ip(NAMESPACE, "link", "set", "lo", "up")
-        for address in (VIP, *(address for address, _ in BACKENDS.values())):
-            netns.add_address(NAMESPACE, "lo", f"{address}/32")
-        backends = {}
-        for name, (address, port) in BACKENDS.items():
-            backends[name] = netns.popen(NAMESPACE, [sys.executable, str(REPO / "lab/backend_http.py"), name, address, str(port)],
-                                         stdout=subprocess.PIPE, text=True)  # fmt: skip
-            assert backends[name].stdout.readline().strip() == "ready"
-        model = pillar.for_node(pillar.normalize(routed_pillar(seed_pillar, str(tmp_path / "admin.sock"))), "lb1")
-        config = tmp_path / "haproxy.cfg"
-        config.write_text(haproxy.render_config(model))
-        netns.popen(NAMESPACE, ["haproxy", "-f", str(config)], stderr=subprocess.DEVNULL)
-        deadline = time.monotonic() + 10
-        while netns.run(NAMESPACE, ["curl", "-s", "-o", "/dev/null", f"http://{VIP}/"], check=False).returncode != 0:
-            assert time.monotonic() < deadline, "HAProxy did not start"
-            time.sleep(0.1)
+    config = tmp_path / "haproxy.cfg"
+    config.write_text(haproxy.render_config(node_model(shop_pillar(seed_pillar, str(tmp_path / "admin.sock")), "lb1")))
+    with shop_haproxy(NAMESPACE, config, serving) as backends:
         yield backends
-    finally:
-        netns.delete(NAMESPACE)
 
 
 def test_host_and_path_pick_the_backend_and_the_rest_goes_to_the_default(routed_haproxy):

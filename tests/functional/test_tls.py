@@ -4,32 +4,21 @@ throwaway CA: curl verifies the served chain against the CA, SNI picks the certi
 host asked for (the first one without SNI), ALPN negotiates h2, and plain HTTP answers a 301 to https.
 """
 
-import copy
-import subprocess
-import sys
-import time
-
 import pytest
 
 from lab import netns
-from lbpair_lib import haproxy, pillar, tls_files
-from tests.conftest import REPO
+from lbpair_lib import haproxy, tls_files
+from tests.functional.rigs import node_model, shop_haproxy, shop_pillar
 from tests.unit.test_routing import SHOP
 from tests.unit.tls_ca import shared_ca
 
 NAMESPACE = "lbpair-tls"
 VIP = SHOP["vip"]
-BACKENDS = {"web1": ("198.51.100.51", 80), "web2": ("198.51.100.52", 80), "api1": ("198.51.100.61", 8080)}
 
 
 def tls_pillar(seed_pillar, socket_path, ca):
-    lbpair = copy.deepcopy(seed_pillar)
-    shop = copy.deepcopy(SHOP)
-    shop["backends"]["api"]["health"]["status"] = 200  # what lab/backend_http.py answers
-    shop["tls"] = {"redirect_http": True, "certificates": {"shop": {"pem": ca.shop}, "api": {"pem": ca.api}}}
-    lbpair["services"] = {"shop": shop}
-    # a plain process of the test: no chroot, no user switch, in the foreground, its own socket
-    lbpair["haproxy"] = {"stats_socket": socket_path, "global": {"chroot": None, "user": None, "group": None, "daemon": None}}
+    lbpair = shop_pillar(seed_pillar, socket_path)
+    lbpair["services"]["shop"]["tls"] = {"redirect_http": True, "certificates": {"shop": {"pem": ca.shop}, "api": {"pem": ca.api}}}
     return lbpair
 
 
@@ -54,28 +43,13 @@ def tls_haproxy(tmp_path, seed_pillar):
     ca = shared_ca()
     https.ca_file = tmp_path / "ca.pem"
     https.ca_file.write_text(ca.pem)
-    netns.add(NAMESPACE)
-    try:
-        netns.ip(NAMESPACE, "link", "set", "lo", "up")
-        for address in (VIP, *(address for address, _ in BACKENDS.values())):
-            netns.add_address(NAMESPACE, "lo", f"{address}/32")
-        for name, (address, port) in BACKENDS.items():
-            backend = netns.popen(NAMESPACE, [sys.executable, str(REPO / "lab/backend_http.py"), name, address, str(port)],
-                                  stdout=subprocess.PIPE, text=True)  # fmt: skip
-            assert backend.stdout.readline().strip() == "ready"
-        model = pillar.for_node(pillar.normalize(tls_pillar(seed_pillar, str(tmp_path / "admin.sock"), ca)), "lb1")
-        certificate_dir = str(tmp_path / "certs" / "lbpair")
-        tls_files.write(certificate_dir, model)
-        config = tmp_path / "haproxy.cfg"
-        config.write_text(haproxy.render_config(model, certificate_dir))
-        netns.popen(NAMESPACE, ["haproxy", "-f", str(config)], stderr=subprocess.DEVNULL)
-        deadline = time.monotonic() + 10
-        while https("shop.example.net", "-o", "/dev/null").returncode != 0:
-            assert time.monotonic() < deadline, "HAProxy did not serve TLS"
-            time.sleep(0.1)
+    model = node_model(tls_pillar(seed_pillar, str(tmp_path / "admin.sock"), ca), "lb1")
+    certificate_dir = str(tmp_path / "certs" / "lbpair")
+    tls_files.write(certificate_dir, model)
+    config = tmp_path / "haproxy.cfg"
+    config.write_text(haproxy.render_config(model, certificate_dir))
+    with shop_haproxy(NAMESPACE, config, lambda: https("shop.example.net", "-o", "/dev/null").returncode == 0):
         yield ca
-    finally:
-        netns.delete(NAMESPACE)
 
 
 def test_curl_verifies_the_chain_against_the_ca_and_gets_a_backend(tls_haproxy):

@@ -7,38 +7,52 @@ from lbpair_lib.firewall import Rule
 
 ACCEPT = "lbpair-vrrp 192.0.2.12 to 224.0.0.18"
 DROP4, DROP6 = "lbpair-vrrp drop ipv4 on eth0", "lbpair-vrrp drop ipv6 on eth0"
+RECORD4, RECORD6 = "lbpair-vrrp record ipv4 vrid 51 on eth0", "lbpair-vrrp record ipv6 vrid 51 on eth0"
 
 
 def model_for(lbpair, node="lb1"):
     return pillar.for_node(pillar.normalize(lbpair), node)
 
 
-def test_iptables_accepts_each_peer_then_drops_other_vrrp_of_both_families(seed_pillar):
+def test_iptables_accepts_each_peer_then_records_the_pair_vrids_and_drops_other_vrrp_of_both_families(seed_pillar):
     rules = firewall.wanted_rules(model_for(seed_pillar))
     assert list(rules.items()) == [
         (ACCEPT, Rule("accept", "ipv4", "192.0.2.12", "224.0.0.18", None)),
+        (RECORD4, Rule("record", "ipv4", None, None, "eth0", "51")),
+        (RECORD6, Rule("record", "ipv6", None, None, "eth0", "51")),
         (DROP4, Rule("drop", "ipv4", None, None, "eth0")),
         (DROP6, Rule("drop", "ipv6", None, None, "eth0")),
     ]
 
 
+def test_record_rules_name_every_vrid_of_the_pair(seed_pillar):
+    seed_pillar["vrrp"]["instances"] = {"web2": {"virtual_router_id": 7}}
+    seed_pillar["services"]["bar"]["instance"] = "web2"
+    records = [comment for comment, rule in firewall.wanted_rules(model_for(seed_pillar)).items() if rule.action == "record"]
+    assert records == ["lbpair-vrrp record ipv4 vrid 7,51 on eth0", "lbpair-vrrp record ipv6 vrid 7,51 on eth0"]
+
+
 def test_unicast_accepts_adverts_to_the_node_address(seed_pillar):
     seed_pillar["vrrp"]["unicast"] = True
     rules = firewall.wanted_rules(model_for(seed_pillar, "lb2"))
-    assert list(rules) == ["lbpair-vrrp 192.0.2.11 to 192.0.2.12", DROP4, DROP6]
+    assert list(rules) == ["lbpair-vrrp 192.0.2.11 to 192.0.2.12", RECORD4, RECORD6, DROP4, DROP6]
 
 
 def test_drop_rules_name_the_pair_interface(seed_pillar):
     seed_pillar["vrrp"]["interface"] = "ens3.42"
-    assert list(firewall.wanted_rules(model_for(seed_pillar)))[1:] == ["lbpair-vrrp drop ipv4 on ens3.42", "lbpair-vrrp drop ipv6 on ens3.42"]
+    assert list(firewall.wanted_rules(model_for(seed_pillar)))[1:] == [
+        "lbpair-vrrp record ipv4 vrid 51 on ens3.42", "lbpair-vrrp record ipv6 vrid 51 on ens3.42",
+        "lbpair-vrrp drop ipv4 on ens3.42", "lbpair-vrrp drop ipv6 on ens3.42",
+    ]  # fmt: skip
 
 
 def test_nft_table_family_decides_which_families_are_dropped(seed_pillar):
     expected = {"inet filter": ["ipv4", "ipv6"], "ip filter": ["ipv4"], "ip6 filter": ["ipv6"]}
     for table, families in expected.items():
         seed_pillar["firewall"] = {"backend": "nftables", "nft_table": table}
-        drops = [rule.family for rule in firewall.wanted_rules(model_for(seed_pillar)).values() if rule.action == "drop"]
-        assert drops == families, table
+        rules = firewall.wanted_rules(model_for(seed_pillar)).values()
+        assert [rule.family for rule in rules if rule.action == "record"] == families, table
+        assert [rule.family for rule in rules if rule.action == "drop"] == families, table
 
 
 def test_iptables_rule_arguments():
@@ -46,22 +60,27 @@ def test_iptables_rule_arguments():
     assert firewall.iptables_spec(accept, ACCEPT) == [
         "-s", "192.0.2.12", "-d", "224.0.0.18", "-p", "112", "-m", "comment", "--comment", ACCEPT, "-j", "ACCEPT",
     ]  # fmt: skip
-    drop = Rule("drop", "ipv6", None, None, "eth0")
-    assert firewall.iptables_spec(drop, DROP6) == [
-        "-i", "eth0", "-p", "112", "-m", "comment", "--comment", DROP6,
+    record4 = Rule("record", "ipv4", None, None, "eth0", "51,52")
+    assert firewall.iptables_spec(record4, RECORD4) == [
+        "-i", "eth0", "-p", "112", "-m", "u32", "--u32", "0>>22&0x3C@0>>16&0xFF=51,52", "-m", "comment", "--comment", RECORD4,
         "-m", "recent", "--name", "lbpair_rogue_vrrp", "--rsource", "--set", "-j", "DROP",
     ]  # fmt: skip
+    record6 = Rule("record", "ipv6", None, None, "eth0", "51")
+    assert firewall.iptables_spec(record6, RECORD6)[4:8] == ["-m", "u32", "--u32", "40>>16&0xFF=51"]
+    drop = Rule("drop", "ipv6", None, None, "eth0")
+    assert firewall.iptables_spec(drop, DROP6) == ["-i", "eth0", "-p", "112", "-m", "comment", "--comment", DROP6, "-j", "DROP"]
 
 
 def test_nft_rule_texts():
     accept = Rule("accept", "ipv4", "192.0.2.12", "224.0.0.18", None)
     assert firewall.nft_rule(accept, ACCEPT) == f'ip saddr 192.0.2.12 ip daddr 224.0.0.18 ip protocol 112 accept comment "{ACCEPT}"'
-    assert firewall.nft_rule(Rule("drop", "ipv4", None, None, "eth0"), DROP4) == (
-        f'iifname "eth0" meta l4proto 112 add @lbpair_rogue_v4 {{ ip saddr }} drop comment "{DROP4}"'
+    assert firewall.nft_rule(Rule("record", "ipv4", None, None, "eth0", "51,52"), RECORD4) == (
+        f'iifname "eth0" ip protocol 112 @th,8,8 {{ 51, 52 }} add @lbpair_rogue_v4 {{ ip saddr }} drop comment "{RECORD4}"'
     )
-    assert firewall.nft_rule(Rule("drop", "ipv6", None, None, "eth0"), DROP6) == (
-        f'iifname "eth0" meta l4proto 112 add @lbpair_rogue_v6 {{ ip6 saddr }} drop comment "{DROP6}"'
+    assert firewall.nft_rule(Rule("record", "ipv6", None, None, "eth0", "51"), RECORD6) == (
+        f'iifname "eth0" ip6 nexthdr 112 @th,8,8 {{ 51 }} add @lbpair_rogue_v6 {{ ip6 saddr }} drop comment "{RECORD6}"'
     )
+    assert firewall.nft_rule(Rule("drop", "ipv6", None, None, "eth0"), DROP6) == f'iifname "eth0" meta protocol ip6 meta l4proto 112 drop comment "{DROP6}"'
     assert firewall.nft_rogue_set("ipv6") == "{ type ipv6_addr; flags dynamic,timeout; timeout 1h; }"
 
 
@@ -87,19 +106,36 @@ def test_nft_listing_gives_our_rules_with_their_handles_in_chain_order():
     assert list(firewall.comments_in_nft(listing).items()) == [(DROP4, "9"), (ACCEPT, "7")]
 
 
-def test_a_comment_names_its_rule_again():
-    for rule, comment in (
-        (Rule("accept", "ipv4", "192.0.2.12", "224.0.0.18", None), ACCEPT),
-        (Rule("drop", "ipv6", None, None, "eth0"), DROP6),
-        (Rule("drop", "ipv4", None, None, "ens3.42"), "lbpair-vrrp drop ipv4 on ens3.42"),
-    ):
-        assert firewall.rule_from_comment(comment) == rule
+def test_hold_rules_are_found_by_their_comment_whatever_their_vips():
+    hold = "INPUT -d {} -p tcp -m tcp --tcp-flags FIN,SYN,RST,ACK SYN -m comment --comment lbpair-handover -j DROP"
+    listing = (
+        "-P INPUT ACCEPT\n"
+        f"-A {hold.format('203.0.113.10/32')}\n"
+        '-A INPUT -d 203.0.113.20/32 -p tcp -m comment --comment "lbpair-handover kept by hand" -j DROP\n'
+        f'-A INPUT -i eth0 -p vrrp -m comment --comment "{DROP4}" -j DROP\n'
+        f"-A {hold.format('2001:db8::10/128')}\n"
+    )
+    assert firewall.holds_in_iptables(listing) == [hold.format(vip).split() for vip in ("203.0.113.10/32", "2001:db8::10/128")]
+    nft = (
+        "table inet filter {\n\tchain input { # handle 1\n"
+        '\t\tip daddr { 203.0.113.10 } tcp flags & (syn | ack) == syn drop comment "lbpair-handover" # handle 4\n'
+        f'\t\tiifname "eth0" meta l4proto vrrp drop comment "{DROP4}" # handle 5\n'
+        '\t\tip6 daddr { 2001:db8::10 } tcp flags & (syn | ack) == syn drop comment "lbpair-handover" # handle 6\n'
+        "\t}\n}\n"
+    )
+    assert firewall.holds_in_nft(nft) == ["4", "6"]
 
 
-def test_a_drop_rule_before_an_accept_rule_is_misplaced():
-    assert firewall.misplaced_drops({DROP4: 1, ACCEPT: 2, DROP6: 3}) == {DROP4}
-    assert firewall.misplaced_drops({ACCEPT: 1, DROP4: 2, DROP6: 3}) == set()
-    assert firewall.misplaced_drops({DROP4: 1, DROP6: 2}) == set()
+def test_record_and_drop_rules_before_an_accept_rule_or_out_of_order_are_misplaced(seed_pillar):
+    wanted = firewall.wanted_rules(model_for(seed_pillar))
+    assert firewall.misplaced({ACCEPT: 1, RECORD4: 2, RECORD6: 3, DROP4: 4, DROP6: 5}, wanted) == set()
+    assert firewall.misplaced({RECORD4: 1, RECORD6: 2}, wanted) == set()  # the missing ones are added after them
+    assert firewall.misplaced({RECORD4: 1, ACCEPT: 2, RECORD6: 3, DROP4: 4, DROP6: 5}, wanted) == {RECORD4, DROP4}
+    assert firewall.misplaced({ACCEPT: 1, RECORD6: 2, RECORD4: 3, DROP6: 4, DROP4: 5}, wanted) == set()  # families apart
+    assert firewall.misplaced({ACCEPT: 1, DROP4: 2, RECORD4: 3, RECORD6: 4, DROP6: 5}, wanted) == {DROP4, RECORD4}
+    assert firewall.misplaced({ACCEPT: 1, DROP4: 2, DROP6: 3}, wanted) == {DROP4, DROP6}  # the record rules go before them
+    old = "lbpair-vrrp drop ipv4 on eth9"  # not wanted: removed anyway
+    assert firewall.misplaced({ACCEPT: 1, old: 2, RECORD4: 3, RECORD6: 4, DROP4: 5, DROP6: 6}, wanted) == set()
 
 
 def test_rogue_senders_from_xt_recent():

@@ -33,40 +33,41 @@ def test_minimal_pillar_gets_defaults():
     assert model["firewall"]["backend"] == "iptables"
 
 
-def test_server_address_with_newline_and_bind_line_is_rejected(seed_pillar):
-    seed_pillar["services"]["foo"]["servers"]["foo1"]["address"] = "198.51.100.11\n    bind 0.0.0.0:22"
-    rejects(seed_pillar, "lbpair:services:foo:servers:foo1:address", "single line")
+#: (what is wrong, how the seed pillar is changed, the key named, what the error says)
+REJECTED = [
+    ("server_address_with_newline_and_bind_line",
+     lambda p: p["services"]["foo"]["servers"]["foo1"].update(address="198.51.100.11\n    bind 0.0.0.0:22"),
+     "lbpair:services:foo:servers:foo1:address", "single line"),
+    ("service_name_with_brace", lambda p: p["services"].update({"foo}": p["services"].pop("foo")}), "lbpair:services:foo}", "not a safe name"),
+    ("server_name_with_space", lambda p: p["services"]["bar"]["servers"].update({"bar 1": p["services"]["bar"]["servers"].pop("bar1")}),
+     "lbpair:services:bar:servers:bar 1", "not a safe name"),
+    ("vrid_zero", lambda p: p["vrrp"].update(virtual_router_id=0), "lbpair:vrrp:virtual_router_id", "from 1 to 255"),
+    ("priority_300", lambda p: p["nodes"]["lb1"].update(priority=300), "lbpair:nodes:lb1:priority", "from 1 to 254"),
+    ("duplicate_vip_and_port", lambda p: p["services"]["foo"].update(vip=p["services"]["bar"]["vip"]),
+     "lbpair:services:foo:vip", "already used by service bar"),
+    ("weight_not_larger_than_priority_gap", lambda p: p["nodes"]["lb2"].update(priority=90), "lbpair:vrrp:check:weight", "never move the virtual IPs"),
+    ("unknown_key", lambda p: p["services"]["foo"].update(balancing="roundrobin"), "lbpair:services:foo:balancing", "unknown key"),
+    ("unknown_top_level_key", lambda p: p.update(service={}), "lbpair:service", "unknown key"),
+    ("port_of_wrong_type", lambda p: p["services"]["baz"].update(port="80"), "lbpair:services:baz:port", "expected an integer"),
+    ("boolean_is_not_an_integer", lambda p: p["vrrp"].update(advert_int=True), "lbpair:vrrp:advert_int", "expected an integer"),
+    ("vip_that_is_not_an_address", lambda p: p["services"]["foo"].update(vip="203.0.113.300"), "lbpair:services:foo:vip", "not an IP address"),
+    ("integer_address", lambda p: p["nodes"]["lb1"].update(address=3221225995), "lbpair:nodes:lb1:address", "expected a string"),
+    ("ipv6_vip_without_node_ipv6_addresses", lambda p: p["services"]["foo"].update(vip="2001:db8::10"),
+     "lbpair:services:foo:vip", "needs an IPv6 address on every node (lbpair:nodes:lb1:address6)"),
+    ("single_node_is_not_a_pair", lambda p: p["nodes"].pop("lb2"), "lbpair:nodes", "at least two nodes"),
+    ("duplicate_node_address", lambda p: p["nodes"]["lb2"].update(address=p["nodes"]["lb1"]["address"]),
+     "lbpair:nodes:lb2:address", "already used by lb1"),
+    ("cookie_needs_http_mode", lambda p: p["services"]["foo"].update(mode="tcp"), "lbpair:services:foo:cookie", "needs mode http"),
+    ("unknown_balance_algorithm", lambda p: p["services"]["foo"].update(balance="fastest"), "lbpair:services:foo:balance", "not a balance algorithm"),
+    ("service_mapping_of_wrong_type", lambda p: p["services"]["foo"].update(servers=["foo1", "foo2"]),
+     "lbpair:services:foo:servers", "expected a mapping"),
+]  # fmt: skip
 
 
-def test_service_name_with_brace_is_rejected(seed_pillar):
-    seed_pillar["services"]["foo}"] = seed_pillar["services"].pop("foo")
-    rejects(seed_pillar, "lbpair:services:foo}", "not a safe name")
-
-
-def test_server_name_with_space_is_rejected(seed_pillar):
-    servers = seed_pillar["services"]["bar"]["servers"]
-    servers["bar 1"] = servers.pop("bar1")
-    rejects(seed_pillar, "lbpair:services:bar:servers:bar 1", "not a safe name")
-
-
-def test_vrid_zero_is_rejected(seed_pillar):
-    seed_pillar["vrrp"]["virtual_router_id"] = 0
-    rejects(seed_pillar, "lbpair:vrrp:virtual_router_id", "from 1 to 255")
-
-
-def test_priority_300_is_rejected(seed_pillar):
-    seed_pillar["nodes"]["lb1"]["priority"] = 300
-    rejects(seed_pillar, "lbpair:nodes:lb1:priority", "from 1 to 254")
-
-
-def test_duplicate_vip_and_port_is_rejected(seed_pillar):
-    seed_pillar["services"]["foo"]["vip"] = seed_pillar["services"]["bar"]["vip"]
-    rejects(seed_pillar, "lbpair:services:foo:vip", "already used by service bar")
-
-
-def test_weight_not_larger_than_priority_gap_is_rejected(seed_pillar):
-    seed_pillar["nodes"]["lb2"]["priority"] = 90
-    rejects(seed_pillar, "lbpair:vrrp:check:weight", "never move the virtual IPs")
+@pytest.mark.parametrize(("what", "change", "path", "message"), REJECTED, ids=[row[0] for row in REJECTED])
+def test_a_bad_pillar_is_rejected_naming_the_key(seed_pillar, what, change, path, message):
+    change(seed_pillar)
+    rejects(seed_pillar, path, message)
 
 
 def test_without_preempt_a_failed_check_means_fault(seed_pillar):
@@ -79,66 +80,6 @@ def test_without_preempt_a_weighted_check_is_rejected(seed_pillar):
     seed_pillar["vrrp"]["preempt"] = False
     seed_pillar["vrrp"]["check"]["weight"] = 2
     rejects(seed_pillar, "lbpair:vrrp:check:weight", "must be 0 with preempt false")
-
-
-def test_unknown_key_is_rejected(seed_pillar):
-    seed_pillar["services"]["foo"]["balancing"] = "roundrobin"
-    rejects(seed_pillar, "lbpair:services:foo:balancing", "unknown key")
-
-
-def test_unknown_top_level_key_is_rejected(seed_pillar):
-    seed_pillar["service"] = {}
-    rejects(seed_pillar, "lbpair:service", "unknown key")
-
-
-def test_port_of_wrong_type_is_rejected(seed_pillar):
-    seed_pillar["services"]["baz"]["port"] = "80"
-    rejects(seed_pillar, "lbpair:services:baz:port", "expected an integer")
-
-
-def test_boolean_is_not_an_integer(seed_pillar):
-    seed_pillar["vrrp"]["advert_int"] = True
-    rejects(seed_pillar, "lbpair:vrrp:advert_int", "expected an integer")
-
-
-def test_vip_that_is_not_an_address_is_rejected(seed_pillar):
-    seed_pillar["services"]["foo"]["vip"] = "203.0.113.300"
-    rejects(seed_pillar, "lbpair:services:foo:vip", "not an IP address")
-
-
-def test_integer_address_is_rejected(seed_pillar):
-    seed_pillar["nodes"]["lb1"]["address"] = 3221225995
-    rejects(seed_pillar, "lbpair:nodes:lb1:address", "expected a string")
-
-
-def test_ipv6_vip_without_node_ipv6_addresses_is_rejected_plainly(seed_pillar):
-    seed_pillar["services"]["foo"]["vip"] = "2001:db8::10"
-    rejects(seed_pillar, "lbpair:services:foo:vip", "needs an IPv6 address on every node (lbpair:nodes:lb1:address6)")
-
-
-def test_single_node_is_not_a_pair(seed_pillar):
-    del seed_pillar["nodes"]["lb2"]
-    rejects(seed_pillar, "lbpair:nodes", "at least two nodes")
-
-
-def test_duplicate_node_address_is_rejected(seed_pillar):
-    seed_pillar["nodes"]["lb2"]["address"] = seed_pillar["nodes"]["lb1"]["address"]
-    rejects(seed_pillar, "lbpair:nodes:lb2:address", "already used by lb1")
-
-
-def test_cookie_needs_http_mode(seed_pillar):
-    seed_pillar["services"]["foo"]["mode"] = "tcp"
-    rejects(seed_pillar, "lbpair:services:foo:cookie", "needs mode http")
-
-
-def test_unknown_balance_algorithm_is_rejected(seed_pillar):
-    seed_pillar["services"]["foo"]["balance"] = "fastest"
-    rejects(seed_pillar, "lbpair:services:foo:balance", "not a balance algorithm")
-
-
-def test_service_mapping_of_wrong_type_is_rejected(seed_pillar):
-    seed_pillar["services"]["foo"]["servers"] = ["foo1", "foo2"]
-    rejects(seed_pillar, "lbpair:services:foo:servers", "expected a mapping")
 
 
 def test_override_null_removes_a_default(seed_pillar):

@@ -136,9 +136,13 @@ def test_one_handover_at_a_time(tmp_path):
 def test_an_interrupted_handover_is_seen_but_not_undone_while_one_is_under_way(tmp_path):
     track.write(track.HANDOVER, 1, str(tmp_path))
     seen = handover.undo_interrupted({}, test=True, lock=str(tmp_path / "lock"), track_directory=str(tmp_path))
-    assert seen == ["handover track file"] and track.read(track.HANDOVER, str(tmp_path)) == 1
+    assert seen == {
+        "result": None, "comment": "a handover cut short would be undone", "changes": {"interrupted_handover": ["handover track file"]},
+    }  # fmt: skip
+    assert track.read(track.HANDOVER, str(tmp_path)) == 1
     with store.try_locked(str(tmp_path / "lock")):
-        assert handover.undo_interrupted({}, lock=str(tmp_path / "lock"), track_directory=str(tmp_path)) == []
+        under_way = handover.undo_interrupted({}, lock=str(tmp_path / "lock"), track_directory=str(tmp_path))
+    assert under_way == {"result": True, "comment": "a handover is under way: nothing to undo", "changes": {}}
     assert track.read(track.HANDOVER, str(tmp_path)) == 1
 
 

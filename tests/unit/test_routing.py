@@ -45,21 +45,18 @@ def section(text, title):
     return [line.strip() for line in lines[start:end] if line.strip()]
 
 
-def test_a_routed_service_is_a_frontend_with_its_routes_in_order_then_the_default(seed_pillar):
-    text = rendered(with_shop(seed_pillar))
-    assert section(text, "frontend shop") == [
+#: sections of the shop's haproxy.cfg: a frontend with its routes in order, then the default;
+#: each backend a section named after its service, with its health check
+SHOP_SECTIONS = {
+    "frontend shop": [
         "bind 203.0.113.50:80",
         "mode http",
         "http-request redirect prefix http://shop.example.net code 301 if { req.hdr(host),field(1,:) -i www.shop.example.net }",
         "use_backend shop.api if { req.hdr(host),field(1,:) -i api.shop.example.net }",
         "use_backend shop.api if { req.hdr(host),field(1,:) -i shop.example.net } { path_beg /api/ }",
         "default_backend shop.web",
-    ]
-
-
-def test_each_backend_is_a_section_named_after_its_service_with_its_health_check(seed_pillar):
-    text = rendered(with_shop(seed_pillar))
-    assert section(text, "backend shop.api") == [
+    ],
+    "backend shop.api": [
         "mode http",
         "balance leastconn",
         "option forwardfor",
@@ -67,9 +64,19 @@ def test_each_backend_is_a_section_named_after_its_service_with_its_health_check
         "http-check expect status 204",
         "default-server inter 500ms fall 2 rise 3",
         "server api1 198.51.100.61:8080 check",
-    ]
-    assert "cookie web-id insert indirect nocache" in section(text, "backend shop.web")
-    assert "server web1 198.51.100.51:80 check cookie web1" in section(text, "backend shop.web")
+    ],
+}
+
+
+@pytest.mark.parametrize("title", SHOP_SECTIONS)
+def test_a_routed_service_renders_a_frontend_and_a_backend_per_backend(seed_pillar, title):
+    assert section(rendered(with_shop(seed_pillar)), title) == SHOP_SECTIONS[title]
+
+
+def test_a_backend_keeps_its_cookie(seed_pillar):
+    web = section(rendered(with_shop(seed_pillar)), "backend shop.web")
+    assert "cookie web-id insert indirect nocache" in web
+    assert "server web1 198.51.100.51:80 check cookie web1" in web
 
 
 def test_the_seed_services_still_render_as_listen_sections(seed_pillar):
