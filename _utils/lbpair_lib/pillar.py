@@ -34,6 +34,8 @@ from lbpair_lib import schema, services, track
 from lbpair_lib.errors import InvalidValue
 
 PILLAR_KEY = "lbpair"
+#: VRRP instances of a pair, the default one included: the VRIDs fit in an nft rule's comment (128 characters)
+MAX_INSTANCES = 20
 KEYWORD_RE = re.compile(r"[a-z][a-z0-9_.-]*( [a-z][a-z0-9_.-]*)?")
 #: keepalived reads at most 1023 bytes a line and splits the rest off as a directive of its own
 KEEPALIVED_MAX_VALUE_BYTES = 900
@@ -306,6 +308,8 @@ def _instances(value, path, vrid, nodes):
     """
     value = {} if value is None else value
     schema.named_mapping(value, path)
+    if len(value) >= MAX_INSTANCES:
+        raise InvalidValue(path, f"at most {MAX_INSTANCES - 1} besides the default one: the VRRP firewall rules name every VRID in a comment")
     instances = {services.DEFAULT_INSTANCE: {"virtual_router_id": vrid, "preferred": preferred_by_priority(nodes)}}
     owners = {vrid: key("vrrp", "virtual_router_id")}
     for name in sorted(value, key=str):

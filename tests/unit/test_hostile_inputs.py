@@ -158,6 +158,8 @@ PILLAR_ROWS = [
     ("a TLS port equal to the plain port", lambda p: foo(p).update(tls=tls(port=80)), "lbpair:services:foo:tls:port", "plain HTTP port"),
     ("a TLS port another service listens on", lambda p: foo(p).update(vip=p["services"]["bar"]["vip"], port=8080, tls=tls(port=80)),
      "lbpair:services:foo:tls:port", "already used by service bar"),
+    ("more instances than the firewall rule's comment can name",
+     lambda p: p["vrrp"].update(instances={f"i{n}": {"virtual_router_id": 200 + n} for n in range(20)}), "lbpair:vrrp:instances", "at most 19"),
     ("a VRID used twice", lambda p: instance(p, virtual_router_id=51), "lbpair:vrrp:instances:web2:virtual_router_id",
      "already used by lbpair:vrrp:virtual_router_id"),
     ("a VRID beyond VRRP's", lambda p: instance(p, virtual_router_id=256), "lbpair:vrrp:instances:web2:virtual_router_id", "from 1 to 255"),
