@@ -32,9 +32,14 @@ def warned(events, node, since):
 
 def test_a_rogue_vrrp_router_changes_nothing_and_is_reported(lab, highstated, salt_cli, events, history_path, tmp_path):
     wait_for_vips(lab, "lb1")
+    peers = {"lb1": "192.0.2.12", "lb2": "192.0.2.11"}
     for node in NODES:
         rules = salt_cli.run("lbpair_firewall.vrrp_rules", minion_tgt=node).data
-        assert len(rules) == 3 and all(rules.values()), (node, rules)
+        assert rules == {
+            f"lbpair-vrrp {peers[node]} to 224.0.0.18": True,  # the peer's adverts accepted, then ours from others recorded
+            **{f"lbpair-vrrp record {family} vrid 51 on eth0": True for family in ("ipv4", "ipv6")},
+            **{f"lbpair-vrrp drop {family} on eth0": True for family in ("ipv4", "ipv6")},  # and any other VRRP dropped
+        }, (node, rules)
     seq = {node: last_seq(salt_cli, node) for node in NODES}
     started = time.monotonic()
     load = ClientLoad(lab, [f"http://{vip}/" for vip in VIPS])
