@@ -39,6 +39,14 @@ def _model(node=None, lbpair=None):
     return pillar.minion_model(__pillar__, __opts__, __context__, node, lbpair)
 
 
+def _fresh_model():
+    """
+    The model from the pillar compiled now: a state run compiles it for itself only, and the
+    minion's in-memory pillar may predate the last highstate (a service just added).
+    """
+    return pillar.minion_model(__salt__["pillar.items"](), __opts__, {})
+
+
 def render(node=None, pillar=None):  # pylint: disable=redefined-outer-name
     """
     Render keepalived.conf for a node from the lbpair pillar; passwords are masked.
@@ -120,7 +128,7 @@ def preferred():
 
         salt 'lb*' lbpair_keepalived.preferred
     """
-    return keepalived.preferred_instances(_model())
+    return keepalived.preferred_instances(_fresh_model())
 
 
 def transitions(since=0):
@@ -193,4 +201,4 @@ def hand_over():
 
         salt lb1 lbpair_keepalived.hand_over
     """
-    return handover.hand_over(_model(), keepalived.Local(_options()), track.write)
+    return handover.hand_over(_fresh_model(), keepalived.Local(_options()), track.write)

@@ -144,7 +144,8 @@ def _https_redirect(tls_spec, path):
     if tls_spec["port"] == tls.DEFAULT_PORT:
         line = "http-request redirect scheme https code 301 unless { ssl_fc }"
     else:
-        location = f"https://%[req.hdr(host),field(1,:)]:{tls_spec['port']}%[pathq]"
+        # the Host without its port; an IPv6 literal ("[2001:db8::50]:80") keeps its colons
+        location = f"https://%[req.hdr(host),regsub(:[0-9]+$,)]:{tls_spec['port']}%[pathq]"
         line = f"http-request redirect location {location} code 301 unless {{ ssl_fc }}"
     return line, f"{path}:tls:redirect_http"
 

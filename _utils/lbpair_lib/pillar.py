@@ -309,7 +309,7 @@ def _instances(value, path, vrid, nodes):
     value = {} if value is None else value
     schema.named_mapping(value, path)
     if len(value) >= MAX_INSTANCES:
-        raise InvalidValue(path, f"at most {MAX_INSTANCES - 1} besides the default one: the VRRP firewall rules name every VRID in a comment")
+        raise InvalidValue(path, f"at most {MAX_INSTANCES - 1} besides the default one: VRRP firewall rules name each VRID in a comment")
     instances = {services.DEFAULT_INSTANCE: {"virtual_router_id": vrid, "preferred": preferred_by_priority(nodes)}}
     owners = {vrid: key("vrrp", "virtual_router_id")}
     for name in sorted(value, key=str):

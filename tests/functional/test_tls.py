@@ -16,9 +16,10 @@ NAMESPACE = "lbpair-tls"
 VIP = SHOP["vip"]
 
 
-def tls_pillar(seed_pillar, socket_path, ca):
+def tls_pillar(seed_pillar, socket_path, ca, port=443):
     lbpair = shop_pillar(seed_pillar, socket_path)
-    lbpair["services"]["shop"]["tls"] = {"redirect_http": True, "certificates": {"shop": {"pem": ca.shop}, "api": {"pem": ca.api}}}
+    certificates = {"shop": {"pem": ca.shop}, "api": {"pem": ca.api}}
+    lbpair["services"]["shop"]["tls"] = {"port": port, "redirect_http": True, "certificates": certificates}
     return lbpair
 
 
@@ -38,18 +39,37 @@ def served_subject(servername=None):
     return next(line for line in done.stdout.splitlines() if line.startswith("subject="))
 
 
-@pytest.fixture
-def tls_haproxy(tmp_path, seed_pillar):
+def served_config(tmp_path, seed_pillar, port=443):
+    """haproxy.cfg of the shop with TLS on ``port``, its certificate files written; the CA's file for ``https``."""
     ca = shared_ca()
     https.ca_file = tmp_path / "ca.pem"
     https.ca_file.write_text(ca.pem)
-    model = node_model(tls_pillar(seed_pillar, str(tmp_path / "admin.sock"), ca), "lb1")
+    model = node_model(tls_pillar(seed_pillar, str(tmp_path / "admin.sock"), ca, port), "lb1")
     certificate_dir = str(tmp_path / "certs" / "lbpair")
     tls_files.write(certificate_dir, model)
     config = tmp_path / "haproxy.cfg"
     config.write_text(haproxy.render_config(model, certificate_dir))
+    return config
+
+
+@pytest.fixture
+def tls_haproxy(tmp_path, seed_pillar):
+    config = served_config(tmp_path, seed_pillar)
     with shop_haproxy(NAMESPACE, config, lambda: https("shop.example.net", "-o", "/dev/null").returncode == 0):
-        yield ca
+        yield shared_ca()
+
+
+def redirect(host, path="/cart?item=7"):
+    """The status and location plain HTTP answers for ``Host: host``."""
+    return curl("-H", f"Host: {host}", "-o", "/dev/null", "-w", "%{http_code} %{redirect_url}", f"http://{VIP}{path}").stdout
+
+
+def test_a_redirect_to_another_tls_port_keeps_the_host_an_ipv6_literal_included(tmp_path, seed_pillar):
+    config = served_config(tmp_path, seed_pillar, port=8443)
+    with shop_haproxy(NAMESPACE, config, lambda: redirect("shop.example.net").startswith("301")):
+        assert redirect("shop.example.net:80") == "301 https://shop.example.net:8443/cart?item=7"
+        assert redirect("[2001:db8::50]:80") == "301 https://[2001:db8::50]:8443/cart?item=7"
+        assert redirect("[2001:db8::50]") == "301 https://[2001:db8::50]:8443/cart?item=7"
 
 
 def test_curl_verifies_the_chain_against_the_ca_and_gets_a_backend(tls_haproxy):
@@ -74,8 +94,7 @@ def test_alpn_negotiates_h2_and_http_1_1_still_works(tls_haproxy):
 
 
 def test_plain_http_is_redirected_to_https_with_its_path(tls_haproxy):
-    done = curl("-H", "Host: shop.example.net", "-o", "/dev/null", "-w", "%{http_code} %{redirect_url}", f"http://{VIP}/cart?item=7")
-    assert done.stdout == "301 https://shop.example.net/cart?item=7"
+    assert redirect("shop.example.net") == "301 https://shop.example.net/cart?item=7"
 
 
 def test_a_foreign_host_goes_to_the_canonical_one_over_https_in_one_hop(tls_haproxy):
