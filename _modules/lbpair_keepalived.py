@@ -44,7 +44,7 @@ def _fresh_model():
     The model from the pillar compiled now: a state run compiles it for itself only, and the
     minion's in-memory pillar may predate the last highstate (a service just added).
     """
-    return pillar.minion_model(__salt__["pillar.items"](), __opts__, {})
+    return pillar.minion_model(__salt__["pillar.items"](unmask=True), __opts__, {})  # Salt 3008 masks values by default
 
 
 def render(node=None, pillar=None):  # pylint: disable=redefined-outer-name
