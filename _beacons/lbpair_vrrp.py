@@ -37,7 +37,7 @@ One event per VRRP transition, tag
 ``seq``             per-minion sequence number from the journal, no gaps
 ``source``          ``live`` (a D-Bus signal) or ``reconstructed`` (found when
                     reading the state after an outage, or from the JSON dump)
-``vips``            the instance's virtual IPs from the lbpair pillar, ``[]`` if unknown
+``vips``            the instance's virtual IPs in the keepalived.conf installed, ``[]`` if unknown
 ``meta``            the ``meta`` mapping of the beacon configuration
 ==================  ==============================================================
 
@@ -130,14 +130,8 @@ def _model():
     try:
         return pillar.minion_model(__pillar__, __opts__, {})
     except errors.InvalidValue as exc:
-        log.debug("lbpair_vrrp: no VIPs and no firewall from the pillar: %s", exc)
+        log.debug("lbpair_vrrp: no firewall rules from the pillar: %s", exc)
         return None
-
-
-def _vips(model):
-    from lbpair_lib import keepalived  # pylint: disable=import-outside-toplevel
-
-    return {} if model is None else keepalived.instance_vips(model)
 
 
 def _rogue_senders(model):
@@ -173,7 +167,7 @@ def beacon(config):
         local = keepalived.Local(__salt__["config.get"]("lbpair_keepalived", {}))
         transitions = journal.Journal.from_options(__salt__["config.get"]("lbpair_journal", {}), __opts__["cachedir"])
         model = _model()
-        runner = lib.Runner(lib.config_mapping(config), transitions, local, _vips(model), _fire, _rogue_senders(model))
+        runner = lib.Runner(lib.config_mapping(config), transitions, local, lib.InstalledVips(local), _fire, _rogue_senders(model))
         __context__[RUNNER_KEY] = runner
     return runner.drain() + runner.follow_json() + runner.rogue_warnings()
 

@@ -116,6 +116,20 @@ def check_config(config, dbus_built=True):
 # --- transitions ----------------------------------------------------------------
 
 
+class InstalledVips:
+    """
+    The VIPs of each instance, as :class:`Tracker` asks for them (``get``), from the keepalived.conf
+    keepalived runs (``local``, a :class:`~lbpair_lib.keepalived.Local`): an instance added by a
+    highstate after the beacon started has its VIPs too.
+    """
+
+    def __init__(self, local):
+        self.local = local
+
+    def get(self, instance, default=()):
+        return self.local.installed_vips().get(instance, default)
+
+
 class Tracker:
     """Turns observed instance states into transitions, each change once."""
 
@@ -372,7 +386,7 @@ class Runner:
     What one configured beacon keeps between ticks; it lives on the minion's loop
     thread. ``settings``: the beacon's configuration as one mapping; ``journal``: a
     :class:`~lbpair_lib.journal.Journal`; ``local``: a
-    :class:`~lbpair_lib.keepalived.Local`; ``vips``: ``{instance: [vip, ...]}``;
+    :class:`~lbpair_lib.keepalived.Local`; ``vips``: ``{instance: [vip, ...]}`` (or :class:`InstalledVips`);
     ``fire(events)`` sends beacon events to the master at once; ``rogue_senders()``,
     if given, reads the firewall's record of rogue VRRP senders (:class:`RogueWatch`).
     """

@@ -325,6 +325,25 @@ def parse_json_dump(text):
     return instances
 
 
+def installed_vips(text):
+    """
+    ``{instance: [vip, ...]}`` of a keepalived.conf lbpair wrote (:func:`render_config`): the
+    VIPs keepalived runs with, whatever the minion's in-memory pillar says.
+    """
+    vips, instance, in_block = {}, None, False
+    for words in (line.split() for line in text.splitlines()):
+        if len(words) == 3 and words[0] == "vrrp_instance" and words[2] == "{":
+            instance = words[1]
+            vips[instance] = []
+        elif instance and words in (["virtual_ipaddress", "{"], ["virtual_ipaddress_excluded", "{"]):
+            in_block = True
+        elif words == ["}"]:
+            in_block = False
+        elif in_block and words:
+            vips[instance].append(words[0].split("/")[0])
+    return vips
+
+
 def parse_version(text):
     """What a keepalived build supports, from ``keepalived --version``: ``{"dbus": bool, "json": bool}``."""
     return {"dbus": "--enable-dbus" in text, "json": "--enable-json" in text}
@@ -350,6 +369,19 @@ class Local:
 
     def __init__(self, options):
         self.settings = settings(options)
+        self._installed = (None, {})  # (the config file's mtime, its VIPs)
+
+    def installed_vips(self):
+        """:func:`installed_vips` of the configuration file, read again only when it changed ({} without one)."""
+        path = self.settings["config_file"]
+        mtime = _mtime(path)
+        if mtime != self._installed[0]:
+            try:
+                with open(path, encoding="utf-8") as handle:
+                    self._installed = (mtime, installed_vips(handle.read()))
+            except OSError:
+                self._installed = (mtime, {})
+        return self._installed[1]
 
     def features(self):
         """What this keepalived was built with: ``{"dbus": True, "json": True}``."""

@@ -1,6 +1,8 @@
 """Several VRRP instances (active/active) and IPv6 VIPs: the schema, keepalived.conf, HAProxy's binds, the VRRP rules."""
 
-from lbpair_lib import firewall, haproxy, keepalived, pillar
+import os
+
+from lbpair_lib import beacon, firewall, haproxy, keepalived, pillar
 from lbpair_lib.firewall import Rule
 from tests.unit.tls_ca import shared_ca
 
@@ -169,3 +171,21 @@ def test_a_dual_stack_tls_service_terminates_tls_on_both_vips(seed_pillar):
     dual_stack_service(seed_pillar)["services"]["foo"]["tls"] = {"certificates": {"site": {"pem": bundle}}}
     text = haproxy.render_config(model_for(seed_pillar))
     assert " ".join(line.split()[1] for line in text.splitlines() if " ssl crt " in line) == "203.0.113.10:443 [2001:db8::10]:443"
+
+
+def test_the_vips_of_an_installed_keepalived_conf_are_those_it_was_rendered_with(seed_pillar):
+    for lbpair in (seed_pillar, active_active(dual_stack_service(seed_pillar))):
+        for node in ("lb1", "lb2"):
+            model = model_for(lbpair, node)
+            assert keepalived.installed_vips(keepalived.render_config(model)) == keepalived.instance_vips(model)
+
+
+def test_the_beacon_reads_the_vips_of_the_installed_configuration_again_when_it_changes(tmp_path, seed_pillar):
+    config = tmp_path / "keepalived.conf"
+    vips = beacon.InstalledVips(keepalived.Local({"config_file": str(config)}))
+    assert vips.get("lbpair_51", []) == []  # no configuration yet
+    config.write_text(keepalived.render_config(model_for(seed_pillar)))
+    assert vips.get("lbpair_51") == ["203.0.113.10", "203.0.113.20", "203.0.113.30"]
+    config.write_text(keepalived.render_config(model_for(active_active(dual_stack_service(seed_pillar)))))
+    os.utime(config, ns=(1, 1))  # a new modification time, even within the file system's granularity
+    assert vips.get("lbpair_52") == ["203.0.113.20"] and vips.get("lbpair_51_6") == ["2001:db8::10"]

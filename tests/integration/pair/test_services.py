@@ -121,7 +121,7 @@ def test_the_client_keeps_its_server_across_a_failover_over_ipv4_and_ipv6(lab, s
         assert https(lab, ca, SHOP, vip=VIP6) in ("foo1", "foo2") and https(lab, ca, API, vip=VIP6) in ("bar1", "bar2")
         wait_until(lambda: shop_dns(services) == ["192.0.2.11", ADDRESSES6["lb1"]], 30, what="DNS shop pointing at lb1")
         assert services.named.query("active", "A") == ["192.0.2.11"]  # it follows the seed's instance only
-        moved = {("lb1", "lbpair_52"), ("lb1", "lbpair_52_6")}
+        moved = {("lb1", "lbpair_52", (VIP,)), ("lb1", "lbpair_52_6", (VIP6,))}  # with the VIPs of an instance added after the beacon started
         wait_until(lambda: moved <= master_transitions(history_path, since=failover), 30, what="lb1's MASTER records in the history")
     finally:
         lab.exec("lb2", ["systemctl", "start", "haproxy"])
@@ -130,9 +130,9 @@ def test_the_client_keeps_its_server_across_a_failover_over_ipv4_and_ipv6(lab, s
 
 
 def master_transitions(path, since):
-    """``{(minion, instance)}`` of the MASTER transitions in the master's history after the *since*-th record."""
+    """``{(minion, instance, vips)}`` of the MASTER transitions in the master's history after the *since*-th record."""
     records = demo.history_records(path)[since:]
-    return {(r["minion"], r["instance"]) for r in records if r.get("kind") == "transition" and r.get("state") == "MASTER"}
+    return {(r["minion"], r["instance"], tuple(r["vips"])) for r in records if r.get("kind") == "transition" and r.get("state") == "MASTER"}
 
 
 def test_a_renewed_certificate_is_installed_under_load_with_no_failed_request(lab, salt_cli, pillar, shop, ca):
