@@ -69,7 +69,10 @@ class KeepalivedNode:
 
     def minion_options(self):
         """``lbpair_keepalived`` minion options that point a minion at this node."""
-        return {"bus": self.bus_address, "pid_file": str(self.pid_file), "json_file": str(self.tmpdir / "keepalived.json")}
+        return {
+            "bus": self.bus_address, "pid_file": str(self.pid_file), "json_file": str(self.tmpdir / "keepalived.json"),
+            "config_file": str(self.config),
+        }  # fmt: skip
 
     # --- the check ------------------------------------------------------------------------------
 
