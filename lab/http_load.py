@@ -11,6 +11,7 @@ only when its request ends (up to 2 s later), so ``failed`` says which request i
 timeout and a new connection, so a listener that goes away during a reload is noticed.
 """
 
+import http.client
 import json
 import signal
 import sys
@@ -38,7 +39,7 @@ def main(urls):
         try:
             with urllib.request.urlopen(url, timeout=2) as answer:
                 answer.read()
-        except OSError as error:
+        except (OSError, http.client.HTTPException) as error:  # a server killed mid-answer: IncompleteRead
             failed.append(requests)
             if len(examples) < 5:
                 examples.append(f"{url}: {error}")
