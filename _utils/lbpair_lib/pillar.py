@@ -394,12 +394,18 @@ def _firewall(value, path):
     return {"backend": firewall["backend"], "nft_table": table, "nft_chain": chain}
 
 
-def _check_vips_are_not_node_addresses(model, path):
-    owners = {node[field]: name for name, node in model["nodes"].items() for field in ("address", "address6") if node[field]}
+def _service_vips(model):
+    """``(service name, service, vip, key)`` of every VIP of every service (``key``: ``vip`` or ``vip6``)."""
     for name, service in model["services"].items():
         for vip, key in services.addresses(service):
-            if vip in owners:
-                raise InvalidValue(f"{path}:services:{name}:{key}", f"{vip} is the address of node {owners[vip]}")
+            yield name, service, vip, key
+
+
+def _check_vips_are_not_node_addresses(model, path):
+    owners = {node[field]: name for name, node in model["nodes"].items() for field in ("address", "address6") if node[field]}
+    for name, _service, vip, key in _service_vips(model):
+        if vip in owners:
+            raise InvalidValue(f"{path}:services:{name}:{key}", f"{vip} is the address of node {owners[vip]}")
 
 
 def _check_weight_moves_vips(model, path):
@@ -430,14 +436,13 @@ def _check_instances_are_used(model, path):
 def _check_each_vip_in_one_instance(model, path):
     """Services sharing a VIP (on other ports) share its instance: two MASTERs would hold it at once."""
     instance_of = {}
-    for name, service in model["services"].items():
-        for vip, key in services.addresses(service):
-            owner = instance_of.setdefault(vip, (service["instance"], name))
-            if owner[0] != service["instance"]:
-                raise InvalidValue(
-                    f"{path}:services:{name}:instance",
-                    f"{vip} ({key}) is also service {owner[1]}'s VIP, in instance {owner[0]}: a VIP belongs to one instance",
-                )
+    for name, service, vip, key in _service_vips(model):
+        owner = instance_of.setdefault(vip, (service["instance"], name))
+        if owner[0] != service["instance"]:
+            raise InvalidValue(
+                f"{path}:services:{name}:instance",
+                f"{vip} ({key}) is also service {owner[1]}'s VIP, in instance {owner[0]}: a VIP belongs to one instance",
+            )
 
 
 def _check_ipv6_vips(model, path):
@@ -447,10 +452,7 @@ def _check_ipv6_vips(model, path):
     """
     missing = [name for name, node in model["nodes"].items() if node["address6"] is None]
     ipv6_vips = [
-        (vip, f"{path}:services:{name}:{key}")
-        for name, service in model["services"].items()
-        for vip, key in services.addresses(service)
-        if schema.address_family(vip) == 6
+        (vip, f"{path}:services:{name}:{key}") for name, _service, vip, key in _service_vips(model) if schema.address_family(vip) == 6
     ]
     for vip, vip_path in ipv6_vips:
         if missing:
@@ -535,9 +537,7 @@ def vips(model, instance=None, family=None):
     """
     found = {
         vip
-        for service in model["services"].values()
-        if instance is None or service["instance"] == instance
-        for vip, _key in services.addresses(service)
-        if family is None or schema.address_family(vip) == family
+        for _name, service, vip, _key in _service_vips(model)
+        if (instance is None or service["instance"] == instance) and (family is None or schema.address_family(vip) == family)
     }
     return sorted(found, key=schema.address_order)

@@ -159,12 +159,12 @@ class PlannedMoves:
         if problem:
             raise LbpairError(f"rebalance refused: {problem}")
         preferred = self._preferred(view)
-        if on_preferred(view, preferred):
-            self._tell(self.nodes, DEFER_FUNCTION, False)
-            return {"moved": False, "comment": "each instance is on the node that prefers it already", "preferred": preferred}
         moving = {instance: node for instance, node in preferred.items() if view["instances"][instance]["MASTER"] != [node]}
-        self._plan(moving, "rebalance", timeout)
+        if moving:
+            self._plan(moving, "rebalance", timeout)
         self._tell(self.nodes, DEFER_FUNCTION, False)
+        if not moving:
+            return {"moved": False, "comment": "each instance is on the node that prefers it already", "preferred": preferred}
         if self._wait_for(lambda seen: on_preferred(seen, preferred), timeout) is None:
             raise LbpairError(f"the instances were not back on their preferred nodes within {timeout} s (preempt: false?)")
         return {"moved": True, "preferred": preferred, "timeline": self._timeline(started, set(moving.values()))}

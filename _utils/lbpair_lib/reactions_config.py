@@ -211,9 +211,11 @@ def _check_record_families(records, nodes, path):
     """An A record needs every node's address to be IPv4, an AAAA record an IPv6 address6 (or address)."""
     for index, record in enumerate(records):
         family = RECORD_FAMILY.get(record["type"])
+        if family is None:  # TXT: the minion id
+            continue
         for name, node in nodes.items():
-            address = record_address(record["type"], node) if family else None
-            if family and ipaddress.ip_address(address).version != family:
+            address = record_address(record["type"], node)
+            if ipaddress.ip_address(address).version != family:
                 raise InvalidValue(f"{path}:{index}:type", f"{record['type']} cannot point at {name}'s address {address}")
 
 
