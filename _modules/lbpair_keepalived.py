@@ -116,19 +116,26 @@ def status():
     return keepalived.Local(_options()).status()
 
 
-def preferred():
+def preferred(failback=False):
     """
     The VRRP instances this node prefers, by keepalived name (``lbpair_52``,
     ``lbpair_52_6``): it has the higher priority in them, and ``lbpair.rebalance``
-    sends their VIPs back to it.
+    sends their VIPs back to it. With ``failback=True``, only those whose VIPs it
+    waits ``lbpair:vrrp:failback_delay`` for when it is back from FAULT, so that the
+    master hands them back gracefully: none with ``preempt: false``, a failback delay
+    of 0, or while the node defers (after a switchover or maintenance).
 
     CLI Example:
 
     .. code-block:: bash
 
         salt 'lb*' lbpair_keepalived.preferred
+        salt lb1 lbpair_keepalived.preferred failback=True
     """
-    return keepalived.preferred_instances(_fresh_model())
+    model = _fresh_model()
+    if not schema.boolean(failback, "failback"):
+        return keepalived.preferred_instances(model)
+    return keepalived.failbacks_awaited(model, deferring=bool(track.read(track.DEFER)))
 
 
 def transitions(since=0):

@@ -130,11 +130,21 @@ def switchover(lab, load, master, vips, node):
     }
 
 
+def peer_settled(lab, timeout=10):
+    """Wait until lb2's keepalived is BACKUP: a graceful failback ends with a moment of FAULT on it."""
+    deadline = time.monotonic() + timeout
+    while transitions(lab, PEER, 0)[-1:] != ["BACKUP"]:
+        if time.monotonic() >= deadline:
+            raise DrillFailed(f"{PEER} was not BACKUP within {timeout} s")
+        time.sleep(0.2)
+
+
 def healed_crash(lab, load, vips, watch=3.0):
     """
     SIGKILL lb1's HAProxy (systemd starts it again): returns the requests sent in the *watch*
     seconds after and how many failed, keepalived's transitions on both nodes, and where the VIPs are.
     """
+    peer_settled(lab)
     since = {node: now_on(lab, node) for node in (MASTER, PEER)}
     before = load.counts()
     haproxy(lab, MASTER, "KILL")

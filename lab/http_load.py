@@ -42,7 +42,7 @@ def main(urls):
         except (OSError, http.client.HTTPException) as error:  # a server killed mid-answer: IncompleteRead
             failed.append(requests)
             if len(examples) < 5:
-                examples.append(f"{url}: {error}")
+                examples.append(f"request {requests} at {time.monotonic():.3f}: {url}: {error}")
         time.sleep(PAUSE)
     report()
 

@@ -106,6 +106,18 @@ def preferred_instances(model):
     return sorted(vrrp.name for vrrp in vrrp_instances(model) if instances[vrrp.instance]["preferred"] == node)
 
 
+def failbacks_awaited(model, deferring):
+    """
+    The instances this node prefers and, back from FAULT, waits ``failback_delay`` for
+    before it preempts (the master hands them back gracefully meanwhile): none without
+    preempt, with no delay, or while the node defers.
+    """
+    vrrp = model["vrrp"]
+    if deferring or not vrrp["preempt"] or not vrrp["failback_delay"]:
+        return []
+    return preferred_instances(model)
+
+
 def instance_name(model, instance=services.DEFAULT_INSTANCE, family=4):
     """The keepalived name of a pillar instance's ``family`` (4 or 6) instance: ``lbpair_51``, ``lbpair_52_6``."""
     vrid = model["vrrp"]["instances"][instance]["virtual_router_id"]
@@ -218,6 +230,15 @@ def _source_lines(model, family):
     return [(f"unicast_src_ip {node_address}", address_key), _block("unicast_peer", peers), "check_unicast_src"]
 
 
+def _preempt_lines(vrrp, path):
+    """nopreempt, or the failback delay: keepalived arms it when a node back from FAULT sees a lower-priority MASTER."""
+    if not vrrp["preempt"]:
+        return [("nopreempt", f"{path}:preempt")]
+    if vrrp["failback_delay"]:
+        return [(f"preempt_delay {vrrp['failback_delay']}", f"{path}:failback_delay")]
+    return []
+
+
 def _split_brain_lines(vrrp, path):
     """After a split brain the one MASTER answers the other's adverts at once, and clients follow it (gratuitous ARPs)."""
     lines = [("higher_prio_send_advert", f"{path}:higher_prio_send_advert")] if vrrp["higher_prio_send_advert"] else []
@@ -248,9 +269,10 @@ def _family_lines(vrrp_instance, vrrp, path):
 
 def _vrrp_instance(model, vrrp_instance):
     vrrp, path, instance = model["vrrp"], pillar.key("vrrp"), vrrp_instance.instance
-    # strict mode: only the address owner (priority 255) may start as MASTER
+    # strict mode: only the address owner (priority 255) may start as MASTER; keepalived
+    # ignores preempt_delay (the failback delay) on a node that starts as MASTER
     preferred = vrrp["instances"][instance]["preferred"] == model["node"]["name"]
-    master = vrrp["preempt"] and not vrrp["strict"] and preferred
+    master = vrrp["preempt"] and not vrrp["strict"] and not vrrp["failback_delay"] and preferred
     priority_owner = _priority_owner(model, instance)
     items = [
         f"state {'MASTER' if master else 'BACKUP'}",
@@ -262,7 +284,7 @@ def _vrrp_instance(model, vrrp_instance):
         (f"priority {model['nodes'][priority_owner]['priority']}", pillar.key("nodes", priority_owner, "priority")),
         (f"advert_int {vrrp['advert_int']:g}", f"{path}:advert_int"),
         *_family_lines(vrrp_instance, vrrp, path),
-        *([] if vrrp["preempt"] else [("nopreempt", f"{path}:preempt")]),
+        *_preempt_lines(vrrp, path),
         *([("accept", f"{path}:strict")] if vrrp["strict"] else []),  # strict mode drops traffic to the VIPs otherwise
         "skip_check_adv_addr",  # see the module's docstring
         *_split_brain_lines(vrrp, path),

@@ -53,6 +53,9 @@ DEFAULT_VRRP = {
     "virtual_router_id": 51,
     "profile": "default",
     "preempt": True,
+    # s the preferred node, back from FAULT, waits before it preempts: time for the master to hand
+    # the VIPs back gracefully (lbpair_lib.planned), so that no connection under way is cut
+    "failback_delay": 5,
     "unicast": False,
     "strict": False,
     # split brain: the MASTER answers a lower-priority advert with its own at once and sends
@@ -61,6 +64,8 @@ DEFAULT_VRRP = {
     "garp_lower_prio_repeat": 5,
     "garp_master_refresh": 60,
 }
+#: keepalived's largest ``preempt_delay`` (s)
+MAX_FAILBACK_DELAY = 1000
 #: keepalived's strict mode (RFC compliance) refuses the split-brain remedies: off unless set
 STRICT_DEFAULTS = {"higher_prio_send_advert": False, "garp_lower_prio_repeat": 0}
 VRRP_KEYS = (*DEFAULT_VRRP, *PROFILES["default"], "check", "probe", "track_files", "instances")
@@ -342,6 +347,7 @@ def _vrrp(value, path, nodes):
         "advert_int": _advert_int(vrrp["advert_int"], f"{path}:advert_int", version),
         "realtime": schema.boolean(vrrp["realtime"], f"{path}:realtime"),
         "preempt": preempt,
+        "failback_delay": schema.integer(vrrp["failback_delay"], f"{path}:failback_delay", 0, MAX_FAILBACK_DELAY),
         "unicast": schema.boolean(vrrp["unicast"], f"{path}:unicast"),
         "strict": strict,
         "higher_prio_send_advert": schema.boolean(vrrp["higher_prio_send_advert"], f"{path}:higher_prio_send_advert"),

@@ -14,6 +14,11 @@ which survive highstate and reboots:
 - rebalance: with several instances (active/active), no node defers any more, so
   keepalived's preemption sends each instance back to the node that prefers it
   (as the nodes' own pillar says: ``lbpair_keepalived.preferred``).
+- failback: a node back from FAULT that prefers an instance waits the failback
+  delay (keepalived's ``preempt_delay``) before it preempts; meanwhile the master
+  has the node holding the VIPs hand them over as in a switchover, so that no
+  connection under way is cut. Only when that node holds no instance it prefers
+  itself (the hand-over moves every instance): otherwise keepalived preempts.
 - ``maintenance``: the node is in FAULT until released. It is entered only after
   the node has handed its VIPs over by a switchover, so entering moves nothing
   abruptly; releasing it leaves the VIPs where they are.
@@ -26,7 +31,7 @@ are marked ``planned``, and the notifications say so.
 
 import time
 
-from lbpair_lib import reaction_state, schema
+from lbpair_lib import reaction_state, schema, store
 from lbpair_lib.errors import InvalidValue, LbpairError
 from lbpair_lib.history import select, timeline
 from lbpair_lib.times import iso_utc
@@ -78,6 +83,7 @@ def peer_of(nodes, node):
     return others[0]
 
 
+FAILBACK_TIMEOUT = 30  # s: a failback's plan marks the transitions it causes "planned" this long
 MAX_TIMEOUT = 600  # s: a plan marks the transitions of its instances "planned" until it times out
 
 
@@ -90,8 +96,8 @@ class PlannedMoves:
         self.sleep = sleep
         self.grace = grace
 
-    def _tell(self, targets, fun, on=None):
-        kwarg = {} if on is None else {"on": on}
+    def _tell(self, targets, fun, on=None, **kwarg):
+        kwarg = kwarg if on is None else {"on": on, **kwarg}
         answers, failures = self.reactions.ask(list(targets), fun, kwarg, self.reactions.config["confirm"]["timeout"])
         if failures or set(answers) != set(targets):
             silent = sorted(set(targets) - set(answers))
@@ -169,6 +175,29 @@ class PlannedMoves:
             raise LbpairError(f"the instances were not back on their preferred nodes within {timeout} s (preempt: false?)")
         return {"moved": True, "preferred": preferred, "timeline": self._timeline(started, set(moving.values()))}
 
+    def failback(self, minion, instance):
+        """
+        Hand ``instance`` back to ``minion``, back from FAULT, as a switchover does (see the
+        module), before keepalived preempts at the end of the failback delay. Serialised: the
+        IPv4 and IPv6 instances of a pair come back together, and one hand-over moves both.
+        """
+        with store.locked(f"{self.reactions.state_path}.failback"):
+            view = self.reactions.pair_state()
+            problem = _failback_problem(view, minion, instance)
+            if problem:
+                return {"moved": False, "comment": f"no graceful failback: {problem}"}
+            awaited = set(_instance_names(self._tell([minion], PREFERRED_FUNCTION, failback=True)[minion]))
+            holder = view["instances"][instance]["MASTER"][0]
+            held = sorted(name for name, entry in view["instances"].items() if entry["MASTER"] == [holder])
+            if instance not in awaited:
+                why = "preempt, failback_delay or defer"
+                return {"moved": False, "comment": f"{minion} does not wait for {instance} to be handed back ({why})"}
+            if not awaited.issuperset(held):
+                kept = ", ".join(name for name in held if name not in awaited)
+                return {"moved": False, "comment": f"{holder} holds {kept} too: keepalived's preemption moves {instance} back"}
+            self._plan(dict.fromkeys(held, minion), "failback", FAILBACK_TIMEOUT)
+            return {"moved": True, "to": minion, "hand_over": self._tell([holder], HANDOVER_FUNCTION)}
+
     def _preferred(self, view):
         """``{instance: node}``: the node each of the pair's instances prefers, as the nodes' own pillar says."""
         answers = self._tell(self.nodes, PREFERRED_FUNCTION)
@@ -207,6 +236,16 @@ class PlannedMoves:
         self._note([{"kind": "maintenance", "minion": node, "message": f"{node} in maintenance until released"}])
         out = self._wait_for(lambda seen: all(entry["states"].get(node) == "FAULT" for entry in seen["instances"].values()), timeout)
         return {"maintenance": node, "switchover": moved, "out": out is not None}
+
+
+def _failback_problem(view, minion, instance):
+    """Why ``instance`` cannot be handed back to ``minion`` now (a message), or ``None``."""
+    entry = view["instances"].get(instance)
+    if not entry:
+        return f"the nodes report no instance {instance}"
+    if entry["MASTER"] == [minion]:
+        return f"{minion} holds {instance} already"
+    return pair_problem(view, [minion])
 
 
 def _instance_names(answer):

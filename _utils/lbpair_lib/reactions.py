@@ -102,6 +102,11 @@ def log_text(value):
     return repr(str(value)[:200])
 
 
+def back_from_fault(record):
+    """Whether a transition brings its node back from FAULT, live and unplanned: a failback may be due."""
+    return (record["previous_state"], record["state"]) == ("FAULT", "BACKUP") and record["seen"] == "live" and not record.get("planned")
+
+
 def reaction_key(record):
     """The reaction to a transition, named by its node and sequence number."""
     return f"{record['minion']}:{record['seq']}"
@@ -338,6 +343,8 @@ class Reactions:
         key = reaction_key(record)
         notice = self._admit(record)
         steps = (["record"] if record_error else []) + (notify.channels(self.config) if notice else []) + ["pair"]
+        if back_from_fault(record):
+            steps.append("failback")
         with self._state() as state:
             reaction_state.begin(state, key, steps, {"record": record, "notice": notice})
         if record_error:
@@ -356,6 +363,7 @@ class Reactions:
         actions = {
             "record": lambda: self.history.append([record]) and "recorded",
             "pair": lambda: self._check_pair(record["instance"], requested_at),
+            "failback": lambda: planned.PlannedMoves(self).failback(record["minion"], record["instance"]),
             **{channel: functools.partial(self._send, notice, channel) for channel in notify.channels(self.config)},
         }
         for step in steps:

@@ -43,6 +43,7 @@ def test_each_instance_has_its_vrid_and_vips(seed_pillar):
 
 def test_the_preferred_node_of_an_instance_has_the_higher_priority_in_it(seed_pillar):
     active_active(seed_pillar)
+    seed_pillar["vrrp"]["failback_delay"] = 0  # with one, every node starts as BACKUP (keepalived's preempt_delay)
     lb1, lb2 = (keepalived.render_config(model_for(seed_pillar, node)) for node in ("lb1", "lb2"))
     assert "state MASTER" in instance_block(lb1, "lbpair_51") and "priority 101" in instance_block(lb1, "lbpair_51")
     assert "state BACKUP" in instance_block(lb1, "lbpair_52") and "priority 100" in instance_block(lb1, "lbpair_52")

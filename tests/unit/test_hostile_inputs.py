@@ -86,6 +86,8 @@ PILLAR_ROWS = [
     ("a sub-second advert that is not whole centiseconds", lambda p: p["vrrp"].update(advert_int=0.125, version=3),
      "lbpair:vrrp:advert_int", "centiseconds"),
     ("an unknown profile", lambda p: p["vrrp"].update(profile="turbo"), "lbpair:vrrp:profile", "expected one of default, fast"),
+    ("a failback delay beyond keepalived's", lambda p: p["vrrp"].update(failback_delay=1001), "lbpair:vrrp:failback_delay", "from 0 to 1000"),
+    ("a failback delay as text", lambda p: p["vrrp"].update(failback_delay="10; reboot"), "lbpair:vrrp:failback_delay", "integer"),
     ("a profile that is a mapping", lambda p: p["vrrp"].update(profile={"version": 3}), "lbpair:vrrp:profile", "expected one of"),
     ("a track file outside lbpair's directory", lambda p: p["vrrp"].update(track_files={"x": {"file": "/etc/shadow"}}),
      "lbpair:vrrp:track_files:x:file", "directly in lbpair's /var/lib/lbpair/track/"),

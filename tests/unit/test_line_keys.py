@@ -66,7 +66,7 @@ def test_keepalived_lines_name_their_pillar_keys(seed_pillar):
 
 def test_keepalived_lines_lbpair_writes_name_their_section(seed_pillar):
     keys = keys_of(keepalived.render_lines(model_for(seed_pillar)))
-    for text in ("skip_check_adv_addr", "state MASTER", "track_script {", "lbpair_haproxy", "virtual_ipaddress_excluded {"):
+    for text in ("skip_check_adv_addr", "state BACKUP", "track_script {", "lbpair_haproxy", "virtual_ipaddress_excluded {"):
         assert keys[text] == "the vrrp_instance lbpair_51 section lbpair writes", text
 
 

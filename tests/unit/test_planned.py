@@ -151,11 +151,13 @@ class ActiveActive(Pair):
 
     PREFERRED = {"lbpair_51": "lb1", "lbpair_52": "lb2"}
     answers = None  # what the nodes answer to lbpair_keepalived.preferred instead, if set
+    waiting = frozenset()  # nodes back from FAULT, waiting the failback delay (below their peer until it hands over)
 
     def settle(self):
         self.instance_states = {}
         for instance, favourite in self.PREFERRED.items():
-            effective = {n: (101 if n == favourite else 100) - (10 if n in self.deferring else 0) for n in ("lb1", "lb2")}
+            lowered = self.deferring | self.waiting
+            effective = {n: (101 if n == favourite else 100) - (10 if n in lowered else 0) for n in ("lb1", "lb2")}
             master = max(effective, key=effective.get)
             self.instance_states[instance] = {n: "MASTER" if n == master else "BACKUP" for n in effective}
         self.states = {n: "MASTER" if n in self.masters() else "BACKUP" for n in ("lb1", "lb2")}  # Nodes' single view
@@ -165,9 +167,12 @@ class ActiveActive(Pair):
 
     def ask(self, targets, fun, kwarg, timeout):
         if fun == planned.PREFERRED_FUNCTION:
-            return self.answers or {node: sorted(i for i, n in self.PREFERRED.items() if n == node) for node in targets}, {}
+            deferring = self.deferring if kwarg.get("failback") else set()
+            return self.answers or {
+                node: [] if node in deferring else sorted(i for i, n in self.PREFERRED.items() if n == node) for node in targets
+            }, {}
         if fun == reactions.STATUS_FUNCTION:
-            answers = {n: {i: {"state": s[n], "vrid": int(i[-2:]), "vips": [], "source": "dbus"} for i, s in self.instance_states.items()}
+            answers = {n: {i: {"state": s[n], "vrid": int(i[7:9]), "vips": [], "source": "dbus"} for i, s in self.instance_states.items()}
                        for n in targets}  # fmt: skip
             return answers, {}
         return super().ask(targets, fun, kwarg, timeout)
@@ -201,3 +206,73 @@ def test_a_rebalance_on_answers_that_disagree_or_make_no_sense_is_refused(tmp_pa
     with pytest.raises(LbpairError, match=words):
         moves.rebalance(timeout=1)
     assert pair.deferring == {"lb2"}  # nothing was told
+
+
+class BackFromFault(ActiveActive):
+    """lb1 prefers both instances of a dual-stack pair, is back from FAULT and waits the failback delay."""
+
+    PREFERRED = {"lbpair_51": "lb1", "lbpair_51_6": "lb1"}
+    waiting = frozenset({"lb1"})
+
+
+def test_a_node_back_from_fault_has_its_vips_handed_back_once(tmp_path):
+    pair = BackFromFault()
+    moves, reacting = _moves(tmp_path, pair)
+    assert pair.masters() == {"lbpair_51": ["lb2"], "lbpair_51_6": ["lb2"]}
+    result = moves.failback("lb1", "lbpair_51")
+    assert result["moved"] and result["to"] == "lb1" and pair.deferring == {"lb2"}
+    assert pair.masters() == {"lbpair_51": ["lb1"], "lbpair_51_6": ["lb1"]}
+    plans = sorted((r["instance"], r["minion"], r["message"]) for r in reacting.history.read() if r["kind"] == "planned")
+    assert plans == [(name, "lb1", "planned failback: the VIPs move to lb1") for name in ("lbpair_51", "lbpair_51_6")]
+    again = moves.failback("lb1", "lbpair_51_6")  # the IPv6 sibling's own transition comes after the hand-over
+    assert again == {"moved": False, "comment": "no graceful failback: lb1 holds lbpair_51_6 already"}
+
+
+def test_no_failback_takes_a_node_its_own_instance(tmp_path):
+    """Active/active: lb2 holds lb1's instance and its own; a hand-over would move both, so keepalived preempts."""
+    pair = ActiveActive()
+    pair.waiting = frozenset({"lb1"})
+    pair.settle()
+    moves, _ = _moves(tmp_path, pair)
+    result = moves.failback("lb1", "lbpair_51")
+    assert result == {"moved": False, "comment": "lb2 holds lbpair_52 too: keepalived's preemption moves lbpair_51 back"}
+    assert pair.deferring == set()
+
+
+@pytest.mark.parametrize(
+    ("harm", "words"),
+    [
+        (lambda p: p.deferring.add("lb1"), "lb1 does not wait for lbpair_51 to be handed back"),  # after a switchover
+        (lambda p: setattr(p, "answers", {"lb1": "lbpair_51"}), "lb1 does not wait for lbpair_51"),  # nonsense answer
+        (lambda p: p.instance_states["lbpair_51"].update(lb1="FAULT"), "lb1 is FAULT, not ready"),
+        (lambda p: p.instance_states["lbpair_51"].update(lb1="MASTER"), "split brain"),
+    ],
+)
+def test_no_failback_to_a_node_that_does_not_wait_for_it_or_is_not_ready(tmp_path, harm, words):
+    pair = BackFromFault()
+    moves, reacting = _moves(tmp_path, pair)
+    harm(pair)
+    result = moves.failback("lb1", "lbpair_51")
+    assert result["moved"] is False and words in result["comment"], result
+    assert "lb2" not in pair.deferring and reacting.history.read() == []
+
+
+def _back_from_fault(pair, reacting, **entry):
+    journalled = {"seq": 1, "instance": "lbpair_51", "state": "BACKUP", "previous_state": "FAULT", "vips": [], **entry}
+    pair.journals["lb1"] = [journalled]
+    return reacting.on_beacon(f"salt/beacon/lb1/lbpair_vrrp/lbpair_51/{journalled['state']}", {**journalled, "id": "lb1"})
+
+
+def test_a_live_return_from_fault_sets_off_the_failback(tmp_path):
+    pair = BackFromFault()
+    reacting, _ = _reactions(tmp_path, pair)
+    outcome = _back_from_fault(pair, reacting)
+    assert outcome["steps"]["failback"]["moved"] is True and pair.masters()["lbpair_51"] == ["lb1"]
+
+
+@pytest.mark.parametrize(("previous", "state"), [("MASTER", "BACKUP"), ("FAULT", "MASTER"), ("INIT", "BACKUP")])
+def test_other_transitions_set_off_no_failback(tmp_path, previous, state):
+    pair = BackFromFault()
+    reacting, _ = _reactions(tmp_path, pair)
+    outcome = _back_from_fault(pair, reacting, previous_state=previous, state=state)
+    assert "failback" not in outcome["steps"] and pair.deferring == set()

@@ -37,6 +37,7 @@ def test_option_lines_keep_their_order(seed_pillar):
 
 
 def test_preferred_master_starts_as_master_and_peer_as_backup(seed_pillar):
+    seed_pillar["vrrp"]["failback_delay"] = 0  # with one, every node starts as BACKUP (keepalived's preempt_delay)
     assert "    state MASTER\n    interface eth0\n" in keepalived.render_config(model_for(seed_pillar, "lb1"))
     lb2 = keepalived.render_config(model_for(seed_pillar, "lb2"))
     assert "    state BACKUP\n" in lb2 and "    priority 100\n" in lb2 and "mcast_src_ip 192.0.2.12" in lb2
@@ -47,6 +48,20 @@ def test_no_preempt_renders_both_nodes_as_backup(seed_pillar):
     seed_pillar["vrrp"]["check"]["weight"] = 0
     text = keepalived.render_config(model_for(seed_pillar, "lb1"))
     assert "    state BACKUP\n" in text and "    nopreempt\n" in text
+
+
+def test_the_preferred_node_back_from_fault_waits_the_failback_delay(seed_pillar):
+    lb1 = keepalived.render_config(model_for(seed_pillar, "lb1"))
+    assert "    state BACKUP\n" in lb1 and "    preempt_delay 5\n" in lb1  # keepalived ignores it on a node starting as MASTER
+    assert keepalived.failbacks_awaited(model_for(seed_pillar, "lb1"), deferring=False) == ["lbpair_51"]
+    assert keepalived.failbacks_awaited(model_for(seed_pillar, "lb1"), deferring=True) == []
+    assert keepalived.failbacks_awaited(model_for(seed_pillar, "lb2"), deferring=False) == []
+    seed_pillar["vrrp"]["failback_delay"] = 0  # keepalived preempts at once
+    assert "preempt_delay" not in keepalived.render_config(model_for(seed_pillar, "lb1"))
+    assert keepalived.failbacks_awaited(model_for(seed_pillar, "lb1"), deferring=False) == []
+    seed_pillar["vrrp"].update(failback_delay=5, preempt=False, check={"weight": 0})
+    assert "preempt_delay" not in keepalived.render_config(model_for(seed_pillar, "lb1"))
+    assert keepalived.failbacks_awaited(model_for(seed_pillar, "lb1"), deferring=False) == []
 
 
 def test_adverts_with_another_vip_list_are_accepted_while_a_change_rolls_out(seed_pillar):

@@ -10,10 +10,11 @@ from lab.demo import history_records, one_failover
 from lab.load import ClientLoad
 from tests.integration.pair.conftest import NODES, VIPS, journal, last_seq, wait_for_vips
 
-# HAProxy stopped for good puts lb1 in FAULT (its priority-0 advert hands the VIPs over at once)
+# HAProxy stopped for good puts lb1 in FAULT (its priority-0 advert hands the VIPs over at once);
+# back, lb1 waits the failback delay while the master has lb2 hand the VIPs back (a brief FAULT)
 MOVES = [
     ("lb1", "MASTER", "FAULT"), ("lb2", "BACKUP", "MASTER"),
-    ("lb1", "FAULT", "BACKUP"), ("lb1", "BACKUP", "MASTER"), ("lb2", "MASTER", "BACKUP"),
+    ("lb1", "FAULT", "BACKUP"), ("lb2", "MASTER", "FAULT"), ("lb1", "BACKUP", "MASTER"), ("lb2", "FAULT", "BACKUP"),
 ]  # fmt: skip
 
 
@@ -85,7 +86,9 @@ def test_no_request_fails_once_the_vips_have_moved(drill):
 def test_the_operator_reads_the_failover_in_history_and_status(drill, salt_master):
     salt_run = salt_master.salt_run_cli(timeout=60)
     history = salt_run.run("lbpair.history", "instance=lbpair_51", "minion=lb2", "--out=txt")
-    assert "lb2 BACKUP -> MASTER" in history.stdout and "lb2 MASTER -> BACKUP" in history.stdout, history.stdout
+    assert "lb2 BACKUP -> MASTER" in history.stdout and "lb2 MASTER -> FAULT" in history.stdout, history.stdout
+    handed_back = [line for line in history.stdout.splitlines() if "lb2 MASTER -> FAULT" in line or "lb2 FAULT -> BACKUP" in line]
+    assert handed_back and all("planned" in line for line in handed_back[-2:]), history.stdout  # the graceful failback
     status = salt_run.run("lbpair.status")
     assert status.returncode == 0, status.stdout
     pair = status.data["instances"]["lbpair_51"]
