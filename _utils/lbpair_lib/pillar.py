@@ -67,7 +67,7 @@ DEFAULT_VRRP = {
 #: keepalived's largest ``preempt_delay`` (s)
 MAX_FAILBACK_DELAY = 1000
 #: keepalived's strict mode (RFC compliance) refuses the split-brain remedies: off unless set
-STRICT_DEFAULTS = {"higher_prio_send_advert": False, "garp_lower_prio_repeat": 0}
+STRICT_DEFAULTS = {"higher_prio_send_advert": False, "garp_lower_prio_repeat": 0, "failback_delay": 0}
 VRRP_KEYS = (*DEFAULT_VRRP, *PROFILES["default"], "check", "probe", "track_files", "instances")
 #: keepalived's ``vrrp_rt_priority`` with ``lbpair:vrrp:realtime``: SCHED_RR, above every normal process
 REALTIME_PRIORITY = 50
@@ -289,6 +289,8 @@ def _strict_problem(vrrp):
         return "higher_prio_send_advert", "strict mode requires it to be false (keepalived clears it)"
     if vrrp["garp_lower_prio_repeat"]:
         return "garp_lower_prio_repeat", "strict mode requires it to be 0: no repeated gratuitous ARPs (keepalived resets it)"
+    if vrrp["failback_delay"]:
+        return "failback_delay", "strict mode requires it to be 0: keepalived resets preempt_delay (no graceful failback)"
     return None
 
 

@@ -256,7 +256,7 @@ def test_the_longest_values_the_pillar_allows_pass_the_real_binaries(loaders, mo
 
 
 def test_strict_mode_with_vrrpv3_passes_the_real_keepalived(loaders, modules, pillar):
-    pillar["vrrp"].update(strict=True, version=3, higher_prio_send_advert=False, garp_lower_prio_repeat=0)
+    pillar["vrrp"].update(strict=True, version=3, higher_prio_send_advert=False, garp_lower_prio_repeat=0, failback_delay=0)
     set_pillar(loaders, pillar)
     assert "accept" in modules.lbpair_keepalived.render()
     modules.lbpair_keepalived.validate()

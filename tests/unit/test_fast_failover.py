@@ -44,11 +44,11 @@ def test_a_whole_second_given_as_a_float_is_fine_with_vrrpv2(seed_pillar):
 
 def test_strict_mode_starts_as_backup_accepts_traffic_to_the_vips_and_drops_the_remedies(seed_pillar):
     seed_pillar["vrrp"].update(strict=True, version=3)
-    for remedy in ("higher_prio_send_advert", "garp_lower_prio_repeat"):
+    for remedy in ("higher_prio_send_advert", "garp_lower_prio_repeat", "failback_delay"):
         seed_pillar["vrrp"].pop(remedy, None)  # the example sets them: strict mode refuses them
     text = keepalived.render_config(model_for(seed_pillar))
     assert "    vrrp_strict\n" in text and "    state BACKUP\n" in text and "    accept\n" in text
-    assert "higher_prio_send_advert" not in text and "garp_lower_prio_repeat" not in text
+    assert "higher_prio_send_advert" not in text and "garp_lower_prio_repeat" not in text and "preempt_delay" not in text
 
 
 def test_without_preempt_strict_mode_is_refused(seed_pillar):

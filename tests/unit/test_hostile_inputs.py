@@ -87,6 +87,9 @@ PILLAR_ROWS = [
      "lbpair:vrrp:advert_int", "centiseconds"),
     ("an unknown profile", lambda p: p["vrrp"].update(profile="turbo"), "lbpair:vrrp:profile", "expected one of default, fast"),
     ("a failback delay beyond keepalived's", lambda p: p["vrrp"].update(failback_delay=1001), "lbpair:vrrp:failback_delay", "from 0 to 1000"),
+    ("a failback delay in strict mode", lambda p: p["vrrp"].update(
+        strict=True, version=3, higher_prio_send_advert=False, garp_lower_prio_repeat=0, failback_delay=5),
+     "lbpair:vrrp:failback_delay", "strict mode requires it to be 0"),
     ("a failback delay as text", lambda p: p["vrrp"].update(failback_delay="10; reboot"), "lbpair:vrrp:failback_delay", "integer"),
     ("a profile that is a mapping", lambda p: p["vrrp"].update(profile={"version": 3}), "lbpair:vrrp:profile", "expected one of"),
     ("a track file outside lbpair's directory", lambda p: p["vrrp"].update(track_files={"x": {"file": "/etc/shadow"}}),
@@ -179,7 +182,7 @@ PILLAR_ROWS = [
     ("an IPv6 VIP with one node without IPv6 address", lambda p: address6(p, lb2=None) and foo(p).update(vip="2001:db8::10"),
      "lbpair:services:foo:vip", "lbpair:nodes:lb2:address6"),
     ("an IPv6 VIP in strict mode (keepalived refuses it without a link-local VIP)",
-     lambda p: address6(p)["vrrp"].update(strict=True, version=3, higher_prio_send_advert=False, garp_lower_prio_repeat=0)
+     lambda p: address6(p)["vrrp"].update(strict=True, version=3, higher_prio_send_advert=False, garp_lower_prio_repeat=0, failback_delay=0)
      or foo(p).update(vip="2001:db8::10"),
      "lbpair:services:foo:vip", "strict mode"),
     ("an IPv4 address given as address6", lambda p: address6(p, lb1="192.0.2.111"), "lbpair:nodes:lb1:address6", "not an IPv6 address"),
