@@ -114,11 +114,12 @@ def one_failover(lab, load, vips, reactions=None):
     before = load.counts()
     if reactions:
         reactions.mark()
-    stopped = time.monotonic()
+    stopped, stopped_on_lb1 = time.monotonic(), drills.now_on(lab, "lb1")
     lab.exec("lb1", ["systemctl", "stop", "haproxy"])
     moved = moment_when(lambda: lab.vips_on("lb2", vips) == vips, timeout=30)
     after_failover = load.counts()
     failover_reactions = reactions.awaited("lb2") if reactions else []
+    drills.probe_failed(lab, "lb1", stopped_on_lb1)  # HAProxy found dead: its start is then a clean recovery
     time.sleep(1)
     started = time.monotonic()
     lab.exec("lb1", ["systemctl", "start", "haproxy"])

@@ -17,6 +17,7 @@ MASTER, PEER = "lb1", "lb2"
 REQUEST_TIMEOUT = 2.1  # lab/http_load.py's timeout: a request sent before a snapshot has ended by then
 POLL = 0.01  # s between two looks at where the VIPs are
 KEEPALIVED_STATE = re.compile(r"\((\S+)\) Entering (\w+) STATE")
+PROBE_FAILED = "VRRP_Script(lbpair_probe) failed"
 
 
 class DrillFailed(RuntimeError):
@@ -38,10 +39,28 @@ def now_on(lab, node):
     return float(lab.exec(node, ["date", "+%s.%N"]).stdout)
 
 
+def keepalived_log(lab, node, since):
+    """What keepalived on *node* logged since *since* (its clock)."""
+    return lab.exec(node, ["journalctl", "-u", "keepalived", "--since", f"@{since:.3f}", "-o", "cat", "--no-pager"]).stdout
+
+
 def transitions(lab, node, since):
     """keepalived's state changes on *node* since *since* (its clock): ``["FAULT", "BACKUP", ...]``."""
-    text = lab.exec(node, ["journalctl", "-u", "keepalived", "--since", f"@{since:.3f}", "-o", "cat", "--no-pager"]).stdout
-    return [match.group(2) for match in KEEPALIVED_STATE.finditer(text)]
+    return [match.group(2) for match in KEEPALIVED_STATE.finditer(keepalived_log(lab, node, since))]
+
+
+def probe_failed(lab, node, since, timeout=10):
+    """
+    Wait until keepalived on *node* has seen its HAProxy probe fail since *since* (its clock).
+    HAProxy started again before that (within about 2 s of a stop) races the probe under way:
+    keepalived may leave FAULT when systemd says HAProxy is back, then enter it again for a
+    moment when that probe fails.
+    """
+    deadline = time.monotonic() + timeout
+    while PROBE_FAILED not in keepalived_log(lab, node, since):
+        if time.monotonic() >= deadline:
+            raise DrillFailed(f"keepalived on {node} did not see its HAProxy probe fail within {timeout} s")
+        time.sleep(0.2)
 
 
 def haproxy(lab, node, action):

@@ -41,8 +41,13 @@ HEALTHY = "HEALTHY"  # placeholder in the check script, replaced by the node's h
 
 
 def tracked_file_pillar(seed_pillar, interval=1):
-    """*seed_pillar* with the HAProxy check replaced by a test of the node's ``healthy`` file."""
+    """
+    *seed_pillar* with the HAProxy check replaced by a test of the node's ``healthy`` file, and no
+    failback delay: these rigs move the VIPs at will (:meth:`Pair.make_master`) with no master to
+    hand them back, so the preferred node starts as MASTER and preempts at once, as before the delay.
+    """
     pillar = copy.deepcopy(seed_pillar)
+    pillar["vrrp"]["failback_delay"] = 0
     check = {"script": f"/usr/bin/test -e {HEALTHY}", "interval": interval, "weight": 2, "fall": 1, "rise": 1}
     pillar["vrrp"]["check"] = check
     pillar["vrrp"]["probe"] = {"enabled": False}  # no HAProxy beside these nodes to ask

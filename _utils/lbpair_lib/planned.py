@@ -84,6 +84,9 @@ def peer_of(nodes, node):
 
 
 FAILBACK_TIMEOUT = 30  # s: a failback's plan marks the transitions it causes "planned" this long
+# s a node back from FAULT must stay ready before its VIPs are handed back: HAProxy started again
+# while a probe of the dead one was under way brings it out of FAULT for a few milliseconds
+FAILBACK_SETTLE = 1
 MAX_TIMEOUT = 600  # s: a plan marks the transitions of its instances "planned" until it times out
 
 
@@ -195,6 +198,10 @@ class PlannedMoves:
             if not awaited.issuperset(held):
                 kept = ", ".join(name for name in held if name not in awaited)
                 return {"moved": False, "comment": f"{holder} holds {kept} too: keepalived's preemption moves {instance} back"}
+            self.sleep(FAILBACK_SETTLE)
+            problem = _failback_problem(self.reactions.pair_state(), minion, instance)
+            if problem:
+                return {"moved": False, "comment": f"no graceful failback: {problem}"}
             self._plan(dict.fromkeys(held, minion), "failback", FAILBACK_TIMEOUT)
             return {"moved": True, "to": minion, "hand_over": self._tell([holder], HANDOVER_FUNCTION)}
 

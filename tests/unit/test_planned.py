@@ -276,3 +276,13 @@ def test_other_transitions_set_off_no_failback(tmp_path, previous, state):
     reacting, _ = _reactions(tmp_path, pair)
     outcome = _back_from_fault(pair, reacting, previous_state=previous, state=state)
     assert "failback" not in outcome["steps"] and pair.deferring == set()
+
+
+def test_a_node_back_in_fault_before_the_hand_over_gets_nothing(tmp_path):
+    """HAProxy started while a probe of the dead one was under way: out of FAULT for a few milliseconds."""
+    pair = BackFromFault()
+    reacting, _ = _reactions(tmp_path, pair)
+    relapse = lambda _: pair.instance_states["lbpair_51"].update(lb1="FAULT")  # noqa: E731  (during the settle time)
+    result = planned.PlannedMoves(reacting, sleep=relapse, grace=0).failback("lb1", "lbpair_51")
+    assert result["moved"] is False and "lb1 is FAULT" in result["comment"], result
+    assert pair.deferring == set() and reacting.history.read() == []

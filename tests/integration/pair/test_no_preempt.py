@@ -7,6 +7,7 @@ VIPs to the preferred node.
 import copy
 import time
 
+from lab import drills
 from lab.demo import history_records
 from tests.integration.pair.conftest import NODES, VIPS, apply_state, last_seq, wait_for_vips
 
@@ -27,9 +28,11 @@ def test_without_preempt_the_pair_stays_on_the_node_that_took_over(lab, highstat
         apply_everywhere(salt_cli)
         lb1_seq = last_seq(salt_cli, "lb1")
         reactions.mark()
+        stopped = drills.now_on(lab, "lb1")
         lab.exec("lb1", ["systemctl", "stop", "haproxy"])
         wait_for_vips(lab, "lb2")
         reactions.awaited("lb2")
+        drills.probe_failed(lab, "lb1", stopped)  # HAProxy found dead before it is back: one FAULT, no blip
         lab.exec("lb1", ["systemctl", "start", "haproxy"])
         time.sleep(12)  # the check rises (2 x 2 s) and a preempting node would have taken over by now
         assert (lab.vips_on("lb1", VIPS), lab.vips_on("lb2", VIPS)) == ([], VIPS)
