@@ -55,7 +55,7 @@ DEFAULT_VRRP = {
     "preempt": True,
     # s the preferred node, back from FAULT, waits before it preempts: time for the master to hand
     # the VIPs back gracefully (lbpair_lib.planned), so that no connection under way is cut
-    "failback_delay": 5,
+    "failback_delay": 10,
     "unicast": False,
     "strict": False,
     # split brain: the MASTER answers a lower-priority advert with its own at once and sends

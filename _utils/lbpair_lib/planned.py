@@ -185,23 +185,20 @@ class PlannedMoves:
         IPv4 and IPv6 instances of a pair come back together, and one hand-over moves both.
         """
         with store.locked(f"{self.reactions.state_path}.failback"):
+            awaited = set(_instance_names(self._tell([minion], PREFERRED_FUNCTION, failback=True)[minion]))
+            if instance not in awaited:
+                why = "preempt, failback_delay or defer"
+                return {"moved": False, "comment": f"{minion} does not wait for {instance} to be handed back ({why})"}
+            self.sleep(FAILBACK_SETTLE)
             view = self.reactions.pair_state()
             problem = _failback_problem(view, minion, instance)
             if problem:
                 return {"moved": False, "comment": f"no graceful failback: {problem}"}
-            awaited = set(_instance_names(self._tell([minion], PREFERRED_FUNCTION, failback=True)[minion]))
             holder = view["instances"][instance]["MASTER"][0]
             held = sorted(name for name, entry in view["instances"].items() if entry["MASTER"] == [holder])
-            if instance not in awaited:
-                why = "preempt, failback_delay or defer"
-                return {"moved": False, "comment": f"{minion} does not wait for {instance} to be handed back ({why})"}
             if not awaited.issuperset(held):
                 kept = ", ".join(name for name in held if name not in awaited)
                 return {"moved": False, "comment": f"{holder} holds {kept} too: keepalived's preemption moves {instance} back"}
-            self.sleep(FAILBACK_SETTLE)
-            problem = _failback_problem(self.reactions.pair_state(), minion, instance)
-            if problem:
-                return {"moved": False, "comment": f"no graceful failback: {problem}"}
             self._plan(dict.fromkeys(held, minion), "failback", FAILBACK_TIMEOUT)
             return {"moved": True, "to": minion, "hand_over": self._tell([holder], HANDOVER_FUNCTION)}
 

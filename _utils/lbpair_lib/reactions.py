@@ -342,9 +342,9 @@ class Reactions:
         """
         key = reaction_key(record)
         notice = self._admit(record)
-        steps = (["record"] if record_error else []) + (notify.channels(self.config) if notice else []) + ["pair"]
-        if back_from_fault(record):
-            steps.append("failback")
+        # the failback first: the returning node preempts by itself when the failback delay ends
+        failback = ["failback"] if back_from_fault(record) else []
+        steps = (["record"] if record_error else []) + failback + (notify.channels(self.config) if notice else []) + ["pair"]
         with self._state() as state:
             reaction_state.begin(state, key, steps, {"record": record, "notice": notice})
         if record_error:

@@ -52,7 +52,7 @@ def test_no_preempt_renders_both_nodes_as_backup(seed_pillar):
 
 def test_the_preferred_node_back_from_fault_waits_the_failback_delay(seed_pillar):
     lb1 = keepalived.render_config(model_for(seed_pillar, "lb1"))
-    assert "    state BACKUP\n" in lb1 and "    preempt_delay 5\n" in lb1  # keepalived ignores it on a node starting as MASTER
+    assert "    state BACKUP\n" in lb1 and "    preempt_delay 10\n" in lb1  # keepalived ignores it on a node starting as MASTER
     assert keepalived.failbacks_awaited(model_for(seed_pillar, "lb1"), deferring=False) == ["lbpair_51"]
     assert keepalived.failbacks_awaited(model_for(seed_pillar, "lb1"), deferring=True) == []
     assert keepalived.failbacks_awaited(model_for(seed_pillar, "lb2"), deferring=False) == []
