@@ -57,9 +57,11 @@ def joined_pair(namespaces):
 def keepalived_on(namespaces, lbpair, tmp_path, without=None):
     """
     keepalived on each node of ``{node: namespace}`` with the configuration lbpair renders
-    (less the line *without*, for a control; no probe: no HAProxy here to ask); ``{node: process}``.
+    (less the line *without*, for a control; no probe: no HAProxy here to ask; no failback delay:
+    no master here to hand VIPs back, and a preferred node starting after its peer would wait it
+    out); ``{node: process}``.
     """
-    lbpair = {**lbpair, "vrrp": {**lbpair["vrrp"], "probe": {"enabled": False}}}
+    lbpair = {**lbpair, "vrrp": {**lbpair["vrrp"], "probe": {"enabled": False}, "failback_delay": 0}}
     processes = {}
     try:
         for node, namespace in namespaces.items():

@@ -23,6 +23,7 @@ def test_without_preempt_the_pair_stays_on_the_node_that_took_over(lab, highstat
     staying = copy.deepcopy(pillar.seed)
     staying["vrrp"]["preempt"] = False
     staying["vrrp"]["check"]["weight"] = 0  # a failed check means FAULT
+    staying["vrrp"]["failback_delay"] = 0  # were preempt on, keepalived itself would take the VIPs back within the sleep
     pillar.write(staying)
     try:
         apply_everywhere(salt_cli)
