@@ -195,12 +195,13 @@ def maintenance(on=True):
     return _set_track(track.MAINTENANCE, on)
 
 
-def hand_over():
+def hand_over(defer=True):
     """
     Hand the VIPs this node holds to its peer with no failed request: new
     connections to the VIPs are held for a moment, the node defers and goes to
     FAULT until its peer has taken over. Returns the steps with their times. Used
-    by ``salt-run lbpair.switchover``, which also checks the peer first.
+    by ``salt-run lbpair.switchover``, which also checks the peer first, and by the
+    master's graceful failback with ``defer=False`` (the peer is the preferred node).
 
     CLI Example:
 
@@ -208,4 +209,5 @@ def hand_over():
 
         salt lb1 lbpair_keepalived.hand_over
     """
-    return handover.hand_over(_fresh_model(), keepalived.Local(_options()), track.write)
+    defer = schema.boolean(defer, "defer")
+    return handover.hand_over(_fresh_model(), keepalived.Local(_options()), track.write, defer=defer)

@@ -34,11 +34,13 @@ FAULT_TIMEOUT = 5  # s for keepalived to read the track file and go to FAULT
 TAKEOVER_MARGIN = 0.5  # s beyond one advert interval (the peer's longest skew time)
 
 
-def hand_over(model, local, write_track, sleep=time.sleep, lock=LOCK):
+def hand_over(model, local, write_track, sleep=time.sleep, lock=LOCK, defer=True):
     """
     Hand this node's VIPs to its peer (see the module). ``local``: a
     :class:`~lbpair_lib.keepalived.Local`; ``write_track(name, value)`` writes one of
-    lbpair's keepalived track files. Returns what was done, step by step, with times.
+    lbpair's keepalived track files. ``defer=False``: the node does not defer afterwards
+    (a failback to the preferred node: the failback delay keeps this one from preempting
+    while the peer's check rises). Returns what was done, step by step, with times.
     Refused unless this node is MASTER of an instance (active/active: FAULT hands
     over every instance it holds), or while another handover is under way.
     """
@@ -49,10 +51,10 @@ def hand_over(model, local, write_track, sleep=time.sleep, lock=LOCK):
     with store.try_locked(lock) as mine:
         if not mine:
             raise LbpairError("a handover is under way on this node already")
-        return _hand_over(model, local, write_track, sleep)
+        return _hand_over(model, local, write_track, sleep, defer)
 
 
-def _hand_over(model, local, write_track, sleep):
+def _hand_over(model, local, write_track, sleep, defer):
     vips = pillar.vips(model)
     started = time.monotonic()
     steps = []
@@ -64,16 +66,17 @@ def _hand_over(model, local, write_track, sleep):
     step("new connections to the VIPs held")
     try:
         sleep(DRAIN)
-        write_track("defer", 1)
+        if defer:
+            write_track("defer", 1)
         write_track("handover", 1)
-        step("deferring, FAULT asked")
+        step("deferring, FAULT asked" if defer else "FAULT asked")
         _wait_for_fault(local, sleep)
         step("FAULT: the VIPs are released")
         sleep(float(model["vrrp"]["advert_int"]) + TAKEOVER_MARGIN)
     finally:
         write_track("handover", 0)
         firewall.release_new_connections(model)
-    step("BACKUP, deferring; new connections no longer held")
+    step(f"BACKUP{', deferring' if defer else ''}; new connections no longer held")
     return steps
 
 

@@ -200,7 +200,10 @@ class PlannedMoves:
                 kept = ", ".join(name for name in held if name not in awaited)
                 return {"moved": False, "comment": f"{holder} holds {kept} too: keepalived's preemption moves {instance} back"}
             self._plan(dict.fromkeys(held, minion), "failback", FAILBACK_TIMEOUT)
-            return {"moved": True, "to": minion, "hand_over": self._tell([holder], HANDOVER_FUNCTION)}
+            # no defer: the holder is not the preferred node, and its own failback delay keeps it from
+            # preempting while the returning node's check rises (a node left deferring would not take
+            # an instance it prefers later, e.g. one added for active/active)
+            return {"moved": True, "to": minion, "hand_over": self._tell([holder], HANDOVER_FUNCTION, defer=False)}
 
     def _preferred(self, view):
         """``{instance: node}``: the node each of the pair's instances prefers, as the nodes' own pillar says."""

@@ -23,7 +23,9 @@ class Pair(Nodes):
 
     def ask(self, targets, fun, kwarg, timeout):
         if fun == planned.HANDOVER_FUNCTION:
-            self.deferring.update(targets)
+            if kwarg.get("defer", True):
+                self.deferring.update(targets)
+            self.waiting = frozenset()  # its peer takes the VIPs over and keeps them (its check has risen)
             self.settle()
             return {node: [{"step": "handed over"}] for node in targets}, {}
         if fun in (planned.DEFER_FUNCTION, planned.MAINTENANCE_FUNCTION):
@@ -220,7 +222,7 @@ def test_a_node_back_from_fault_has_its_vips_handed_back_once(tmp_path):
     moves, reacting = _moves(tmp_path, pair)
     assert pair.masters() == {"lbpair_51": ["lb2"], "lbpair_51_6": ["lb2"]}
     result = moves.failback("lb1", "lbpair_51")
-    assert result["moved"] and result["to"] == "lb1" and pair.deferring == {"lb2"}
+    assert result["moved"] and result["to"] == "lb1" and pair.deferring == set()  # lb2 does not defer: it prefers nothing
     assert pair.masters() == {"lbpair_51": ["lb1"], "lbpair_51_6": ["lb1"]}
     plans = sorted((r["instance"], r["minion"], r["message"]) for r in reacting.history.read() if r["kind"] == "planned")
     assert plans == [(name, "lb1", "planned failback: the VIPs move to lb1") for name in ("lbpair_51", "lbpair_51_6")]
@@ -236,7 +238,7 @@ def test_no_failback_takes_a_node_its_own_instance(tmp_path):
     moves, _ = _moves(tmp_path, pair)
     result = moves.failback("lb1", "lbpair_51")
     assert result == {"moved": False, "comment": "lb2 holds lbpair_52 too: keepalived's preemption moves lbpair_51 back"}
-    assert pair.deferring == set()
+    assert pair.waiting == {"lb1"}  # no hand-over
 
 
 @pytest.mark.parametrize(
@@ -254,7 +256,7 @@ def test_no_failback_to_a_node_that_does_not_wait_for_it_or_is_not_ready(tmp_pat
     harm(pair)
     result = moves.failback("lb1", "lbpair_51")
     assert result["moved"] is False and words in result["comment"], result
-    assert "lb2" not in pair.deferring and reacting.history.read() == []
+    assert pair.waiting == {"lb1"} and reacting.history.read() == []  # no hand-over
 
 
 def _back_from_fault(pair, reacting, **entry):
@@ -285,4 +287,4 @@ def test_a_node_back_in_fault_before_the_hand_over_gets_nothing(tmp_path):
     relapse = lambda _: pair.instance_states["lbpair_51"].update(lb1="FAULT")  # noqa: E731  (during the settle time)
     result = planned.PlannedMoves(reacting, sleep=relapse, grace=0).failback("lb1", "lbpair_51")
     assert result["moved"] is False and "lb1 is FAULT" in result["comment"], result
-    assert pair.deferring == set() and reacting.history.read() == []
+    assert pair.waiting == {"lb1"} and reacting.history.read() == []  # no hand-over
