@@ -12,6 +12,7 @@ import re
 import time
 
 from lab import netns
+from lab.util import wait_until
 
 MASTER, PEER = "lb1", "lb2"
 REQUEST_TIMEOUT = 2.1  # lab/http_load.py's timeout: a request sent before a snapshot has ended by then
@@ -56,11 +57,12 @@ def probe_failed(lab, node, since, timeout=10):
     keepalived may leave FAULT when systemd says HAProxy is back, then enter it again for a
     moment when that probe fails.
     """
-    deadline = time.monotonic() + timeout
-    while PROBE_FAILED not in keepalived_log(lab, node, since):
-        if time.monotonic() >= deadline:
-            raise DrillFailed(f"keepalived on {node} did not see its HAProxy probe fail within {timeout} s")
-        time.sleep(0.2)
+    wait_until(
+        lambda: PROBE_FAILED in keepalived_log(lab, node, since),
+        timeout,
+        interval=0.2,
+        what=f"keepalived on {node} seeing its HAProxy probe fail",
+    )
 
 
 def haproxy(lab, node, action):
@@ -151,11 +153,7 @@ def switchover(lab, load, master, vips, node):
 
 def peer_settled(lab, timeout=10):
     """Wait until lb2's keepalived is BACKUP: a graceful failback ends with a moment of FAULT on it."""
-    deadline = time.monotonic() + timeout
-    while transitions(lab, PEER, 0)[-1:] != ["BACKUP"]:
-        if time.monotonic() >= deadline:
-            raise DrillFailed(f"{PEER} was not BACKUP within {timeout} s")
-        time.sleep(0.2)
+    wait_until(lambda: transitions(lab, PEER, 0)[-1:] == ["BACKUP"], timeout, interval=0.2, what=f"{PEER} BACKUP")
 
 
 def healed_crash(lab, load, vips, watch=3.0):
