@@ -16,8 +16,9 @@ master-down timer):
 - **Hung**: keepalived's ``vrrp_script lbpair_probe`` runs :data:`PROBE_SCRIPT`
   every second, which asks HAProxy itself over HTTP (the ``lbpair-probe``
   frontend on 127.0.0.1): a hung HAProxy accepts the connection and never
-  answers. A refused connection is HAProxy starting again after a crash: the
-  probe asks again for a moment before it fails.
+  answers. A refused or reset connection is HAProxy starting again after a
+  crash (or killed while it answered): the probe asks again until keepalived's
+  timeout for it is nearly over (:func:`probe_attempts`) before it fails.
 
 :func:`watched` installs the scripts and units and creates the track files
 (the ``lbpair.keepalived`` SLS runs it before keepalived's configuration).
@@ -35,8 +36,10 @@ UNIT_DIR = "/etc/systemd/system"
 DOWN_UNIT = "lbpair-haproxy-down.service"
 PROBE_PATH = "/"
 PROBE_MAX_TIME = 0.5  # s for HAProxy to answer the probe: it answers in well under a millisecond
-RETRY_PAUSE = 0.2  # s between two refused probes: systemd restarts a crashed HAProxy after 100 ms
-RETRIES = 4
+RETRY_PAUSE = 0.2  # s between two asks of a HAProxy that is not there
+ASK_AGAIN_TIME = 0.25  # s an ask of a HAProxy that is not there takes: the pause and curl's start (~10 ms)
+#: curl's exits when no HAProxy is there: refused (7), or killed while it answered: empty reply (52), reset (56)
+NOT_THERE = (7, 52, 56)
 HEADER = "# Managed by Salt (lbpair): local changes are overwritten."
 
 
@@ -45,17 +48,31 @@ def probe_url(model):
     return f"http://127.0.0.1:{model['vrrp']['probe']['port']}{PROBE_PATH}"
 
 
+def probe_attempts(model):
+    """
+    How often the probe asks a HAProxy that is not there before it fails: as often as fits in
+    keepalived's timeout for the probe, less one ask that finds HAProxy hung. systemd restarts a
+    crashed HAProxy within 0.2-0.5 s (lab); the default timeout (3 s) gives it 2.5 s.
+    """
+    return max(1, int((model["vrrp"]["probe"]["timeout"] - PROBE_MAX_TIME) / ASK_AGAIN_TIME))
+
+
 def probe_script(model):
     """The probe keepalived runs (exit 0: HAProxy answered)."""
+    attempts = probe_attempts(model)
     return f"""#!/bin/sh
 {HEADER}
 # keepalived's vrrp_script {pillar.PROBE_FRONTEND}: does HAProxy answer? A hung HAProxy accepts the
-# connection and never answers: that fails at once. A refused connection (curl's exit 7) is HAProxy
-# starting again after a crash: ask again, {RETRIES} times in all.
-for attempt in {" ".join(str(n) for n in range(1, RETRIES + 1))}; do
+# connection and never answers: that fails at once. No HAProxy there (refused, or killed while it
+# answered) is HAProxy starting again after a crash: ask again, {attempts} times in all.
+attempt=0
+while [ $attempt -lt {attempts} ]; do
+    attempt=$((attempt + 1))
     /usr/bin/curl --silent --fail --output /dev/null --max-time {PROBE_MAX_TIME} {probe_url(model)} && exit 0
-    [ $? -eq 7 ] || exit 1
-    sleep {RETRY_PAUSE}
+    case $? in
+    {"|".join(str(code) for code in NOT_THERE)}) sleep {RETRY_PAUSE} ;;
+    *) exit 1 ;;
+    esac
 done
 exit 1
 """

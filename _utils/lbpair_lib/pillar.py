@@ -76,7 +76,7 @@ REALTIME_PRIORITY = 50
 # fall 2: a crash systemd heals (SIGKILL, back within 100 ms) must move nothing.
 DEFAULT_CHECK = {"script": "/usr/bin/pgrep -x haproxy", "interval": 2, "weight": 2, "fall": 2, "rise": 2}
 #: the probe asks HAProxy itself (a hung one never answers); a failed probe puts the node in FAULT
-DEFAULT_PROBE = {"enabled": True, "port": 8405, "interval": 1, "timeout": 1, "fall": 1, "rise": 2}
+DEFAULT_PROBE = {"enabled": True, "port": 8405, "interval": 1, "timeout": 3, "fall": 1, "rise": 2}
 #: the HAProxy frontend the probe asks, bound to 127.0.0.1 (no service may have its name)
 PROBE_FRONTEND = "lbpair-probe"
 DEFAULT_HAPROXY = {"stats_socket": "/run/haproxy/admin.sock", "peers_port": 10000}

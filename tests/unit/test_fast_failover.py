@@ -87,7 +87,17 @@ def test_the_probe_is_a_fault_check_run_through_sh(seed_pillar):
     assert keys[f'script "/bin/sh {haproxy_watch.PROBE_SCRIPT}"'] == "lbpair:vrrp:probe:port"
     assert keys["lbpair_probe"] == "lbpair:vrrp:probe:enabled"
     text = keepalived.render_config(model_for(seed_pillar))
-    assert "vrrp_script lbpair_probe {\n    script" in text and "    timeout 1\n    weight 0\n" in text
+    assert "vrrp_script lbpair_probe {\n    script" in text and "    timeout 3\n    weight 0\n" in text
+
+
+@pytest.mark.parametrize(("timeout", "attempts"), [(1, 2), (3, 10), (3600, 14398)])
+def test_the_probe_asks_a_haproxy_that_is_not_there_again_within_keepalived_s_timeout(seed_pillar, timeout, attempts):
+    seed_pillar["vrrp"]["probe"] = {"timeout": timeout}
+    model = model_for(seed_pillar)
+    assert haproxy_watch.probe_attempts(model) == attempts
+    assert attempts * haproxy_watch.ASK_AGAIN_TIME <= timeout - haproxy_watch.PROBE_MAX_TIME  # keepalived never kills it
+    script = haproxy_watch.probe_script(model)
+    assert f"while [ $attempt -lt {attempts} ]" in script and "    7|52|56) sleep 0.2 ;;\n    *) exit 1 ;;" in script
 
 
 def test_haproxy_answers_the_probe_itself_on_the_loopback(seed_pillar):
