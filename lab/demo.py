@@ -96,12 +96,6 @@ def check_balancing(lab, steps, services):
 REQUEST_TIMEOUT = 2.1  # lab/http_load.py's timeout: every request sent before a snapshot has ended by then
 
 
-def _sent_between(earlier, later, final):
-    """The requests sent between two snapshots and how many of them failed, as ``final`` knows it."""
-    first, last = earlier["requests"], later["requests"]
-    return {"requests": last - first, "failures": sum(1 for number in final["failed"] if first < number <= last)}
-
-
 def one_failover(lab, load, vips, reactions=None):
     """
     Stop HAProxy on lb1 until the VIPs are on lb2, then start it until they are back on lb1.
@@ -134,8 +128,8 @@ def one_failover(lab, load, vips, reactions=None):
         "moved": moved,
         "started": started,
         "back": back,
-        "failover": _sent_between(before, after_failover, final),
-        "failback": _sent_between(after_failover, after_failback, final),
+        "failover": drills.sent_between(before, after_failover, final),
+        "failback": drills.sent_between(after_failover, after_failback, final),
         "failover_reactions": failover_reactions,
         "failback_reactions": failback_reactions,
     }

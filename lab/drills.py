@@ -11,7 +11,7 @@ import contextlib
 import re
 import time
 
-from lab import netns
+from lab import netns, scenarios
 from lab.util import wait_until
 
 MASTER, PEER = "lb1", "lb2"
@@ -45,9 +45,10 @@ def keepalived_log(lab, node, since):
     return lab.exec(node, ["journalctl", "-u", "keepalived", "--since", f"@{since:.3f}", "-o", "cat", "--no-pager"]).stdout
 
 
-def transitions(lab, node, since):
-    """keepalived's state changes on *node* since *since* (its clock): ``["FAULT", "BACKUP", ...]``."""
-    return [match.group(2) for match in KEEPALIVED_STATE.finditer(keepalived_log(lab, node, since))]
+def transitions(lab, node, since, instance=None):
+    """keepalived's state changes on *node* since *since* (its clock): ``["FAULT", "BACKUP", ...]``, of *instance* or all."""
+    found = KEEPALIVED_STATE.finditer(keepalived_log(lab, node, since))
+    return [match.group(2) for match in found if instance in (None, match.group(1))]
 
 
 def probe_failed(lab, node, since, timeout=10):
@@ -99,9 +100,14 @@ BREAKS = {
 }
 
 
-def _sent_between(earlier, later, final):
+def sent_between(earlier, later, final):
+    """
+    The requests sent between two snapshots of the client's counts, how many of them failed as
+    ``final`` knows it, and the first failures' ``examples`` (request number, moment, error).
+    """
     first, last = earlier["requests"], later["requests"]
-    return {"requests": last - first, "failures": sum(1 for number in final["failed"] if first < number <= last)}
+    examples = [example for example in final["examples"] if first < int(example.split()[1]) <= last]
+    return {"requests": last - first, "failures": sum(1 for number in final["failed"] if first < number <= last), "examples": examples}
 
 
 def failover(lab, load, vips, kind, settle=1.0):
@@ -124,7 +130,7 @@ def failover(lab, load, vips, kind, settle=1.0):
     return {
         "moved_ms": 1000 * (moved - broken),
         "back_ms": 1000 * (back - mended),
-        "failover": _sent_between(before, after, load.counts()),
+        "failover": sent_between(before, after, load.counts()),
         "peer_transitions": transitions(lab, PEER, since),
     }
 
@@ -146,14 +152,17 @@ def switchover(lab, load, master, vips, node):
     time.sleep(REQUEST_TIMEOUT)
     return {
         "returned_ms": 1000 * (returned - asked),
-        "requests": _sent_between(before, after, load.counts()),
+        "requests": sent_between(before, after, load.counts()),
         "timeline": moved["timeline"],
     }
 
 
 def peer_settled(lab, timeout=10):
-    """Wait until lb2's keepalived is BACKUP: a graceful failback ends with a moment of FAULT on it."""
-    wait_until(lambda: transitions(lab, PEER, 0)[-1:] == ["BACKUP"], timeout, interval=0.2, what=f"{PEER} BACKUP")
+    """
+    Wait until lb2's keepalived is BACKUP in the seed's instance: a graceful failback ends with a
+    moment of FAULT on it. (Its last transition of all may be in an instance removed since.)
+    """
+    wait_until(lambda: transitions(lab, PEER, 0, scenarios.SEED_INSTANCE)[-1:] == ["BACKUP"], timeout, interval=0.2, what=f"{PEER} BACKUP")
 
 
 def healed_crash(lab, load, vips, watch=3.0):
@@ -169,7 +178,7 @@ def healed_crash(lab, load, vips, watch=3.0):
     after = load.counts()
     time.sleep(REQUEST_TIMEOUT)
     return {
-        "requests": _sent_between(before, after, load.counts()),
+        "requests": sent_between(before, after, load.counts()),
         "transitions": {node: transitions(lab, node, moment) for node, moment in since.items()},
         "vips_on_master": lab.vips_on(MASTER, vips) == vips,
     }

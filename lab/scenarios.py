@@ -69,8 +69,10 @@ SHOP_VRID = 52
 SHOP_INSTANCES = (f"lbpair_{SHOP_VRID}", f"lbpair_{SHOP_VRID}_6")
 #: DNS records following shop's instance (the master's ``lbpair_reactions:dns:records``)
 SHOP_RECORDS = [{"name": "shop", "type": record_type, "ttl": 30, "instance": SHOP_INSTANCES[0]} for record_type in ("A", "AAAA")]
-#: the lab's DNS records: ``active`` follows the seed's instance (lbpair_51), ``shop`` shop's
-LAB_RECORDS = [{"name": "active", "type": record_type, "ttl": 30, "instance": "lbpair_51"} for record_type in ("A", "TXT")] + SHOP_RECORDS
+#: keepalived's name of the seed's instance (its virtual_router_id is 51)
+SEED_INSTANCE = "lbpair_51"
+#: the lab's DNS records: ``active`` follows the seed's instance, ``shop`` shop's
+LAB_RECORDS = [{"name": "active", "type": record_type, "ttl": 30, "instance": SEED_INSTANCE} for record_type in ("A", "TXT")] + SHOP_RECORDS
 
 
 def shop_service(ca, shop_bundle=None):
