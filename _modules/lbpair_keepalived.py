@@ -123,7 +123,10 @@ def preferred(failback=False):
     sends their VIPs back to it. With ``failback=True``, only those whose VIPs it
     waits ``lbpair:vrrp:failback_delay`` for when it is back from FAULT, so that the
     master hands them back gracefully: none with ``preempt: false``, a failback delay
-    of 0, or while the node defers (after a switchover or maintenance).
+    of 0, or while the node defers (after a switchover or maintenance); and only once
+    keepalived has the node at its full priority in them again (its check rises
+    after HAProxy is back: it waits up to the check's ``(rise + 1) x interval`` s,
+    at most half the failback delay).
 
     CLI Example:
 
@@ -135,7 +138,13 @@ def preferred(failback=False):
     model = _fresh_model()
     if not schema.boolean(failback, "failback"):
         return keepalived.preferred_instances(model)
-    return keepalived.failbacks_awaited(model, deferring=bool(track.read(track.DEFER)))
+    awaited = keepalived.failbacks_awaited(model, deferring=bool(track.read(track.DEFER)))
+    if not awaited:
+        return []
+    # its priority changing while it takes over after the holder's priority-0 advert, keepalived
+    # waits its whole master-down timer (3 adverts) instead: the held connections would time out
+    below = keepalived.Local(_options()).wait_for_full_priority(model, awaited, keepalived.full_priority_wait(model))
+    return [name for name in awaited if name not in below]
 
 
 def transitions(since=0):

@@ -51,6 +51,7 @@ DEFAULTS = {
     "bus": "system",
 }
 JSON_TIMEOUT = 5.0
+FULL_PRIORITY_POLL = 0.25  # s between two JSON dumps while a check rises
 #: how ``keepalived -t`` names a line: ``(Line 7) Unknown keyword 'x'`` or ``(/etc/keepalived/keepalived.conf: Line 7) ...``
 LINE_REF = re.compile(r"\((?:[^()]*: )?Line (\d+)\)")
 #: the name of an instance's IPv6 sibling: ``lbpair_<vrid>_6``
@@ -116,6 +117,32 @@ def failbacks_awaited(model, deferring):
     if deferring or not vrrp["preempt"] or not vrrp["failback_delay"]:
         return []
     return preferred_instances(model)
+
+
+def full_priorities(model):
+    """
+    ``{keepalived name: priority}``: this node's priority in each instance with its check
+    succeeding (keepalived adds its weight). A failing check takes the weight off again until
+    it rises, ``rise`` x ``interval`` s after HAProxy is back: later than the node leaves FAULT.
+    """
+    weight = model["vrrp"]["check"]["weight"]
+    return {vrrp.name: model["nodes"][_priority_owner(model, vrrp.instance)]["priority"] + weight for vrrp in vrrp_instances(model)}
+
+
+def below_full_priority(model, names, instances):
+    """Those of *names* in which *instances* (:func:`parse_json_dump`) have this node below its full priority."""
+    full = full_priorities(model)
+    return sorted(name for name in names if (instances.get(name) or {}).get("priority", 0) < full[name])
+
+
+def full_priority_wait(model):
+    """
+    How long a node back from FAULT waits for its full priority before it takes the VIPs handed
+    back (s): until its check has surely risen (``(rise + 1) x interval``), at most half the
+    failback delay (the other half is for the hand-over, before keepalived preempts).
+    """
+    check = model["vrrp"]["check"]
+    return min((check["rise"] + 1) * check["interval"], model["vrrp"]["failback_delay"] / 2)
 
 
 def instance_name(model, instance=services.DEFAULT_INSTANCE, family=4):
@@ -461,6 +488,18 @@ class Local:
             if instances is not None:
                 return instances
         raise LbpairError(f"keepalived wrote no {self.settings['json_file']} within {timeout} s")
+
+    def wait_for_full_priority(self, model, names, timeout):
+        """
+        Wait up to *timeout* s until keepalived's JSON dump has this node at its full priority
+        in each of *names* (:func:`full_priorities`); returns those still below it.
+        """
+        deadline = time.monotonic() + timeout
+        while True:
+            below = below_full_priority(model, names, self.json_status())
+            if not below or time.monotonic() >= deadline:
+                return below
+            time.sleep(FULL_PRIORITY_POLL)
 
     def status(self):
         """

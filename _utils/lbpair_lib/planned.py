@@ -187,7 +187,7 @@ class PlannedMoves:
         with store.locked(f"{self.reactions.state_path}.failback"):
             awaited = set(_instance_names(self._tell([minion], PREFERRED_FUNCTION, failback=True)[minion]))
             if instance not in awaited:
-                why = "preempt, failback_delay or defer"
+                why = "preempt, failback_delay, defer, or its check has not risen"
                 return {"moved": False, "comment": f"{minion} does not wait for {instance} to be handed back ({why})"}
             self.sleep(FAILBACK_SETTLE)
             view = self.reactions.pair_state()

@@ -64,6 +64,23 @@ def test_the_preferred_node_back_from_fault_waits_the_failback_delay(seed_pillar
     assert keepalived.failbacks_awaited(model_for(seed_pillar, "lb1"), deferring=False) == []
 
 
+def test_the_full_priority_is_the_node_s_own_with_its_check_succeeding(seed_pillar):
+    seed_pillar["vrrp"]["instances"] = {"web2": {"virtual_router_id": 52, "preferred": "lb2"}}
+    seed_pillar["services"]["baz"]["instance"] = "web2"
+    assert keepalived.full_priorities(model_for(seed_pillar, "lb1")) == {"lbpair_51": 103, "lbpair_52": 102}  # 101/100 swapped in web2
+    assert keepalived.full_priorities(model_for(seed_pillar, "lb2")) == {"lbpair_51": 102, "lbpair_52": 103}
+
+
+def test_a_node_below_its_full_priority_is_named_until_its_check_has_risen(seed_pillar):
+    model = model_for(seed_pillar, "lb1")
+    assert keepalived.below_full_priority(model, ["lbpair_51"], {"lbpair_51": {"priority": 101}}) == ["lbpair_51"]
+    assert keepalived.below_full_priority(model, ["lbpair_51"], {}) == ["lbpair_51"]  # not in keepalived (yet)
+    assert keepalived.below_full_priority(model, ["lbpair_51"], {"lbpair_51": {"priority": 103}}) == []
+    assert keepalived.full_priority_wait(model) == 5  # half the failback delay (10 s): the rest is the hand-over's
+    seed_pillar["vrrp"]["failback_delay"] = 20
+    assert keepalived.full_priority_wait(model_for(seed_pillar, "lb1")) == 6  # (rise 2 + 1) x interval 2
+
+
 def test_adverts_with_another_vip_list_are_accepted_while_a_change_rolls_out(seed_pillar):
     assert "    skip_check_adv_addr\n" in keepalived.render_config(model_for(seed_pillar, "lb2"))
 
