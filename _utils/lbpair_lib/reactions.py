@@ -652,8 +652,8 @@ class Reactions:
             open_steps = reaction_state.unfinished(state, key)
         if open_steps is not None:
             return self._replay(key, open_steps, requested_at)
-        answers = {} if self._silent(minion) else self._answers([minion], JOURNAL_FUNCTION, {"since": data["seq"] - 1})[0]
-        self._heard(minion, minion in answers)
+        answers, failures = ({}, {}) if self._silent(minion) else self._answers([minion], JOURNAL_FUNCTION, {"since": data["seq"] - 1})
+        self._heard(minion, minion in answers or minion in failures)
         verdict, entry = journal_verdict(data, answers.get(minion))
         if verdict == "refuted":
             log.warning("lbpair: ignoring %s: %s's own journal has no such transition (forged?)", log_text(tag), minion)
@@ -692,7 +692,7 @@ class Reactions:
         timeout = CATCH_UP_TIMEOUTS[min(attempt, len(CATCH_UP_TIMEOUTS)) - 1]
         answers, failures = self._answers([minion], JOURNAL_FUNCTION, {"since": since}, timeout)
         journal = answers.get(minion)
-        self._heard(minion, isinstance(journal, list))
+        self._heard(minion, minion in answers or minion in failures)  # a failed job is an answer: not silent
         if not isinstance(journal, list):
             return self._journal_silent(minion, failures.get(minion), attempt)
         wellformed = [entry for entry in journal if isinstance(entry, dict) and entry_problem(entry) is None]

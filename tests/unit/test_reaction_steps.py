@@ -31,17 +31,20 @@ class Nodes:
     def __init__(self):
         self.journals = {"lb1": [], "lb2": []}
         self.states = {"lb1": "BACKUP", "lb2": "MASTER"}
+        self.failing = {}  # node: why its jobs fail (it answers, with an error)
         self.asked = []
 
     def ask(self, targets, fun, kwarg, timeout):  # pylint: disable=unused-argument
         self.asked.append((tuple(targets), fun))
-        answers = {}
+        answers, failures = {}, {}
         for node in targets:
-            if fun == reactions.JOURNAL_FUNCTION and self.journals.get(node) is not None:
+            if node in self.failing:
+                failures[node] = self.failing[node]
+            elif fun == reactions.JOURNAL_FUNCTION and self.journals.get(node) is not None:
                 answers[node] = [e for e in self.journals[node] if e["seq"] > kwarg["since"]]
             elif fun == reactions.STATUS_FUNCTION and self.states.get(node) is not None:
                 answers[node] = {INSTANCE: {"state": self.states[node], "vrid": 51, "vips": [], "source": "dbus"}}
-        return answers, {}
+        return answers, failures
 
 
 @pytest.fixture
@@ -89,6 +92,17 @@ def test_an_event_its_node_does_not_confirm_is_a_claim_until_the_journal_settles
     assert reaction_state.open_claims(_state(reacting)) == {}
     transition = [r for r in reacting.history.read() if r["kind"] == "transition"]
     assert transition[0]["confirmed"] is True and transition[0]["seen"] == "late"
+
+
+def test_a_node_that_answered_with_an_error_is_not_silent(tmp_path, nodes):
+    reacting, _ = _reactions(tmp_path, nodes)
+    nodes.failing["lb2"] = "'lbpair_keepalived.transitions' is not available."  # a minion starts before saltutil.sync_all
+    assert reacting.on_minion_start("lb2")["error"] == "lbpair's execution modules are not synced on the node"
+    del nodes.failing["lb2"]
+    nodes.journals["lb2"] = [_entry(1)]
+    # the node is asked, and confirms: its first event after the sync is no claim (the lab's first drills were)
+    assert reacting.on_beacon(TAG, {**_entry(1), "id": "lb2"})["recorded"]["seq"] == 1
+    assert _kinds(reacting) == ["transition"]
 
 
 def test_a_forged_huge_seq_blinds_nothing(tmp_path, nodes):
