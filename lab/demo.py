@@ -142,9 +142,22 @@ def history_records(path):
     return []
 
 
+def has_transitions(history_path, minion):
+    """Whether the master's history holds a transition of *minion*."""
+    return any(record.get("kind") == "transition" and record.get("minion") == minion for record in history_records(history_path))
+
+
+def is_master_record(record, minion):
+    """Whether a record of the master's history is *minion*'s transition to MASTER."""
+    return record.get("kind") == "transition" and record.get("minion") == minion and record.get("state") == "MASTER"
+
+
 def announces_master(text, minion):
-    """Whether a notification says *minion* became MASTER (alone, or in a flap-damping summary)."""
-    return f"{minion} is MASTER" in text or re.search(rf"^{minion} \S+ -> MASTER ", text, re.MULTILINE) is not None
+    """
+    Whether a notification says *minion* became MASTER (alone, or in a flap-damping summary,
+    whose arrows the webhook's chat escaping writes ``-&gt;``).
+    """
+    return f"{minion} is MASTER" in text or re.search(rf"^{minion} \S+ -(>|&gt;) MASTER ", text, re.MULTILINE) is not None
 
 
 class Reactions:
@@ -180,7 +193,7 @@ class Reactions:
     def history(self, minion):
         """*minion*'s MASTER records added to the master's history since the mark."""
         records = self._new("history", history_records(self.history_path))
-        return [record for record in records if record.get("minion") == minion and record.get("state") == "MASTER"]
+        return [record for record in records if is_master_record(record, minion)]
 
     def awaited(self, minion):
         """
@@ -402,9 +415,12 @@ def seeded_lab(steps):
             sync_and_highstate(master, NODES, steps.note)
         with steps.step("the lbpair_vrrp beacons start (pillar `beacons`)"):
             start_beacons(master, NODES)
-        with steps.step("keepalived puts the VIPs on lb1"):
+        with steps.step("keepalived puts the VIPs on lb1, and the master's history says so"):
             moment_when(lambda: lab.vips_on("lb1", pillar.vips) == pillar.vips, timeout=30)
             steps.note(f"lb1 holds {', '.join(pillar.vips)}; lb2 holds {lab.vips_on('lb2', pillar.vips) or 'none'}")
+            # each node's start-up transitions in the history: the first events a node sends are claims (it does
+            # not confirm them at once) until the master catches up with its journal, and so would a drill's be
+            moment_when(lambda: all(has_transitions(history_path, node) for node in NODES), timeout=60)
         reactions = Reactions(services, history_path, pillar.node_addresses, events)
         yield Seeded(lab, master, pillar, services, reactions)
 
