@@ -23,9 +23,8 @@ def drill(lab, highstated, salt_cli, reactions):
     """One failover and failback under client load, with everything it set off; the journals' seq before it."""
     wait_for_vips(lab, "lb1")
     # what an operator does after an upgrade; earlier beacon loads must not report transitions again
-    for node in NODES:
-        salt_cli.run("saltutil.sync_all", minion_tgt=node, _timeout=120)
-        salt_cli.run("saltutil.refresh_pillar", "wait=True", minion_tgt=node)
+    salt_cli.run("saltutil.sync_all", minion_tgt="lb*", _timeout=120)  # both nodes at once
+    salt_cli.run("saltutil.refresh_pillar", "wait=True", minion_tgt="lb*")
     seq_before = {node: last_seq(salt_cli, node) for node in NODES}
     load = ClientLoad(lab, [f"http://{vip}/" for vip in VIPS])
     try:

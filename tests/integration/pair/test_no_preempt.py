@@ -9,6 +9,7 @@ import time
 
 from lab import drills
 from lab.demo import history_records
+from lab.util import wait_until
 from tests.integration.pair.conftest import NODES, VIPS, apply_state, last_seq, wait_for_vips
 
 
@@ -16,6 +17,15 @@ def apply_everywhere(salt_cli):
     for node in NODES:
         states = apply_state(salt_cli, node)
         assert all(state["result"] is True for state in states.values()), states
+
+
+def moves(history_path, minion, after_seq):
+    """*minion*'s transitions in the master's history after its seq *after_seq*: ``[(previous state, state)]``."""
+    return [
+        (r["previous_state"], r["state"])
+        for r in history_records(history_path)
+        if r.get("minion") == minion and r.get("seq", 0) > after_seq
+    ]
 
 
 def test_without_preempt_the_pair_stays_on_the_node_that_took_over(lab, highstated, salt_cli, pillar, history_path, reactions):
@@ -35,10 +45,10 @@ def test_without_preempt_the_pair_stays_on_the_node_that_took_over(lab, highstat
         reactions.awaited("lb2")
         drills.probe_failed(lab, "lb1", stopped)  # HAProxy found dead before it is back: one FAULT, no blip
         lab.exec("lb1", ["systemctl", "start", "haproxy"])
-        time.sleep(12)  # the check rises (2 x 2 s) and a preempting node would have taken over by now
+        wait_until(lambda: ("FAULT", "BACKUP") in moves(history_path, "lb1", lb1_seq), 15, what="lb1 back from FAULT")
+        time.sleep(3)  # a preempting node would have taken over by now (after its skew time)
         assert (lab.vips_on("lb1", VIPS), lab.vips_on("lb2", VIPS)) == ([], VIPS)
-        lb1 = [r for r in history_records(history_path) if r.get("minion") == "lb1" and r.get("seq", 0) > lb1_seq]
-        assert [(r["previous_state"], r["state"]) for r in lb1] == [("MASTER", "FAULT"), ("FAULT", "BACKUP")], lb1
+        assert moves(history_path, "lb1", lb1_seq) == [("MASTER", "FAULT"), ("FAULT", "BACKUP")]
     finally:
         lab.exec("lb1", ["systemctl", "start", "haproxy"])
         pillar.restore()
