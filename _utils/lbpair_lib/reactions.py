@@ -102,6 +102,13 @@ def log_text(value):
     return repr(str(value)[:200])
 
 
+def unconfirmed_reason(silent, failure):
+    """Why a node did not confirm an event, for the log: not asked (*silent*), its job's *failure*, or no answer."""
+    if silent:
+        return f"not asked: it left a job unanswered in the last {SILENT_WINDOW} s"
+    return "no answer" if failure is None else log_text(failure)
+
+
 def back_from_fault(record):
     """Whether a transition brings its node back from FAULT, live and unplanned: a failback may be due."""
     return (record["previous_state"], record["state"]) == ("FAULT", "BACKUP") and record["seen"] == "live" and not record.get("planned")
@@ -570,9 +577,9 @@ class Reactions:
             else:
                 silent[minion] = time.time()
 
-    def _claim(self, minion, data):
+    def _claim(self, minion, data, why):
         """
-        An event its node did not confirm (no answer): a claim, not a fact. Recorded
+        An event its node did not confirm (*why*: no answer, or its job failed): a claim, not a fact. Recorded
         as such, announced at most once per damping window, and settled by the node's
         journal when it answers (a catch-up is left to the background job).
         """
@@ -590,7 +597,7 @@ class Reactions:
             quiet_until = state.setdefault("claim_notices", {}).get(minion, 0)
             if now >= quiet_until:
                 state["claim_notices"][minion] = now + self.config["damping_window"]
-        log.warning("lbpair: %s did not confirm %s seq %s: recorded as a claim", minion, claim.get("state"), claim.get("seq"))
+        log.warning("lbpair: %s did not confirm %s seq %s (%s): recorded as a claim", minion, claim.get("state"), claim.get("seq"), why)
         self._later(f"catch_up:{minion}", CLAIM_RECHECK, {"kind": "catch_up", "minion": minion, "attempt": 1})
         notified = notify.deliver(notify.claim_notice(minion, claim, count), self.config) if now >= quiet_until else "damped"
         return {"claim": brief(claim), "notified": notified}
@@ -652,14 +659,15 @@ class Reactions:
             open_steps = reaction_state.unfinished(state, key)
         if open_steps is not None:
             return self._replay(key, open_steps, requested_at)
-        answers, failures = ({}, {}) if self._silent(minion) else self._answers([minion], JOURNAL_FUNCTION, {"since": data["seq"] - 1})
+        silent = self._silent(minion)
+        answers, failures = ({}, {}) if silent else self._answers([minion], JOURNAL_FUNCTION, {"since": data["seq"] - 1})
         self._heard(minion, minion in answers or minion in failures)
         verdict, entry = journal_verdict(data, answers.get(minion))
         if verdict == "refuted":
             log.warning("lbpair: ignoring %s: %s's own journal has no such transition (forged?)", log_text(tag), minion)
             return {"ignored": "not in the node's journal"}
         if verdict == "unconfirmed":
-            return self._claim(minion, data)
+            return self._claim(minion, data, unconfirmed_reason(silent, failures.get(minion)))
         reactions = self._record_and_react([transition_record(entry, minion, seen="live")], requested_at)
         if not reactions:
             return {"duplicate": [minion, data["seq"]]}

@@ -105,6 +105,19 @@ def test_a_node_that_answered_with_an_error_is_not_silent(tmp_path, nodes):
     assert _kinds(reacting) == ["transition"]
 
 
+def test_the_log_says_why_an_event_is_a_claim(tmp_path, nodes, caplog):
+    reacting, _ = _reactions(tmp_path, nodes)
+    nodes.failing["lb2"] = "journal unreadable\nforged line"
+    assert reacting.on_beacon(TAG, {**_entry(3), "id": "lb2"})["claim"]["seq"] == 3
+    del nodes.failing["lb2"]
+    nodes.journals["lb2"] = None  # now it does not answer: silent for a while
+    reacting.on_beacon(TAG, {**_entry(4), "id": "lb2"})
+    reacting.on_beacon(TAG, {**_entry(5), "id": "lb2"})
+    claims = [record.getMessage() for record in caplog.records if "recorded as a claim" in record.getMessage()]
+    assert "('journal unreadable\\nforged line')" in claims[0]  # the node's words, escaped on one line
+    assert "(no answer)" in claims[1] and "left a job unanswered in the last 30 s" in claims[2]
+
+
 def test_a_forged_huge_seq_blinds_nothing(tmp_path, nodes):
     reacting, _ = _reactions(tmp_path, nodes)
     nodes.journals["lb2"] = None
