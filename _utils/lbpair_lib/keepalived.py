@@ -132,7 +132,7 @@ def full_priorities(model):
 def below_full_priority(model, names, instances):
     """Those of *names* in which *instances* (:func:`parse_json_dump`) have this node below its full priority."""
     full = full_priorities(model)
-    return sorted(name for name in names if (instances.get(name) or {}).get("priority", 0) < full[name])
+    return sorted(name for name in names if ((instances.get(name) or {}).get("priority") or 0) < full[name])
 
 
 def full_priority_wait(model):

@@ -569,10 +569,11 @@ class Reactions:
         with self._state() as state:
             return time.time() - state.get("silent", {}).get(minion, 0) < SILENT_WINDOW
 
-    def _heard(self, minion, answered):
+    def _heard(self, minion, answers, failures):
+        """Note whether ``minion`` answered a job (a failed job is an answer too) or left it unanswered."""
         with self._state() as state:
             silent = state.setdefault("silent", {})
-            if answered:
+            if minion in answers or minion in failures:
                 silent.pop(minion, None)
             else:
                 silent[minion] = time.time()
@@ -661,7 +662,7 @@ class Reactions:
             return self._replay(key, open_steps, requested_at)
         silent = self._silent(minion)
         answers, failures = ({}, {}) if silent else self._answers([minion], JOURNAL_FUNCTION, {"since": data["seq"] - 1})
-        self._heard(minion, minion in answers or minion in failures)
+        self._heard(minion, answers, failures)
         verdict, entry = journal_verdict(data, answers.get(minion))
         if verdict == "refuted":
             log.warning("lbpair: ignoring %s: %s's own journal has no such transition (forged?)", log_text(tag), minion)
@@ -700,7 +701,7 @@ class Reactions:
         timeout = CATCH_UP_TIMEOUTS[min(attempt, len(CATCH_UP_TIMEOUTS)) - 1]
         answers, failures = self._answers([minion], JOURNAL_FUNCTION, {"since": since}, timeout)
         journal = answers.get(minion)
-        self._heard(minion, minion in answers or minion in failures)  # a failed job is an answer: not silent
+        self._heard(minion, answers, failures)
         if not isinstance(journal, list):
             return self._journal_silent(minion, failures.get(minion), attempt)
         wellformed = [entry for entry in journal if isinstance(entry, dict) and entry_problem(entry) is None]

@@ -75,6 +75,7 @@ def test_a_node_below_its_full_priority_is_named_until_its_check_has_risen(seed_
     model = model_for(seed_pillar, "lb1")
     assert keepalived.below_full_priority(model, ["lbpair_51"], {"lbpair_51": {"priority": 101}}) == ["lbpair_51"]
     assert keepalived.below_full_priority(model, ["lbpair_51"], {}) == ["lbpair_51"]  # not in keepalived (yet)
+    assert keepalived.below_full_priority(model, ["lbpair_51"], {"lbpair_51": {"priority": None}}) == ["lbpair_51"]  # no priority in the dump
     assert keepalived.below_full_priority(model, ["lbpair_51"], {"lbpair_51": {"priority": 103}}) == []
     assert keepalived.full_priority_wait(model) == 5  # half the failback delay (10 s): the rest is the hand-over's
     seed_pillar["vrrp"]["failback_delay"] = 20
