@@ -9,7 +9,8 @@ import time
 
 import pytest
 
-from lab import drills
+from lab import drills, scenarios
+from lab.demo import history_records
 from lab.load import ClientLoad
 from lab.util import wait_until
 from tests.integration.pair.conftest import VIPS, apply_state, wait_for_vips
@@ -63,6 +64,23 @@ def test_a_crash_systemd_heals_moves_nothing(lab, load):
         assert crash["transitions"] == {MASTER: [], PEER: []} and crash["vips_on_master"], crash
         assert crash["requests"]["failures"] < crash["requests"]["requests"], crash
     assert _track(lab, MASTER, "haproxy") == "0"
+
+
+def test_a_keepalived_restart_is_a_failover_and_a_graceful_failback(lab, load, history_path):
+    """What a package upgrade does: keepalived stops (priority 0: lb2 takes over), starts in FAULT, is handed the VIPs back."""
+    since = drills.now_on(lab, PEER)
+    records_before = len(history_records(history_path))
+    lab.exec(MASTER, ["systemctl", "restart", "keepalived"])
+    drills.moment_vips_on(lab, PEER, VIPS)
+    moved = load.counts()
+    drills.moment_vips_on(lab, MASTER, VIPS, timeout=30)
+    back = load.counts()
+    time.sleep(drills.REQUEST_TIMEOUT)
+    failback = drills.sent_between(moved, back, load.counts())
+    assert failback["requests"] > 0 and failback["failures"] == 0, failback
+    assert drills.transitions(lab, PEER, since, scenarios.SEED_INSTANCE) == ["MASTER", "FAULT", "BACKUP"]  # the hand-over's FAULT
+    planned = [r for r in history_records(history_path)[records_before:] if r.get("kind") == "planned"]
+    assert [r["message"] for r in planned] == ["planned failback: the VIPs move to lb1"]
 
 
 def test_a_hung_haproxy_is_found_by_the_probe_and_the_peer_takes_over(lab, load):
