@@ -570,10 +570,14 @@ class Reactions:
             return time.time() - state.get("silent", {}).get(minion, 0) < SILENT_WINDOW
 
     def _heard(self, minion, answers, failures):
-        """Note whether ``minion`` answered a job (a failed job is an answer too) or left it unanswered."""
+        """
+        Note whether ``minion`` answered a job (a failed job is an answer too: "... is not
+        available" before ``saltutil.sync_all``) or left it unanswered (no return, or Salt's
+        ``{"failed": True}`` for a minion that did not return: no ``ret``).
+        """
         with self._state() as state:
             silent = state.setdefault("silent", {})
-            if minion in answers or minion in failures:
+            if answers.get(minion) is not None or failures.get(minion) is not None:
                 silent.pop(minion, None)
             else:
                 silent[minion] = time.time()

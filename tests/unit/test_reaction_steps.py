@@ -118,6 +118,15 @@ def test_the_log_says_why_an_event_is_a_claim(tmp_path, nodes, caplog):
     assert "(no answer)" in claims[1] and "left a job unanswered in the last 30 s" in claims[2]
 
 
+def test_a_node_salt_reports_failed_is_silent(tmp_path, nodes):
+    reacting, _ = _reactions(tmp_path, nodes)
+    returns = {"lb2": {"failed": True}}  # Salt's word for a minion that did not return the job
+    reacting.ask = lambda targets, fun, kwarg, timeout: (nodes.asked.append(fun), reactions.split_returns(fun, returns))[1]
+    reacting.on_beacon(TAG, {**_entry(1), "id": "lb2"})
+    reacting.on_beacon(TAG, {**_entry(2), "id": "lb2"})
+    assert nodes.asked == [reactions.JOURNAL_FUNCTION]  # asked once: then known silent, not waited for again
+
+
 def test_a_forged_huge_seq_blinds_nothing(tmp_path, nodes):
     reacting, _ = _reactions(tmp_path, nodes)
     nodes.journals["lb2"] = None
