@@ -30,7 +30,7 @@ The full schema is documented in the README and in ``salt/pillar.example``.
 import posixpath
 import re
 
-from lbpair_lib import schema, services, track
+from lbpair_lib import haproxy_allow, haproxy_syntax, schema, services, track
 from lbpair_lib.errors import InvalidValue
 
 PILLAR_KEY = "lbpair"
@@ -374,9 +374,27 @@ def _haproxy(value, path):
     return {
         "stats_socket": socket_path,
         "peers_port": schema.port(value.get("peers_port", DEFAULT_HAPROXY["peers_port"]), f"{path}:peers_port"),
-        "global": _merge_directives(HAPROXY_GLOBAL, value.get("global"), f"{path}:global", services.haproxy_line_problem),
-        "defaults": _merge_directives(HAPROXY_DEFAULTS, value.get("defaults"), f"{path}:defaults", services.haproxy_line_problem),
+        "global": _haproxy_directives(HAPROXY_GLOBAL, value.get("global"), f"{path}:global", "global"),
+        "defaults": _haproxy_directives(HAPROXY_DEFAULTS, value.get("defaults"), f"{path}:defaults", "defaults"),
     }
+
+
+def _haproxy_directives(defaults, overrides, path, section):
+    """
+    The ``global``/``defaults`` directives: the overrides read as HAProxy reads them (key and value),
+    none adding a socket, listener, program or file (:func:`lbpair_lib.haproxy_allow.override_problem`),
+    each value rendered canonically so that HAProxy reads what was checked.
+    """
+
+    def problem(line):
+        try:
+            words = haproxy_syntax.parse(line)
+        except haproxy_syntax.SyntaxProblem as error:
+            return str(error)
+        return haproxy_allow.override_problem(words, section)
+
+    merged = _merge_directives(defaults, overrides, path, problem, max_bytes=haproxy_syntax.MAX_LINE_BYTES)
+    return [(keyword, haproxy_syntax.line(haproxy_syntax.parse(value))) for keyword, value in merged]
 
 
 def _keepalived(value, path):

@@ -35,7 +35,7 @@ so a client keeps its server across a failover), ``options`` (raw lines) and
 
 import re
 
-from lbpair_lib import schema, tls
+from lbpair_lib import haproxy_allow, haproxy_syntax, schema, tls
 from lbpair_lib.errors import InvalidValue
 
 COOKIE_RE = re.compile(r"[A-Za-z0-9_-]{1,64}")
@@ -43,11 +43,6 @@ COOKIE_RE = re.compile(r"[A-Za-z0-9_-]{1,64}")
 HOST_RE = re.compile(r"(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)*[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?")
 #: a URL path prefix: RFC 3986 path characters only (no space, no brace, no query or fragment)
 PATH_RE = re.compile(r"/[A-Za-z0-9._~!$&'()*+,;=:@%/-]{0,1023}")
-#: keywords that open a section of haproxy.cfg: a line starting with one would end the section it is in
-HAPROXY_SECTIONS = (
-    "global", "defaults", "frontend", "backend", "listen", "userlist", "peers", "resolvers", "mailers",
-    "program", "http-errors", "ring", "cache", "log-forward", "fcgi-app", "crt-store", "traces",
-)  # fmt: skip
 BALANCE_ALGORITHMS = (
     "roundrobin", "static-rr", "leastconn", "first", "source", "uri", "url_param", "hdr", "random", "rdp-cookie", "hash",
 )  # fmt: skip
@@ -60,28 +55,39 @@ STICK_DEFAULTS = {"on": "src", "size": 100000, "expire": 1800}
 DEFAULT_INSTANCE = "default"
 
 
-def haproxy_line_problem(line):
-    """Why a line must not go into haproxy.cfg as given (it opens a section, or adds an admin socket)."""
-    words = line.split()
-    if words and words[0] in HAPROXY_SECTIONS:
-        return f"must not start with {words[0]!r}: it would open a section of its own"
-    if words[:2] == ["stats", "socket"]:
-        return "set the stats socket with lbpair:haproxy:stats_socket"
-    return None
-
-
-def _option_lines(value, path):
-    """The escape hatch: an ordered list of raw HAProxy directive lines, none opening a section."""
+def _option_lines(value, path, pool=None, servers=()):
+    """
+    The escape hatch: an ordered list of HAProxy directive lines, each on the allow-list of what a
+    service may set (:mod:`lbpair_lib.haproxy_allow`), returned as the canonical lines HAProxy
+    reads back word for word. ``pool``: the pool's keys as given (a line never sets what a key does).
+    """
     if value is None:
         return []
     if not isinstance(value, list):
         raise InvalidValue(path, f"expected a list of directive lines, got {schema.type_name(value)}")
-    lines = [schema.free_text(line, f"{path}:{index}") for index, line in enumerate(value)]
-    for index, line in enumerate(lines):
-        problem = haproxy_line_problem(line)
-        if problem:
-            raise InvalidValue(f"{path}:{index}", problem)
-    return lines
+    if len(value) > haproxy_allow.MAX_LINES:
+        raise InvalidValue(path, f"at most {haproxy_allow.MAX_LINES} lines")
+    lines_words = [_option_words(line, f"{path}:{index}") for index, line in enumerate(value)]
+    acls = haproxy_allow.acl_names(lines_words)
+    for index, words in enumerate(lines_words):
+        _check_option(words, f"{path}:{index}", path.rsplit(":", 1)[0], pool or {}, acls, servers)
+    return [haproxy_syntax.line(words) for words in lines_words]
+
+
+def _option_words(line, key):
+    return haproxy_syntax.words(schema.string(line, key), key)
+
+
+def _check_option(words, key, owner, pool, acls, servers):
+    """An options line (its words) of ``owner`` (``lbpair:services:foo``): allowed, and setting nothing a key sets."""
+    modelled = haproxy_allow.modelled_key(words)
+    if modelled:
+        raise InvalidValue(key, f"{words[0]!r} is modelled: set it with {owner}:{modelled}, not with an options line")
+    if pool.get("health") is not None and (words[:2] == ["option", "httpchk"] or words[0] == "http-check"):
+        raise InvalidValue(key, f"sets the health check that {owner}:health sets: use one or the other")
+    problem = haproxy_allow.directive_problem(words, acls, servers)
+    if problem:
+        raise InvalidValue(key, problem)
 
 
 def _server(name, value, path):
@@ -91,8 +97,14 @@ def _server(name, value, path):
     return {
         "address": schema.address(value["address"], f"{path}:address"),
         "port": schema.port(value["port"], f"{path}:port"),
-        "options": None if options is None else schema.free_text(options, f"{path}:options", False),
+        "options": None if options is None else _server_options(options, f"{path}:options"),
     }
+
+
+def _server_options(value, key):
+    """A server's options (``inter 2s fall 3``): server keywords of the allow-list, rendered canonically."""
+    words = _option_words(value, key)
+    return haproxy_syntax.line(haproxy_allow.server_options(words, key))
 
 
 def _balance(value, path):
@@ -160,7 +172,7 @@ def _pool(value, path, mode):
         "cookie": cookie,
         "health": _health(value.get("health"), f"{path}:health", mode),
         "stick": _stick(value.get("stick"), f"{path}:stick"),
-        "options": _option_lines(value.get("options"), f"{path}:options"),
+        "options": _option_lines(value.get("options"), f"{path}:options", value, tuple(map(str, servers))),
         "servers": {server: _server(server, servers[server], f"{path}:servers:{server}") for server in sorted(servers, key=str)},
     }
 

@@ -32,9 +32,9 @@ def test_every_rendered_line_has_a_key_and_the_lines_are_the_text(seed_pillar, m
 
 
 def test_haproxy_lines_name_their_pillar_keys(seed_pillar):
-    seed_pillar["services"]["foo"]["options"] = ["option httplog", "bogus-keyword x"]
+    seed_pillar["services"]["foo"]["options"] = ["option httplog", "retries 7"]
     keys = keys_of(haproxy.render_lines(model_for(seed_pillar)))
-    assert keys["bogus-keyword x"] == "lbpair:services:foo:options:1"
+    assert keys["retries 7"] == "lbpair:services:foo:options:1"
     assert keys["maxconn 4000"] == "lbpair:haproxy:global:maxconn"
     assert keys["timeout connect 5s"] == "lbpair:haproxy:defaults:timeout connect"
     assert keys["server foo1 198.51.100.11:80 check cookie foo1"] == "lbpair:services:foo:servers:foo1"
@@ -85,14 +85,14 @@ KEEPALIVED_REJECTIONS = ["(Line {n}) Unknown keyword 'bogus_kw'", "(/tmp/c/keepa
 
 @pytest.mark.parametrize("message", HAPROXY_REJECTIONS)
 def test_a_haproxy_message_about_a_line_is_led_by_its_key(seed_pillar, message):
-    seed_pillar["services"]["foo"]["options"] = ["bogus-keyword x"]
+    seed_pillar["services"]["foo"]["options"] = ["retries 7"]
     lines = haproxy.render_lines(model_for(seed_pillar))
-    number = line_number(lines, "bogus-keyword x")
+    number = line_number(lines, "retries 7")
     message = message.format(n=number)
     told = deploy.in_pillar_terms(f"[NOTICE]   (1) : haproxy version is 2.6.12\n{message}", lines, haproxy.LINE_REF)
     assert told.splitlines() == [
         "[NOTICE]   (1) : haproxy version is 2.6.12",
-        f'lbpair:services:foo:options:0 (line {number}: "bogus-keyword x"): {message}',
+        f'lbpair:services:foo:options:0 (line {number}: "retries 7"): {message}',
     ]
 
 
