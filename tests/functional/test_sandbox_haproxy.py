@@ -21,7 +21,7 @@ listen foo
     {line}
     server foo1 127.0.0.1:18081
 """
-HOSTILE = ["'listen' x", "\\x6cisten x", 'li"st"en x', "\\x66rontend x"]
+HOSTILE = ["'listen' x", "\\x6cisten x", 'li"st"en x', "\\x6c'isten' x"]
 
 
 def haproxy_check(tmp_path, text):
