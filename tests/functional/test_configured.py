@@ -101,8 +101,9 @@ def in_pillar_terms(modules, daemon, key, text):
 
 
 def break_haproxy(pillar):
-    pillar["services"]["foo"]["options"] = ["no-such-directive on"]
-    return "HAProxy rejected the configuration", "no-such-directive", ("lbpair:services:foo:options:0", "no-such-directive on")
+    # an allowed line the binary refuses (set-path is no http-response action): the schema cannot judge everything
+    pillar["services"]["foo"]["options"] = ["http-response set-path /x"]
+    return "HAProxy rejected the configuration", "got 'set-path'", ("lbpair:services:foo:options:0", "http-response set-path /x")
 
 
 def break_keepalived(pillar):
@@ -126,8 +127,8 @@ def test_candidate_rejected_by_the_binary_is_never_installed(state_functions, lo
 
 
 def reject_in_haproxy(pillar):
-    pillar["services"]["foo"]["options"] = ["option httplog", "bogus-keyword x"]
-    return "lbpair:services:foo:options:1", "bogus-keyword x", "unknown keyword 'bogus-keyword' in 'listen' section"
+    pillar["services"]["foo"]["options"] = ["option httplog", "http-response set-path /x"]
+    return "lbpair:services:foo:options:1", "http-response set-path /x", "but got 'set-path'"
 
 
 def reject_in_keepalived(pillar):
