@@ -11,6 +11,7 @@ a table; asserts nothing. No root needed.
 
 import copy
 import datetime
+import pathlib
 import statistics
 import time
 
@@ -22,8 +23,8 @@ from cryptography.x509.oid import NameOID
 
 from lbpair_lib import certificates, pillar, tls
 from lbpair_lib.errors import InvalidValue
-from tests.conftest import REPO
 
+REPO = pathlib.Path(__file__).resolve().parent.parent
 RUNS = 5
 DAY = datetime.timedelta(days=1)
 NOW = datetime.datetime.now(datetime.timezone.utc)
@@ -140,7 +141,8 @@ def rows():
         yield what, len(text), *timed(with_certificates(seed, {"x": {"pem": text}}))
     distinct = _distinct_bundles(tls.MAX_CERTIFICATES)
     block = {f"c{index}": {"pem": text} for index, text in enumerate(distinct)}
-    yield f"{tls.MAX_CERTIFICATES} certificates in one service (leaf + issuer + key each)", sum(map(len, distinct)), *timed(with_certificates(seed, block))
+    what = f"{tls.MAX_CERTIFICATES} certificates in one service (leaf + issuer + key each)"
+    yield what, sum(map(len, distinct)), *timed(with_certificates(seed, block))
 
 
 def _distinct_bundles(count):
