@@ -38,7 +38,7 @@ log = logging.getLogger(__name__)
 #: ``render`` turns a node's model into ``[(line, key), ...]``; ``line_ref`` finds the
 #: number of the line a message of the check is about (group 1); ``side_files`` (optional) writes
 #: and prunes the files the configuration names (``write``, ``missing``, ``scratch_lines``,
-#: ``discard``, ``prune``: :class:`lbpair_lib.tls_files.CertificateFiles`).
+#: ``discard``, ``prune``, ``warnings``: :class:`lbpair_lib.tls_files.CertificateFiles`).
 Daemon = collections.namedtuple("Daemon", "label config_file service check_command render line_ref side_files", defaults=(None,))
 
 SECRET_RES = (
@@ -177,7 +177,17 @@ def configure(daemon, model, services, test=False):
     ``{"result", "comment", "changes"}`` as a state does (``result`` None in test
     mode when something would change and the binary accepts it); raises
     :class:`LbpairError` on failure, in test mode too when the binary would refuse it.
+    The comment ends with the side files' warnings (a certificate's issuer missing).
     """
+    outcome = _configure(daemon, model, services, test)
+    found = [] if daemon.side_files is None else daemon.side_files.warnings(model)
+    if found:
+        log.warning("lbpair: %s", "; ".join(found))
+        outcome["comment"] = "\n".join([outcome["comment"], *(f"WARNING: {warning}" for warning in found)])
+    return outcome
+
+
+def _configure(daemon, model, services, test):
     lines = daemon.render(model)
     path, new = daemon.config_file, text_of(lines)
     old = read_text(path)

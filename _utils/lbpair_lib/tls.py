@@ -27,6 +27,8 @@ ALPN_PROTOCOLS = ("h2", "http/1.1")
 DEFAULT_PORT = 443
 #: where the HAProxy state writes the pillar's certificates (beside the default haproxy.cfg)
 MANAGED_DIRECTORY = "/etc/haproxy/certs/lbpair"
+#: certificates of one service (HAProxy picks one by SNI): one per name or wildcard it serves
+MAX_CERTIFICATES = 100
 
 
 class Bundle:
@@ -59,9 +61,10 @@ def _bundle(value, path):
 
 
 def _node_path(value, path):
+    """A file on the node; never lbpair's own folder (HAProxy's ``crt <directory>`` would load every service's keys)."""
     certificates.readable_path(value, path)
-    if value.startswith(f"{MANAGED_DIRECTORY}/"):
-        raise InvalidValue(path, f"{MANAGED_DIRECTORY} is lbpair's own: it holds the certificates given as pem")
+    if value == MANAGED_DIRECTORY or value.startswith(f"{MANAGED_DIRECTORY}/"):
+        raise InvalidValue(path, f"{MANAGED_DIRECTORY} is lbpair's own: it holds the certificates given as pem; name a file of your own")
     return value
 
 
@@ -88,6 +91,8 @@ def _certificates(value, path):
     schema.named_mapping(value, path)
     if not value:
         raise InvalidValue(path, "needs at least one certificate")
+    if len(value) > MAX_CERTIFICATES:
+        raise InvalidValue(path, f"has {len(value)} certificates: a service takes at most {MAX_CERTIFICATES}")
     found, seen = {}, {}
     for name, certificate in value.items():
         found[name] = _certificate(name, certificate, f"{path}:{name}")

@@ -14,9 +14,10 @@ directories :func:`lbpair_lib.certificates.readable_path` allows or certbot's ar
 
 import os
 import re
+import stat
 import tempfile
 
-from lbpair_lib import certificates, pillar, schema, store
+from lbpair_lib import certificates, pillar, schema, store, tls
 from lbpair_lib.errors import InvalidValue
 
 FILE_RE = re.compile(r"[0-9a-f]{64}\.pem")
@@ -122,19 +123,32 @@ def check_dates(model, now=None):
             certificates.check_dates(certificate["bundle"].description, key, now)
 
 
-def resolved(path, key):
-    """Where the certificate file ``path`` really is; refused if its symlinks lead out of :data:`RESOLVED_DIRECTORIES`."""
+def resolved(path, key, managed=tls.MANAGED_DIRECTORY):
+    """
+    Where the certificate file ``path`` really is: a regular file, its symlinks leading into
+    :data:`RESOLVED_DIRECTORIES` and not into lbpair's own folder ``managed`` (HAProxy's ``crt``
+    reads a directory as every file in it: every service's keys).
+    """
     real = os.path.realpath(path)
     if not any(real.startswith(f"{directory}/") for directory in RESOLVED_DIRECTORIES):
         raise InvalidValue(key, f"{path} leads to {real}, which is not in {', '.join(RESOLVED_DIRECTORIES)}")
+    for own in {tls.MANAGED_DIRECTORY, os.path.realpath(managed)}:
+        if real == own or real.startswith(f"{own}/"):
+            raise InvalidValue(key, f"{path} leads to {real}, in lbpair's own folder {own}: name a file of your own")
+    try:
+        mode = os.stat(real).st_mode
+    except OSError as exc:
+        raise InvalidValue(key, f"{path} cannot be read on this node: {exc.strerror}") from None
+    if not stat.S_ISREG(mode):
+        raise InvalidValue(key, f"{path} leads to {real}, which is not a regular file (a directory?): name the bundle's file")
     return real
 
 
-def check_paths(model):
-    """Refuse a certificate on the node whose symlinks lead out of the allowed directories."""
+def check_paths(model, managed=tls.MANAGED_DIRECTORY):
+    """Refuse a certificate on the node that is not a regular file in the allowed directories, outside ``managed``."""
     for service, name, certificate in each_certificate(model):
         if "path" in certificate:
-            resolved(certificate["path"], path_key(service, name))
+            resolved(certificate["path"], path_key(service, name), managed)
 
 
 def read(path, key, now=None):
@@ -146,7 +160,24 @@ def read(path, key, now=None):
 
 def _expiry(description, name, now, warn_days):
     (row,) = certificates.expiry_report({name: description}, now, warn_days)
-    return {"names": description["names"], "not_after": row["not_after"], "days_left": row["days_left"], "warning": row["warning"]}
+    return {
+        "names": description["names"],
+        "not_after": row["not_after"],
+        "days_left": row["days_left"],
+        "fingerprint_sha256": description["fingerprint_sha256"],
+        "warning": row["warning"],
+        "warnings": description["warnings"],
+    }
+
+
+def warnings(model):
+    """``["<key>: <warning>", ...]``: what clients may fail on in the pillar's certificates (a leaf's issuer missing)."""
+    return [
+        f"{pillar.key('services', service, 'tls', 'certificates', name, 'pem')}: {warning}"
+        for service, name, certificate in each_certificate(model)
+        if "bundle" in certificate
+        for warning in certificate["bundle"].description["warnings"]
+    ]
 
 
 def report(model, warn_days, now=None):
@@ -185,13 +216,13 @@ class CertificateFiles:
     def write(self, model):
         """Check the certificates (dates, the node's symlinks), write the pillar's missing ones; return the paths written."""
         check_dates(model)
-        check_paths(model)
+        check_paths(model, self.directory)
         return write(self.directory, model)
 
     def scratch_lines(self, model, scratch):
         """The lines of haproxy.cfg naming the certificates, written into the scratch directory ``scratch``."""
         check_dates(model)
-        check_paths(model)
+        check_paths(model, self.directory)
         directory = os.path.join(scratch, "certs")
         write(directory, model)
         return self.render(model, directory)
@@ -201,3 +232,6 @@ class CertificateFiles:
 
     def prune(self, model):
         return prune(self.directory, model)
+
+    def warnings(self, model):
+        return warnings(model)

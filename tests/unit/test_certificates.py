@@ -46,7 +46,8 @@ class Pki:
         self.www_key = self.key()
         self.www = self.certificate("www.example.net", self.www_key, names=WWW_NAMES)
         self.rsa_key = self.key(rsa.generate_private_key(public_exponent=65537, key_size=2048))
-        self.rsa = self.certificate("rsa.example.net", self.rsa_key)
+        self.rsa = self.certificate("rsa.example.net", self.rsa_key, names=["rsa.example.net"])
+        self.common_name_only = self.certificate("cn.example.net", self.www_key)
         self.ed25519_key = self.key(ed25519.Ed25519PrivateKey.generate())
         self.ed25519 = self.certificate("ed.example.net", self.ed25519_key, names=["ed.example.net"])
         self.expired = self.certificate("old.example.net", self.www_key, not_before=NOW - 90 * DAY, not_after=NOW - DAY)
@@ -136,6 +137,8 @@ def test_a_bundle_is_described_without_its_key(pki):
         "days_left": 90,
         "fingerprint_sha256": pki.www.fingerprint(hashes.SHA256()).hex(),
         "key_type": "EC secp256r1",
+        "chain_length": 2,
+        "warnings": [],
     }
     assert pki.shows_a_key(pki.www_bundle()) and not pki.shows_a_key(repr(description))
     private_value = f"{pki.www_key.private_numbers().private_value:x}"
@@ -151,17 +154,20 @@ def test_the_whole_chain_up_to_the_root_is_accepted(pki):
     assert certificates.load(pki.bundle(pki.www, pki.intermediate, pki.root, pki.www_key), KEY, NOW)["subject"] == "www.example.net"
 
 
-def test_a_leaf_alone_is_accepted(pki):
-    assert certificates.load(pki.bundle(pki.www, pki.www_key), KEY, NOW)["days_left"] == 90
+def test_a_leaf_alone_is_accepted_with_a_warning_naming_its_missing_issuer(pki):
+    description = certificates.load(pki.bundle(pki.www, pki.www_key), KEY, NOW)
+    assert description["days_left"] == 90
+    assert description["warnings"] == [f"{certificates.ISSUER_MISSING.format(issuer='CN=lbpair test intermediate')}"]
 
 
-def test_without_alternative_names_the_common_name_is_the_name(pki):
+def test_a_self_signed_leaf_alone_has_no_warning(pki):
+    leaf = pki.certificate("self.example.net", pki.www_key, ca=True, names=["self.example.net"])  # no issuer: self-signed
+    assert certificates.load(pki.bundle(leaf, pki.www_key), KEY, NOW)["warnings"] == []
+
+
+def test_an_rsa_leaf_is_described(pki):
     description = certificates.load(pki.bundle(pki.rsa, pki.rsa_key), KEY, NOW)
     assert description["names"] == ["rsa.example.net"] and description["key_type"] == "RSA 2048"
-
-
-def test_an_ed25519_key_is_accepted(pki):
-    assert certificates.load(pki.bundle(pki.ed25519, pki.ed25519_key), KEY, NOW)["key_type"] == "Ed25519"
 
 
 def test_traditional_openssl_keys_and_ec_parameters_are_read(pki):
@@ -173,9 +179,10 @@ def test_traditional_openssl_keys_and_ec_parameters_are_read(pki):
     assert certificates.load(pki.bundle(pki.rsa) + rsa_key, KEY, NOW)["key_type"] == "RSA 2048"
 
 
-def test_text_around_the_blocks_is_ignored(pki):
-    bundle = "subject=CN = www.example.net\n" + pki.bundle(pki.www) + "Bag Attributes\n" + pki.bundle(pki.www_key)
-    assert certificates.load(bundle, KEY, NOW)["subject"] == "www.example.net"
+def test_blank_lines_between_the_blocks_and_crlf_line_ends_are_read(pki):
+    bundle = "\n" + pki.bundle(pki.www) + "  \n\n" + pki.bundle(pki.intermediate, pki.www_key)
+    assert certificates.load(bundle, KEY, NOW) == certificates.load(pki.www_bundle(), KEY, NOW)
+    assert certificates.load(pki.www_bundle().replace("\n", "\r\n"), KEY, NOW) == certificates.load(pki.www_bundle(), KEY, NOW)
 
 
 def test_a_certificate_without_its_key_is_accepted_when_no_key_is_needed(pki):
@@ -203,7 +210,7 @@ def test_a_naive_now_is_taken_as_utc(pki):
 
 def test_now_defaults_to_the_current_time(pki):
     today = datetime.datetime.now(datetime.timezone.utc)
-    current = pki.certificate("now.example.net", pki.www_key, not_before=today - DAY, not_after=today + 10 * DAY)
+    current = pki.certificate("now.example.net", pki.www_key, names=["now.example.net"], not_before=today - DAY, not_after=today + 10 * DAY)
     assert certificates.load(pki.bundle(current, pki.www_key), KEY)["days_left"] == 9
 
 
@@ -227,7 +234,11 @@ REFUSALS = [
      "encrypted private key"),
     ("a key block of garbage", lambda pki: pki.bundle(pki.www) + "-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n",
      "not a valid PEM private key"),
-    ("an Ed448 key", lambda pki: pki.bundle(pki.www, pki.ed448_key), "neither RSA, EC nor Ed25519"),
+    ("an Ed448 key", lambda pki: pki.bundle(pki.www, pki.ed448_key), "neither RSA nor EC"),
+    ("an Ed25519 leaf (not in Mozilla's intermediate profile)", lambda pki: pki.bundle(pki.ed25519, pki.ed25519_key), "Ed25519 key"),
+    ("a leaf naming its host in its common name only", lambda pki: pki.bundle(pki.common_name_only, pki.intermediate, pki.www_key),
+     "names no host"),
+    ("text around the blocks", lambda pki: "subject=CN = www.example.net\n" + pki.www_bundle(), "line 1 is neither blank"),
     ("another certificate's key", lambda pki: pki.bundle(pki.www, pki.intermediate, pki.other_key), "does not belong to the first certificate"),
     ("the intermediate's key", lambda pki: pki.bundle(pki.www, pki.intermediate, pki.intermediate_key), "does not belong"),
     ("the intermediate first", lambda pki: pki.bundle(pki.intermediate, pki.www, pki.www_key), "does not belong"),
@@ -269,7 +280,7 @@ def test_a_wildcard_is_a_whole_label_and_never_covers_an_address():
     assert not certificates.names_match({"names": ["*.0.113.10"]}, "203.0.113.10")
 
 
-def test_the_common_name_counts_when_there_are_no_alternative_names(pki):
+def test_the_names_are_the_alternative_names_only(pki):
     description = certificates.load(pki.bundle(pki.rsa, pki.rsa_key), KEY, NOW)
     assert certificates.names_match(description, "rsa.example.net") and not certificates.names_match(description, "www.example.net")
 
