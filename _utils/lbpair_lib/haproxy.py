@@ -46,9 +46,10 @@ def _directives(pairs, path):
 def _global_section(model):
     haproxy = model["haproxy"]
     socket_line = f"stats socket {haproxy['stats_socket']} mode 660 level admin expose-fd listeners"
+    profile_key = pillar.key("haproxy", "tls_profile")  # the profile's lines are not overridden one by one
     lines = [
         *_directives(haproxy["global"], pillar.key("haproxy", "global")),
-        *_directives(tls_profiles.global_directives(haproxy["tls_profile"]), pillar.key("haproxy", "tls_profile")),
+        *((f"{keyword} {value}", profile_key) for keyword, value in tls_profiles.global_directives(haproxy["tls_profile"])),
         (socket_line, pillar.key("haproxy", "stats_socket")),
     ]
     if _uses_peers(model):  # this node's name in the peers section
