@@ -53,6 +53,7 @@ def hsts_lines(lines):
 
 
 def test_intermediate_is_the_default_and_is_mozilla_s_word_for_word(seed_pillar):
+    seed_pillar["haproxy"].pop("tls_profile", None)
     assert tls_lines(rendered(seed_pillar)) == MOZILLA_INTERMEDIATE
     seed_pillar["haproxy"]["tls_profile"] = "intermediate"
     assert tls_lines(rendered(seed_pillar)) == MOZILLA_INTERMEDIATE
