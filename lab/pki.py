@@ -5,9 +5,13 @@ import datetime
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 DAY = datetime.timedelta(days=1)
+_CA_KEY_USAGE = x509.KeyUsage(
+    digital_signature=True, content_commitment=False, key_encipherment=False, data_encipherment=False, key_agreement=False,
+    key_cert_sign=True, crl_sign=True, encipher_only=False, decipher_only=False,
+)  # fmt: skip
 
 
 def _pem(key):
@@ -61,7 +65,14 @@ class Ca:
             .not_valid_before(now - DAY)
             .not_valid_after(now + days * DAY)
             .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)
+            # what a public CA writes and a Web PKI verifier (sslyze's, through cryptography) demands
+            .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
         )
+        if ca:
+            builder = builder.add_extension(_CA_KEY_USAGE, critical=True)
+        else:
+            builder = builder.add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(self.key.public_key()), critical=False)
+            builder = builder.add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
         if names:
             builder = builder.add_extension(x509.SubjectAlternativeName([x509.DNSName(name) for name in names]), critical=False)
         return builder.sign(key if ca else self.key, hashes.SHA256())

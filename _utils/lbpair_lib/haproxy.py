@@ -12,7 +12,7 @@ to bind an address it does not hold yet (the backup node): the ``lbpair.haproxy`
 import functools
 import re
 
-from lbpair_lib import pillar, schema, services, tls, tls_files
+from lbpair_lib import pillar, schema, services, tls, tls_files, tls_profiles
 from lbpair_lib.deploy import Daemon, sections_after_header, text_of, written_by_lbpair
 
 HEADER = "# Managed by Salt (lbpair) from the lbpair pillar: local changes are overwritten.\n"
@@ -46,7 +46,12 @@ def _directives(pairs, path):
 def _global_section(model):
     haproxy = model["haproxy"]
     socket_line = f"stats socket {haproxy['stats_socket']} mode 660 level admin expose-fd listeners"
-    lines = [*_directives(haproxy["global"], pillar.key("haproxy", "global")), (socket_line, pillar.key("haproxy", "stats_socket"))]
+    profile_key = pillar.key("haproxy", "tls_profile")  # the profile's lines are not overridden one by one
+    lines = [
+        *_directives(haproxy["global"], pillar.key("haproxy", "global")),
+        *((f"{keyword} {value}", profile_key) for keyword, value in tls_profiles.global_directives(haproxy["tls_profile"])),
+        (socket_line, pillar.key("haproxy", "stats_socket")),
+    ]
     if _uses_peers(model):  # this node's name in the peers section
         lines.append((f"localpeer {model['node']['name']}", pillar.key("nodes", model["node"]["name"])))
     return _section("global", written_by_lbpair("global"), lines)
@@ -98,13 +103,19 @@ def _health_lines(health, path):
     return [*lines, (f"default-server inter {inter} fall {health['fall']} rise {health['rise']}", path)]
 
 
-def _pool_lines(pool, path, mode):
+def _cookie_line(cookie, tls_spec):
+    """The persistence cookie; on a service with TLS only sent back over TLS, and never to scripts."""
+    flags = " secure httponly" if tls_spec else ""
+    return f"cookie {cookie} insert indirect nocache{flags}"
+
+
+def _pool_lines(pool, path, mode, tls_spec):
     """A plain service's or a backend's lines after its mode: balance, cookie, health check, options, servers."""
     lines = [(f"balance {pool['balance']}", f"{path}:balance")]
     if mode == "http":
         lines.append(("option forwardfor", f"{path}:mode"))
     if pool["cookie"]:
-        lines.append((f"cookie {pool['cookie']} insert indirect nocache", f"{path}:cookie"))
+        lines.append((_cookie_line(pool["cookie"], tls_spec), f"{path}:cookie"))
     lines.extend(_health_lines(pool["health"], f"{path}:health"))
     lines.extend(_stick_lines(pool["stick"], f"{path}:stick"))
     lines.extend((line, f"{path}:options:{index}") for index, line in enumerate(pool["options"]))
@@ -161,12 +172,28 @@ def _front_lines(service, path, certificate_dir):
         lines.append(_https_redirect(service["tls"], path))
     if service["tls"]:  # the backends learn that the client spoke TLS (a client's own header is replaced)
         lines.append(("http-request set-header X-Forwarded-Proto %[ssl_fc,iif(https,http)]", f"{path}:tls"))
+    if service["tls"] and service["tls"]["hsts"]:
+        lines.append(_hsts_line(service["tls"]["hsts"], path))
     return lines
+
+
+def _hsts_line(hsts, path):
+    """
+    HSTS on every answer over TLS, never over plain HTTP (RFC 6797 8.1: ignored there). After-response:
+    HAProxy's own answers (the redirects of a foreign host over https) carry it too; a backend's is replaced.
+    """
+    directives = [f"max-age={hsts['max_age']}"]
+    if hsts["include_subdomains"]:
+        directives.append("includeSubDomains")
+    if hsts["preload"]:
+        directives.append("preload")
+    line = f'http-after-response set-header Strict-Transport-Security "{"; ".join(directives)}" if {{ ssl_fc }}'
+    return line, f"{path}:tls:hsts"
 
 
 def _listen_section(name, service, certificate_dir):
     path = pillar.key("services", name)
-    lines = [*_front_lines(service, path, certificate_dir), *_pool_lines(service, path, service["mode"])]
+    lines = [*_front_lines(service, path, certificate_dir), *_pool_lines(service, path, service["mode"], service["tls"])]
     return _section(f"listen {name}", path, lines)
 
 
@@ -194,7 +221,8 @@ def _frontend_section(name, service, certificate_dir):
 def _backend_sections(name, service):
     for backend, pool in service["backends"].items():
         path = pillar.key("services", name, "backends", backend)
-        yield _section(f"backend {services.backend_proxy(name, backend)}", path, [("mode http", path), *_pool_lines(pool, path, "http")])
+        lines = [("mode http", path), *_pool_lines(pool, path, "http", service["tls"])]
+        yield _section(f"backend {services.backend_proxy(name, backend)}", path, lines)
 
 
 def _service_sections(name, service, certificate_dir):

@@ -30,7 +30,7 @@ The full schema is documented in the README and in ``salt/pillar.example``.
 import posixpath
 import re
 
-from lbpair_lib import haproxy_allow, haproxy_syntax, schema, services, track
+from lbpair_lib import haproxy_allow, haproxy_syntax, schema, services, tls_profiles, track
 from lbpair_lib.errors import InvalidValue
 
 PILLAR_KEY = "lbpair"
@@ -368,12 +368,14 @@ def _vrrp(value, path, nodes):
 
 def _haproxy(value, path):
     value = {} if value is None else value
-    schema.mapping(value, path, allowed=("stats_socket", "peers_port", "global", "defaults"))
+    schema.mapping(value, path, allowed=("stats_socket", "peers_port", "tls_profile", "global", "defaults"))
+    tls_profiles.check_global_overrides(value.get("global"), f"{path}:global")
     socket_path = value.get("stats_socket", DEFAULT_HAPROXY["stats_socket"])
     schema.matching(socket_path, f"{path}:stats_socket", re.compile(r"^/[A-Za-z0-9_./-]+$"), "an absolute path")
     return {
         "stats_socket": socket_path,
         "peers_port": schema.port(value.get("peers_port", DEFAULT_HAPROXY["peers_port"]), f"{path}:peers_port"),
+        "tls_profile": tls_profiles.normalize(value.get("tls_profile"), f"{path}:tls_profile"),
         "global": _haproxy_directives(HAPROXY_GLOBAL, value.get("global"), f"{path}:global", "global"),
         "defaults": _haproxy_directives(HAPROXY_DEFAULTS, value.get("defaults"), f"{path}:defaults", "defaults"),
     }

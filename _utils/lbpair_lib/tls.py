@@ -7,6 +7,7 @@
       port: 443                  # default 443; not the service's plain port
       redirect_http: true        # the plain port only answers 301 to https://<host><path>
       alpn: [h2, http/1.1]       # the default; only these two
+      hsts: {max_age: 63072000}  # the default (Mozilla's two years); include_subdomains, preload; false: none
       certificates:              # HAProxy picks by SNI; the first is for clients without SNI
         shop: {pem: "-----BEGIN CERTIFICATE-----..."}    # chain and key, from the pillar
         api: {path: /etc/haproxy/certs/api.pem}          # or a file on the node
@@ -24,6 +25,12 @@ from lbpair_lib import certificates, schema
 from lbpair_lib.errors import InvalidValue
 
 ALPN_PROTOCOLS = ("h2", "http/1.1")
+#: Mozilla's HSTS max-age (two years, s); what ``hsts`` gives unless set
+HSTS_MAX_AGE = 63072000
+#: a longer max-age is a slip (milliseconds?); 0 tells browsers to forget the host (how HSTS is undone)
+HSTS_MAX_AGE_LIMIT = 10 * 365 * 86400
+#: what the browsers' preload list demands (hstspreload.org): a year at least, and every subdomain
+HSTS_PRELOAD_MIN_AGE = 31536000
 DEFAULT_PORT = 443
 #: where the HAProxy state writes the pillar's certificates (beside the default haproxy.cfg)
 MANAGED_DIRECTORY = "/etc/haproxy/certs/lbpair"
@@ -113,13 +120,33 @@ def _alpn(value, path):
     return list(value)
 
 
+def _hsts(value, path):
+    """HSTS for the service's TLS answers: ``true`` (the default) or a mapping; None for ``false``."""
+    if value is False:
+        return None
+    if value is True or value is None:
+        value = {}
+    if not isinstance(value, dict):
+        raise InvalidValue(path, f"expected true, false or a mapping (max_age, include_subdomains, preload), got {schema.type_name(value)}")
+    schema.mapping(value, path, allowed=("max_age", "include_subdomains", "preload"))
+    hsts = {
+        "max_age": schema.integer(value.get("max_age", HSTS_MAX_AGE), f"{path}:max_age", 0, HSTS_MAX_AGE_LIMIT),
+        "include_subdomains": schema.boolean(value.get("include_subdomains", False), f"{path}:include_subdomains"),
+        "preload": schema.boolean(value.get("preload", False), f"{path}:preload"),
+    }
+    if hsts["preload"] and not (hsts["include_subdomains"] and hsts["max_age"] >= HSTS_PRELOAD_MIN_AGE):
+        rule = f"include_subdomains: true and max_age {HSTS_PRELOAD_MIN_AGE} or more"
+        raise InvalidValue(f"{path}:preload", f"needs {rule} (the browsers' preload list demands both)")
+    return hsts
+
+
 def normalize(value, path, mode, plain_port):
     """A service's ``tls`` block (``path``), or None without one; ``plain_port`` is the service's ``port``."""
     if value is None:
         return None
     if mode != "http":
         raise InvalidValue(path, "TLS termination needs mode http")
-    schema.mapping(value, path, allowed=("port", "redirect_http", "alpn", "certificates"), required=("certificates",))
+    schema.mapping(value, path, allowed=("port", "redirect_http", "alpn", "hsts", "certificates"), required=("certificates",))
     port = schema.port(value.get("port", DEFAULT_PORT), f"{path}:port")
     if port == plain_port:
         raise InvalidValue(f"{path}:port", f"{port} is the service's plain HTTP port: TLS needs a port of its own")
@@ -127,5 +154,6 @@ def normalize(value, path, mode, plain_port):
         "port": port,
         "redirect_http": schema.boolean(value.get("redirect_http", False), f"{path}:redirect_http"),
         "alpn": _alpn(value.get("alpn", list(ALPN_PROTOCOLS)), f"{path}:alpn"),
+        "hsts": _hsts(value.get("hsts"), f"{path}:hsts"),
         "certificates": _certificates(value["certificates"], f"{path}:certificates"),
     }
