@@ -239,13 +239,31 @@ def write(crt_file, der):
     return path
 
 
-def push(socket_path, der):
-    """Give the running HAProxy the response (``set ssl ocsp-response``); its answer, or why not."""
+def push(socket_path, crt_file, der):
+    """
+    Give the running HAProxy the response; its answer, or why not. ``set ssl ocsp-response``
+    replaces a response HAProxy already staples; HAProxy 2.6 refuses it for a certificate that
+    had none at start-up ("does not match any certificate"), which gets it through a certificate
+    transaction instead (``set ssl cert <crt>.ocsp``, ``commit ssl cert <crt>``): no reload either way.
+    """
+    encoded = base64.b64encode(der).decode()
     try:
-        answer = stats.command(socket_path, f"set ssl ocsp-response {base64.b64encode(der).decode()}").strip()
+        answer = _first_line(stats.command(socket_path, f"set ssl ocsp-response {encoded}"))
+        if "does not match" in answer:
+            answer = _first_line(stats.command(socket_path, f"set ssl cert {file_for(crt_file)}", payload=encoded))
+            answer = _committed(stats.command(socket_path, f"commit ssl cert {crt_file}"))
     except LbpairError as exc:
         return f"not pushed: {exc}"
-    return answer.splitlines()[0] if answer else "no answer"
+    return answer
+
+
+def _first_line(answer):
+    return answer.strip().splitlines()[0] if answer.strip() else "no answer"
+
+
+def _committed(answer):
+    """A commit's answer (dots while it works, then ``Success!``) in a line."""
+    return "Success!" if "Success!" in answer else _first_line(answer.replace(".", ""))
 
 
 def stapled(crt_file, leaf, issuer, now=None):
@@ -322,7 +340,7 @@ def _refresh(crt_file, leaf, issuer, url, socket_path, now, asker):
         write(crt_file, der)
     except OSError as exc:
         return {"result": "refused", "reason": f"cannot write {file_for(crt_file)}: {exc.strerror}"}
-    return {"result": "stapled", **checked, "file": file_for(crt_file), "pushed": push(socket_path, der)}
+    return {"result": "stapled", **checked, "file": file_for(crt_file), "pushed": push(socket_path, crt_file, der)}
 
 
 def report(model, directory, now=None):

@@ -1,0 +1,168 @@
+"""
+OCSP stapling with real parts: a throwaway CA whose leaf names OpenSSL's own responder
+(``openssl ocsp``), lbpair's refresh asking it, and a real HAProxy serving lbpair's rendered
+configuration: ``openssl s_client -status`` sees the stapled response, live. A revoked
+certificate's answer is refused; a responder that answers garbage or hangs leaves the previous
+file in place.
+"""
+
+import contextlib
+import functools
+import os
+import socket
+import subprocess
+import threading
+
+import pytest
+
+from lab import netns
+from lab.util import stop_process, wait_until
+from lbpair_lib import haproxy, ocsp, tls_files
+from tests.functional.rigs import node_model, shop_haproxy, shop_pillar
+from tests.unit.ocsp_ca import OcspCa
+from tests.unit.test_routing import SHOP
+
+NAMESPACE = "lbpair-ocsp"
+VIP = SHOP["vip"]
+RESPONDER = ("127.0.0.1", 8888)
+GARBAGE = ("127.0.0.1", 8889)
+HANGS = ("127.0.0.1", 8890)
+
+
+def _url(address):
+    return f"http://{address[0]}:{address[1]}/ocsp"
+
+
+def _index_line(certificate, revoked=False):
+    expires = certificate.not_valid_after_utc.strftime("%y%m%d%H%M%SZ")
+    revoked_at = certificate.not_valid_before_utc.strftime("%y%m%d%H%M%SZ") if revoked else ""
+    subject = "/CN=" + certificate.subject.rfc4514_string()[3:]
+    return f"{'R' if revoked else 'V'}\t{expires}\t{revoked_at}\t{certificate.serial_number:X}\tunknown\t{subject}\n"
+
+
+@pytest.fixture(scope="module")
+def ca():
+    ca = OcspCa(_url(RESPONDER))
+    ca.shop = ca.leaf("shop.example.net")
+    ca.api = ca.leaf("api.shop.example.net")  # revoked
+    ca.garbage = ca.leaf("garbage.shop.example.net", url=_url(GARBAGE))
+    ca.hangs = ca.leaf("hangs.shop.example.net", url=_url(HANGS))
+    return ca
+
+
+def _responder(tmp_path, ca):
+    """``openssl ocsp`` in the namespace: the shop's leaf good, the api's revoked, signed by a delegated responder."""
+    ca_pem, responder_pem, responder_key = ca.pems()
+    leaves = ca.leaves
+    (tmp_path / "index.txt").write_text(_index_line(leaves["shop.example.net"]) + _index_line(leaves["api.shop.example.net"], True))
+    for name, text in (("ca.pem", ca_pem), ("rsigner.pem", responder_pem), ("rkey.pem", responder_key)):
+        (tmp_path / name).write_text(text)
+    command = ["openssl", "ocsp", "-index", "index.txt", "-CA", "ca.pem", "-rsigner", "rsigner.pem", "-rkey", "rkey.pem",
+               "-port", str(RESPONDER[1]), "-ndays", "1"]  # fmt: skip
+    return netns.popen(NAMESPACE, command, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+@contextlib.contextmanager
+def _bad_responders():
+    """In the namespace: one that answers garbage over HTTP 200, one that accepts and never answers."""
+    with netns.enter(NAMESPACE):
+        garbage, hangs = socket.create_server(GARBAGE), socket.create_server(HANGS)
+    held, stop = [], threading.Event()
+
+    def serve_garbage():
+        while not stop.is_set():
+            with contextlib.suppress(OSError):
+                client, _ = garbage.accept()
+                client.recv(65536)
+                client.sendall(b"HTTP/1.0 200 OK\r\nContent-Type: application/ocsp-response\r\n\r\n\x30\x03\x0a\x01\x00garbage")
+                client.close()
+
+    def hang():
+        while not stop.is_set():
+            with contextlib.suppress(OSError):
+                held.append(hangs.accept()[0])
+
+    threads = [threading.Thread(target=serve_garbage, daemon=True), threading.Thread(target=hang, daemon=True)]
+    for thread in threads:
+        thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        for closing in (garbage, hangs, *held):
+            with contextlib.suppress(OSError):
+                closing.shutdown(socket.SHUT_RDWR)
+            closing.close()
+        for thread in threads:
+            thread.join(timeout=5)
+
+
+def stapled_status(servername):
+    """What ``openssl s_client -status`` prints about the stapled response for ``servername``."""
+    done = netns.run(NAMESPACE, ["openssl", "s_client", "-status", "-servername", servername, "-connect", f"{VIP}:443"],
+                     check=False, input="", timeout=10)  # fmt: skip
+    return done.stdout
+
+
+@pytest.fixture
+def rig(tmp_path, seed_pillar, ca):
+    socket_path = str(tmp_path / "admin.sock")
+    lbpair = shop_pillar(seed_pillar, socket_path)
+    names = {"shop": ca.shop, "api": ca.api, "garbage": ca.garbage, "hangs": ca.hangs}
+    lbpair["services"]["shop"]["tls"] = {"certificates": {name: {"pem": pem} for name, pem in names.items()}}
+    model = node_model(lbpair, "lb1")
+    directory = str(tmp_path / "certs" / "lbpair")
+    tls_files.write(directory, model)
+    config = tmp_path / "haproxy.cfg"
+    config.write_text(haproxy.render_config(model, directory))
+    with shop_haproxy(NAMESPACE, config, lambda: "subject=" in stapled_status("shop.example.net")):
+        responder = _responder(tmp_path, ca)
+        try:
+            with _bad_responders():
+                yield model, directory, socket_path
+        finally:
+            stop_process(responder)
+
+
+def refresh(model, directory, socket_path):
+    with netns.enter(NAMESPACE):
+        return ocsp.refresh(model, directory, socket_path, asker=functools.partial(ocsp.ask, timeout=2))["shop"]
+
+
+def _answered(found):
+    """``found`` once the responder (started with HAProxy) answers, else None."""
+    _answered.last = found
+    return found if "did not answer" not in found["shop"].get("reason", "") else None
+
+
+def test_refresh_staples_a_good_response_live_and_refuses_revoked_garbage_and_silence(rig, ca):
+    model, directory, socket_path = rig
+    assert "OCSP response: no response sent" in stapled_status("shop.example.net")
+    try:
+        found = wait_until(lambda: _answered(refresh(model, directory, socket_path)), 10, what="the responder answering")
+    except TimeoutError:
+        raise AssertionError(_answered.last) from None
+    shop = found["shop"]
+    assert shop["result"] == "stapled" and shop["pushed"] == "Success!", found
+    served = stapled_status("shop.example.net")
+    assert "OCSP Response Status: successful" in served and "Cert Status: good" in served
+    assert found["api"]["result"] == "refused" and "revoked" in found["api"]["reason"]
+    assert "no response sent" in stapled_status("api.shop.example.net")
+    assert refresh(model, directory, socket_path)["shop"]["pushed"] == "OCSP Response updated!"  # the live one replaced
+    assert os.stat(shop["file"]).st_mode & 0o777 == 0o600
+
+
+def test_a_responder_that_answers_garbage_or_hangs_leaves_the_previous_response(rig, ca):
+    model, directory, socket_path = rig
+    previous = {}
+    for name, host in (("garbage", "garbage.shop.example.net"), ("hangs", "hangs.shop.example.net")):
+        crt_file = tls_files.file_of(model["services"]["shop"]["tls"]["certificates"][name], directory)
+        der = ca.response(ca.leaves[host])
+        previous[ocsp.write(crt_file, der)] = der
+    found = refresh(model, directory, socket_path)
+    assert "not a DER OCSP response" in found["garbage"]["reason"] and "did not answer" in found["hangs"]["reason"]
+    assert all(found[name]["result"] == "refused" and found[name]["kept"]["stale"] is False for name in ("garbage", "hangs"))
+    for path, der in previous.items():
+        with open(path, "rb") as handle:
+            assert handle.read() == der
+
