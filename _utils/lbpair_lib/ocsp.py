@@ -39,7 +39,9 @@ SUFFIX = ".ocsp"
 TIMEOUT = 5.0  # s for the whole exchange with a responder
 MAX_RESPONSE_BYTES = 64 * 1024
 #: what a responder URL may be: plain HTTP to a host name or IPv4 address, an optional port, a path of plain characters
-URL_RE = re.compile(r"http://(?P<host>[A-Za-z0-9](?:[A-Za-z0-9.-]{0,251}[A-Za-z0-9])?)(?::(?P<port>[0-9]{1,5}))?(?P<path>/[A-Za-z0-9._~%/+=-]*)?")
+URL_RE = re.compile(
+    r"http://(?P<host>[A-Za-z0-9](?:[A-Za-z0-9.-]{0,251}[A-Za-z0-9])?)(?::(?P<port>[0-9]{1,5}))?(?P<path>/[A-Za-z0-9._~%/+=-]*)?"
+)
 
 
 #: a certificate's PEM block (what lies between the blocks, keys included, is not looked at)

@@ -19,8 +19,10 @@ from lab import netns
 from lab.util import stop_process, wait_until
 from lbpair_lib import haproxy, ocsp, tls_files
 from tests.functional.rigs import node_model, shop_haproxy, shop_pillar
+from tests.functional.test_configured import apply
 from tests.unit.ocsp_ca import OcspCa
 from tests.unit.test_routing import SHOP
+from tests.unit.tls_ca import shared_ca
 
 NAMESPACE = "lbpair-ocsp"
 VIP = SHOP["vip"]
@@ -166,3 +168,20 @@ def test_a_responder_that_answers_garbage_or_hangs_leaves_the_previous_response(
         with open(path, "rb") as handle:
             assert handle.read() == der
 
+
+@pytest.fixture
+def pillar(seed_pillar, ca):
+    """The minion's pillar (tests.functional.conftest): the shop with a certificate naming a responder and one naming none."""
+    seed_pillar["services"]["shop"] = {**SHOP, "tls": {"certificates": {"shop": {"pem": ca.shop}, "plain": {"pem": shared_ca().shop}}}}
+    return seed_pillar
+
+
+def test_the_salt_functions_report_per_certificate_and_show_no_key(state_functions, modules, ca):
+    assert apply(state_functions, "haproxy").result is True
+    found = modules.lbpair_haproxy.ocsp_refresh()["shop"]  # nothing listens on the responder's port here
+    assert found["shop"]["result"] == "refused" and "did not answer (ConnectionRefusedError)" in found["shop"]["reason"]
+    assert found["plain"] == {"result": "none", "reason": "the certificate names no OCSP responder"}
+    report = modules.lbpair_haproxy.certificates()["shop"]
+    assert report["shop"]["ocsp"] == {"responder": _url(RESPONDER), "missing": True, "stale": True}
+    assert report["plain"]["ocsp"] == {"none": "the certificate names no OCSP responder"}
+    assert not ca.shows_a_key(repr((found, report)))

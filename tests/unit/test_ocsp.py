@@ -102,8 +102,12 @@ def _undelegated(ca):
         (lambda ca, leaf: _no_next_update(ca, leaf), "no nextUpdate"),
         (lambda ca, leaf: _tampered(ca.response(leaf)), "signature does not verify"),
         (lambda ca, leaf: b"<html>hello</html>", "not a DER OCSP response"),
-        (lambda ca, leaf: x509_ocsp.OCSPResponseBuilder.build_unsuccessful(x509_ocsp.OCSPResponseStatus.TRY_LATER).public_bytes(
-            serialization.Encoding.DER), "TRY_LATER"),
+        (
+            lambda ca, leaf: x509_ocsp.OCSPResponseBuilder.build_unsuccessful(x509_ocsp.OCSPResponseStatus.TRY_LATER).public_bytes(
+                serialization.Encoding.DER
+            ),
+            "TRY_LATER",
+        ),
     ],
 )
 def test_a_response_that_does_not_prove_the_certificate_good_now_is_refused(ca, change, words):
