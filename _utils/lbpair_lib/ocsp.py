@@ -19,6 +19,7 @@ reads it); the pillar's go into ``certs/lbpair`` beside their ``<sha256>.pem``
 
 import base64
 import datetime
+import errno
 import http.client
 import os
 import re
@@ -227,8 +228,15 @@ def file_for(crt_file):
 
 
 def write(crt_file, der):
-    """Write ``<crt_file>.ocsp`` atomically, 0600 from the first byte; the previous one stays until the rename."""
+    """
+    Write ``<crt_file>.ocsp`` atomically, 0600 from the first byte; the previous one stays until
+    the rename. Refused (OSError) in a directory reached through a symlink: it goes beside the
+    certificate where HAProxy reads it, never somewhere a link leads.
+    """
     path = file_for(crt_file)
+    directory = os.path.dirname(path)
+    if os.path.realpath(directory) != directory:
+        raise OSError(errno.ELOOP, "its directory is reached through a symlink", directory)
     handle, candidate = tempfile.mkstemp(prefix=".", suffix=".lbpair", dir=os.path.dirname(path))
     try:
         with os.fdopen(handle, "wb") as stream:

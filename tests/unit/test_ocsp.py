@@ -197,3 +197,11 @@ def test_prune_removes_the_response_of_a_certificate_no_longer_named(tmp_path, s
     removed = tls_files.prune(str(tmp_path), new)
     assert len(removed) == 2 and all(name.endswith((".pem", ".pem.ocsp")) for name in removed)
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted([kept, "unrelated.ocsp"])
+
+
+def test_a_response_is_never_written_through_a_symlinked_directory(tmp_path, seed_pillar, ca):
+    (tmp_path / "elsewhere").mkdir()
+    (tmp_path / "certs").symlink_to(tmp_path / "elsewhere")
+    with pytest.raises(OSError, match="symlink"):
+        ocsp.write(str(tmp_path / "certs" / "api.pem"), b"response")
+    assert list((tmp_path / "elsewhere").iterdir()) == []
