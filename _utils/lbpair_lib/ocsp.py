@@ -20,9 +20,9 @@ reads it); the pillar's go into ``certs/lbpair`` beside their ``<sha256>.pem``
 import base64
 import datetime
 import errno
-import http.client
 import os
 import re
+import socket
 import tempfile
 import time
 
@@ -97,32 +97,49 @@ def request(leaf, issuer):
 
 
 def ask(url, body, timeout=TIMEOUT):
-    """POST the DER request ``body`` to ``url``; the answer's bytes (untrusted). Raises :class:`Refused`."""
+    """
+    POST the DER request ``body`` to ``url``; the answer's bytes (untrusted). Raises :class:`Refused`.
+    HTTP/1.0 with ``Connection: close`` (no chunked answer, the body ends with the connection),
+    by hand: the whole exchange, headers included, has ``timeout`` (a responder that drips is cut off).
+    """
     host, port, path = checked_url(url)
     deadline = time.monotonic() + timeout
-    connection = http.client.HTTPConnection(host, port, timeout=timeout)
+    head = f"POST {path} HTTP/1.0\r\nHost: {host}:{port}\r\nContent-Type: application/ocsp-request\r\n"
+    head += f"Accept: application/ocsp-response\r\nContent-Length: {len(body)}\r\nConnection: close\r\n\r\n"
     try:
-        connection.request("POST", path, body, {"Content-Type": "application/ocsp-request", "Accept": "application/ocsp-response"})
-        answer = connection.getresponse()
-        if answer.status != 200:
-            raise Refused(f"the responder answered HTTP {answer.status}")
-        return _read_until(answer, deadline)
-    except (OSError, http.client.HTTPException) as exc:
+        with socket.create_connection((host, port), timeout=timeout) as connection:
+            connection.sendall(head.encode() + body)
+            answer = _read_until(connection, deadline)
+    except OSError as exc:
         raise Refused(f"the responder at {host}:{port} did not answer ({type(exc).__name__})") from None
-    finally:
-        connection.close()
+    return _body(answer)
 
 
-def _read_until(answer, deadline):
-    """The body, at most :data:`MAX_RESPONSE_BYTES`, read before ``deadline`` (a responder that drips is cut off)."""
-    data = b""
-    while chunk := answer.read1(MAX_RESPONSE_BYTES + 1 - len(data)) if len(data) <= MAX_RESPONSE_BYTES else b"":
-        data += chunk
-        if time.monotonic() > deadline:
+def _read_until(connection, deadline):
+    """Everything the responder sends until it closes, at most :data:`MAX_RESPONSE_BYTES` and a header's worth, before ``deadline``."""
+    data, limit = b"", MAX_RESPONSE_BYTES + 8192
+    while len(data) <= limit:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
             raise Refused("the responder took too long")
-    if len(data) > MAX_RESPONSE_BYTES:
-        raise Refused(f"the response is larger than {MAX_RESPONSE_BYTES} bytes")
-    return data
+        connection.settimeout(remaining)
+        chunk = connection.recv(limit + 1 - len(data))
+        if not chunk:
+            return data
+        data += chunk
+    raise Refused(f"the response is larger than {MAX_RESPONSE_BYTES} bytes")
+
+
+def _body(answer):
+    """The body of an HTTP answer with status 200."""
+    head, separator, body = answer.partition(b"\r\n\r\n")
+    status = head.split(b"\r\n", 1)[0].split()
+    if not separator or len(status) < 2 or not status[0].startswith(b"HTTP/1."):
+        raise Refused("the responder's answer is not HTTP")
+    if status[1] != b"200":
+        code = status[1].decode("ascii", "replace") if status[1].isdigit() else "?"
+        raise Refused(f"the responder answered HTTP {code}")
+    return body
 
 
 # --- checking the answer --------------------------------------------------------

@@ -2,8 +2,8 @@
 OCSP stapling with real parts: a throwaway CA whose leaf names OpenSSL's own responder
 (``openssl ocsp``), lbpair's refresh asking it, and a real HAProxy serving lbpair's rendered
 configuration: ``openssl s_client -status`` sees the stapled response, live. A revoked
-certificate's answer is refused; a responder that answers garbage or hangs leaves the previous
-file in place.
+certificate's answer is refused; a responder that answers garbage, hangs, drips or redirects
+leaves the previous file in place.
 """
 
 import contextlib
@@ -27,8 +27,6 @@ from tests.unit.tls_ca import shared_ca
 NAMESPACE = "lbpair-ocsp"
 VIP = SHOP["vip"]
 RESPONDER = ("127.0.0.1", 8888)
-GARBAGE = ("127.0.0.1", 8889)
-HANGS = ("127.0.0.1", 8890)
 
 
 def _url(address):
@@ -47,8 +45,8 @@ def ca():
     ca = OcspCa(_url(RESPONDER))
     ca.shop = ca.leaf("shop.example.net")
     ca.api = ca.leaf("api.shop.example.net")  # revoked
-    ca.garbage = ca.leaf("garbage.shop.example.net", url=_url(GARBAGE))
-    ca.hangs = ca.leaf("hangs.shop.example.net", url=_url(HANGS))
+    for name, (port, _handler) in BAD.items():  # each names its bad responder
+        setattr(ca, name, ca.leaf(f"{name}.shop.example.net", url=_url(("127.0.0.1", port))))
     return ca
 
 
@@ -64,37 +62,56 @@ def _responder(tmp_path, ca):
     return netns.popen(NAMESPACE, command, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
+def _garbage(client, stop):
+    client.recv(65536)
+    client.sendall(b"HTTP/1.0 200 OK\r\nContent-Type: application/ocsp-response\r\n\r\n\x30\x03\x0a\x01\x00garbage")
+
+
+def _hangs(client, stop):
+    stop.wait()
+
+
+def _redirect(client, stop):
+    client.recv(65536)
+    client.sendall(f"HTTP/1.0 302 Found\r\nLocation: {_url(RESPONDER)}\r\n\r\n".encode())
+
+
+def _drips(client, stop):
+    """HTTP 200 and one byte of a header every 0.2 s, never done."""
+    client.recv(65536)
+    client.sendall(b"HTTP/1.0 200 OK\r\nX-Slow: ")
+    while not stop.wait(0.2):
+        client.sendall(b"a")
+
+
+BAD = {"garbage": (8889, _garbage), "hangs": (8890, _hangs), "redirect": (8891, _redirect), "drips": (8892, _drips)}
+
+
 @contextlib.contextmanager
 def _bad_responders():
-    """In the namespace: one that answers garbage over HTTP 200, one that accepts and never answers."""
+    """In the namespace, a responder for each of :data:`BAD`: each answers every connection with its handler."""
     with netns.enter(NAMESPACE):
-        garbage, hangs = socket.create_server(GARBAGE), socket.create_server(HANGS)
-    held, stop = [], threading.Event()
+        servers = {name: socket.create_server(("127.0.0.1", port)) for name, (port, _handler) in BAD.items()}
+    stop = threading.Event()
 
-    def serve_garbage():
+    def serve(server, handler):
         while not stop.is_set():
             with contextlib.suppress(OSError):
-                client, _ = garbage.accept()
-                client.recv(65536)
-                client.sendall(b"HTTP/1.0 200 OK\r\nContent-Type: application/ocsp-response\r\n\r\n\x30\x03\x0a\x01\x00garbage")
-                client.close()
+                client, _ = server.accept()
+                with client:
+                    handler(client, stop)
 
-    def hang():
-        while not stop.is_set():
-            with contextlib.suppress(OSError):
-                held.append(hangs.accept()[0])
-
-    threads = [threading.Thread(target=serve_garbage, daemon=True), threading.Thread(target=hang, daemon=True)]
+    threads = [threading.Thread(target=serve, args=(servers[name], handler), daemon=True) for name, (_port, handler) in BAD.items()]
     for thread in threads:
         thread.start()
     try:
         yield
     finally:
         stop.set()
-        for closing in (garbage, hangs, *held):
+        for server in servers.values():
             with contextlib.suppress(OSError):
-                closing.shutdown(socket.SHUT_RDWR)
-            closing.close()
+                server.shutdown(socket.SHUT_RDWR)
+            server.close()
         for thread in threads:
             thread.join(timeout=5)
 
@@ -110,7 +127,7 @@ def stapled_status(servername):
 def rig(tmp_path, seed_pillar, ca):
     socket_path = str(tmp_path / "admin.sock")
     lbpair = shop_pillar(seed_pillar, socket_path)
-    names = {"shop": ca.shop, "api": ca.api, "garbage": ca.garbage, "hangs": ca.hangs}
+    names = {"shop": ca.shop, "api": ca.api, **{name: getattr(ca, name) for name in BAD}}
     lbpair["services"]["shop"]["tls"] = {"certificates": {name: {"pem": pem} for name, pem in names.items()}}
     model = node_model(lbpair, "lb1")
     directory = str(tmp_path / "certs" / "lbpair")
@@ -157,13 +174,20 @@ def test_refresh_staples_a_good_response_live_and_refuses_revoked_garbage_and_si
 def test_a_responder_that_answers_garbage_or_hangs_leaves_the_previous_response(rig, ca):
     model, directory, socket_path = rig
     previous = {}
-    for name, host in (("garbage", "garbage.shop.example.net"), ("hangs", "hangs.shop.example.net")):
+    for name in BAD:
+        host = f"{name}.shop.example.net"
         crt_file = tls_files.file_of(model["services"]["shop"]["tls"]["certificates"][name], directory)
         der = ca.response(ca.leaves[host])
         previous[ocsp.write(crt_file, der)] = der
     found = refresh(model, directory, socket_path)
-    assert "not a DER OCSP response" in found["garbage"]["reason"] and "did not answer" in found["hangs"]["reason"]
-    assert all(found[name]["result"] == "refused" and found[name]["kept"]["stale"] is False for name in ("garbage", "hangs"))
+    reasons = {name: found[name]["reason"] for name in BAD}
+    assert reasons == {
+        "garbage": "the response is not a DER OCSP response",
+        "hangs": "the responder at 127.0.0.1:8890 did not answer (TimeoutError)",
+        "redirect": "the responder answered HTTP 302",  # not followed
+        "drips": "the responder at 127.0.0.1:8892 did not answer (TimeoutError)",  # the deadline is for the whole exchange
+    }
+    assert all(found[name]["result"] == "refused" and found[name]["kept"]["stale"] is False for name in BAD)
     for path, der in previous.items():
         with open(path, "rb") as handle:
             assert handle.read() == der
