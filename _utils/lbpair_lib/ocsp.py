@@ -278,7 +278,8 @@ def push(socket_path, crt_file, der):
         answer = _first_line(stats.command(socket_path, f"set ssl ocsp-response {encoded}"))
         if "does not match" in answer:
             answer = _first_line(stats.command(socket_path, f"set ssl cert {file_for(crt_file)}", payload=encoded))
-            answer = _committed(stats.command(socket_path, f"commit ssl cert {crt_file}"))
+            if answer.startswith("Transaction"):  # created or updated: HAProxy took the response
+                answer = _committed(stats.command(socket_path, f"commit ssl cert {crt_file}"))
     except LbpairError as exc:
         return f"not pushed: {exc}"
     return answer
