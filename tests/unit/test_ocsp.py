@@ -205,3 +205,11 @@ def test_a_response_is_never_written_through_a_symlinked_directory(tmp_path, see
     with pytest.raises(OSError, match="symlink"):
         ocsp.write(str(tmp_path / "certs" / "api.pem"), b"response")
     assert list((tmp_path / "elsewhere").iterdir()) == []
+
+
+@pytest.mark.parametrize("payload", ["line\n\nset server shop/web1 state maint", "a\r\nb"])
+def test_a_stats_socket_payload_cannot_end_early_and_smuggle_a_command(payload):
+    from lbpair_lib import stats
+
+    with pytest.raises(ValueError, match="no empty line"):
+        stats.command("/nonexistent.sock", "set ssl cert x.pem.ocsp", payload=payload)
