@@ -10,7 +10,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509 import ocsp as x509_ocsp
 
-from lbpair_lib import ocsp, pillar, tls_files
+from lbpair_lib import ocsp, pillar, stats, tls_files
+from lab.pki import Ca
 from tests.unit.ocsp_ca import DAY, NOW, OcspCa
 from tests.unit.test_routing import SHOP
 
@@ -150,7 +151,6 @@ class Responder:
 
 
 def test_refresh_writes_a_checked_response_0600_beside_the_certificate_and_reports_it(tmp_path, seed_pillar, ca):
-    from lab.pki import Ca
 
     model = model_with(seed_pillar, {"shop": {"pem": ca.shop}, "alone": {"pem": ca.alone}, "plain": {"pem": Ca().bundle("p.example.net")}})
     tls_files.write(str(tmp_path), model)
@@ -209,7 +209,5 @@ def test_a_response_is_never_written_through_a_symlinked_directory(tmp_path, see
 
 @pytest.mark.parametrize("payload", ["line\n\nset server shop/web1 state maint", "a\r\nb"])
 def test_a_stats_socket_payload_cannot_end_early_and_smuggle_a_command(payload):
-    from lbpair_lib import stats
-
     with pytest.raises(ValueError, match="no empty line"):
         stats.command("/nonexistent.sock", "set ssl cert x.pem.ocsp", payload=payload)
