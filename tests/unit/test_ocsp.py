@@ -10,8 +10,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509 import ocsp as x509_ocsp
 
-from lbpair_lib import ocsp, pillar, stats, tls_files
 from lab.pki import Ca
+from lbpair_lib import ocsp, pillar, stats, tls_files
 from tests.unit.ocsp_ca import DAY, NOW, OcspCa
 from tests.unit.test_routing import SHOP
 
