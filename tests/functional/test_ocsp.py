@@ -9,6 +9,7 @@ leaves the previous file in place.
 import contextlib
 import functools
 import os
+import signal
 import socket
 import subprocess
 import threading
@@ -169,6 +170,31 @@ def test_refresh_staples_a_good_response_live_and_refuses_revoked_garbage_and_si
     assert "no response sent" in stapled_status("api.shop.example.net")
     assert refresh(model, directory, socket_path)["shop"]["pushed"] == "OCSP Response updated!"  # the live one replaced
     assert os.stat(shop["file"]).st_mode & 0o777 == 0o600
+    _restart_haproxy(config_of(socket_path))
+    served = stapled_status("shop.example.net")  # the new HAProxy read it from <crt>.ocsp at start
+    assert "OCSP Response Status: successful" in served and "Cert Status: good" in served
+
+
+def config_of(socket_path):
+    return os.path.join(os.path.dirname(socket_path), "haproxy.cfg")
+
+
+def _gone(pid):
+    """Whether ``pid`` has exited (a zombie the rig has not reaped counts)."""
+    try:
+        with open(f"/proc/{pid}/stat") as handle:
+            return handle.read().rsplit(")", 1)[1].split()[0] == "Z"
+    except FileNotFoundError:
+        return True
+
+
+def _restart_haproxy(config):
+    """Stop the namespace's HAProxy and start a new one with ``config`` (what a restart does)."""
+    (pid,) = [pid for pid in netns.pids(NAMESPACE) if open(f"/proc/{pid}/comm").read().strip() == "haproxy"]
+    os.kill(pid, signal.SIGTERM)
+    wait_until(lambda: _gone(pid), 10, what="HAProxy stopped")
+    netns.popen(NAMESPACE, ["haproxy", "-f", config], stderr=subprocess.DEVNULL)
+    wait_until(lambda: "subject=" in stapled_status("shop.example.net"), 10, what="HAProxy serving again")
 
 
 def test_a_responder_that_answers_garbage_or_hangs_leaves_the_previous_response(rig, ca):
