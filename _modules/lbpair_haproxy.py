@@ -8,7 +8,7 @@ Minion configuration, all optional: ``lbpair_haproxy: {config_file:
 and the TLS certificates of the pillar (in ``certs/lbpair`` beside haproxy.cfg).
 """
 
-from lbpair_lib import deploy, haproxy, pillar, stats, tls_files
+from lbpair_lib import deploy, haproxy, ocsp, pillar, stats, tls_files
 
 __virtualname__ = "lbpair_haproxy"
 
@@ -108,6 +108,10 @@ def certificates(warn_days=30):
     read from. A file that cannot be read or holds no valid certificate has an
     ``error`` instead. Private keys are never read into the answer.
 
+    ``ocsp`` is its stapling: ``{responder, this_update, next_update, stale}``
+    (``missing`` without a response), or ``{none: why}`` (no responder named; no
+    issuer in the bundle, then with ``responder`` and ``stale``).
+
     CLI Example:
 
     .. code-block:: bash
@@ -115,4 +119,32 @@ def certificates(warn_days=30):
         salt lb1 lbpair_haproxy.certificates
         salt lb1 lbpair_haproxy.certificates warn_days=14
     """
-    return tls_files.report(_model(), warn_days)
+    model = _model()
+    found = tls_files.report(model, warn_days)
+    for service, rows in ocsp.report(model, _daemon().side_files.directory).items():
+        for name, stapling in rows.items():
+            found[service][name]["ocsp"] = stapling
+    return found
+
+
+def ocsp_refresh():
+    """
+    Refresh the OCSP responses HAProxy staples: for each certificate whose leaf
+    names an OCSP responder and whose bundle holds its issuer, ask the responder
+    (plain HTTP only), check the answer (signed by the issuer or a responder it
+    delegated, about this certificate, good, current), write it beside the
+    certificate file as ``<crt>.ocsp`` (0600) and give it to the running HAProxy
+    through the stats socket, without a reload. Anything else keeps the previous
+    response. Returns per service and certificate ``result``: ``stapled`` (with
+    ``this_update``, ``next_update``, ``pushed``: HAProxy's answer), ``refused``
+    (``reason``, ``kept``: what the previous file holds) or ``none`` (``reason``).
+    The ``lbpair.haproxy`` SLS schedules it hourly.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt lb1 lbpair_haproxy.ocsp_refresh
+    """
+    model = _model()
+    return ocsp.refresh(model, _daemon().side_files.directory, model["haproxy"]["stats_socket"])

@@ -144,8 +144,10 @@ def certificates():
     """
     Ask the nodes for their TLS certificates and warn about those that expire
     within ``lbpair_reactions:certificates:warn_days`` (30 by default) or could
-    not be read: recorded in the history and sent through the webhook and mail,
-    at most once a day per certificate and node. The master's schedule runs it
+    not be read, and about stale OCSP responses (nextUpdate passed, or none while
+    the certificate names a responder: ``ocsp_stale``): recorded in the history
+    and sent through the webhook and mail, at most once a day per certificate,
+    node and kind of warning. The master's schedule runs it
     daily (``salt/master.d/lbpair.conf``).
 
     CLI Example:

@@ -11,10 +11,14 @@ SERVER_STATES = ("ready", "drain", "maint")
 STATS_FIELDS = ("status", "weight", "scur", "stot", "check_status", "lastchg", "addr")
 
 
-def command(socket_path, line, timeout=5.0):
-    """Send one command line to HAProxy's stats socket and return its answer."""
+def command(socket_path, line, timeout=5.0, payload=None):
+    """Send one command line to HAProxy's stats socket (with ``payload``: lines after ``<<``, no empty one) and return its answer."""
     if "\n" in line or "\r" in line:
         raise ValueError("a stats socket command is one line")
+    if payload is not None:
+        if "\n\n" in payload or "\r" in payload:
+            raise ValueError("a stats socket payload has no empty line")
+        line = f"{line} <<\n{payload}\n"
     try:
         with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as client:
             client.settimeout(timeout)

@@ -21,6 +21,8 @@ from lbpair_lib import certificates, pillar, schema, store, tls
 from lbpair_lib.errors import InvalidValue
 
 FILE_RE = re.compile(r"[0-9a-f]{64}\.pem")
+#: a certificate's file or the OCSP response HAProxy staples with it (``<crt>.ocsp``, :mod:`lbpair_lib.ocsp`)
+PRUNED_RE = re.compile(r"(?P<certificate>[0-9a-f]{64}\.pem)(?:\.ocsp)?")
 #: where the symlinks of a certificate on the node may lead (certbot's live/ links into archive/)
 RESOLVED_DIRECTORIES = (*certificates.ALLOWED_DIRECTORIES, "/etc/letsencrypt/archive")
 
@@ -100,13 +102,13 @@ def discard(paths):
 
 
 def prune(directory, model):
-    """Remove the certificate files of ``directory`` the model no longer names; return their names."""
+    """Remove the certificate files of ``directory`` the model no longer names, and their OCSP responses; return their names."""
     try:
         names = sorted(os.listdir(directory))
     except FileNotFoundError:
         return []
     keep = bundles(model)
-    removed = [name for name in names if FILE_RE.fullmatch(name) and name not in keep]
+    removed = [name for name in names if (found := PRUNED_RE.fullmatch(name)) and found.group("certificate") not in keep]
     discard(os.path.join(directory, name) for name in removed)
     return removed
 

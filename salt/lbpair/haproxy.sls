@@ -27,3 +27,23 @@ HAProxy is running:
     - enable: True
     - require:
       - lbpair_haproxy: HAProxy configuration is managed
+
+# OCSP stapling (lbpair_haproxy.ocsp_refresh): responses are fetched for the certificates the
+# configuration state just installed, and refreshed hourly (responders update them daily or more
+# often; a failed refresh keeps the previous response, which stays good until its nextUpdate).
+OCSP responses are fetched for the installed certificates:
+  module.run:
+    - lbpair_haproxy.ocsp_refresh: []
+    - onchanges:
+      - lbpair_haproxy: HAProxy configuration is managed
+    - require:
+      - service: HAProxy is running
+
+OCSP responses are refreshed hourly:
+  schedule.present:
+    - name: lbpair_ocsp_refresh
+    - function: lbpair_haproxy.ocsp_refresh
+    - hours: 1
+    - splay: 600
+    - run_on_start: True
+    - return_job: False

@@ -17,7 +17,7 @@ FORBIDDEN_ARGUMENT = re.compile(r"^(cmd|command|args?|argv|shell|pid|signal|sign
 OPERATOR_FUNCTIONS = {
     "lbpair_config.check",
     "lbpair_haproxy.render", "lbpair_haproxy.validate", "lbpair_haproxy.reload",
-    "lbpair_haproxy.servers", "lbpair_haproxy.set_server", "lbpair_haproxy.certificates",
+    "lbpair_haproxy.servers", "lbpair_haproxy.set_server", "lbpair_haproxy.certificates", "lbpair_haproxy.ocsp_refresh",
     "lbpair_keepalived.render", "lbpair_keepalived.validate", "lbpair_keepalived.reload",
     "lbpair_keepalived.status", "lbpair_keepalived.transitions",
     "lbpair_keepalived.defer", "lbpair_keepalived.maintenance", "lbpair_keepalived.hand_over", "lbpair_keepalived.preferred",

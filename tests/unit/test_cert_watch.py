@@ -67,3 +67,49 @@ def test_a_certificate_the_node_cannot_read_is_announced_without_its_error_text(
     unreadable = {"source": "/etc/haproxy/certs/api.pem", "error": "<!channel> secret-ish text", "warning": True}
     reacting, _ = _reactions(tmp_path, CertificateNodes({"lb1": {"shop": {"api": unreadable}}}))
     assert cert_watch.check(reacting)["expiring"] == ["shop certificate api on lb1 cannot be read or is not valid"]
+
+
+STAPLED = {"responder": "http://ocsp.example.net/", "this_update": "2026-12-01T10:00:00+00:00", "next_update": "2026-12-08T10:00:00+00:00",
+           "stale": False}  # fmt: skip
+STALE_OCSP = {**LATER, "ocsp": {**STAPLED, "next_update": "2026-12-02T10:00:00+00:00", "stale": True}}
+NO_OCSP = {**LATER, "ocsp": {"responder": "http://ocsp.example.net/", "missing": True, "stale": True}}
+
+
+def _ocsp_warnings(reacting):
+    return [record for record in reacting.history.read() if record["kind"] == "certificate" and record["code"] == "ocsp_stale"]
+
+
+def test_a_stale_or_missing_ocsp_response_is_recorded_and_announced_once_a_day_apart_from_expiry(tmp_path):
+    reports = {"lb1": {"shop": {"shop": STALE_OCSP, "api": {**LATER, "ocsp": STAPLED}}}, "lb2": {"shop": {"shop": {**NO_OCSP, **SOON}}}}
+    nodes = CertificateNodes(reports)
+    reacting, _ = _reactions(tmp_path, nodes, certificates={"warn_days": 14})
+    found = cert_watch.check(reacting, now=1000.0)
+    assert found["ocsp_stale"] == [
+        "shop certificate shop on lb1 staples a stale OCSP response (next update was 2026-12-02 10:00 UTC)",
+        "shop certificate shop on lb2 has no OCSP response although it names a responder",
+    ]
+    assert found["expiring"] == ["shop certificate shop on lb2 expires on 2026-12-10 (9 days left)"]
+    assert len(found["notified"]) == 3 and [r["message"] for r in _ocsp_warnings(reacting)] == found["ocsp_stale"]
+    assert cert_watch.check(reacting, now=2000.0)["notified"] == []  # the same day: quiet, both kinds
+    assert len(cert_watch.check(reacting, now=1000.0 + cert_watch.QUIET)["notified"]) == 3
+
+
+def test_a_certificate_without_a_responder_or_with_a_fresh_response_warns_of_nothing(tmp_path):
+    rows = {"plain": {**LATER, "ocsp": {"none": "the certificate names no OCSP responder"}}, "fresh": {**LATER, "ocsp": STAPLED}}
+    reacting, _ = _reactions(tmp_path, CertificateNodes({"lb1": {"shop": rows}}))
+    assert cert_watch.check(reacting)["ocsp_stale"] == [] and _ocsp_warnings(reacting) == []
+
+
+@pytest.mark.parametrize(
+    "ocsp",
+    [
+        {"stale": True, "next_update": "soon <!channel>"},
+        {"stale": True, "next_update": 12},
+        {"stale": "yes"},
+        ["stale"],
+        "stale",
+    ],
+)
+def test_what_a_node_says_of_its_ocsp_response_is_used_only_once_validated(tmp_path, ocsp):
+    reacting, _ = _reactions(tmp_path, CertificateNodes({"lb1": {"shop": {"shop": {**LATER, "ocsp": ocsp}}}}))
+    assert cert_watch.check(reacting)["ocsp_stale"] == [] and _ocsp_warnings(reacting) == []
