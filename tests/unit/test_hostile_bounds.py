@@ -11,6 +11,7 @@ import time
 import pytest
 import yaml
 
+from lab import scenarios
 from lbpair_lib import pillar, reactions_config, services
 from lbpair_lib.errors import InvalidValue
 from tests.conftest import REPO
@@ -115,8 +116,6 @@ def test_the_first_covering_route_is_named(seed_pillar):
 
 
 def test_a_thousand_services_with_ten_servers_each_stay_valid(seed_pillar):
-    from lab import scenarios
-
     services_ = pillar.normalize(scenarios.many_services(seed_pillar, 1000, servers=lambda index: 10))["services"]
     assert len(services_) == 1000
 
