@@ -22,6 +22,8 @@ import subprocess
 import sys
 
 import salt.client
+import salt.pillar
+import salt.utils.minions
 from salt.exceptions import SaltInvocationError
 
 try:
@@ -207,9 +209,18 @@ def history(instance=None, minion=None, since=None, until=None):
     return chosen
 
 
+def _lbpair_pillar(minion):
+    """The ``lbpair`` pillar the master compiles for ``minion`` (as ``salt-run pillar.show_pillar`` does), or None."""
+    minion_id, grains, _cached = salt.utils.minions.get_minion_data(minion, __opts__)
+    compiled = salt.pillar.Pillar(__opts__, grains or {"fqdn": minion}, minion_id, "base").compile_pillar()
+    return compiled.get("lbpair")
+
+
 def check_config():
     """
     Validate the ``lbpair_reactions`` block; returns it normalised, secrets masked.
+    A DNS record that names an ``instance`` must name one the pair's keepalived has
+    (from the ``lbpair`` pillar the master compiles for each node of ``lbpair_reactions:nodes``).
 
     CLI Example:
 
@@ -217,7 +228,11 @@ def check_config():
 
         salt-run lbpair.check_config
     """
-    return reactions_config.masked(_config())
+    config = _config()
+    if reactions_config.records_with_instance(config):
+        pillars = {minion: _lbpair_pillar(minion) for minion in config["nodes"]}
+        reactions_config.check_record_instances(config, reactions_config.pair_instances(pillars))
+    return reactions_config.masked(config)
 
 
 def dns_update(minion):

@@ -1,8 +1,9 @@
 """
 Benchmark: rendering, validating and applying the configuration for 10, 100 and
 1,000 services (2 to 10 servers each), then 1,000 routed HTTPS services (a certificate
-each, from the pillar, then the same certificates as files on the node given by ``path``),
-and peak memory.
+each, from the pillar; the same pillar as a ``#!json`` file for Salt's json renderer; then the
+same certificates as files on the node given by ``path``), peak memory, and the schema-time rows
+of :mod:`bench.schema_bounds` (caps and crafted inputs; that module runs them alone, without root).
 
 Runs on a real lab machine (systemd-nspawn, Debian 12) with salt-call in
 masterless mode, so the apply goes through Salt, the real binaries and
@@ -22,6 +23,7 @@ import time
 
 import yaml
 
+from bench import schema_bounds
 from lab import pki, scenarios, topology
 from lbpair_lib import haproxy, keepalived, pillar
 
@@ -40,18 +42,22 @@ MEASURE = (
     "sys.stdout.write(proc.stdout)"
 )
 PYTHON = "/opt/saltenv/bin/python"
-#: Salt's own YAML load of the pillar file (what its yaml renderer does), median of 3, in seconds
+#: Salt's own load of the pillar file (what its yaml or json renderer does), median of 3, in seconds
 PILLAR_LOAD = (
     "import statistics, time\n"
+    "import salt.utils.json\n"
     "import salt.utils.yamlloader as loader\n"
     "text = open('/srv/pillar/lbpair.sls').read()\n"
+    "is_json = text.startswith('#!json')\n"
     "times = []\n"
     "for _ in range(3):\n"
     "    start = time.perf_counter()\n"
-    "    loader.load(text, Loader=loader.SaltYamlSafeLoader)\n"
+    "    salt.utils.json.loads(text.partition('\\n')[2]) if is_json else loader.load(text, Loader=loader.SaltYamlSafeLoader)\n"
     "    times.append(time.perf_counter() - start)\n"
     "print(statistics.median(times))\n"
 )
+#: a pillar file Salt's json renderer reads (what a generator would write): its load is ~70x faster than YAML's
+JSON_SHEBANG = "#!json\n"
 
 
 def seed_pillar():
@@ -137,6 +143,7 @@ def median_apply(applies):
 
 def main():
     rows, baseline = [], []
+    bounds = schema_bounds.rows()  # in-process, before the lab loads the machine
     with topology.Lab(hosts=[NODE], files={NODE: masterless_files()}) as lab:
         box = lab.machine(NODE)
         box.run(["systemctl", "stop", "salt-minion"])  # masterless: the daemon is not needed
@@ -150,10 +157,13 @@ def main():
             baseline.append((size, baseline_first, baseline_second))
         https = scenarios.many_https_services(seed_pillar(), HTTPS_SIZE, pki.Ca("lbpair bench CA"))
         rows.append((f"{HTTPS_SIZE} TLS pem", *measure_size(box, https)))
+        rows.append((f"{HTTPS_SIZE} TLS pem json", *measure_size(box, https, as_json=True)))
         on_node, files = scenarios.certificates_on_node(https)
         write_files(box, files)
         rows.append((f"{HTTPS_SIZE} TLS path", *measure_size(box, on_node)))
     print_table(startup, rows, baseline)
+    print()
+    schema_bounds.print_rows(bounds)
 
 
 def write_files(box, files):
@@ -168,9 +178,16 @@ def write_files(box, files):
     box.run([PYTHON, "-c", script], input=json.dumps(files))
 
 
-def measure_size(box, lbpair_pillar):
+def pillar_file(lbpair_pillar, as_json=False):
+    """The text of ``/srv/pillar/lbpair.sls``: YAML, or JSON for Salt's json renderer."""
+    if as_json:
+        return JSON_SHEBANG + json.dumps({"lbpair": lbpair_pillar})
+    return yaml.safe_dump({"lbpair": lbpair_pillar})
+
+
+def measure_size(box, lbpair_pillar, as_json=False):
     """Render and check times, the first apply and the median re-apply of one pillar on the machine."""
-    box.run(["tee", "/srv/pillar/lbpair.sls"], input=yaml.safe_dump({"lbpair": lbpair_pillar}))
+    box.run(["tee", "/srv/pillar/lbpair.sls"], input=pillar_file(lbpair_pillar, as_json))
     haproxy_render, keepalived_render, whole_render, texts = render_times(lbpair_pillar)
     first = apply(box)  # before the checks: it writes the certificate files haproxy.cfg names
     haproxy_check = validate_time(box, "haproxy", texts[0])
@@ -182,18 +199,19 @@ def measure_size(box, lbpair_pillar):
 
 def print_table(startup, rows, baseline):
     print(f"salt-call --local start-up (test.true, median of 5): {startup:.2f} s")
-    print("render: median of 5, in-process; pillar YAML (Salt's loader, in the machine) and checks: median of 3;")
-    print("re-apply: median of 3, peak of 3")
+    print("render: median of 5, in-process; pillar load (Salt's YAML loader, or JSON for 'json' rows; in the machine)")
+    print("and checks: median of 3; re-apply: median of 3, peak of 3; per service: (re-apply - start-up) / services")
     print(
-        f"{'services':>13} {'render h/k ms':>14} {'schema+render ms':>16} {'pillar YAML s':>13} "
+        f"{'services':>18} {'render h/k ms':>14} {'schema+render ms':>16} {'pillar load s':>13} "
         f"{'haproxy -c s':>12} {'keepalived -t s':>15} "
-        f"{'first apply s':>13} {'MiB':>5} {'re-apply s':>10} {'MiB':>5}  re-apply changes"
+        f"{'first apply s':>13} {'MiB':>5} {'re-apply s':>10} {'MiB':>5} {'ms/service':>10}  re-apply changes"
     )
     for size, h_render, k_render, whole, pillar_load, h_check, k_check, first, second in rows:
+        count = int(str(size).split()[0])
         print(
-            f"{size:>13} {h_render * 1000:>6.1f}/{k_render * 1000:<6.1f} {whole * 1000:>16.1f} {pillar_load:>13.3f} {h_check:>12.3f} "
-            f"{k_check:>15.3f} {first[0]:>13.2f} {first[1]:>5.0f} {second[0]:>10.2f} {second[1]:>5.0f}  "
-            f"{', '.join(second[2]) or 'none (nothing reloaded)'}"
+            f"{size:>18} {h_render * 1000:>6.1f}/{k_render * 1000:<6.1f} {whole * 1000:>16.1f} {pillar_load:>13.3f} {h_check:>12.3f} "
+            f"{k_check:>15.3f} {first[0]:>13.2f} {first[1]:>5.0f} {second[0]:>10.2f} {second[1]:>5.0f} "
+            f"{(second[0] - startup) / count * 1000:>10.2f}  {', '.join(second[2]) or 'none (nothing reloaded)'}"
         )
     print("\nbaseline on the same pillar and machine: one Jinja template + file.managed (bench/baseline),")
     print("HAProxy only, no keepalived, firewall, packages or services:")

@@ -37,7 +37,7 @@ import os
 import re
 import urllib.parse
 
-from lbpair_lib import schema
+from lbpair_lib import keepalived, pillar, schema
 from lbpair_lib.errors import InvalidValue
 
 #: keepalived's name of an lbpair VRRP instance (``lbpair_51``, its IPv6 sibling ``lbpair_51_6``)
@@ -217,6 +217,44 @@ def _check_record_families(records, nodes, path):
             address = record_address(record["type"], node)
             if ipaddress.ip_address(address).version != family:
                 raise InvalidValue(f"{path}:{index}:type", f"{record['type']} cannot point at {name}'s address {address}")
+
+
+def records_with_instance(config):
+    """``(index, instance)`` of each DNS record that follows an instance (active/active)."""
+    records = config["dns"]["records"] if config.get("dns") else []
+    return [(index, record["instance"]) for index, record in enumerate(records) if record["instance"] is not None]
+
+
+def pair_instances(lbpair_pillars, path=CONFIG_KEY):
+    """
+    The keepalived instance names (``lbpair_51``, ``lbpair_51_6``) of the pair, from the
+    ``lbpair`` pillar of each of its nodes (``{minion: pillar or None}``) as the master compiles it.
+    """
+    instances = set()
+    for minion, lbpair in lbpair_pillars.items():
+        if lbpair is None:
+            raise InvalidValue(f"{path}:nodes:{minion}", "has no lbpair pillar on the master: the DNS records' instances cannot be checked")
+        try:
+            model = pillar.normalize(lbpair)
+        except InvalidValue as exc:
+            raise InvalidValue(f"{path}:nodes:{minion}", f"its lbpair pillar is not valid ({exc})") from None
+        instances.update(vrrp.name for vrrp in keepalived.vrrp_instances(model))
+    return instances
+
+
+def check_record_instances(config, instances, path=CONFIG_KEY):
+    """
+    Each DNS record's ``instance`` is one the pair's keepalived has (``instances``, e.g. from
+    :func:`lbpair_lib.keepalived.instance_vips` of each node's model): a record naming another
+    is never updated. Raises :class:`InvalidValue` naming the record's ``instance``.
+    """
+    for index, instance in records_with_instance(config):
+        if instance not in instances:
+            there = ", ".join(sorted(instances)) or "none"
+            raise InvalidValue(
+                f"{path}:dns:records:{index}:instance",
+                f"{instance} is not an instance of the pair, so the record would never be updated (instances: {there})",
+            )
 
 
 def masked(config):

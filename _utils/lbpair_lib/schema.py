@@ -70,7 +70,8 @@ def boolean(value, path):
 
 def single_line(text):
     """Whether ``text`` has no control or format character and no line or paragraph separator."""
-    return not any(unicodedata.category(character) in LINE_BREAKING for character in text)
+    # each distinct character once: a long value repeats few characters, and the lookup is the slow part
+    return not any(unicodedata.category(character) in LINE_BREAKING for character in set(text))
 
 
 def string(value, path, max_bytes=None):
