@@ -11,7 +11,7 @@ everyone else. No rules when no pool uses stick tables (no ``peers`` section).
 Each rule carries a comment, ``lbpair-peers <source> to <destination> port <port>`` or
 ``lbpair-peers drop <ipv4|ipv6> to <destination> port <port>``, distinct from the VRRP
 rules' ``lbpair-vrrp`` ones so that neither set removes the other's.
-This module is the rule model only; the backends of :mod:`lbpair_lib.firewall` apply it.
+The backends of :mod:`lbpair_lib.firewall` apply them.
 """
 
 import collections
@@ -59,3 +59,16 @@ def nft_rule(rule, comment):
     """The nft rule text for one rule."""
     source = f"{firewall.SOURCE_MATCH[rule.family]} {rule.source} " if rule.action == "accept" else ""
     return f'{source}{DESTINATION[rule.family]} {rule.destination} tcp dport {rule.port} {rule.action} comment "{comment}"'
+
+
+PEERS = firewall.Kind(COMMENT_RE, wanted_rules, iptables_spec, nft_rule)
+
+
+def rules(model):
+    """The peers rules this node needs, each with whether it is in place: ``{comment: bool}``."""
+    return firewall.rules(model, PEERS)
+
+
+def allow(model, test=False):
+    """Add the missing peers rules, remove stale ones; ``{"added": [...], "removed": [...]}``."""
+    return firewall.allow(model, test=test, kind=PEERS)
