@@ -15,7 +15,7 @@ nftables, as ``lbpair:firewall`` in the pillar says (see
         nft_chain: input
 """
 
-from lbpair_lib import firewall, pillar
+from lbpair_lib import firewall, firewall_peers, pillar
 
 __virtualname__ = "lbpair_firewall"
 
@@ -66,3 +66,16 @@ def rogue_senders():
         salt 'lb*' lbpair_firewall.rogue_senders
     """
     return firewall.rogue_senders(pillar.minion_model(__pillar__, __opts__, __context__))
+
+
+def peers_rules():
+    """
+    The rules keeping HAProxy's peers port to the pair's nodes, each with whether it is in place.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt 'lb*' lbpair_firewall.peers_rules
+    """
+    return firewall_peers.rules(pillar.minion_model(__pillar__, __opts__, __context__))

@@ -8,7 +8,7 @@ VRRP, and drop anyone else's on the pair's interface.
       lbpair_firewall.vrrp_allowed
 """
 
-from lbpair_lib import firewall, pillar, results
+from lbpair_lib import firewall, firewall_peers, pillar, results
 
 __virtualname__ = "lbpair_firewall"
 
@@ -17,14 +17,14 @@ def __virtual__():
     return __virtualname__
 
 
-def _apply(test):
+def _apply(test, allow=firewall.allow, what="VRRP"):
     model = pillar.minion_model(__pillar__, __opts__, __context__)
-    changes = {key: rules for key, rules in firewall.allow(model, test=test).items() if rules}
+    changes = {key: rules for key, rules in allow(model, test=test).items() if rules}
     if not changes:
-        return {"result": True, "comment": "VRRP rules are in place"}
+        return {"result": True, "comment": f"{what} rules are in place"}
     if test:
-        return {"result": None, "comment": "VRRP rules would be changed", "changes": changes}
-    return {"result": True, "comment": "VRRP rules changed", "changes": changes}
+        return {"result": None, "comment": f"{what} rules would be changed", "changes": changes}
+    return {"result": True, "comment": f"{what} rules changed", "changes": changes}
 
 
 def vrrp_allowed(name):
@@ -40,3 +40,15 @@ def vrrp_allowed(name):
         The state's name; free text.
     """
     return results.state(name, lambda: _apply(__opts__["test"]))
+
+
+def peers_allowed(name):
+    """
+    Accept TCP to HAProxy's peers port (``lbpair:haproxy:peers_port``) from the nodes
+    of the pair, and drop it from anyone else; no rules (and lbpair's old ones removed)
+    when no pool uses stick tables.
+
+    name
+        The state's name; free text.
+    """
+    return results.state(name, lambda: _apply(__opts__["test"], firewall_peers.allow, "Peers port"))

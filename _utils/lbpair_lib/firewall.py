@@ -151,17 +151,17 @@ def iptables_rules(listing):
     return [shlex.split(line)[1:] for line in listing.splitlines() if line.startswith("-A ")]
 
 
-def comments_in_iptables(listing):
+def comments_in_iptables(listing, pattern=COMMENT_RE):
     """``{comment: position}`` of our rules in ``iptables -S INPUT`` output, in chain order (1 is the top)."""
     rules = [line for line in listing.splitlines() if line.startswith("-A ")]
-    return {match.group(1): position for position, line in enumerate(rules, 1) if (match := COMMENT_RE.search(line))}
+    return {match.group(1): position for position, line in enumerate(rules, 1) if (match := pattern.search(line))}
 
 
-def comments_in_nft(listing):
+def comments_in_nft(listing, pattern=COMMENT_RE):
     """``{comment: handle}`` of our rules in ``nft -a list chain`` output, in chain order."""
     found = {}
     for line in listing.splitlines():
-        comment, handle = COMMENT_RE.search(line), NFT_HANDLE_RE.search(line)
+        comment, handle = pattern.search(line), NFT_HANDLE_RE.search(line)
         if comment and handle:
             found[comment.group(1)] = handle.group(1)
     return found
@@ -232,23 +232,24 @@ def _run(cmd, check=True):
     return command.run(cmd, check=check)
 
 
-def _iptables_current(model):
+def _iptables_current(model, kind):
     """``{comment: (binary, position, arguments)}``: IPv4 rules first, each chain in order."""
     found = {}
     for binary in IPTABLES.values():
         listing = _run([binary, "-S", "INPUT"]).stdout
         rules = iptables_rules(listing)
-        found.update({comment: (binary, position, rules[position - 1]) for comment, position in comments_in_iptables(listing).items()})
+        ours = comments_in_iptables(listing, kind.comments)
+        found.update({comment: (binary, position, rules[position - 1]) for comment, position in ours.items()})
     return found
 
 
-def _iptables_add(model, rule, comment):
+def _iptables_add(model, rule, comment, kind):
     binary = IPTABLES[rule.family]
     position = 1
     if rule.action != "accept":  # right after our last rule: the accept rules are above it
-        ours = [where for chain, where, _ in _iptables_current(model).values() if chain == binary]
+        ours = [where for chain, where, _ in _iptables_current(model, kind).values() if chain == binary]
         position = max(ours, default=0) + 1
-    _run([binary, "-I", "INPUT", str(position), *iptables_spec(rule, comment)])
+    _run([binary, "-I", "INPUT", str(position), *kind.iptables_spec(rule, comment)])
 
 
 def _iptables_delete(model, comment, handle):
@@ -273,12 +274,12 @@ def _nft_chain(model):
     return family, table, model["firewall"]["nft_chain"]
 
 
-def _nft_current(model):
+def _nft_current(model, kind):
     family, table, chain = _nft_chain(model)
     listing = _run(["nft", "-a", "list", "chain", family, table, chain], check=False)
     if listing.returncode != 0:
         return {}
-    return comments_in_nft(listing.stdout)
+    return comments_in_nft(listing.stdout, kind.comments)
 
 
 def _nft_ensure_chain(model):
@@ -289,17 +290,17 @@ def _nft_ensure_chain(model):
     _run(["nft", f"add chain {family} {table} {chain} {{ type filter hook input priority filter; }}"])
 
 
-def _nft_add(model, rule, comment):
+def _nft_add(model, rule, comment, kind):
     _nft_ensure_chain(model)
     family, table, chain = _nft_chain(model)
     if rule.action == "accept":
-        _run(["nft", f"insert rule {family} {table} {chain} {nft_rule(rule, comment)}"])
+        _run(["nft", f"insert rule {family} {table} {chain} {kind.nft_rule(rule, comment)}"])
         return
     if rule.action == "record":
         _run(["nft", f"add set {family} {table} {ROGUE_SETS[rule.family]} {nft_rogue_set(rule.family)}"])
-    ours = list(_nft_current(model).values())  # after our last rule: the accept rules are above it
+    ours = list(_nft_current(model, kind).values())  # after our last rule: the accept rules are above it
     where = f"add rule {family} {table} {chain} position {ours[-1]}" if ours else f"insert rule {family} {table} {chain}"
-    _run(["nft", f"{where} {nft_rule(rule, comment)}"])
+    _run(["nft", f"{where} {kind.nft_rule(rule, comment)}"])
 
 
 def _nft_delete(model, comment, handle):
@@ -325,6 +326,9 @@ def _nft_senders(model):
     return senders
 
 
+#: what one set of rules is: how its comments are found, which rules are wanted, their iptables and nft texts
+Kind = collections.namedtuple("Kind", "comments wanted iptables_spec nft_rule")
+VRRP = Kind(COMMENT_RE, wanted_rules, iptables_spec, nft_rule)
 Backend = collections.namedtuple("Backend", "current add delete senders")
 BACKENDS = {
     "iptables": Backend(_iptables_current, _iptables_add, _iptables_delete, _iptables_senders),
@@ -336,34 +340,35 @@ def _backend(model):
     return BACKENDS[model["firewall"]["backend"]]
 
 
-def _plan(model):
-    current = _backend(model).current(model)
-    wanted = wanted_rules(model)
+def _plan(model, kind):
+    current = _backend(model).current(model, kind)
+    wanted = kind.wanted(model)
     out_of_place = misplaced(current, wanted)
     to_add = {comment: rule for comment, rule in wanted.items() if comment not in current or comment in out_of_place}
     to_delete = {comment: handle for comment, handle in current.items() if comment not in wanted or comment in out_of_place}
     return to_add, to_delete
 
 
-def rules(model):
-    """The VRRP rules this node needs, each with whether it is in place: ``{comment: bool}``."""
-    to_add, _ = _plan(model)
-    return {comment: comment not in to_add for comment in wanted_rules(model)}
+def rules(model, kind=None):
+    """The VRRP rules (or those of ``kind``) this node needs, each with whether it is in place: ``{comment: bool}``."""
+    kind = kind or VRRP
+    to_add, _ = _plan(model, kind)
+    return {comment: comment not in to_add for comment in kind.wanted(model)}
 
 
-def allow(model, test=False):
+def allow(model, test=False, kind=None):
     """
     Add the missing VRRP rules (accept rules first, then the record and drop rules) and
     remove lbpair's rules for nodes no longer in the pair.
     Returns ``{"added": [...], "removed": [...]}`` (what would change, with ``test``).
     """
-    backend = _backend(model)
-    to_add, to_delete = _plan(model)
+    backend, kind = _backend(model), kind or VRRP
+    to_add, to_delete = _plan(model, kind)
     if not test:
         for comment, handle in to_delete.items():
             backend.delete(model, comment, handle)
         for comment, rule in to_add.items():
-            backend.add(model, rule, comment)
+            backend.add(model, rule, comment, kind)
     return {"added": sorted(to_add), "removed": sorted(to_delete)}
 
 
