@@ -25,13 +25,33 @@ URI_RE = re.compile(r"/[A-Za-z0-9._~!&'()*+,;=:@%/?-]{0,1023}")
 URL_RE = re.compile(r"(https?://[A-Za-z0-9.:\[\]-]+)?/?[A-Za-z0-9._~!&'()*+,;=:@%/?-]{0,1023}")
 NETWORK_RE = re.compile(r"[0-9a-fA-F.:]+(/\d{1,3})?")
 #: a sample expression: ``fetch[(args)][,converter[(args)]]...``
-SAMPLE_NAME_RE = re.compile(r"(?:^|,)\s*([A-Za-z0-9_.-]+)")
-#: sample fetches and converters that read files, tables, variables of the process, other proxies, Lua
-DENIED_SAMPLE_RE = re.compile(
-    r"(lua\..*|env|map.*|table_.*|in_table|sc_.*|sc[0-9]_.*|src_(?!port$|is_local$).*|http_auth.*|debug|"
-    r"be_.*|srv_.*|fe_.*|nbsrv|connslots|queue|avg_queue|set-var.*|unset-var|51d\..*|wurfl.*|da-.*|ipmask|"
-    r"req\.ssl_.*|ssl_c_.*|ssl_f_.*|digest|hmac|secure_memcmp|aes_gcm_dec|.*-file.*|date|stopping|proc|thread|nbproc)"
+SAMPLE_NAME_RE = re.compile(r"[A-Za-z0-9_.+-]+")
+SAMPLE_RE = re.compile(r"\s*[A-Za-z0-9_.+-]+(\s*,\s*[A-Za-z0-9_.+-]+)*\s*")
+#: the sample fetches a service may read (HAProxy 2.6 manual, 7.3.2-7.3.6): the connection, its TLS
+#: and the HTTP message. Not the process, tables, variables, other proxies, files, Lua or the environment.
+SAMPLE_FETCHES = frozenset(
+    """
+    always_false always_true bool int ipv4 ipv6 meth str rand uuid
+    src src_port src_is_local dst dst_port dst_is_local
+    ssl_fc ssl_fc_alpn ssl_fc_cipher ssl_fc_has_sni ssl_fc_is_resumed ssl_fc_protocol ssl_fc_sni ssl_fc_use_keysize
+    base base32 base32+src baseq capture.req.hdr capture.req.method capture.req.uri capture.req.ver
+    capture.res.hdr capture.res.ver cook cook_cnt cook_val hdr hdr_cnt hdr_ip hdr_val http_first_req method
+    path pathq query req.cook req.cook_cnt req.cook_val req.fhdr req.fhdr_cnt req.hdr req.hdr_cnt req.hdr_ip
+    req.hdr_val req.ver req_ver res.cook res.cook_cnt res.cook_val res.fhdr res.fhdr_cnt res.hdr res.hdr_cnt
+    res.hdr_ip res.hdr_val res.ver resp_ver scook scook_cnt scook_val shdr shdr_cnt shdr_ip shdr_val status
+    unique-id url url32 url32+src url_ip url_param url_port urlp urlp_val
+    """.split()
 )
+#: the converters a service may apply (manual 7.3.1): pure functions of the sample
+SAMPLE_CONVERTERS = frozenset(
+    """
+    add and b64dec base64 bool bytes cpl crc32 cut_crlf div djb2 even field hex hex2i htonl http_date json
+    language length lower ltime ltrim mod mul neg not odd or regsub rtrim sdbm sha1 sha2 sub ub64dec ub64enc
+    upper url_dec utime word wt6 xor xxh32 xxh64
+    """.split()
+)
+#: an ACL's criterion may also be a fetch with a matching-method suffix (``path_beg``, ``hdr_dom``)
+MATCH_SUFFIXES = ("_beg", "_dir", "_dom", "_end", "_len", "_reg", "_sub", "_found")
 #: predefined ACLs a condition may name
 PREDEFINED_ACLS = {
     "FALSE", "HTTP", "HTTP_1.0", "HTTP_1.1", "HTTP_2.0", "HTTP_CONTENT", "HTTP_URL_ABS", "HTTP_URL_SLASH", "HTTP_URL_STAR",
@@ -138,11 +158,21 @@ def _regex(value):
 
 
 def _sample(expression):
-    """A sample expression (fetch and converters): none that reads files, tables, other proxies or runs Lua."""
-    for name in SAMPLE_NAME_RE.findall(_without_arguments(expression)):
-        if DENIED_SAMPLE_RE.fullmatch(name):
-            raise LineProblem(f"the sample fetch or converter {name!r} is not allowed in a service ({ASK})")
+    """A sample expression: a fetch of :data:`SAMPLE_FETCHES` and converters of :data:`SAMPLE_CONVERTERS`."""
+    names = _without_arguments(expression)
+    if not SAMPLE_RE.fullmatch(names):
+        raise LineProblem(f"{expression!r} is not a sample expression (fetch[(args)][,converter[(args)]]...)")
+    fetch, *converters = SAMPLE_NAME_RE.findall(names)
+    if not _is_fetch(fetch):
+        raise LineProblem(f"the sample fetch {fetch!r} is not allowed in a service ({ASK})")
+    for name in converters:
+        if name not in SAMPLE_CONVERTERS:
+            raise LineProblem(f"the converter {name!r} is not allowed in a service ({ASK})")
     return expression
+
+
+def _is_fetch(name):
+    return name in SAMPLE_FETCHES or any(name.endswith(suffix) and name[: -len(suffix)] in SAMPLE_FETCHES for suffix in MATCH_SUFFIXES)
 
 
 def _without_arguments(expression):
@@ -292,13 +322,16 @@ HTTP_ACTIONS = {
     "set-query": lambda a: _exactly(a, _format), "set-status": _set_status, "redirect": _redirect, "deny": _deny,
     "tarpit": _deny, "allow": lambda a: _exactly(a), "return": _return_checked,
 }  # fmt: skip
+#: the actions HAProxy 2.6 has on one side only
+ONE_SIDED_ACTIONS = {"http-request": ("set-status",), "http-response": ("set-path", "set-query", "tarpit")}
 
 
 def _http_rule(words, acls, servers):
     arguments, condition = _split_condition(words[1:])
     if not arguments:
         raise LineProblem(f"{words[0]} needs an action")
-    action = _choice(arguments[0], tuple(HTTP_ACTIONS), f"the {words[0]} action")
+    actions = [action for action in HTTP_ACTIONS if action not in ONE_SIDED_ACTIONS[words[0]]]
+    action = _choice(arguments[0], tuple(actions), f"the {words[0]} action")
     HTTP_ACTIONS[action](arguments[1:])
     _condition(condition, acls)
 

@@ -41,8 +41,9 @@ from lbpair_lib.errors import InvalidValue
 COOKIE_RE = re.compile(r"[A-Za-z0-9_-]{1,64}")
 #: a DNS host name, lower case, without a trailing dot or a port
 HOST_RE = re.compile(r"(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)*[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?")
-#: a URL path prefix: RFC 3986 path characters only (no space, no brace, no query or fragment)
-PATH_RE = re.compile(r"/[A-Za-z0-9._~!$&'()*+,;=:@%/-]{0,1023}")
+#: a URL path prefix: RFC 3986 path characters (no space, no brace, no query or fragment), less those
+#: HAProxy's tokenizer reads specially (``'`` quotes, ``$`` expands): ``/api/'x'/`` would match ``/api/x/``
+PATH_RE = re.compile(r"/[A-Za-z0-9._~!&()*+,;=:@%/-]{0,1023}")
 BALANCE_ALGORITHMS = (
     "roundrobin", "static-rr", "leastconn", "first", "source", "uri", "url_param", "hdr", "random", "rdp-cookie", "hash",
 )  # fmt: skip
@@ -122,7 +123,7 @@ def _balance(value, path):
 
 
 def _url_path(value, path):
-    return schema.matching(value, path, PATH_RE, "a URL path starting with / (no space, brace, query or fragment)")
+    return schema.matching(value, path, PATH_RE, "a URL path starting with / (no space, quote, $, brace, query or fragment)")
 
 
 def host_name(value, path):

@@ -100,10 +100,13 @@ def in_pillar_terms(modules, daemon, key, text):
     return f'{key} (line {lines.index(text) + 1}: "{text}"): '
 
 
+WORD_WITHOUT_ARGUMENTS = "http-request set-header X-Host %[req.hdr(host),word]"
+
+
 def break_haproxy(pillar):
-    # an allowed line the binary refuses (set-path is no http-response action): the schema cannot judge everything
-    pillar["services"]["foo"]["options"] = ["http-response set-path /x"]
-    return "HAProxy rejected the configuration", "got 'set-path'", ("lbpair:services:foo:options:0", "http-response set-path /x")
+    # an allowed line the binary refuses (the converter word needs its arguments): the schema cannot judge everything
+    pillar["services"]["foo"]["options"] = [WORD_WITHOUT_ARGUMENTS]
+    return "HAProxy rejected the configuration", "converter 'word'", ("lbpair:services:foo:options:0", WORD_WITHOUT_ARGUMENTS)
 
 
 def break_keepalived(pillar):
@@ -127,8 +130,8 @@ def test_candidate_rejected_by_the_binary_is_never_installed(state_functions, lo
 
 
 def reject_in_haproxy(pillar):
-    pillar["services"]["foo"]["options"] = ["option httplog", "http-response set-path /x"]
-    return "lbpair:services:foo:options:1", "http-response set-path /x", "but got 'set-path'"
+    pillar["services"]["foo"]["options"] = ["option httplog", WORD_WITHOUT_ARGUMENTS]
+    return "lbpair:services:foo:options:1", WORD_WITHOUT_ARGUMENTS, "converter 'word'"
 
 
 def reject_in_keepalived(pillar):
