@@ -493,6 +493,59 @@ def directive_problem(words, acls=(), servers=()):
     return None
 
 
+def _no_arguments(arguments):
+    _exactly(arguments)
+
+
+def _uri(arguments):
+    _pairs(arguments, {"whole": None, "path-only": None, "len": lambda v: _integer(v, 1, 65535), "depth": lambda v: _integer(v, 1, 255)})
+
+
+def _url_param(arguments):
+    if len(arguments) not in (1, 2):
+        raise LineProblem("url_param takes a parameter name and optionally check_post")
+    _matching(arguments[0], HEADER_RE, "a parameter name")
+    if len(arguments) == 2:
+        _choice(arguments[1], ("check_post",), "argument")
+
+
+def _hdr(name, arguments):
+    _header(name)
+    _pairs(arguments, {"use_domain_only": None})
+
+
+#: ``balance`` algorithms (HAProxy 2.6, 4.2 "balance"): ``check(arguments)``, and for those
+#: written ``algorithm(argument)``, ``check(argument, arguments)``
+BALANCE = {
+    "roundrobin": _no_arguments, "static-rr": _no_arguments, "leastconn": _no_arguments, "first": _no_arguments,
+    "source": _no_arguments, "uri": _uri, "url_param": _url_param, "hash": lambda a: _exactly(a, _sample),
+}  # fmt: skip
+BALANCE_CALLS = {
+    "random": lambda draws, a: (_integer(draws, 1, 100, "a number of draws"), _no_arguments(a)),
+    "rdp-cookie": lambda name, a: (_matching(name, HEADER_RE, "a cookie name"), _no_arguments(a)),
+    "hdr": _hdr,
+}
+BALANCE_CALL_RE = re.compile(r"([a-z-]+)\((.*)\)")
+
+
+def balance_problem(words):
+    """Why the words of a ``balance`` value (``["hdr(host)", "use_domain_only"]``) are refused (None: not)."""
+    algorithm, arguments = words[0], words[1:]
+    call = BALANCE_CALL_RE.fullmatch(algorithm)
+    try:
+        if call and call[1] in BALANCE_CALLS:
+            BALANCE_CALLS[call[1]](call[2], arguments)
+        elif algorithm in ("random", "rdp-cookie"):
+            _no_arguments(arguments)
+        elif algorithm in BALANCE:
+            BALANCE[algorithm](arguments)
+        else:
+            return f"{algorithm!r} is not a balance algorithm (allowed: {', '.join([*BALANCE, *BALANCE_CALLS])})"
+    except LineProblem as problem:
+        return str(problem)
+    return None
+
+
 def modelled_key(words):
     """The key lbpair models the line's setting with, if it does (``balance`` -> ``balance``), else None."""
     return MODELLED.get(words[0])

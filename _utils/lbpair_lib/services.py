@@ -44,9 +44,6 @@ HOST_RE = re.compile(r"(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)*[a-z0
 #: a URL path prefix: RFC 3986 path characters (no space, no brace, no query or fragment), less those
 #: HAProxy's tokenizer reads specially (``'`` quotes, ``$`` expands): ``/api/'x'/`` would match ``/api/x/``
 PATH_RE = re.compile(r"/[A-Za-z0-9._~!&()*+,;=:@%/-]{0,1023}")
-BALANCE_ALGORITHMS = (
-    "roundrobin", "static-rr", "leastconn", "first", "source", "uri", "url_param", "hdr", "random", "rdp-cookie", "hash",
-)  # fmt: skip
 POOL_KEYS = ("balance", "cookie", "health", "stick", "options", "servers")
 ROUTED_KEYS = ("backends", "routes", "default_backend")
 HEALTH_DEFAULTS = {"path": "/", "status": 200, "inter": 2, "fall": 3, "rise": 2}
@@ -115,11 +112,12 @@ def _server_options(value, key):
 
 
 def _balance(value, path):
-    text = schema.string(value, path)
-    algorithm = re.split(r"[ (]", text, maxsplit=1)[0]
-    if algorithm not in BALANCE_ALGORITHMS:
-        raise InvalidValue(path, f"{algorithm!r} is not a balance algorithm ({', '.join(BALANCE_ALGORITHMS)})")
-    return text
+    """The balance algorithm and its arguments, read and rendered as HAProxy reads them."""
+    words = _option_words(value, path)
+    problem = haproxy_allow.balance_problem(words)
+    if problem:
+        raise InvalidValue(path, problem)
+    return haproxy_syntax.line(words)
 
 
 def _url_path(value, path):

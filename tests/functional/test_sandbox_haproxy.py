@@ -13,7 +13,7 @@ import pytest
 
 from lbpair_lib import haproxy, pillar
 from lbpair_lib.errors import InvalidValue
-from tests.unit.test_sandbox import ALLOWED, ROWS
+from tests.unit.test_sandbox import ALLOWED, BALANCES, ROWS
 
 MINIMAL = """defaults
     mode http
@@ -37,6 +37,7 @@ defaults
 listen foo
     bind 127.0.0.1:18080
     server foo1 127.0.0.1:18081 {server_options}
+    balance {balance}
 {service_lines}
 backend bar
     server bar1 127.0.0.1:18082
@@ -74,6 +75,7 @@ HAPROXY_REFUSES = {
     "defaults errorfile": "/etc/shadow holds no HTTP response",
     "defaults quoted listen": "the escaped space stays inside the option's name",
     "defaults bind": "no bind in defaults",
+    "a balance header by escape": "hdr() takes use_domain_only only",
 }
 HOSTILE = ["'listen' x", "\\x6cisten x", 'li"st"en x', "\\x6c'isten' x"]
 
@@ -97,6 +99,14 @@ def test_haproxy_runs_what_lbpair_refuses(tmp_path, seed_pillar, line):
         pillar.normalize(seed_pillar)
 
 
+@pytest.mark.parametrize("balance", [written for written, _ in BALANCES])
+def test_every_allowed_balance_passes_haproxy(tmp_path, seed_pillar, balance):
+    seed_pillar["services"]["foo"]["balance"] = balance
+    config = haproxy.render_config(pillar.for_node(pillar.normalize(seed_pillar), "lb1"))
+    result = haproxy_check(tmp_path, config)
+    assert result.returncode == 0, result.stderr
+
+
 def test_every_allowed_example_passes_haproxy(tmp_path, seed_pillar):
     seed_pillar["services"]["foo"]["options"] = ["acl admin path_beg /admin", *(written for written, _ in ALLOWED if "capture" not in written)]
     seed_pillar["services"]["foo"]["servers"]["foo1"]["options"] = "'inter' 2s fall 3 weight 10"
@@ -118,6 +128,7 @@ def as_written(change):
         defaults_lines=indent(directives("defaults")),
         service_lines=indent(service.get("options", [])),
         server_options=service["servers"]["foo1"].get("options", ""),
+        balance=service.get("balance", "roundrobin"),
     )
 
 

@@ -71,6 +71,11 @@ ROWS = [
     ("mode by a line", options("mode tcp"), OPT, "lbpair:services:foo:mode"),
     ("a server by a line", options("server evil 203.0.113.9:22"), OPT, "lbpair:services:foo:servers"),
     ("a stick-table by a line", options("stick-table type ip size 1"), OPT, "lbpair:services:foo:stick"),
+    ("a balance hash over a map", lambda p: p["services"]["foo"].update(balance="hash src,map(/etc/shadow)"), "lbpair:services:foo:balance", "'map'"),
+    ("a balance with a comment", lambda p: p["services"]["foo"].update(balance="roundrobin # x"), "lbpair:services:foo:balance", "comment"),
+    ("a balance expanding $", lambda p: p["services"]["foo"].update(balance='"$ALG"'), "lbpair:services:foo:balance", "environment"),
+    ("a balance with a tail", lambda p: p["services"]["foo"].update(balance="source 'listen' x"), "lbpair:services:foo:balance", "expects 0"),
+    ("a balance header by escape", lambda p: p["services"]["foo"].update(balance="hdr(host) \\x6cisten"), "lbpair:services:foo:balance", "use_domain_only"),
     ("a bad time", options("timeout client 5x"), OPT, "a time"),
     ("an unknown timeout", options("timeout evil 5s"), OPT, "timeout 'evil'"),
     ("an unsafe option", options("option accept-invalid-http-request"), OPT, "option"),
@@ -148,6 +153,21 @@ ALLOWED = [
     ("capture request header Host len 64", "capture request header Host len 64"),
     ("maxconn 1000", "maxconn 1000"),
 ]  # fmt: skip
+
+
+#: balance values as written and as lbpair renders them
+BALANCES = [
+    ("roundrobin", "roundrobin"), ("random(2)", "random(2)"), ("hdr(host) use_domain_only", "hdr(host) use_domain_only"),
+    ("uri whole len 10 depth 2", "uri whole len 10 depth 2"), ("url_param userid check_post", "url_param userid check_post"),
+    ("rdp-cookie(mstshash)", "rdp-cookie(mstshash)"), ("hash req.hdr(host),lower", "hash req.hdr(host),lower"),
+    ("'source'", "source"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("written", "rendered"), BALANCES, ids=[row[0] for row in BALANCES])
+def test_a_balance_value_renders_canonically(seed_pillar, written, rendered):
+    seed_pillar["services"]["foo"]["balance"] = written
+    assert pillar.normalize(seed_pillar)["services"]["foo"]["balance"] == rendered
 
 
 @pytest.mark.parametrize(("written", "rendered"), ALLOWED, ids=[row[0] for row in ALLOWED])
