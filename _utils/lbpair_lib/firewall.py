@@ -365,11 +365,24 @@ def allow(model, test=False, kind=None):
     backend, kind = _backend(model), kind or VRRP
     to_add, to_delete = _plan(model, kind)
     if not test:
-        for comment, handle in to_delete.items():
-            backend.delete(model, comment, handle)
-        for comment, rule in to_add.items():
-            backend.add(model, rule, comment, kind)
+        _apply_plan(model, backend, kind, to_add, to_delete)
     return {"added": sorted(to_add), "removed": sorted(to_delete)}
+
+
+def _apply_plan(model, backend, kind, to_add, to_delete):
+    """
+    Add before deleting, so that a changed rule (a new port, a new peer address) never
+    leaves a moment without one: only a rule put back in place (the same comment) goes
+    first, as iptables deletes the first rule matching its text.
+    """
+    replaced = [comment for comment in to_delete if comment in to_add]
+    for comment in replaced:
+        backend.delete(model, comment, to_delete[comment])
+    for comment, rule in to_add.items():
+        backend.add(model, rule, comment, kind)
+    for comment, handle in to_delete.items():
+        if comment not in replaced:
+            backend.delete(model, comment, handle)
 
 
 def rogue_senders(model):

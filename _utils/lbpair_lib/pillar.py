@@ -80,6 +80,7 @@ DEFAULT_PROBE = {"enabled": True, "port": 8405, "interval": 1, "timeout": 3, "fa
 #: the HAProxy frontend the probe asks, bound to 127.0.0.1 (no service may have its name)
 PROBE_FRONTEND = "lbpair-probe"
 DEFAULT_HAPROXY = {"stats_socket": "/run/haproxy/admin.sock", "peers_port": 10000}
+PEERS_PORT_LOW = 1024  # below: privileged ports, system services' (22: SSH)
 HAPROXY_GLOBAL = (
     ("log", "/dev/log local0"),
     ("log", "/dev/log local1 notice"),
@@ -374,11 +375,28 @@ def _haproxy(value, path):
     schema.matching(socket_path, f"{path}:stats_socket", re.compile(r"^/[A-Za-z0-9_./-]+$"), "an absolute path")
     return {
         "stats_socket": socket_path,
-        "peers_port": schema.port(value.get("peers_port", DEFAULT_HAPROXY["peers_port"]), f"{path}:peers_port"),
+        "peers_port": _peers_port(value.get("peers_port", DEFAULT_HAPROXY["peers_port"]), f"{path}:peers_port"),
         "tls_profile": tls_profiles.normalize(value.get("tls_profile"), f"{path}:tls_profile"),
         "global": _haproxy_directives(HAPROXY_GLOBAL, value.get("global"), f"{path}:global", "global"),
         "defaults": _haproxy_directives(HAPROXY_DEFAULTS, value.get("defaults"), f"{path}:defaults", "defaults"),
     }
+
+
+def _peers_port(value, path):
+    """
+    Where HAProxy shares stick tables, on each node's address: not a privileged port. A system
+    service listens there (22: SSH), so HAProxy could not bind it, and the peers firewall rules
+    (:mod:`lbpair_lib.firewall_peers`) would drop it on the node's addresses for all but the pair.
+    A service's port is fine: services listen on their VIPs, never a node's address.
+    """
+    port = schema.port(value, path)
+    if port < PEERS_PORT_LOW:
+        raise InvalidValue(
+            path,
+            f"{port} is a privileged port, where system services listen (22: SSH): the peers firewall rules would "
+            f"drop it on the nodes' addresses for all but the pair's nodes; use {PEERS_PORT_LOW}-65535 (default 10000)",
+        )
+    return port
 
 
 def _haproxy_directives(defaults, overrides, path, section):
