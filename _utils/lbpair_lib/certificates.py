@@ -85,9 +85,9 @@ def load(pem_text, path, now=None, need_key=True, check_dates=True):
     what clients may fail on (the leaf's issuer missing), ``chain_length`` counts the certificates.
     ``now`` is an aware datetime (default: the current time). The text must be PEM blocks only,
     read as OpenSSL reads them (:func:`_pem_blocks`). Raises :class:`InvalidValue` naming
-    ``path`` if it is not, holds no certificate, no private key (with ``need_key``), more than one
-    or an encrypted one, if the key is not the leaf's, if the leaf is not yet valid or expired
-    (with ``check_dates``), names no host, if a key or signature is weaker than Mozilla's
+    ``path`` if it is not, holds no certificate, no private key (with ``need_key``), more than one,
+    an encrypted one or one whose block's label is not what it holds, if the key is not the leaf's,
+    if the leaf is not yet valid or expired (with ``check_dates``), names no host, if a key or signature is weaker than Mozilla's
     intermediate profile, or if a certificate is not followed by its issuer (checked by signature).
     """
     now = _aware(now)
