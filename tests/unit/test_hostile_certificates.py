@@ -15,7 +15,7 @@ def _hide_in_text(pki):
     return "x" + pki.bundle(pki.expired, pki.intermediate, pki.www_key)
 
 
-def _traditional(key):
+def traditional(key):
     """The key's PEM in its older form (PKCS#1 for RSA, SEC 1 for EC), as ``openssl genrsa`` and ``ecparam -genkey`` write it."""
     return key.private_bytes(
         serialization.Encoding.PEM, serialization.PrivateFormat.TraditionalOpenSSL, serialization.NoEncryption()
@@ -95,9 +95,9 @@ HOSTILE = [
     ("an RSA key labelled EC PRIVATE KEY", lambda pki: pki.bundle(pki.rsa, pki.intermediate) + _relabelled(pki.bundle(pki.rsa_key), "EC PRIVATE KEY"),
      "says EC PRIVATE KEY but holds an RSA 2048 key", REFUSED_TOO),
     ("a PKCS#1 RSA key labelled PRIVATE KEY", lambda pki: pki.bundle(pki.rsa, pki.intermediate)
-     + _relabelled(_traditional(pki.rsa_key), "PRIVATE KEY"), "older form", REFUSED_TOO),
+     + _relabelled(traditional(pki.rsa_key), "PRIVATE KEY"), "older form", REFUSED_TOO),
     ("an SEC 1 EC key labelled PRIVATE KEY", lambda pki: pki.bundle(pki.www, pki.intermediate)
-     + _relabelled(_traditional(pki.www_key), "PRIVATE KEY"), "older form", REFUSED_TOO),
+     + _relabelled(traditional(pki.www_key), "PRIVATE KEY"), "older form", REFUSED_TOO),
     ("an encrypted key (HAProxy would ask for its passphrase)", lambda pki: pki.bundle(pki.www, pki.intermediate) + pki.encrypted(pki.www_key),
      "encrypted private key", REFUSED_TOO),
 ]  # fmt: skip
