@@ -37,6 +37,17 @@ from tests.unit.tls_ca import shared_ca
 PEM_CERTIFICATE_RE = re.compile(r"-----BEGIN CERTIFICATE-----\r?\n.*?-----END CERTIFICATE-----", re.S)
 NAMESPACE = "lbpair-certs"
 TIMEOUT = 10
+#: RFC 7919's ffdhe2048 group (``openssl genpkey -genparam -algorithm DH -pkeyopt group:ffdhe2048``): HAProxy reads DH parameters from ``crt``
+FFDHE2048 = """\
+-----BEGIN DH PARAMETERS-----
+MIIBCAKCAQEA//////////+t+FRYortKmq/cViAnPTzx2LnFg84tNpWp4TZBFGQz
++8yTnc4kmz75fS/jY2MMddj2gbICrsRhetPfHtXV/WVhJDP1H18GbtCFY2VVPe0a
+87VXE15/V8k1mE8McODmi3fipona8+/och3xWKE2rec1MKzKT0g6eXq8CrGCsyT7
+YdEIqUuyyOP7uWrat2DX9GgdT0Kj3jlN9K5W7edjcrsZCwenyO4KbXCeAvzhzffi
+7MA0BM0oNC9hkXL+nOmFg/+OTxIy7vKBg8P+OxtMb61zO7X8vC7CIAXFjvGDfRaD
+ssbzSibBsu/6iGtCOGEoXJf//////////wIBAg==
+-----END DH PARAMETERS-----
+"""
 
 
 @pytest.fixture
@@ -157,11 +168,13 @@ GOOD = [
      + traditional(pki.rsa_key)),
     ("an EC leaf with its SEC 1 key (EC PRIVATE KEY)", lambda pki: pki.bundle(pki.www, pki.intermediate)
      + traditional(pki.www_key)),
+    ("a PKCS#8 EC key labelled EC PRIVATE KEY (OpenSSL reads it)", lambda pki: pki.www_bundle().replace(" PRIVATE KEY-", " EC PRIVATE KEY-")),
     ("CRLF line ends", lambda pki: pki.www_bundle().replace("\n", "\r\n")),
     ("blank lines of spaces, tabs and separators between the blocks",
      lambda pki: "\n \t\n" + pki.bundle(pki.www) + "\x0b\x1c\n\n" + pki.bundle(pki.intermediate) + " " * 300 + "\n" + pki.bundle(pki.www_key)),
     ("EC parameters before the leaf", lambda pki: "-----BEGIN EC PARAMETERS-----\nBggqhkjOPQMBBw==\n-----END EC PARAMETERS-----\n"
      + pki.www_bundle()),
+    ("DH parameters after the key", lambda pki: pki.www_bundle() + FFDHE2048),
     ("no line end after the last block", lambda pki: pki.bundle(pki.www_key, pki.www, pki.intermediate).rstrip("\n")),
 ]  # fmt: skip
 
