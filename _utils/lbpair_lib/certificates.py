@@ -51,6 +51,8 @@ BASE64_LINE_LENGTH = 64
 BASE64_LINE_RE = re.compile(r"[A-Za-z0-9+/=]{1,64}")
 CERTIFICATE_LABEL = "CERTIFICATE"
 KEY_LABELS = ("PRIVATE KEY", "RSA PRIVATE KEY", "EC PRIVATE KEY", "ENCRYPTED PRIVATE KEY")
+#: OpenSSL reads a key block by its label: these hold a key of their type (PKCS#1 or SEC 1, or PKCS#8), PRIVATE KEY only PKCS#8
+TYPED_KEY_LABELS = {"RSA PRIVATE KEY": rsa.RSAPrivateKey, "EC PRIVATE KEY": ec.EllipticCurvePrivateKey}
 #: blocks HAProxy's crt file may also hold, which lbpair leaves alone
 IGNORED_LABELS = ("EC PARAMETERS", "DH PARAMETERS")
 KNOWN_LABELS = (CERTIFICATE_LABEL, *KEY_LABELS, *IGNORED_LABELS)
@@ -64,6 +66,7 @@ ECDSA_CURVES = ("secp256r1", "secp384r1")
 SIGNATURE_HASHES = ("sha256", "sha384", "sha512")
 NO_HOST = "the leaf names no host: it needs a subject alternative name (DNS name or IP address); clients ignore a common name alone"
 ISSUER_MISSING = "the bundle lacks the leaf's issuer ({issuer}): clients that do not have it cannot verify the leaf; add it after the leaf"
+KEY_UNREADABLE = "OpenSSL (HAProxy) cannot read it; label the block as the key's form is (openssl pkey writes PRIVATE KEY)"
 ENCRYPTED_KEY = "holds an encrypted private key: HAProxy cannot read it unattended; give it without a passphrase"
 PATH_RE = re.compile(r"/[A-Za-z0-9_.@+/-]+")
 UTC = datetime.timezone.utc
@@ -82,9 +85,9 @@ def load(pem_text, path, now=None, need_key=True, check_dates=True):
     what clients may fail on (the leaf's issuer missing), ``chain_length`` counts the certificates.
     ``now`` is an aware datetime (default: the current time). The text must be PEM blocks only,
     read as OpenSSL reads them (:func:`_pem_blocks`). Raises :class:`InvalidValue` naming
-    ``path`` if it is not, holds no certificate, no private key (with ``need_key``), more than one
-    or an encrypted one, if the key is not the leaf's, if the leaf is not yet valid or expired
-    (with ``check_dates``), names no host, if a key or signature is weaker than Mozilla's
+    ``path`` if it is not, holds no certificate, no private key (with ``need_key``), more than one,
+    an encrypted one or one whose block's label is not what it holds, if the key is not the leaf's,
+    if the leaf is not yet valid or expired (with ``check_dates``), names no host, if a key or signature is weaker than Mozilla's
     intermediate profile, or if a certificate is not followed by its issuer (checked by signature).
     """
     now = _aware(now)
@@ -274,7 +277,23 @@ def _private_key(block, path, validate):
         raise InvalidValue(path, "the private key is not a valid PEM private key") from None
     if not isinstance(key, (rsa.RSAPrivateKey, ec.EllipticCurvePrivateKey)):
         raise InvalidValue(path, "the private key is neither RSA nor EC (ECDSA)")
+    _check_key_label(label, key, der, path)
     return key
+
+
+def _check_key_label(label, key, der, path):
+    """The key is what its label says: OpenSSL (and so HAProxy) cannot read it otherwise."""
+    if label in TYPED_KEY_LABELS and not isinstance(key, TYPED_KEY_LABELS[label]):
+        raise InvalidValue(path, f"the private key's block says {label} but holds an {_key_type(key.public_key())} key: {KEY_UNREADABLE}")
+    if label == "PRIVATE KEY" and not _pkcs8(der):
+        raise InvalidValue(path, f"the private key's block says PRIVATE KEY (PKCS#8) but holds a key of the older form: {KEY_UNREADABLE}")
+
+
+def _pkcs8(der):
+    """Whether a key's DER is PKCS#8: its version (a small INTEGER) is followed by an algorithm (a SEQUENCE), not a number or octets."""
+    header = 2 + (der[1] & 0x7F if der[1] & 0x80 else 0)
+    after_version = header + 2 + der[header + 1]
+    return der[after_version : after_version + 1] == b"\x30"
 
 
 def _public_bytes(public_key):

@@ -6,10 +6,12 @@ candidate leaves no new file, and no line of a private key is ever in a return.
 """
 
 import os
+import pathlib
 import stat
 
 import pytest
 
+from lbpair_lib import certificates as certificate_checks
 from tests.functional.conftest import set_pillar
 from tests.functional.test_configured import apply, live_text
 from tests.unit.test_routing import SHOP
@@ -32,6 +34,25 @@ def pillar(seed_pillar, ca):
 @pytest.fixture
 def certs(live_dir):
     return live_dir / "haproxy" / "certs" / "lbpair"
+
+
+@pytest.fixture
+def keyless_on_node(ca):
+    """
+    A certificate without its key in a folder lbpair reads certificates from: lbpair checks a
+    certificate on the node by its path only, and leaves its content to ``haproxy -c``.
+    """
+    folder = pathlib.Path(certificate_checks.ALLOWED_DIRECTORIES[1])
+    created = not folder.exists()
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"lbpair-functional-keyless-{os.getpid()}.pem"
+    try:
+        path.write_text(ca.api[: ca.api.index("-----BEGIN PRIVATE KEY-----")])
+        yield str(path)
+    finally:
+        path.unlink(missing_ok=True)
+        if created:
+            folder.rmdir()
 
 
 def mode(path):
@@ -82,17 +103,19 @@ def test_a_renewed_certificate_is_a_new_file_and_the_old_one_is_removed_after_th
     assert services.calls == [("reload", "haproxy"), ("reload", "haproxy")]
 
 
-def test_a_candidate_haproxy_refuses_leaves_no_new_file_and_the_live_ones_in_place(loaders, state_functions, modules, pillar, services, certs, ca):
+def test_a_candidate_haproxy_refuses_leaves_no_new_file_and_the_live_ones_in_place(
+    loaders, state_functions, modules, pillar, services, certs, ca, keyless_on_node
+):
     assert apply(state_functions, "haproxy").result is True
     before, files_before = live_text(modules, "haproxy"), sorted(os.listdir(certs))
     certificates = pillar["services"]["shop"]["tls"]["certificates"]
     certificates["shop"]["pem"] = ca.renewed
-    certificates["gone"] = {"path": "/etc/haproxy/certs/lbpair-test-absent.pem"}
+    certificates["keyless"] = {"path": keyless_on_node}
     set_pillar(loaders, pillar)
     ret = apply(state_functions, "haproxy")
     assert ret.result is False
     assert "HAProxy rejected the configuration" in ret.comment and "lbpair:services:shop:tls:certificates (line " in ret.comment
-    assert "lbpair-test-absent.pem" in ret.comment
+    assert f"No Private Key found in '{keyless_on_node}.key'" in ret.comment
     assert live_text(modules, "haproxy") == before and sorted(os.listdir(certs)) == files_before
     assert_no_key(ca, ret)
     assert services.calls == [("reload", "haproxy")]
