@@ -111,6 +111,14 @@ def _foo(lbpair):
     return lbpair["services"]["foo"]
 
 
+#: an options line of about 1 KiB that keeps HAProxy's tokenizer busiest: escaped quotes within quotes
+ESCAPED_LINE = 'http-request set-header X "' + '\\"' * 490 + '"'
+#: and one that keeps the sample expression check busiest: a converter chain
+CONVERTER_LINE = "http-request set-header X %[path" + ",lower" * 160 + "]"
+#: a balance whose expression nests as deep as a line allows
+NESTED_BALANCE = "hash path" + ",regsub(" * 100 + ")" * 100
+
+
 #: (what, build(seed pillar)): refused inputs time their refusal
 CASES = (
     ("1,000 services x 10 servers", thousand_services),
@@ -126,6 +134,10 @@ CASES = (
      _with(lambda p: _foo(p)["servers"]["foo1"].update(address="".join(map(chr, range(0x10000, 0x10000 + MIB)))))),
     ("1 MiB host in a redirect (refused)", _with(lambda p: _foo(p).update(redirects={"a." * (MIB // 2): "b.example.net"}))),
     ("1 MiB balance (refused)", _with(lambda p: _foo(p).update(balance="x" * MIB))),
+    ("64 options lines of escaped quotes (cap)", _with(lambda p: _foo(p).update(options=[ESCAPED_LINE] * 64))),
+    ("64 options lines of converters (cap)", _with(lambda p: _foo(p).update(options=[CONVERTER_LINE] * 64))),
+    ("a balance nested 100 deep", _with(lambda p: _foo(p).update(balance=NESTED_BALANCE))),
+    ("1 MiB options line (refused)", _with(lambda p: _foo(p).update(options=["retries " + "'1'" * (MIB // 3)]))),
     ("a route past the cap (refused)",
      lambda p: _routed(p, [{"path": f"/{index}"} for index in range(services.MAX_ROUTES * 10)])),
 )  # fmt: skip
