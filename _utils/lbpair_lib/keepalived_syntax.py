@@ -43,6 +43,8 @@ configuration it dumps (``-d``):
   test that a file opens): that one goes to ``/bin/sh`` as written, so
   ``</dev/null;/usr/bin/touch /tmp/x`` runs touch. Inside the double quotes lbpair writes around
   a script, ``#`` and ``!`` are literal (``/usr/bin/test ! -e FILE`` runs as written).
+  ``global_defs``' ``startup_script``, ``shutdown_script`` and ``*notify_fifo_script`` take the
+  program as their first word (quoted to have arguments) and a user as the second.
 """
 
 import re

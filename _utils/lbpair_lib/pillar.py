@@ -101,6 +101,8 @@ KEEPALIVED_GLOBAL_DEFS = (
     ("enable_script_security", ""),
     ("script_user", "root"),
 )
+#: keepalived's global_defs keywords that run a program (as root, by default)
+KEEPALIVED_PROGRAMS = ("startup_script", "shutdown_script", "notify_fifo_script", "vrrp_notify_fifo_script", "lvs_notify_fifo_script")
 DEFAULT_FIREWALL = {"backend": "iptables", "nft_table": "inet filter", "nft_chain": "input"}
 
 
@@ -131,13 +133,16 @@ def _directive_values(value, path, max_bytes=None):
 def _keepalived_line_problem(line):
     """
     Why a line must not go into keepalived.conf's global_defs as given: keepalived would read it
-    otherwise (:func:`lbpair_lib.keepalived_syntax.line_problem`), or it sets what lbpair sets.
+    otherwise (:func:`lbpair_lib.keepalived_syntax.line_problem`), it runs a program, or it sets
+    what lbpair sets.
     """
     problem = keepalived_syntax.line_problem(line)
     if problem:
         return problem
     # what passed is read as its words separated by spaces
     words = line.split(" ")
+    if words[0] in KEEPALIVED_PROGRAMS:
+        return "runs a program as root (a '</' one through /bin/sh): global_defs takes none; the check is lbpair:vrrp:check:script"
     if words[:1] == ["router_id"]:
         return "is always the node's minion id"
     for keyword, key_name in (("vrrp_strict", "strict"), ("vrrp_version", "version"), ("vrrp_rt_priority", "realtime")):

@@ -87,6 +87,10 @@ ROWS = [
      "printable ASCII", None),
     ("a no-break space", global_defs("notification_email_from", "lb@example.com\u00a0x"), f"{GLOBAL_DEFS}:notification_email_from",
      "printable ASCII", None),
+    ("a program run at start-up", global_defs("startup_script", "/usr/bin/true"), f"{GLOBAL_DEFS}:startup_script",
+     "runs a program", True),
+    ("a program fed every transition", global_defs("vrrp_notify_fifo_script", "/usr/bin/true"),
+     f"{GLOBAL_DEFS}:vrrp_notify_fifo_script", "runs a program", None),
     # --- the check script
     ("a script run by /bin/sh hides a second command", script("</dev/null;/usr/bin/touch /tmp/lbpair-pwned"), SCRIPT,
      "absolute path", True),
