@@ -30,7 +30,7 @@ The full schema is documented in the README and in ``salt/pillar.example``.
 import posixpath
 import re
 
-from lbpair_lib import haproxy_allow, haproxy_syntax, schema, services, tls_profiles, track
+from lbpair_lib import haproxy_allow, haproxy_syntax, keepalived_syntax, schema, services, tls_profiles, track
 from lbpair_lib.errors import InvalidValue
 
 PILLAR_KEY = "lbpair"
@@ -102,6 +102,8 @@ KEEPALIVED_GLOBAL_DEFS = (
     ("enable_script_security", ""),
     ("script_user", "root"),
 )
+#: keepalived's global_defs keywords that run a program (as root, by default)
+KEEPALIVED_PROGRAMS = ("startup_script", "shutdown_script", "notify_fifo_script", "vrrp_notify_fifo_script", "lvs_notify_fifo_script")
 DEFAULT_FIREWALL = {"backend": "iptables", "nft_table": "inet filter", "nft_chain": "input"}
 
 
@@ -113,7 +115,7 @@ def key(*parts):
 # --- directive overrides ------------------------------------------------------
 
 
-def _directive_values(value, path, forbid_braces, max_bytes=None):
+def _directive_values(value, path, max_bytes=None):
     """A directive's values: ``null`` removes it, ``true`` is a bare flag, a list repeats it."""
     if value is None:
         return None
@@ -125,15 +127,23 @@ def _directive_values(value, path, forbid_braces, max_bytes=None):
         item_path = f"{path}:{index}" if isinstance(value, list) else path
         if isinstance(item, (int, float)) and not isinstance(item, bool):
             item = str(item)
-        normalised.append(schema.free_text(item, item_path, forbid_braces, max_bytes))
+        normalised.append(schema.string(item, item_path, max_bytes))
     return normalised
 
 
 def _keepalived_line_problem(line):
-    """Why a line must not go into keepalived.conf's global_defs as given."""
-    words = line.split()
-    if words[:1] == ["include"]:
-        return "must not include other files"
+    """
+    Why a line must not go into keepalived.conf's global_defs as given: keepalived would read it
+    otherwise (:func:`lbpair_lib.keepalived_syntax.line_problem`), it runs a program, or it sets
+    what lbpair sets.
+    """
+    problem = keepalived_syntax.line_problem(line)
+    if problem:
+        return problem
+    # what passed is read as its words separated by spaces
+    words = line.split(" ")
+    if words[0] in KEEPALIVED_PROGRAMS:
+        return "runs a program as root (a '</' one through /bin/sh): global_defs takes none; the check is lbpair:vrrp:check:script"
     if words[:1] == ["router_id"]:
         return "is always the node's minion id"
     for keyword, key_name in (("vrrp_strict", "strict"), ("vrrp_version", "version"), ("vrrp_rt_priority", "realtime")):
@@ -142,7 +152,7 @@ def _keepalived_line_problem(line):
     return None
 
 
-def _merge_directives(defaults, overrides, path, line_problem, forbid_braces=False, max_bytes=None):
+def _merge_directives(defaults, overrides, path, line_problem, max_bytes=None):
     """
     Merge a ``{keyword: value}`` override mapping over ordered ``(keyword, value)`` defaults.
 
@@ -161,7 +171,7 @@ def _merge_directives(defaults, overrides, path, line_problem, forbid_braces=Fal
         key_path = f"{path}:{keyword}"
         if not isinstance(keyword, str) or not KEYWORD_RE.fullmatch(keyword):
             raise InvalidValue(key_path, "is not a directive keyword (one or two lowercase words)")
-        values = _directive_values(value, key_path, forbid_braces, max_bytes)
+        values = _directive_values(value, key_path, max_bytes)
         if values is None:
             merged.pop(keyword, None)
             continue
@@ -222,12 +232,18 @@ def _check(value, path, preempt):
             "preempt the peer never takes the virtual IPs from it (weight 0 puts a node whose check fails in FAULT)",
         )
     return {
-        "script": schema.free_text(check["script"], f"{path}:script", True, KEEPALIVED_MAX_SCRIPT_BYTES),
+        "script": _check_script(check["script"], f"{path}:script"),
         "interval": schema.integer(check["interval"], f"{path}:interval", 1, 3600),
         "weight": schema.integer(check["weight"], f"{path}:weight", 1 if preempt else 0, 253),
         "fall": schema.integer(check["fall"], f"{path}:fall", 1, 100),
         "rise": schema.integer(check["rise"], f"{path}:rise", 1, 100),
     }
+
+
+def _check_script(value, path):
+    """The check script, if keepalived runs it as its words (:func:`lbpair_lib.keepalived_syntax.script_problem`)."""
+    script = schema.string(value, path, KEEPALIVED_MAX_SCRIPT_BYTES)
+    return _keepalived_text(script, path, keepalived_syntax.script_problem)
 
 
 def _probe(value, path):
@@ -249,13 +265,21 @@ def _track_file(name, value, path):
     if name.startswith(track.BLOCK_PREFIX):
         raise InvalidValue(path, f"names starting with {track.BLOCK_PREFIX!r} are lbpair's own")
     schema.mapping(value, path, allowed=("file", "weight"), required=("file",))
-    file_path = schema.string(value["file"], f"{path}:file")
+    file_path = _keepalived_text(schema.string(value["file"], f"{path}:file"), f"{path}:file")
     directory, file_name = posixpath.split(file_path)
     if directory != track.DIRECTORY or not track.FILE_NAME_RE.fullmatch(file_name):
         raise InvalidValue(f"{path}:file", f"{file_path!r} is not a file directly in lbpair's {track.DIRECTORY}/")
     if file_name in track.NAMES:
         raise InvalidValue(f"{path}:file", f"{file_name!r} is one of lbpair's own track files ({', '.join(track.NAMES)})")
     return {"file": file_path, "weight": schema.integer(value.get("weight", 0), f"{path}:weight", -253, 253)}
+
+
+def _keepalived_text(text, path, problem_of=keepalived_syntax.value_problem):
+    """``text``, which lbpair writes into keepalived.conf, if keepalived reads it as written; else InvalidValue naming ``path``."""
+    problem = problem_of(text)
+    if problem:
+        raise InvalidValue(path, problem)
+    return text
 
 
 def _track_files(value, path):
@@ -422,7 +446,7 @@ def _keepalived(value, path):
     schema.mapping(value, path, allowed=("global_defs",))
     global_defs = _merge_directives(
         KEEPALIVED_GLOBAL_DEFS, value.get("global_defs"), f"{path}:global_defs", _keepalived_line_problem,
-        forbid_braces=True, max_bytes=KEEPALIVED_MAX_VALUE_BYTES,
+        max_bytes=KEEPALIVED_MAX_VALUE_BYTES,
     )  # fmt: skip
     return {"global_defs": global_defs}
 

@@ -54,7 +54,7 @@ PILLAR_ROWS = [
     ("a brace closes keepalived's block", lambda p: p["vrrp"].update(check={"script": "/bin/true }"}),
      "lbpair:vrrp:check:script", "braces"),
     ("a quote ends the check script", lambda p: p["vrrp"].update(check={"script": '/bin/true" }'}),
-     "lbpair:vrrp:check:script", "braces or double quotes"),
+     "lbpair:vrrp:check:script", "double quotes"),
     ("a keepalived value closes its block on two lines",
      lambda p: p.update(keepalived={"global_defs": {"notification_email_from": "x }\nvrrp_instance evil {"}}),
      "lbpair:keepalived:global_defs:notification_email_from", "single line"),
