@@ -346,12 +346,18 @@ def backend_proxy(service, backend):
 
 
 def _check_unique_proxy_names(services, path):
-    """A backend's HAProxy name must not be a service's (``shop`` + ``api`` against a service ``shop.api``)."""
+    """
+    Every HAProxy proxy name is one service's: a backend's (``shop`` + ``api``) is neither a service's
+    (``shop.api``) nor another service's backend (``a`` + ``b.c`` and ``a.b`` + ``c`` are both ``a.b.c``).
+    """
+    owners = dict.fromkeys(services)
     for name, service in services.items():
         for backend in service.get("backends", {}):
             proxy = backend_proxy(name, backend)
-            if proxy in services:
-                raise InvalidValue(f"{path}:{name}:backends:{backend}", f"its HAProxy name {proxy} is the name of service {proxy}")
+            if proxy in owners:
+                other = f"service {proxy}" if owners[proxy] is None else f"a backend of service {owners[proxy]}"
+                raise InvalidValue(f"{path}:{name}:backends:{backend}", f"its HAProxy name {proxy} is the name of {other}")
+            owners[proxy] = name
 
 
 def _listeners(name, service, path):

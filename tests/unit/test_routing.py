@@ -136,3 +136,17 @@ def test_a_backend_named_like_another_service_is_refused(seed_pillar):
     with pytest.raises(InvalidValue, match="is the name of service shop.api") as refused:
         pillar.normalize(lbpair)
     assert refused.value.path == "lbpair:services:shop:backends:api"
+
+
+def test_a_backend_named_like_another_services_backend_is_refused(seed_pillar):
+    """Service ``shop`` + backend ``x.v2`` and service ``shop.x`` + backend ``v2`` are both HAProxy's ``shop.x.v2``."""
+    lbpair = with_shop(seed_pillar)
+    shop = lbpair["services"]["shop"]
+    shop["backends"]["x.v2"] = copy.deepcopy(shop["backends"]["api"])
+    other = copy.deepcopy(shop)
+    other.update(vip="203.0.113.60", backends={"v2": copy.deepcopy(shop["backends"]["api"])}, default_backend="v2")
+    other.pop("routes", None)
+    lbpair["services"]["shop.x"] = other
+    with pytest.raises(InvalidValue, match="is the name of a backend of service shop") as refused:
+        pillar.normalize(lbpair)
+    assert refused.value.path == "lbpair:services:shop.x:backends:v2"
