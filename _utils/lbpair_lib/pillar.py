@@ -104,6 +104,11 @@ KEEPALIVED_GLOBAL_DEFS = (
 )
 #: keepalived's global_defs keywords that run a program (as root, by default)
 KEEPALIVED_PROGRAMS = ("startup_script", "shutdown_script", "notify_fifo_script", "vrrp_notify_fifo_script", "lvs_notify_fifo_script")
+#: global_defs keywords that make keepalived (root) create or write a file or FIFO at a path of the pillar's choice
+KEEPALIVED_FILES = (
+    "notify_fifo", "vrrp_notify_fifo", "lvs_notify_fifo", "config_save_dir", "tmp_config_directory", "reload_file",
+    "reload_time_file",
+)  # fmt: skip
 DEFAULT_FIREWALL = {"backend": "iptables", "nft_table": "inet filter", "nft_chain": "input"}
 
 
@@ -144,6 +149,8 @@ def _keepalived_line_problem(line):
     words = line.split(" ")
     if words[0] in KEEPALIVED_PROGRAMS:
         return "runs a program as root (a '</' one through /bin/sh): global_defs takes none; the check is lbpair:vrrp:check:script"
+    if words[0] in KEEPALIVED_FILES:
+        return "makes keepalived write a file or FIFO as root at a path of the pillar's choice: global_defs takes none"
     if words[:1] == ["router_id"]:
         return "is always the node's minion id"
     for keyword, key_name in (("vrrp_strict", "strict"), ("vrrp_version", "version"), ("vrrp_rt_priority", "realtime")):

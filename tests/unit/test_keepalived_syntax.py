@@ -91,6 +91,9 @@ ROWS = [
      "runs a program", True),
     ("a program fed every transition", global_defs("vrrp_notify_fifo_script", "/usr/bin/true"),
      f"{GLOBAL_DEFS}:vrrp_notify_fifo_script", "runs a program", None),
+    ("a FIFO made by root anywhere", global_defs("vrrp_notify_fifo", "/etc/cron.d/x"), f"{GLOBAL_DEFS}:vrrp_notify_fifo", "FIFO", None),
+    ("a configuration saved anywhere", global_defs("config_save_dir", "/root/.ssh"), f"{GLOBAL_DEFS}:config_save_dir", "write a file", None),
+    ("a reload file anywhere", global_defs("reload_time_file", "/etc/shadow"), f"{GLOBAL_DEFS}:reload_time_file", "write a file", None),
     # --- the check script
     ("a script run by /bin/sh hides a second command", script("</dev/null;/usr/bin/touch /tmp/lbpair-pwned"), SCRIPT,
      "absolute path", True),
