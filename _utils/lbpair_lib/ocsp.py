@@ -23,7 +23,6 @@ import errno
 import os
 import re
 import socket
-import tempfile
 import time
 
 from cryptography import x509
@@ -254,15 +253,7 @@ def write(crt_file, der):
     directory = os.path.dirname(path)
     if os.path.realpath(directory) != directory:
         raise OSError(errno.ELOOP, "its directory is reached through a symlink", directory)
-    handle, candidate = tempfile.mkstemp(prefix=".", suffix=".lbpair", dir=os.path.dirname(path))
-    try:
-        with os.fdopen(handle, "wb") as stream:
-            stream.write(der)
-            stream.flush()
-            os.fsync(stream.fileno())
-        store.install(candidate, path)
-    finally:
-        store.remove(candidate)
+    store.write_private(path, der)
     return path
 
 

@@ -204,6 +204,19 @@ def write_atomic(path, text):
     install(write_beside(path, text), path)
 
 
+def write_private(path, data):
+    """Replace ``path`` by the bytes ``data`` atomically, readable by root only from the first byte (mkstemp makes 0600)."""
+    handle, candidate = tempfile.mkstemp(prefix=".", suffix=".lbpair", dir=os.path.dirname(path))
+    try:
+        with os.fdopen(handle, "wb") as stream:
+            stream.write(data)
+            stream.flush()
+            os.fsync(stream.fileno())
+        install(candidate, path)
+    finally:
+        remove(candidate)
+
+
 def remove(path):
     with contextlib.suppress(FileNotFoundError):
         os.unlink(path)

@@ -15,7 +15,6 @@ directories :func:`lbpair_lib.certificates.readable_path` allows or certbot's ar
 import os
 import re
 import stat
-import tempfile
 
 from lbpair_lib import certificates, pillar, schema, store, tls
 from lbpair_lib.errors import InvalidValue
@@ -79,21 +78,8 @@ def write(directory, model):
     os.makedirs(directory, mode=0o700, exist_ok=True)
     os.chmod(directory, 0o700)
     for path in written:
-        _write_secret(path, texts[os.path.basename(path)])
+        store.write_private(path, texts[os.path.basename(path)].encode("ascii"))
     return written
-
-
-def _write_secret(path, text):
-    """Write ``path`` atomically, readable by root only from the first byte (mkstemp creates 0600)."""
-    handle, candidate = tempfile.mkstemp(prefix=".", suffix=".lbpair", dir=os.path.dirname(path))
-    try:
-        with os.fdopen(handle, "w", encoding="ascii") as stream:
-            stream.write(text)
-            stream.flush()
-            os.fsync(stream.fileno())
-        store.install(candidate, path)
-    finally:
-        store.remove(candidate)
 
 
 def discard(paths):
