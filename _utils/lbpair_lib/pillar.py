@@ -478,8 +478,29 @@ def _service_vips(model):
             yield name, service, vip, key
 
 
+def _node_owners(model):
+    """``{address: node name}`` of every node address, IPv4 and IPv6."""
+    return {node[field]: name for name, node in model["nodes"].items() for field in ("address", "address6") if node[field]}
+
+
+def _check_servers_are_not_node_addresses(model, path):
+    """
+    A server is never a node of the pair: through a service, the world would reach what listens on
+    the node (its peers port, SSH), from the node's own address that the firewall lets in.
+    """
+    owners = _node_owners(model)
+    for name, backend, pool in services.pools(model["services"]):
+        pool_path = f"{path}:services:{name}" + (f":backends:{backend}" if backend else "")
+        for server, value in pool["servers"].items():
+            if value["address"] in owners:
+                raise InvalidValue(
+                    f"{pool_path}:servers:{server}:address",
+                    f"{value['address']} is the address of node {owners[value['address']]}: a service's servers are other hosts",
+                )
+
+
 def _check_vips_are_not_node_addresses(model, path):
-    owners = {node[field]: name for name, node in model["nodes"].items() for field in ("address", "address6") if node[field]}
+    owners = _node_owners(model)
     for name, _service, vip, key in _service_vips(model):
         if vip in owners:
             raise InvalidValue(f"{path}:services:{name}:{key}", f"{vip} is the address of node {owners[vip]}")
@@ -564,6 +585,7 @@ def normalize(pillar, path=PILLAR_KEY):
     }
     _check_weight_moves_vips(model, path)
     _check_vips_are_not_node_addresses(model, path)
+    _check_servers_are_not_node_addresses(model, path)
     _check_instances_are_used(model, path)
     _check_each_vip_in_one_instance(model, path)
     _check_ipv6_vips(model, path)

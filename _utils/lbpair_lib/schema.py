@@ -138,6 +138,10 @@ def address_order(address_text):
 
 
 def _special(parsed):
+    # ::ffff:127.0.0.1 is 127.0.0.1 to a dual-stack socket; Python 3.11 does not call it loopback
+    mapped = getattr(parsed, "ipv4_mapped", None)
+    if mapped is not None:
+        return _special(mapped)
     kinds = (
         ("unspecified", parsed.is_unspecified),
         ("loopback", parsed.is_loopback),

@@ -99,7 +99,8 @@ def _server(name, value, path):
     schema.mapping(value, path, allowed=("address", "port", "options"), required=("address", "port"))
     options = value.get("options")
     return {
-        "address": schema.address(value["address"], f"{path}:address"),
+        # host: never loopback (the node's own services), link-local (a cloud's metadata service), ...
+        "address": schema.address(value["address"], f"{path}:address", host=True),
         "port": schema.port(value["port"], f"{path}:port"),
         "options": None if options is None else _server_options(options, f"{path}:options"),
     }
