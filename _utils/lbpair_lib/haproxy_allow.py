@@ -108,6 +108,8 @@ OVERRIDE_DENIED = {
     "default_backend": "routes traffic", "http-request": "adds rules to every service", "http-response": "adds rules to every service",
     "tcp-request": "adds rules to every service", "tcp-response": "adds rules to every service", "http-after-response": "adds rules",
     "use-server": "routes traffic", "dispatch": "routes traffic", "source": "binds addresses", "usesrc": "binds addresses",
+    "ssl-provider": "loads a program (an OpenSSL provider)", "ssl-provider-path": "loads programs (OpenSSL providers)",
+    "httpclient.ssl.ca-file": "reads a file", "option external-check": "runs programs",
 }  # fmt: skip
 OVERRIDE_STATS_ALLOWED = {"global": ("timeout", "maxconn")}
 
