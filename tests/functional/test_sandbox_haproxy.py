@@ -76,6 +76,7 @@ HAPROXY_REFUSES = {
     "defaults quoted listen": "the escaped space stays inside the option's name",
     "defaults bind": "no bind in defaults",
     "a balance header by escape": "hdr() takes use_domain_only only",
+    "defaults external-check option": "needs global external-check and an external-check command (both refused too)",
 }
 HOSTILE = ["'listen' x", "\\x6cisten x", 'li"st"en x', "\\x6c'isten' x"]
 

@@ -102,7 +102,7 @@ ROWS = [
     ("global setenv", override("global", "setenv", "X 1"), "lbpair:haproxy:global:setenv", "environment"),
     ("global insecure-fork-wanted", override("global", "insecure-fork-wanted", True), "lbpair:haproxy:global:insecure-fork-wanted", "programs"),
     ("global external-check", override("global", "external-check", True), "lbpair:haproxy:global:external-check", "programs"),
-    ("global ssl-provider", override("global", "ssl-provider", "evil"), "lbpair:haproxy:global:ssl-provider", "program"),
+    ("global ssl-provider", override("global", "ssl-provider", "legacy"), "lbpair:haproxy:global:ssl-provider", "program"),
     ("global ssl-provider-path", override("global", "ssl-provider-path", "/tmp"), "lbpair:haproxy:global:ssl-provider-path", "program"),
     ("defaults external-check option", override("defaults", "option", "external-check"), "lbpair:haproxy:defaults:option", "programs"),
     ("global env expansion", override("global", "maxconn", "$X"), "lbpair:haproxy:global:maxconn", "environment"),
