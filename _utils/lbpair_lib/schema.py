@@ -157,14 +157,6 @@ def port(value, path):
     return integer(value, path, 1, 65535)
 
 
-def free_text(value, path, forbid_braces=False, max_bytes=None):
-    """A value passed verbatim to a daemon: one line, no block delimiters where they matter."""
-    text = string(value, path, max_bytes)
-    if forbid_braces and re.search(r"[{}\"]", text):
-        raise InvalidValue(path, "must not contain braces or double quotes")
-    return text
-
-
 def settings(value, path, defaults):
     """Local options (minion configuration): known keys only, string values, defaults filled in."""
     value = mapping({} if value is None else value, path, allowed=tuple(defaults))
