@@ -32,7 +32,7 @@ import re
 import threading
 import time
 
-from lbpair_lib import keepalived, times, vrrp_dbus
+from lbpair_lib import keepalived_model, times, vrrp_dbus
 
 log = logging.getLogger(__name__)
 
@@ -432,7 +432,7 @@ class Runner:
             if kind == "bus":
                 self._bus_changed(payload["connected"] and payload["owner"])
                 continue
-            state = keepalived.state_name(payload["state"])
+            state = keepalived_model.state_name(payload["state"])
             source = "live" if kind == "signal" else "reconstructed"
             transition = self.tracker.observe(payload, state, source, received)
             if transition:

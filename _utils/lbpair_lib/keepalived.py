@@ -23,7 +23,6 @@ writes its JSON dump to ``$TMPDIR/keepalived.json``, and ``bus`` is ``system``
 or a D-Bus address (``unix:path=/run/lb1/bus.sock``).
 """
 
-import collections
 import functools
 import json
 import logging
@@ -31,7 +30,7 @@ import os
 import re
 import time
 
-from lbpair_lib import command, haproxy_watch, pillar, schema, services, track
+from lbpair_lib import command, haproxy_watch, keepalived_model, pillar, schema, services, track
 from lbpair_lib.deploy import Daemon, sections_after_header, text_of, written_by_lbpair
 from lbpair_lib.errors import LbpairError
 
@@ -40,7 +39,6 @@ log = logging.getLogger(__name__)
 HEADER = "# Managed by Salt (lbpair) from the lbpair pillar: local changes are overwritten.\n"
 CHECK_NAME = "lbpair_haproxy"
 PROBE_NAME = "lbpair_probe"
-STATE_NAMES = {0: "INIT", 1: "BACKUP", 2: "MASTER", 3: "FAULT", 97: "DELETED", 98: "STOP"}
 OPTIONS_KEY = "lbpair_keepalived"
 DEFAULTS = {
     "config_file": "/etc/keepalived/keepalived.conf",
@@ -54,15 +52,9 @@ JSON_TIMEOUT = 5.0
 FULL_PRIORITY_POLL = 0.25  # s between two JSON dumps while a check rises
 #: how ``keepalived -t`` names a line: ``(Line 7) Unknown keyword 'x'`` or ``(/etc/keepalived/keepalived.conf: Line 7) ...``
 LINE_REF = re.compile(r"\((?:[^()]*: )?Line (\d+)\)")
-#: the name of an instance's IPv6 sibling: ``lbpair_<vrid>_6``
-IPV6_SUFFIX = "_6"
 #: where each family's VRRP is sent from, in ``lbpair:nodes:<node>``; a VIP's prefix length
 ADDRESS_FIELD = {4: "address", 6: "address6"}
 PREFIX_LENGTH = {4: 32, 6: 128}
-
-#: one ``vrrp_instance``: its keepalived ``name``, the pillar ``instance`` it belongs to, its IP ``family`` and ``vips``
-VrrpInstance = collections.namedtuple("VrrpInstance", "name instance family vips")
-
 
 def settings(options):
     """The minion's ``lbpair_keepalived`` options with their defaults."""
@@ -76,35 +68,13 @@ def daemon(options):
     return Daemon("keepalived", local["config_file"], local["service"], check_command, render_lines, LINE_REF)
 
 
-def vrrp_instances(model):
-    """The pair's keepalived instances: for each instance of the pillar, one per IP family of its VIPs."""
-    found = [
-        VrrpInstance(instance_name(model, instance, family), instance, family, vips)
-        for instance in model["vrrp"]["instances"]
-        for family in (4, 6)
-        if (vips := pillar.vips(model, instance, family))
-    ]
-    # a pair without services keeps its one instance, as before there were instances
-    return found or [VrrpInstance(instance_name(model), services.DEFAULT_INSTANCE, 4, [])]
-
-
-def instance_vips(model):
-    """``{instance: [vip, ...]}``: the virtual IPs of each of the pair's keepalived instances (``lbpair_51``, ``lbpair_51_6``)."""
-    return {vrrp.name: vrrp.vips for vrrp in vrrp_instances(model)}
-
-
-def state_name(state):
-    """The name of a keepalived state number (``2`` -> ``MASTER``); unknown numbers as text."""
-    return STATE_NAMES.get(state, str(state))
-
-
 # --- rendering ------------------------------------------------------------------
 
 
 def preferred_instances(model):
     """The keepalived instances this node prefers (``lbpair:vrrp:instances:<name>:preferred``), both families."""
     node, instances = model["node"]["name"], model["vrrp"]["instances"]
-    return sorted(vrrp.name for vrrp in vrrp_instances(model) if instances[vrrp.instance]["preferred"] == node)
+    return sorted(vrrp.name for vrrp in keepalived_model.vrrp_instances(model) if instances[vrrp.instance]["preferred"] == node)
 
 
 def failbacks_awaited(model, deferring):
@@ -126,7 +96,10 @@ def full_priorities(model):
     it rises, ``rise`` x ``interval`` s after HAProxy is back: later than the node leaves FAULT.
     """
     weight = model["vrrp"]["check"]["weight"]
-    return {vrrp.name: model["nodes"][_priority_owner(model, vrrp.instance)]["priority"] + weight for vrrp in vrrp_instances(model)}
+    return {
+        vrrp.name: model["nodes"][_priority_owner(model, vrrp.instance)]["priority"] + weight
+        for vrrp in keepalived_model.vrrp_instances(model)
+    }
 
 
 def below_full_priority(model, names, instances):
@@ -143,12 +116,6 @@ def full_priority_wait(model):
     """
     check = model["vrrp"]["check"]
     return min((check["rise"] + 1) * check["interval"], model["vrrp"]["failback_delay"] / 2)
-
-
-def instance_name(model, instance=services.DEFAULT_INSTANCE, family=4):
-    """The keepalived name of a pillar instance's ``family`` (4 or 6) instance: ``lbpair_51``, ``lbpair_52_6``."""
-    vrid = model["vrrp"]["instances"][instance]["virtual_router_id"]
-    return f"lbpair_{vrid}{IPV6_SUFFIX if family == 6 else ''}"
 
 
 def _block(title, items, key=None):
@@ -344,7 +311,7 @@ def render_lines(model):
     each line with the pillar key it comes from (``lbpair:vrrp:interface``).
     """
     probe = [_probe_script(model)] if model["vrrp"]["probe"]["enabled"] else []
-    own = vrrp_instances(model)
+    own = keepalived_model.vrrp_instances(model)
     instances = [*_sync_groups(own), *(_vrrp_instance(model, vrrp) for vrrp in own)]
     sections = [_global_defs(model), _vrrp_script(model["vrrp"]["check"]), *probe, *_track_file_blocks(model), *instances]
     return sections_after_header(HEADER.rstrip("\n"), sections)
@@ -365,7 +332,7 @@ def parse_json_dump(text):
         data = entry.get("data", {})
         state = data.get("state")
         instances[data.get("iname")] = {
-            "state": state_name(state),
+            "state": keepalived_model.state_name(state),
             "interface": data.get("ifp_ifname"),
             "vrid": data.get("vrid"),
             "priority": data.get("effective_priority", data.get("base_priority")),

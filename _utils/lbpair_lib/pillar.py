@@ -30,7 +30,7 @@ The full schema is documented in the README and in ``salt/pillar.example``.
 import posixpath
 import re
 
-from lbpair_lib import haproxy_allow, haproxy_syntax, keepalived_syntax, schema, services, tls_profiles, track
+from lbpair_lib import haproxy_allow, haproxy_syntax, keepalived_syntax, schema, services, tls_profiles, track_rules
 from lbpair_lib.errors import InvalidValue
 
 PILLAR_KEY = "lbpair"
@@ -269,15 +269,15 @@ def _probe(value, path):
 
 def _track_file(name, value, path):
     schema.name(name, path)
-    if name.startswith(track.BLOCK_PREFIX):
-        raise InvalidValue(path, f"names starting with {track.BLOCK_PREFIX!r} are lbpair's own")
+    if name.startswith(track_rules.BLOCK_PREFIX):
+        raise InvalidValue(path, f"names starting with {track_rules.BLOCK_PREFIX!r} are lbpair's own")
     schema.mapping(value, path, allowed=("file", "weight"), required=("file",))
     file_path = _keepalived_text(schema.string(value["file"], f"{path}:file"), f"{path}:file")
     directory, file_name = posixpath.split(file_path)
-    if directory != track.DIRECTORY or not track.FILE_NAME_RE.fullmatch(file_name):
-        raise InvalidValue(f"{path}:file", f"{file_path!r} is not a file directly in lbpair's {track.DIRECTORY}/")
-    if file_name in track.NAMES:
-        raise InvalidValue(f"{path}:file", f"{file_name!r} is one of lbpair's own track files ({', '.join(track.NAMES)})")
+    if directory != track_rules.DIRECTORY or not track_rules.FILE_NAME_RE.fullmatch(file_name):
+        raise InvalidValue(f"{path}:file", f"{file_path!r} is not a file directly in lbpair's {track_rules.DIRECTORY}/")
+    if file_name in track_rules.NAMES:
+        raise InvalidValue(f"{path}:file", f"{file_name!r} is one of lbpair's own track files ({', '.join(track_rules.NAMES)})")
     return {"file": file_path, "weight": schema.integer(value.get("weight", 0), f"{path}:weight", -253, 253)}
 
 

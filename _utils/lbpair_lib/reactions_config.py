@@ -37,7 +37,7 @@ import os
 import re
 import urllib.parse
 
-from lbpair_lib import keepalived, pillar, schema
+from lbpair_lib import keepalived_model, pillar, schema
 from lbpair_lib.errors import InvalidValue
 
 #: keepalived's name of an lbpair VRRP instance (``lbpair_51``, its IPv6 sibling ``lbpair_51_6``)
@@ -238,14 +238,14 @@ def pair_instances(lbpair_pillars, path=CONFIG_KEY):
             model = pillar.normalize(lbpair)
         except InvalidValue as exc:
             raise InvalidValue(f"{path}:nodes:{minion}", f"its lbpair pillar is not valid ({exc})") from None
-        instances.update(vrrp.name for vrrp in keepalived.vrrp_instances(model))
+        instances.update(vrrp.name for vrrp in keepalived_model.vrrp_instances(model))
     return instances
 
 
 def check_record_instances(config, instances, path=CONFIG_KEY):
     """
     Each DNS record's ``instance`` is one the pair's keepalived has (``instances``, e.g. from
-    :func:`lbpair_lib.keepalived.instance_vips` of each node's model): a record naming another
+    :func:`lbpair_lib.keepalived_model.instance_vips` of each node's model): a record naming another
     is never updated. Raises :class:`InvalidValue` naming the record's ``instance``.
     """
     for index, instance in records_with_instance(config):

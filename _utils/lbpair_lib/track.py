@@ -26,23 +26,12 @@ missing file with 0 and never overwrites one. A missing file counts as 0.
 """
 
 import os
-import re
 
 from lbpair_lib import store
 from lbpair_lib.errors import InvalidValue
 
-DIRECTORY = "/var/lib/lbpair/track"
-HAPROXY = "haproxy"
-MAINTENANCE = "maintenance"
-HANDOVER = "handover"
-DEFER = "defer"
-#: lbpair's own track files, in the order keepalived.conf lists them
-NAMES = (HAPROXY, MAINTENANCE, HANDOVER, DEFER)
-#: the files a non-zero value puts in FAULT (weight 0); the others lower the priority
-FAULT_NAMES = (HAPROXY, MAINTENANCE, HANDOVER)
-#: keepalived's name for a track file: ``lbpair_<name>``
-BLOCK_PREFIX = "lbpair_"
-FILE_NAME_RE = re.compile(r"[a-z0-9][a-z0-9_.-]{0,62}")
+# the names are the rules of the model (track_rules); the node names them through this module
+from lbpair_lib.track_rules import BLOCK_PREFIX, DEFER, DIRECTORY, FAULT_NAMES, FILE_NAME_RE, HANDOVER, HAPROXY, MAINTENANCE, NAMES  # noqa: F401
 
 
 def path(name, directory=DIRECTORY):

@@ -13,7 +13,7 @@ import asyncio
 import concurrent.futures
 import xml.etree.ElementTree as ET
 
-from lbpair_lib.keepalived import state_name
+from lbpair_lib.keepalived_model import state_name
 
 DBUS_NAME = "org.keepalived.Vrrp1"
 DBUS_ROOT = "/org/keepalived/Vrrp1"

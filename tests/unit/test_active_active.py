@@ -2,7 +2,7 @@
 
 import os
 
-from lbpair_lib import beacon, firewall, haproxy, keepalived, pillar
+from lbpair_lib import beacon, firewall, haproxy, keepalived, keepalived_model, pillar
 from lbpair_lib.firewall import Rule
 from tests.unit.tls_ca import shared_ca
 
@@ -36,7 +36,7 @@ def test_each_instance_has_its_vrid_and_vips(seed_pillar):
     first, second = instance_block(text, "lbpair_51"), instance_block(text, "lbpair_52")
     assert "virtual_router_id 51" in first and "203.0.113.10/32" in first and "203.0.113.20" not in first
     assert "virtual_router_id 52" in second and "203.0.113.20/32" in second and "203.0.113.10" not in second
-    assert keepalived.instance_vips(model_for(seed_pillar)) == {
+    assert keepalived_model.instance_vips(model_for(seed_pillar)) == {
         "lbpair_51": ["203.0.113.10", "203.0.113.30"], "lbpair_52": ["203.0.113.20"],
     }  # fmt: skip
 
@@ -76,7 +76,7 @@ def test_ipv6_vips_go_to_a_sibling_instance_synced_with_the_ipv4_one(seed_pillar
     assert "    native_ipv6\n" in six and "    version 3\n" in six and "    virtual_router_id 51\n" in six
     assert "    mcast_src_ip 2001:db8::12\n" in six and "2001:db8::10/128 dev eth0" in six and "203.0.113" not in six
     assert "2001:db8" not in instance_block(text, "lbpair_51")
-    assert keepalived.instance_vips(model_for(seed_pillar))["lbpair_51_6"] == ["2001:db8::10"]
+    assert keepalived_model.instance_vips(model_for(seed_pillar))["lbpair_51_6"] == ["2001:db8::10"]
 
 
 def test_ipv6_unicast_adverts_go_between_the_ipv6_addresses(seed_pillar):
@@ -137,13 +137,13 @@ def test_an_nft_table_of_one_family_gets_the_accept_rules_of_that_family_only(se
 def test_the_seed_keeps_its_one_instance(seed_pillar):
     model = model_for(seed_pillar)
     assert list(model["vrrp"]["instances"]) == ["default"]
-    assert [vrrp.name for vrrp in keepalived.vrrp_instances(model)] == ["lbpair_51"]
+    assert [vrrp.name for vrrp in keepalived_model.vrrp_instances(model)] == ["lbpair_51"]
     assert "vrrp_sync_group" not in keepalived.render_config(model)
 
 
 def test_a_pair_without_services_keeps_its_instance(seed_pillar):
     seed_pillar["services"] = {}
-    assert keepalived.instance_vips(model_for(seed_pillar)) == {"lbpair_51": []}
+    assert keepalived_model.instance_vips(model_for(seed_pillar)) == {"lbpair_51": []}
 
 
 def test_an_instance_without_preferred_is_preferred_by_the_highest_priority(seed_pillar):
@@ -163,7 +163,7 @@ def test_a_dual_stack_service_binds_both_vips_in_one_section(seed_pillar):
     text = haproxy.render_config(model)
     section = text[text.index("listen foo\n") :].split("\n\n")[0]
     assert "bind 203.0.113.10:80\n" in section and "bind [2001:db8::10]:80\n" in section
-    assert keepalived.instance_vips(model) == {"lbpair_51": ["203.0.113.10", "203.0.113.20", "203.0.113.30"], "lbpair_51_6": ["2001:db8::10"]}
+    assert keepalived_model.instance_vips(model) == {"lbpair_51": ["203.0.113.10", "203.0.113.20", "203.0.113.30"], "lbpair_51_6": ["2001:db8::10"]}
     assert dict(haproxy.render_lines(model))["    bind [2001:db8::10]:80"] == "lbpair:services:foo:vip6"
 
 
@@ -178,7 +178,7 @@ def test_the_vips_of_an_installed_keepalived_conf_are_those_it_was_rendered_with
     for lbpair in (seed_pillar, active_active(dual_stack_service(seed_pillar))):
         for node in ("lb1", "lb2"):
             model = model_for(lbpair, node)
-            assert keepalived.installed_vips(keepalived.render_config(model)) == keepalived.instance_vips(model)
+            assert keepalived.installed_vips(keepalived.render_config(model)) == keepalived_model.instance_vips(model)
 
 
 def test_the_beacon_reads_the_vips_of_the_installed_configuration_again_when_it_changes(tmp_path, seed_pillar):

@@ -4,7 +4,7 @@ import queue
 
 import pytest
 
-from lbpair_lib import beacon, keepalived, vrrp_dbus
+from lbpair_lib import beacon, keepalived, keepalived_model, vrrp_dbus
 from lbpair_lib.errors import InvalidValue
 from lbpair_lib.journal import Journal
 
@@ -99,7 +99,7 @@ def test_instance_paths_give_interface_vrid_and_family():
 
 
 def test_state_numbers_have_keepalived_names():
-    assert [keepalived.state_name(n) for n in (0, 1, 2, 3, 97, 98, 42)] == [
+    assert [keepalived_model.state_name(n) for n in (0, 1, 2, 3, 97, 98, 42)] == [
         "INIT", "BACKUP", "MASTER", "FAULT", "DELETED", "STOP", "42"
     ]
 
