@@ -4,7 +4,7 @@ protocol 112): accepted from the other nodes' addresses, dropped from anyone
 else on the pair's interface (and its sender recorded if it carries one of the
 pair's VRIDs); iptables or
 nftables, as ``lbpair:firewall`` in the pillar says (see
-:mod:`lbpair_lib.firewall`).
+:mod:`lbpair_lib.node.firewall`).
 
 .. code-block:: yaml
 
@@ -15,7 +15,8 @@ nftables, as ``lbpair:firewall`` in the pillar says (see
         nft_chain: input
 """
 
-from lbpair_lib import firewall, firewall_peers, pillar
+from lbpair_lib.model import pillar
+from lbpair_lib.node import firewall, firewall_peers
 
 __virtualname__ = "lbpair_firewall"
 

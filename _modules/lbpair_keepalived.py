@@ -22,7 +22,8 @@ The state ``lbpair_keepalived.configured`` installs the configuration; the
 ``lbpair_vrrp`` beacon writes the journal.
 """
 
-from lbpair_lib import deploy, handover, journal, keepalived, pillar, schema, track
+from lbpair_lib.model import pillar, schema
+from lbpair_lib.node import deploy, handover, journal, keepalived, track
 
 __virtualname__ = "lbpair_keepalived"
 

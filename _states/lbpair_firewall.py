@@ -8,7 +8,9 @@ VRRP, and drop anyone else's on the pair's interface.
       lbpair_firewall.vrrp_allowed
 """
 
-from lbpair_lib import firewall, firewall_peers, pillar, results
+from lbpair_lib.core import results
+from lbpair_lib.model import pillar
+from lbpair_lib.node import firewall, firewall_peers
 
 __virtualname__ = "lbpair_firewall"
 

@@ -10,7 +10,9 @@ the package is installed):
           - pkg: haproxy
 """
 
-from lbpair_lib import deploy, haproxy, haproxy_watch, pillar, results
+from lbpair_lib.core import results
+from lbpair_lib.model import pillar
+from lbpair_lib.node import deploy, haproxy, haproxy_watch
 
 __virtualname__ = "lbpair_haproxy"
 

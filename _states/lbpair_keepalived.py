@@ -4,7 +4,9 @@ name of your choice, e.g. ``keepalived configuration is managed`` (keepalived
 is reloaded, never restarted), and ``lbpair_keepalived.handover_undone``.
 """
 
-from lbpair_lib import deploy, handover, keepalived, pillar, results
+from lbpair_lib.core import results
+from lbpair_lib.model import pillar
+from lbpair_lib.node import deploy, handover, keepalived
 
 __virtualname__ = "lbpair_keepalived"
 

@@ -25,7 +25,8 @@ import yaml
 
 from bench import schema_bounds
 from lab import pki, scenarios, topology
-from lbpair_lib import haproxy, keepalived, pillar
+from lbpair_lib.model import pillar
+from lbpair_lib.node import haproxy, keepalived
 
 REPO = pathlib.Path(__file__).resolve().parent.parent
 

@@ -9,14 +9,15 @@ adapters over it. It ships two ways, both imported as ``lbpair_lib``:
   which Salt puts on ``sys.path``;
 - with ``pip install saltext-lbpair``, as a top-level package.
 
-Modules, one concern each: ``schema`` (typed validators), ``pillar`` (the
-``lbpair`` pillar), ``haproxy`` and ``keepalived`` (rendering, local daemon
-access), ``stats`` (HAProxy's stats socket), ``vrrp_dbus`` (keepalived's D-Bus
-interface), ``firewall``, ``deploy`` (check, install, reload, roll back),
-``store`` (durable JSON lines), ``journal``, ``history``, ``beacon``,
-``reactions_config``, ``reactions``, ``notify``, ``dns_update``; and the small
-shared pieces ``errors``, ``times``, ``command`` (running the daemons' tools) and
-``results`` (Salt's state return).
+Sub-packages, one per side of the pair, each module one concern:
+
+- ``core``: what every side uses (errors, the store, times, commands, state returns);
+- ``model``: the ``lbpair`` pillar (schema, services, TLS, the service sandbox);
+- ``node``: a load balancer (HAProxy, keepalived, deploy, firewall, beacon, journal);
+- ``master``: the Salt master (reactions, planned moves, history, notify, DNS).
+
+``master`` and ``node`` never import each other; ``model`` and ``core`` import neither
+(the import-linter contract in ``.importlinter``, run by ``scripts/test``).
 """
 
 __version__ = "0.2.0"

@@ -16,7 +16,7 @@ from saltfactories.utils.functional import Loaders
 
 from lab import netns, rogue
 from lab.util import wait_until
-from lbpair_lib import firewall
+from lbpair_lib.node import firewall
 from tests.conftest import EXTENSION_DIRS
 from tests.functional.conftest import set_pillar
 from tests.functional.rigs import eventually, joined_pair, keepalived_on, node_model

@@ -13,7 +13,7 @@ import socket
 import pytest
 
 from lab import netns, rogue
-from lbpair_lib import firewall, firewall_peers
+from lbpair_lib.node import firewall, firewall_peers
 from tests.functional.conftest import set_pillar
 from tests.functional.rigs import connects, node_model
 

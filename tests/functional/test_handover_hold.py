@@ -7,7 +7,7 @@ times out, it is not refused); once released, it connects; a second release chan
 import pytest
 
 from lab import netns
-from lbpair_lib import firewall, handover, track
+from lbpair_lib.node import firewall, handover, track
 from tests.functional.rigs import connects, listening_on
 
 NAMESPACE = "lbpair-handover"

@@ -12,8 +12,9 @@ import subprocess
 import pytest
 
 from lab.util import stop_process, wait_until
-from lbpair_lib import keepalived, keepalived_syntax, pillar
-from lbpair_lib.errors import InvalidValue
+from lbpair_lib.core.errors import InvalidValue
+from lbpair_lib.model import keepalived_syntax, pillar
+from lbpair_lib.node import keepalived
 from tests.unit.test_keepalived_syntax import ALLOWED, GLOBAL_DEFS, LONG_KEYWORD, ROWS, SCRIPT, split_at_line_end
 
 TIMEOUT = 30

@@ -11,9 +11,9 @@ import os
 import pytest
 
 from lab.util import fill, small_tmpfs
-from lbpair_lib import store
-from lbpair_lib.history import History
-from lbpair_lib.journal import Journal
+from lbpair_lib.core import store
+from lbpair_lib.master.history import History
+from lbpair_lib.node.journal import Journal
 
 PAGE = 4096
 

@@ -2,8 +2,9 @@
 
 import os
 
-from lbpair_lib import beacon, firewall, haproxy, keepalived, keepalived_model, pillar
-from lbpair_lib.firewall import Rule
+from lbpair_lib.model import keepalived_model, pillar
+from lbpair_lib.node import beacon, firewall, haproxy, keepalived
+from lbpair_lib.node.firewall import Rule
 from tests.unit.tls_ca import shared_ca
 
 

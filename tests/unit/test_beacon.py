@@ -4,9 +4,10 @@ import queue
 
 import pytest
 
-from lbpair_lib import beacon, keepalived, keepalived_model, vrrp_dbus
-from lbpair_lib.errors import InvalidValue
-from lbpair_lib.journal import Journal
+from lbpair_lib.core.errors import InvalidValue
+from lbpair_lib.model import keepalived_model
+from lbpair_lib.node import beacon, keepalived, vrrp_dbus
+from lbpair_lib.node.journal import Journal
 
 INSTANCE = {"name": "lbpair_51", "interface": "eth0", "vrid": 51, "family": "IPv4"}
 

@@ -2,8 +2,9 @@
 
 import pytest
 
-from lbpair_lib import haproxy, haproxy_watch, keepalived, pillar, track
-from lbpair_lib.errors import InvalidValue
+from lbpair_lib.core.errors import InvalidValue
+from lbpair_lib.model import pillar
+from lbpair_lib.node import haproxy, haproxy_watch, keepalived, track
 
 
 def model_for(lbpair, node="lb1"):

@@ -2,8 +2,9 @@
 
 import json
 
-from lbpair_lib import firewall, keepalived, pillar
-from lbpair_lib.firewall import Rule
+from lbpair_lib.model import pillar
+from lbpair_lib.node import firewall, keepalived
+from lbpair_lib.node.firewall import Rule
 
 ACCEPT = "lbpair-vrrp 192.0.2.12 to 224.0.0.18"
 DROP4, DROP6 = "lbpair-vrrp drop ipv4 on eth0", "lbpair-vrrp drop ipv6 on eth0"

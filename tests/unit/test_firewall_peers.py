@@ -4,9 +4,10 @@ import re
 
 import pytest
 
-from lbpair_lib import firewall_peers, haproxy, pillar
-from lbpair_lib.errors import InvalidValue
-from lbpair_lib.firewall_peers import Rule
+from lbpair_lib.core.errors import InvalidValue
+from lbpair_lib.model import pillar
+from lbpair_lib.node import firewall_peers, haproxy
+from lbpair_lib.node.firewall_peers import Rule
 
 
 def model_for(lbpair, node="lb1"):

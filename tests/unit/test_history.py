@@ -10,8 +10,9 @@ import sqlite3
 
 import pytest
 
-from lbpair_lib import history_index, store
-from lbpair_lib.history import History
+from lbpair_lib.core import store
+from lbpair_lib.master import history_index
+from lbpair_lib.master.history import History
 
 
 def transition(minion, seq, confirmed=True, **more):

@@ -10,9 +10,12 @@ import pathlib
 import pytest
 import yaml
 
-from lbpair_lib import beacon, certificates, deploy, firewall, haproxy, notify, pillar, planned, reactions, reactions_config, store
-from lbpair_lib.errors import InvalidValue, LbpairError
-from lbpair_lib.history import History
+from lbpair_lib.core import store
+from lbpair_lib.core.errors import InvalidValue, LbpairError
+from lbpair_lib.master import notify, planned, reactions, reactions_config
+from lbpair_lib.master.history import History
+from lbpair_lib.model import certificates, pillar
+from lbpair_lib.node import beacon, deploy, firewall, haproxy
 from tests.conftest import REPO
 from tests.unit.test_certificates import KEY, NOW, PATH_KEY, shared_pki
 from tests.unit.test_planned import Pair

@@ -4,9 +4,9 @@ import json
 
 import pytest
 
-from lbpair_lib import store
-from lbpair_lib.errors import InvalidValue
-from lbpair_lib.journal import Journal
+from lbpair_lib.core import store
+from lbpair_lib.core.errors import InvalidValue
+from lbpair_lib.node.journal import Journal
 
 
 def journal_in(tmp_path, **kwargs):

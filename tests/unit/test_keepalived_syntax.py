@@ -9,8 +9,9 @@ rows marked ``True`` would write.
 
 import pytest
 
-from lbpair_lib import keepalived, keepalived_syntax, pillar, schema, track
-from lbpair_lib.errors import InvalidValue
+from lbpair_lib.core.errors import InvalidValue
+from lbpair_lib.model import keepalived_syntax, pillar, schema
+from lbpair_lib.node import keepalived, track
 
 GLOBAL_DEFS = "lbpair:keepalived:global_defs"
 SCRIPT = "lbpair:vrrp:check:script"

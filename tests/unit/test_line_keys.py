@@ -2,7 +2,8 @@
 
 import pytest
 
-from lbpair_lib import deploy, haproxy, keepalived, pillar
+from lbpair_lib.model import pillar
+from lbpair_lib.node import deploy, haproxy, keepalived
 
 
 def model_for(lbpair, node="lb1"):

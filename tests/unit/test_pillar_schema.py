@@ -2,8 +2,8 @@
 
 import pytest
 
-from lbpair_lib import pillar
-from lbpair_lib.errors import InvalidValue
+from lbpair_lib.core.errors import InvalidValue
+from lbpair_lib.model import pillar
 
 
 def normalize(lbpair):

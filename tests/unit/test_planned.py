@@ -2,8 +2,10 @@
 
 import pytest
 
-from lbpair_lib import handover, planned, reactions, store, track
-from lbpair_lib.errors import LbpairError
+from lbpair_lib.core import store
+from lbpair_lib.core.errors import LbpairError
+from lbpair_lib.master import planned, reactions
+from lbpair_lib.node import handover, track
 from tests.unit.test_reaction_steps import INSTANCE, Nodes, _reactions
 
 
@@ -106,7 +108,7 @@ def test_maintenance_of_a_stranger_is_refused(tmp_path, pair):
 
 
 class Keepalived:
-    """This node's keepalived as :class:`lbpair_lib.keepalived.Local` reports it."""
+    """This node's keepalived as :class:`lbpair_lib.node.keepalived.Local` reports it."""
 
     def __init__(self, state, others=None):
         self.states = {INSTANCE: state, **(others or {})}

@@ -5,8 +5,9 @@ import ipaddress
 import pytest
 
 from lab.scenarios import VIP_POOL, many_services
-from lbpair_lib import deploy, haproxy, keepalived, pillar, stats
-from lbpair_lib.errors import InvalidValue
+from lbpair_lib.core.errors import InvalidValue
+from lbpair_lib.model import pillar
+from lbpair_lib.node import deploy, haproxy, keepalived, stats
 
 
 def model_for(lbpair, node="lb1"):

@@ -4,8 +4,9 @@ import copy
 
 import pytest
 
-from lbpair_lib import haproxy, pillar
-from lbpair_lib.errors import InvalidValue
+from lbpair_lib.core.errors import InvalidValue
+from lbpair_lib.model import pillar
+from lbpair_lib.node import haproxy
 
 SHOP = {
     "vip": "203.0.113.50",

@@ -1,0 +1,3 @@
+"""
+The pieces every side uses: errors, the durable store, times, running a command, Salt's state return.
+"""

@@ -1,0 +1,145 @@
+"""
+The lbpair master's reaction state: one small JSON document beside the history
+(``<history>.state.json``), changed under a lock by every reaction.
+
+It holds what must outlive one reaction:
+
+- ``damping``: flap damping per VRRP instance (:mod:`lbpair_lib.master.notify`);
+- ``alarms`` and ``dns``: the alarm raised per instance, where DNS points;
+- ``steps``: per reaction (``"<minion>:<seq>"``), the outcome of each of its
+  steps, kept while one has not succeeded, so that a replay completes them once;
+- ``claims``: per node, the events it could not confirm yet;
+- ``due``: work for later (a pair check after the settle time, a DNS retry, a
+  catch-up retry), keyed so that newer work of the same kind replaces older.
+
+Nothing here waits: the work due later is done by ``lbpair.flush`` (a background
+job the reactions start, and the master's schedule as a safety net).
+"""
+
+import contextlib
+import json
+import logging
+
+from lbpair_lib.core import store
+
+log = logging.getLogger(__name__)
+
+MAX_CLAIMS = 50  # per node: a flood of forged events must not grow the state without bound
+MAX_STEP_ENTRIES = 500
+
+
+_UNSAVED = {}  # path -> the state a full disk kept from being written: this process goes on with it
+
+
+class ReactionState:
+    """
+    ``with ReactionState(path) as state:`` gives the document to change; it is
+    written back on success. When it cannot be written (a full disk), the reactions
+    go on: this process keeps it in memory and writes it once it can.
+    """
+
+    def __init__(self, path):
+        self.path = path
+
+    def __enter__(self):
+        self._lock = store.locked(self.path)
+        self._lock.__enter__()
+        self.data = _UNSAVED.get(self.path) or store.read_json(self.path, {})
+        self._read = None if self.path in _UNSAVED else json.dumps(self.data, sort_keys=True)
+        return self.data
+
+    def __exit__(self, *exc):
+        try:
+            if exc[0] is None and json.dumps(self.data, sort_keys=True) != self._read:  # only a change is written
+                self._save()
+        finally:
+            self._lock.__exit__(*exc)
+
+    def _save(self):
+        try:
+            store.write_json(self.path, self.data)
+            _UNSAVED.pop(self.path, None)
+        except OSError as exc:
+            if self.path not in _UNSAVED:
+                log.error("lbpair: the reaction state %s cannot be written (%s): kept in memory meanwhile", self.path, exc)
+            _UNSAVED[self.path] = self.data
+
+
+# --- work due later -------------------------------------------------------------------
+
+
+def schedule(state, key, at, task):
+    """Do ``task`` (a mapping with ``kind``) at ``at``; replaces any work with the same ``key``."""
+    state.setdefault("due", {})[key] = {**task, "at": at}
+
+
+def take_due(state, now):
+    """Remove and return the work due at ``now``: ``[(key, task)]``, earliest first."""
+    due = state.get("due", {})
+    ready = sorted((task["at"], key) for key, task in due.items() if task["at"] <= now)
+    return [(key, due.pop(key)) for _, key in ready]
+
+
+def next_due(state):
+    """When the next work is due (epoch), held summaries included; ``None`` if there is none."""
+    times = [task["at"] for task in state.get("due", {}).values()]
+    times += [slot["until"] for slot in state.get("damping", {}).values() if slot.get("held")]
+    return min(times, default=None)
+
+
+# --- the steps of each reaction -------------------------------------------------------
+
+
+def begin(state, key, steps, context):
+    """Start the reaction ``key`` with ``steps`` to do; ``context``: what a replay needs to redo them."""
+    entries = state.setdefault("steps", {})
+    entries[key] = {"pending": list(steps), "failed": {}, **context}
+    for old in list(entries)[: max(0, len(entries) - MAX_STEP_ENTRIES)]:
+        del entries[old]
+
+
+def unfinished(state, key):
+    """The reaction ``key``'s steps that have not succeeded yet (``None``: no such reaction is open)."""
+    entry = state.get("steps", {}).get(key)
+    return None if entry is None else dict(entry)
+
+
+def settle_step(state, key, step, error=None):
+    """Note the outcome of one step; the reaction is closed once every step succeeded."""
+    entry = state.get("steps", {}).get(key)
+    if entry is None:
+        return
+    if error is None:
+        entry["pending"] = [name for name in entry["pending"] if name != step]
+        entry["failed"].pop(step, None)
+    else:
+        entry["failed"][step] = error
+    if not entry["pending"]:
+        del state["steps"][key]
+
+
+# --- claims: events their node has not confirmed --------------------------------------
+
+
+def add_claim(state, minion, claim):
+    claims = state.setdefault("claims", {}).setdefault(minion, [])
+    claims.append(claim)
+    del claims[:-MAX_CLAIMS]
+
+
+def take_claims(state, minion):
+    return state.setdefault("claims", {}).pop(minion, [])
+
+
+def open_claims(state):
+    return {minion: list(claims) for minion, claims in state.get("claims", {}).items() if claims}
+
+
+# --- one background worker ------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def worker_slot(path):
+    """Yield whether this process is now the only background worker of ``path`` (a lock it holds until exit)."""
+    with store.try_locked(f"{path}.worker") as mine:
+        yield mine
