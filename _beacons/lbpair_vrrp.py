@@ -125,8 +125,8 @@ def _fire(events):
 
 def _model():
     """This node's model from the lbpair pillar, or None without one."""
-    from lbpair_lib.core import errors  # pylint: disable=import-outside-toplevel
-    from lbpair_lib.model import pillar  # pylint: disable=import-outside-toplevel
+    from lbpair_lib.core import errors
+    from lbpair_lib.model import pillar
 
     try:
         return pillar.minion_model(__pillar__, __opts__, {})
@@ -136,15 +136,15 @@ def _model():
 
 
 def _rogue_senders(model):
-    from lbpair_lib.node import firewall  # pylint: disable=import-outside-toplevel
+    from lbpair_lib.node import firewall
 
     return None if model is None else functools.partial(firewall.rogue_senders, model)
 
 
 def validate(config):
     """Check the beacon configuration: ``(True, "")`` or ``(False, "a clear message")``."""
-    from lbpair_lib.core import errors  # pylint: disable=import-outside-toplevel
-    from lbpair_lib.node import beacon, keepalived  # pylint: disable=import-outside-toplevel
+    from lbpair_lib.core import errors
+    from lbpair_lib.node import beacon, keepalived
 
     valid, message = beacon.check_config(config)
     if not valid or beacon.config_mapping(config).get("bus", "system") == "none":
@@ -161,8 +161,8 @@ def beacon(config):
     Return the VRRP transitions (and warnings) not delivered yet. Never blocks on
     D-Bus: the client runs in a thread of its own.
     """
-    from lbpair_lib.node import beacon as lib  # pylint: disable=import-outside-toplevel
-    from lbpair_lib.node import journal, keepalived  # pylint: disable=import-outside-toplevel
+    from lbpair_lib.node import beacon as lib
+    from lbpair_lib.node import journal, keepalived
 
     runner = __context__.get(RUNNER_KEY)
     if runner is None or runner.closed:
@@ -174,7 +174,7 @@ def beacon(config):
     return runner.drain() + runner.follow_json() + runner.rogue_warnings()
 
 
-def close(config):  # pylint: disable=unused-argument
+def close(config):
     """Stop the D-Bus thread; safe to call again and again."""
     runner = __context__.pop(RUNNER_KEY, None)
     if runner is not None:

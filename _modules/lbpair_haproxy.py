@@ -26,7 +26,7 @@ def _model(node=None, lbpair=None):
     return pillar.minion_model(__pillar__, __opts__, __context__, node, lbpair)
 
 
-def render(node=None, pillar=None):  # pylint: disable=redefined-outer-name
+def render(node=None, pillar=None):
     """
     The haproxy.cfg the pillar gives a node (``node``, this minion by default),
     passwords masked; ``pillar`` renders that ``lbpair`` mapping instead.

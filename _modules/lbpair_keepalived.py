@@ -48,7 +48,7 @@ def _fresh_model():
     return pillar.minion_model(__salt__["pillar.items"](unmask=True), __opts__, {})  # Salt 3008 masks values by default
 
 
-def render(node=None, pillar=None):  # pylint: disable=redefined-outer-name
+def render(node=None, pillar=None):
     """
     Render keepalived.conf for a node from the lbpair pillar; passwords are masked.
 

@@ -73,7 +73,7 @@ def _reactions():
     return reactions.Reactions(_config(), _ask, _wake)
 
 
-def on_beacon(tag, data, **kwargs):  # pylint: disable=unused-argument
+def on_beacon(tag, data, **kwargs):
     """
     React to an ``lbpair_vrrp`` beacon event (the reactor calls it).
 
@@ -95,7 +95,7 @@ def on_beacon(tag, data, **kwargs):  # pylint: disable=unused-argument
     return _reactions().on_beacon(tag, data)
 
 
-def on_minion_start(tag, data, **kwargs):  # pylint: disable=unused-argument
+def on_minion_start(tag, data, **kwargs):
     """
     React to ``salt/minion/<id>/start``: catch up with a node of the pair.
 
@@ -248,7 +248,7 @@ def dns_update(minion):
     return _reactions().dns_update(minion)
 
 
-def switchover(to, timeout=30):  # pylint: disable=invalid-name
+def switchover(to, timeout=30):
     """
     Move the pair's VIPs to the node ``to``, on purpose (an upgrade, a reboot),
     with no failed request: the other nodes defer (their priority is lowered

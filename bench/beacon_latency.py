@@ -88,13 +88,13 @@ class SignalClock:
     def _run(self):
         try:
             asyncio.run(self._main())
-        except Exception as exc:  # pylint: disable=broad-except
+        except Exception as exc:
             print(f"signal clock failed: {exc!r}", file=sys.stderr)
             self.ready.set()
 
     async def _main(self):
-        from dbus_next import Message  # pylint: disable=import-outside-toplevel
-        from dbus_next.aio import MessageBus  # pylint: disable=import-outside-toplevel
+        from dbus_next import Message
+        from dbus_next.aio import MessageBus
 
         self.stop = asyncio.Event()
         self.loop = asyncio.get_running_loop()
@@ -158,7 +158,7 @@ def events_on_master(listener, master_id, since):
 
 
 def tree_cpu(pid):
-    import psutil  # pylint: disable=import-outside-toplevel
+    import psutil
 
     process = psutil.Process(pid)
     total = 0.0
@@ -186,7 +186,7 @@ def wait_states(nodes, expected, timeout=20):
         try:
             states = {name: vrrp_dbus.read_states(node.bus_address)["lbpair_51"]["state"]
                       for name, node in nodes.items()}
-        except Exception:  # pylint: disable=broad-except
+        except Exception:
             states = None
         if states == expected:
             return

@@ -37,7 +37,7 @@ FLAP = "lbpair_flap"
 
 def loopback_listener(**kwargs):
     """salt-factories' event listener bound to 127.0.0.1 (it binds every address by default)."""
-    from saltfactories.plugins.event_listener import EventListener  # pylint: disable=import-outside-toplevel
+    from saltfactories.plugins.event_listener import EventListener
 
     listener = EventListener(**kwargs)
     listener.host, listener.address = "127.0.0.1", f"tcp://127.0.0.1:{listener.port}"  # before it binds
@@ -68,7 +68,7 @@ def master_events(salt_namespace):
 @pytest.fixture(scope="module")
 def vrrp_factories(master_events, stats_processes, _salt_factories_config, tmp_path_factory):
     """A salt-factories manager whose daemons live in the namespace and report to ``master_events``."""
-    from saltfactories.manager import FactoriesManager  # pylint: disable=import-outside-toplevel
+    from saltfactories.manager import FactoriesManager
 
     config = {**_salt_factories_config, "root_dir": tmp_path_factory.mktemp("salt", numbered=True)}
     return FactoriesManager(stats_processes=stats_processes, event_listener=master_events, **config)
@@ -76,7 +76,7 @@ def vrrp_factories(master_events, stats_processes, _salt_factories_config, tmp_p
 
 def render(factories, seed_pillar_session, node):
     """keepalived.conf for ``node`` through lbpair_keepalived.render, with a flappable track_file."""
-    from saltfactories.utils.functional import Loaders  # pylint: disable=import-outside-toplevel
+    from saltfactories.utils.functional import Loaders
 
     overrides = {**EXTENSION_DIRS, "file_client": "local"}
     opts = factories.salt_minion_daemon(f"render-{node.name}", overrides=overrides).config.copy()
@@ -189,13 +189,13 @@ def pytest_sessionstart(session):
         log_server.log_host = "127.0.0.1"
 
 
-def pytest_unconfigure(config):  # pylint: disable=unused-argument
+def pytest_unconfigure(config):
     """
     Salt keeps a copy of every log record in a handler it flushes at exit into the stderr pytest
     had when Salt was imported, closed by then: pages of "--- Logging error ---". pytest has
     reported those records already; drop the copies and stop keeping more.
     """
-    from salt._logging.handlers import DeferredStreamHandler  # pylint: disable=import-outside-toplevel
+    from salt._logging.handlers import DeferredStreamHandler
 
     for handler in list(logging.root.handlers):
         if isinstance(handler, DeferredStreamHandler):

@@ -113,7 +113,7 @@ def state_functions(loaders):
     lbpair's state functions called directly: ``loaders.states`` runs states through
     ``state.single``, whose loader of its own never sees the service recorder.
     """
-    import salt.loader  # pylint: disable=import-outside-toplevel
+    import salt.loader
 
     return salt.loader.states(
         loaders.opts, functions=loaders.modules, utils=loaders.utils, serializers=loaders.serializers, context=loaders.context

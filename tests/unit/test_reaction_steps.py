@@ -34,7 +34,7 @@ class Nodes:
         self.failing = {}  # node: why its jobs fail (it answers, with an error)
         self.asked = []
 
-    def ask(self, targets, fun, kwarg, timeout):  # pylint: disable=unused-argument
+    def ask(self, targets, fun, kwarg, timeout):
         self.asked.append((tuple(targets), fun))
         answers, failures = {}, {}
         for node in targets:
@@ -65,7 +65,7 @@ def _reactions(tmp_path, nodes, **extra):
 
 
 def _state(reacting):
-    with reacting._state() as state:  # pylint: disable=protected-access
+    with reacting._state() as state:
         return state
 
 

@@ -379,7 +379,7 @@ class Reactions:
             action = actions.get(step, lambda: "skipped: the channel is no longer configured")
             try:
                 result, error = action(), None
-            except Exception as exc:  # pylint: disable=broad-except  (a failing step never stops the others)
+            except Exception as exc:  # a failing step never stops the others
                 log.exception("lbpair: step %s of %s failed", step, key)
                 result, error = None, f"{type(exc).__name__}: {exc}"
             if step == "pair" and error is None:
@@ -788,7 +788,7 @@ class Reactions:
         for key, task in tasks:
             try:
                 done.append({key: self._do(task)})
-            except Exception as exc:  # pylint: disable=broad-except  (one failing task never stops the others)
+            except Exception as exc:  # one failing task never stops the others
                 log.exception("lbpair: %s failed", key)
                 done.append({key: f"failed: {type(exc).__name__}: {exc}"})
         return done

@@ -204,7 +204,7 @@ class RogueWatch:
         self.looked = now
         try:
             senders = list(self.senders())
-        except Exception as exc:  # pylint: disable=broad-except  (no firewall tool, no permission: try again later)
+        except Exception as exc:  # no firewall tool, no permission: try again later
             log.debug("lbpair_vrrp: cannot read the firewall's rogue VRRP senders: %s", exc)
             return []
         new = [address for address in senders if address not in self.reported]
@@ -262,7 +262,7 @@ class BusWatcher(threading.Thread):
         if self.wake is not None:
             try:
                 self.wake()
-            except Exception:  # pylint: disable=broad-except
+            except Exception:
                 log.debug("lbpair_vrrp: could not wake the minion's loop", exc_info=True)
 
     async def _main(self):
@@ -289,7 +289,7 @@ class BusWatcher(threading.Thread):
         bus = None
         try:
             bus = await vrrp_dbus.connect(self.address)
-        except Exception as exc:  # pylint: disable=broad-except
+        except Exception as exc:
             log.debug("lbpair_vrrp: cannot connect to %s: %s", self.address, exc)
             self._put("bus", {"connected": False, "owner": False})
             return
@@ -310,7 +310,7 @@ class BusWatcher(threading.Thread):
                 await self._read_all(bus)
             consumer = asyncio.ensure_future(self._consume(bus, inbox))
             await bus.wait_for_disconnect()
-        except Exception as exc:  # pylint: disable=broad-except
+        except Exception as exc:
             log.debug("lbpair_vrrp: D-Bus session ended: %s", exc)
         finally:
             if consumer is not None:
@@ -318,7 +318,7 @@ class BusWatcher(threading.Thread):
                 await asyncio.gather(consumer, return_exceptions=True)
             try:
                 bus.disconnect()
-            except Exception:  # pylint: disable=broad-except
+            except Exception:
                 pass
             self._put("bus", {"connected": False, "owner": False})
             log.info("lbpair_vrrp: lost D-Bus %s", self.address)
@@ -338,7 +338,7 @@ class BusWatcher(threading.Thread):
             message, received, arrival = await inbox.get()
             try:
                 await self._handle(bus, message, received, arrival)
-            except Exception as exc:  # pylint: disable=broad-except
+            except Exception as exc:
                 log.warning("lbpair_vrrp: could not handle %s %s: %s", message.member, message.path, exc)
 
     async def _handle(self, bus, message, received, arrival):
@@ -456,7 +456,7 @@ class Runner:
             events = self.drain()
             if events:
                 self.fire(events)
-        except Exception:  # pylint: disable=broad-except
+        except Exception:
             log.exception("lbpair_vrrp: could not deliver transitions")
 
     def follow_json(self):
@@ -499,7 +499,7 @@ class Runner:
             try:
                 self.json_token = self.keepalived.request_json()
                 self.json_asked = time.monotonic()
-            except Exception as exc:  # pylint: disable=broad-except
+            except Exception as exc:
                 log.warning("lbpair_vrrp: cannot ask keepalived for its JSON dump: %s", exc)
                 self.json_token = None
         return instances

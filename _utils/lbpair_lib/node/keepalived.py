@@ -478,10 +478,10 @@ class Local:
         """
         bus = self.settings["bus"]
         try:
-            from lbpair_lib.node import vrrp_dbus  # pylint: disable=import-outside-toplevel  (dbus-next is optional)
+            from lbpair_lib.node import vrrp_dbus  # dbus-next is optional
 
             instances, source = vrrp_dbus.read_states(bus), "dbus"
-        except Exception as exc:  # pylint: disable=broad-except  (any D-Bus failure: fall back)
+        except Exception as exc:  # any D-Bus failure: fall back
             log.debug("lbpair: no keepalived state over D-Bus (%s): %s; reading the JSON dump", bus, exc)
             instances = {}
         if not instances:

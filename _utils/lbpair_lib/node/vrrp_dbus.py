@@ -34,7 +34,7 @@ def parse_instance_path(path):
 
 
 async def _call(bus, destination, path, interface, member, signature="", body=()):
-    from dbus_next import Message, MessageType  # pylint: disable=import-outside-toplevel
+    from dbus_next import Message, MessageType
 
     message = Message(destination=destination, path=path, interface=interface, member=member,
                       signature=signature, body=list(body))
@@ -96,8 +96,8 @@ async def watch(bus):
 
 async def connect(bus):
     """A connected dbus-next ``MessageBus`` for ``system`` or a D-Bus address."""
-    from dbus_next import BusType  # pylint: disable=import-outside-toplevel
-    from dbus_next.aio import MessageBus  # pylint: disable=import-outside-toplevel
+    from dbus_next import BusType
+    from dbus_next.aio import MessageBus
 
     if bus in (None, "", "system"):
         return await MessageBus(bus_type=BusType.SYSTEM).connect()
