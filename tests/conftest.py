@@ -17,6 +17,16 @@ from lab.beacon_rig import (  # noqa: F401  (the session's set-up, shared with b
 from lab.salt_master import EXTENSION_DIRS  # noqa: F401  (the suites' minion and master options)
 
 REPO = pathlib.Path(__file__).resolve().parent.parent
+#: each test's time limit (pytest-timeout) by suite, unless it sets its own: a hang fails that test
+#: instead of eating CI's budget; the integration suites keep setup.cfg's 600 s
+TIME_LIMITS = {"unit": 60, "functional": 300}
+
+
+def pytest_collection_modifyitems(items):
+    for item in items:
+        suite = pathlib.Path(item.fspath).relative_to(REPO / "tests").parts[0]
+        if suite in TIME_LIMITS and item.get_closest_marker("timeout") is None:
+            item.add_marker(pytest.mark.timeout(TIME_LIMITS[suite]))
 
 
 @pytest.fixture(scope="session")
