@@ -144,13 +144,13 @@ def _rogue_senders(model):
 def validate(config):
     """Check the beacon configuration: ``(True, "")`` or ``(False, "a clear message")``."""
     from lbpair_lib.core import errors
-    from lbpair_lib.node import beacon, keepalived
+    from lbpair_lib.node import beacon, keepalived_process
 
     valid, message = beacon.check_config(config)
     if not valid or beacon.config_mapping(config).get("bus", "system") == "none":
         return valid, message
     try:
-        local = keepalived.Local(__salt__["config.get"]("lbpair_keepalived", {}))
+        local = keepalived_process.Local(__salt__["config.get"]("lbpair_keepalived", {}))
         return beacon.check_config(config, dbus_built=local.features()["dbus"])
     except (errors.LbpairError, errors.InvalidValue) as exc:
         return False, f"lbpair_vrrp: {exc}"
@@ -162,11 +162,11 @@ def beacon(config):
     D-Bus: the client runs in a thread of its own.
     """
     from lbpair_lib.node import beacon as lib
-    from lbpair_lib.node import journal, keepalived
+    from lbpair_lib.node import journal, keepalived_process
 
     runner = __context__.get(RUNNER_KEY)
     if runner is None or runner.closed:
-        local = keepalived.Local(__salt__["config.get"]("lbpair_keepalived", {}))
+        local = keepalived_process.Local(__salt__["config.get"]("lbpair_keepalived", {}))
         transitions = journal.Journal.from_options(__salt__["config.get"]("lbpair_journal", {}), __opts__["cachedir"])
         model = _model()
         runner = lib.Runner(lib.config_mapping(config), transitions, local, lib.InstalledVips(local), _fire, _rogue_senders(model))

@@ -23,7 +23,7 @@ The state ``lbpair_keepalived.configured`` installs the configuration; the
 """
 
 from lbpair_lib.model import pillar, schema
-from lbpair_lib.node import deploy, handover, journal, keepalived, track
+from lbpair_lib.node import deploy, handover, journal, keepalived_config, keepalived_process, track
 
 __virtualname__ = "lbpair_keepalived"
 
@@ -65,7 +65,7 @@ def render(node=None, pillar=None):
         salt lb1 lbpair_keepalived.render
         salt lb1 lbpair_keepalived.render node=lb2
     """
-    return deploy.redact(keepalived.render_config(_model(node, pillar)))
+    return deploy.redact(keepalived_config.render_config(_model(node, pillar)))
 
 
 def validate():
@@ -82,7 +82,7 @@ def validate():
 
         salt lb1 lbpair_keepalived.validate
     """
-    return deploy.check_model(keepalived.daemon(_options()), _model())
+    return deploy.check_model(keepalived_process.daemon(_options()), _model())
 
 
 def reload():
@@ -96,7 +96,7 @@ def reload():
 
         salt lb1 lbpair_keepalived.reload
     """
-    return deploy.reload(keepalived.daemon(_options()), __salt__)
+    return deploy.reload(keepalived_process.daemon(_options()), __salt__)
 
 
 def status():
@@ -114,7 +114,7 @@ def status():
 
         salt 'lb*' lbpair_keepalived.status
     """
-    return keepalived.Local(_options()).status()
+    return keepalived_process.Local(_options()).status()
 
 
 def preferred(failback=False):
@@ -138,13 +138,13 @@ def preferred(failback=False):
     """
     model = _fresh_model()
     if not schema.boolean(failback, "failback"):
-        return keepalived.preferred_instances(model)
-    awaited = keepalived.failbacks_awaited(model, deferring=bool(track.read(track.DEFER)))
+        return keepalived_config.preferred_instances(model)
+    awaited = keepalived_config.failbacks_awaited(model, deferring=bool(track.read(track.DEFER)))
     if not awaited:
         return []
     # its priority changing while it takes over after the holder's priority-0 advert, keepalived
     # waits its whole master-down timer (3 adverts) instead: the held connections would time out
-    below = keepalived.Local(_options()).wait_for_full_priority(model, awaited, keepalived.full_priority_wait(model))
+    below = keepalived_process.Local(_options()).wait_for_full_priority(model, awaited, keepalived_config.full_priority_wait(model))
     return [name for name in awaited if name not in below]
 
 
@@ -220,4 +220,4 @@ def hand_over(defer=True):
         salt lb1 lbpair_keepalived.hand_over
     """
     defer = schema.boolean(defer, "defer")
-    return handover.hand_over(_fresh_model(), keepalived.Local(_options()), track.write, defer=defer)
+    return handover.hand_over(_fresh_model(), keepalived_process.Local(_options()), track.write, defer=defer)

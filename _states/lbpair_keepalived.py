@@ -6,7 +6,7 @@ is reloaded, never restarted), and ``lbpair_keepalived.handover_undone``.
 
 from lbpair_lib.core import results
 from lbpair_lib.model import pillar
-from lbpair_lib.node import deploy, handover, keepalived
+from lbpair_lib.node import deploy, handover, keepalived_process
 
 __virtualname__ = "lbpair_keepalived"
 
@@ -28,7 +28,7 @@ def configured(name):
     name
         The state's name; free text.
     """
-    return deploy.configured(name, keepalived, __salt__, __pillar__, __opts__, __context__)
+    return deploy.configured(name, keepalived_process, __salt__, __pillar__, __opts__, __context__)
 
 
 def handover_undone(name):

@@ -26,7 +26,7 @@ import yaml
 from bench import schema_bounds
 from lab import pki, scenarios, topology
 from lbpair_lib.model import pillar
-from lbpair_lib.node import haproxy, keepalived
+from lbpair_lib.node import haproxy, keepalived_config
 
 REPO = pathlib.Path(__file__).resolve().parent.parent
 
@@ -100,9 +100,9 @@ def median_seconds(func, runs=5):
 def render_times(lbpair_pillar):
     model = pillar.for_node(pillar.normalize(lbpair_pillar), NODE)
     haproxy_render = median_seconds(lambda: haproxy.render_config(model))
-    keepalived_render = median_seconds(lambda: keepalived.render_config(model))
+    keepalived_render = median_seconds(lambda: keepalived_config.render_config(model))
     whole = median_seconds(lambda: haproxy.render_config(pillar.for_node(pillar.normalize(lbpair_pillar), NODE)))
-    texts = (haproxy.render_config(model), keepalived.render_config(model))
+    texts = (haproxy.render_config(model), keepalived_config.render_config(model))
     return haproxy_render, keepalived_render, whole, texts
 
 

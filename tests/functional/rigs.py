@@ -14,7 +14,7 @@ import sys
 from lab import netns
 from lab.util import stop_process, wait_until
 from lbpair_lib.model import pillar
-from lbpair_lib.node import keepalived
+from lbpair_lib.node import keepalived_config
 from tests.conftest import REPO
 from tests.unit.test_routing import SHOP
 
@@ -68,7 +68,7 @@ def keepalived_on(namespaces, lbpair, tmp_path, without=None):
         for node, namespace in namespaces.items():
             conf = tmp_path / node / "keepalived.conf"
             conf.parent.mkdir(parents=True, exist_ok=True)
-            text = keepalived.render_config(node_model(lbpair, node))
+            text = keepalived_config.render_config(node_model(lbpair, node))
             conf.write_text(text.replace(f"    {without}\n", "") if without else text)
             pids = [f"--{kind}={tmp_path / node / kind}.pid" for kind in ("pid", "vrrp_pid", "checkers_pid")]
             command = ["keepalived", "--dont-fork", "--log-console", "--vrrp", "--use-file", str(conf), *pids]

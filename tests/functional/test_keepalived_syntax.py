@@ -14,7 +14,7 @@ import pytest
 from lab.util import stop_process, wait_until
 from lbpair_lib.core.errors import InvalidValue
 from lbpair_lib.model import keepalived_syntax, pillar
-from lbpair_lib.node import keepalived
+from lbpair_lib.node import keepalived_config
 from tests.unit.test_keepalived_syntax import ALLOWED, GLOBAL_DEFS, LONG_KEYWORD, ROWS, SCRIPT, split_at_line_end
 
 TIMEOUT = 30
@@ -31,7 +31,7 @@ def keepalived_check(tmp_path, text):
 
 
 def seed_config(seed_pillar):
-    return keepalived.render_config(pillar.for_node(pillar.normalize(seed_pillar), "lb1"))
+    return keepalived_config.render_config(pillar.for_node(pillar.normalize(seed_pillar), "lb1"))
 
 
 def value_at(lbpair, key):

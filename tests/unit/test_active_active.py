@@ -3,7 +3,7 @@
 import os
 
 from lbpair_lib.model import keepalived_model, pillar
-from lbpair_lib.node import beacon, firewall, haproxy, keepalived
+from lbpair_lib.node import beacon, firewall, haproxy, keepalived_config, keepalived_process
 from lbpair_lib.node.firewall import Rule
 from tests.unit.tls_ca import shared_ca
 
@@ -33,7 +33,7 @@ def instance_block(text, name):
 
 
 def test_each_instance_has_its_vrid_and_vips(seed_pillar):
-    text = keepalived.render_config(model_for(active_active(seed_pillar)))
+    text = keepalived_config.render_config(model_for(active_active(seed_pillar)))
     first, second = instance_block(text, "lbpair_51"), instance_block(text, "lbpair_52")
     assert "virtual_router_id 51" in first and "203.0.113.10/32" in first and "203.0.113.20" not in first
     assert "virtual_router_id 52" in second and "203.0.113.20/32" in second and "203.0.113.10" not in second
@@ -45,7 +45,7 @@ def test_each_instance_has_its_vrid_and_vips(seed_pillar):
 def test_the_preferred_node_of_an_instance_has_the_higher_priority_in_it(seed_pillar):
     active_active(seed_pillar)
     seed_pillar["vrrp"]["failback_delay"] = 0  # with one, every node starts as BACKUP (keepalived's preempt_delay)
-    lb1, lb2 = (keepalived.render_config(model_for(seed_pillar, node)) for node in ("lb1", "lb2"))
+    lb1, lb2 = (keepalived_config.render_config(model_for(seed_pillar, node)) for node in ("lb1", "lb2"))
     assert "state MASTER" in instance_block(lb1, "lbpair_51") and "priority 101" in instance_block(lb1, "lbpair_51")
     assert "state BACKUP" in instance_block(lb1, "lbpair_52") and "priority 100" in instance_block(lb1, "lbpair_52")
     assert "state BACKUP" in instance_block(lb2, "lbpair_51") and "priority 100" in instance_block(lb2, "lbpair_51")
@@ -53,14 +53,14 @@ def test_the_preferred_node_of_an_instance_has_the_higher_priority_in_it(seed_pi
 
 
 def test_node_level_reasons_apply_to_every_instance(seed_pillar):
-    text = keepalived.render_config(model_for(active_active(seed_pillar)))
+    text = keepalived_config.render_config(model_for(active_active(seed_pillar)))
     for name in ("lbpair_51", "lbpair_52"):
         block = instance_block(text, name)
         assert "lbpair_haproxy\n" in block and "lbpair_probe" in block and "lbpair_maintenance" in block and "lbpair_defer" in block
 
 
 def test_each_line_names_its_key_and_a_swapped_priority_the_node_it_comes_from(seed_pillar):
-    lines = keepalived.render_lines(model_for(active_active(dual_stack(seed_pillar))))
+    lines = keepalived_config.render_lines(model_for(active_active(dual_stack(seed_pillar))))
     assert all(isinstance(key, str) and key for _line, key in lines)
     keys = dict(lines)
     assert keys["    virtual_router_id 52"] == "lbpair:vrrp:instances:web2:virtual_router_id"
@@ -71,7 +71,7 @@ def test_each_line_names_its_key_and_a_swapped_priority_the_node_it_comes_from(s
 
 
 def test_ipv6_vips_go_to_a_sibling_instance_synced_with_the_ipv4_one(seed_pillar):
-    text = keepalived.render_config(model_for(dual_stack(seed_pillar), "lb2"))
+    text = keepalived_config.render_config(model_for(dual_stack(seed_pillar), "lb2"))
     assert "vrrp_sync_group lbpair_51 {\n    group {\n        lbpair_51\n        lbpair_51_6\n    }\n    sync_group_tracking_weight\n}\n" in text
     six = instance_block(text, "lbpair_51_6")
     assert "    native_ipv6\n" in six and "    version 3\n" in six and "    virtual_router_id 51\n" in six
@@ -82,13 +82,13 @@ def test_ipv6_vips_go_to_a_sibling_instance_synced_with_the_ipv4_one(seed_pillar
 
 def test_ipv6_unicast_adverts_go_between_the_ipv6_addresses(seed_pillar):
     dual_stack(seed_pillar)["vrrp"]["unicast"] = True
-    six = instance_block(keepalived.render_config(model_for(seed_pillar)), "lbpair_51_6")
+    six = instance_block(keepalived_config.render_config(model_for(seed_pillar)), "lbpair_51_6")
     assert "    unicast_src_ip 2001:db8::11\n    unicast_peer {\n        2001:db8::12\n    }\n" in six
 
 
 def test_an_instance_of_ipv6_vips_only_has_no_ipv4_instance_and_no_sync_group(seed_pillar):
     active_active(dual_stack(seed_pillar))["services"]["bar"]["vip"] = "2001:db8::20"
-    text = keepalived.render_config(model_for(seed_pillar))
+    text = keepalived_config.render_config(model_for(seed_pillar))
     assert "vrrp_instance lbpair_52_6 {" in text and "vrrp_instance lbpair_52 {" not in text
     assert "vrrp_sync_group lbpair_52" not in text and "vrrp_sync_group lbpair_51" in text
 
@@ -139,7 +139,7 @@ def test_the_seed_keeps_its_one_instance(seed_pillar):
     model = model_for(seed_pillar)
     assert list(model["vrrp"]["instances"]) == ["default"]
     assert [vrrp.name for vrrp in keepalived_model.vrrp_instances(model)] == ["lbpair_51"]
-    assert "vrrp_sync_group" not in keepalived.render_config(model)
+    assert "vrrp_sync_group" not in keepalived_config.render_config(model)
 
 
 def test_a_pair_without_services_keeps_its_instance(seed_pillar):
@@ -179,15 +179,15 @@ def test_the_vips_of_an_installed_keepalived_conf_are_those_it_was_rendered_with
     for lbpair in (seed_pillar, active_active(dual_stack_service(seed_pillar))):
         for node in ("lb1", "lb2"):
             model = model_for(lbpair, node)
-            assert keepalived.installed_vips(keepalived.render_config(model)) == keepalived_model.instance_vips(model)
+            assert keepalived_config.installed_vips(keepalived_config.render_config(model)) == keepalived_model.instance_vips(model)
 
 
 def test_the_beacon_reads_the_vips_of_the_installed_configuration_again_when_it_changes(tmp_path, seed_pillar):
     config = tmp_path / "keepalived.conf"
-    vips = beacon.InstalledVips(keepalived.Local({"config_file": str(config)}))
+    vips = beacon.InstalledVips(keepalived_process.Local({"config_file": str(config)}))
     assert vips.get("lbpair_51", []) == []  # no configuration yet
-    config.write_text(keepalived.render_config(model_for(seed_pillar)))
+    config.write_text(keepalived_config.render_config(model_for(seed_pillar)))
     assert vips.get("lbpair_51") == ["203.0.113.10", "203.0.113.20", "203.0.113.30"]
-    config.write_text(keepalived.render_config(model_for(active_active(dual_stack_service(seed_pillar)))))
+    config.write_text(keepalived_config.render_config(model_for(active_active(dual_stack_service(seed_pillar)))))
     os.utime(config, ns=(1, 1))  # a new modification time, even within the file system's granularity
     assert vips.get("lbpair_52") == ["203.0.113.20"] and vips.get("lbpair_51_6") == ["2001:db8::10"]

@@ -6,7 +6,7 @@ import pytest
 
 from lbpair_lib.core.errors import InvalidValue
 from lbpair_lib.model import keepalived_model
-from lbpair_lib.node import beacon, keepalived, vrrp_dbus
+from lbpair_lib.node import beacon, keepalived_process, vrrp_dbus
 from lbpair_lib.node.journal import Journal
 
 INSTANCE = {"name": "lbpair_51", "interface": "eth0", "vrid": 51, "family": "IPv4"}
@@ -52,8 +52,8 @@ def test_keepalived_without_dbus_is_named_plainly_and_json_only_still_works():
 
 def test_keepalived_build_features_are_read_from_its_version():
     text = "configure options: --enable-snmp --enable-dbus --enable-json --enable-bfd"
-    assert keepalived.parse_version(text) == {"dbus": True, "json": True}
-    assert keepalived.parse_version("configure options: --enable-json") == {"dbus": False, "json": True}
+    assert keepalived_process.parse_version(text) == {"dbus": True, "json": True}
+    assert keepalived_process.parse_version("configure options: --enable-json") == {"dbus": False, "json": True}
 
 
 def test_first_state_has_unknown_previous_state_and_carries_the_contract():
@@ -107,7 +107,7 @@ def test_state_numbers_have_keepalived_names():
 
 def test_json_dump_vips_are_plain_addresses():
     text = '[{"data": {"iname": "lbpair_51", "state": 2, "ifp_ifname": "eth0", "vrid": 51, "vips": ["203.0.113.10 dev eth0 scope global set"]}}]'
-    assert keepalived.parse_json_dump(text)["lbpair_51"]["vips"] == ["203.0.113.10"]
+    assert keepalived_process.parse_json_dump(text)["lbpair_51"]["vips"] == ["203.0.113.10"]
 
 
 class JournalInMemory:
@@ -183,7 +183,7 @@ def test_watcher_stops_even_when_the_bus_does_not_exist():
 
 def test_json_dump_is_read_only_once_keepalived_wrote_it_after_the_request(tmp_path):
     dump = tmp_path / "keepalived.json"
-    local = keepalived.Local({"json_file": str(dump), "pid_file": str(tmp_path / "none.pid")})
+    local = keepalived_process.Local({"json_file": str(dump), "pid_file": str(tmp_path / "none.pid")})
     assert local.read_json(0) is None, "no dump yet"
     dump.write_text('[{"data": {"iname": "lbpair_51", "state": 2, "vips": []}}]')
     token = dump.stat().st_mtime_ns
@@ -196,4 +196,4 @@ def test_json_dump_is_read_only_once_keepalived_wrote_it_after_the_request(tmp_p
 
 def test_unknown_local_options_are_named():
     with pytest.raises(InvalidValue, match="lbpair_keepalived:json_path"):
-        keepalived.Local({"json_path": "/tmp/x.json"})
+        keepalived_process.Local({"json_path": "/tmp/x.json"})

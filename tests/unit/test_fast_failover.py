@@ -4,7 +4,7 @@ import pytest
 
 from lbpair_lib.core.errors import InvalidValue
 from lbpair_lib.model import pillar
-from lbpair_lib.node import haproxy, haproxy_watch, keepalived, track
+from lbpair_lib.node import haproxy, haproxy_watch, keepalived_config, track
 
 
 def model_for(lbpair, node="lb1"):
@@ -27,7 +27,7 @@ def test_the_default_profile_is_vrrpv2_with_one_second_adverts(seed_pillar):
 
 
 def test_the_fast_profile_is_vrrpv3_with_tenth_second_adverts_under_sched_rr(seed_pillar):
-    keys = keys_of(keepalived.render_lines(model_for(fast(seed_pillar))))
+    keys = keys_of(keepalived_config.render_lines(model_for(fast(seed_pillar))))
     assert keys["advert_int 0.1"] == "lbpair:vrrp:advert_int"
     assert keys["version 3"] == "lbpair:vrrp:version"
     assert keys[f"vrrp_rt_priority {pillar.REALTIME_PRIORITY}"] == "lbpair:vrrp:realtime"
@@ -47,7 +47,7 @@ def test_strict_mode_starts_as_backup_accepts_traffic_to_the_vips_and_drops_the_
     seed_pillar["vrrp"].update(strict=True, version=3)
     for remedy in ("higher_prio_send_advert", "garp_lower_prio_repeat", "failback_delay"):
         seed_pillar["vrrp"].pop(remedy, None)  # the example sets them: strict mode refuses them
-    text = keepalived.render_config(model_for(seed_pillar))
+    text = keepalived_config.render_config(model_for(seed_pillar))
     assert "    vrrp_strict\n" in text and "    state BACKUP\n" in text and "    accept\n" in text
     assert "higher_prio_send_advert" not in text and "garp_lower_prio_repeat" not in text and "preempt_delay" not in text
 
@@ -61,7 +61,7 @@ def test_without_preempt_strict_mode_is_refused(seed_pillar):
 
 
 def test_every_track_file_of_lbpair_is_declared_before_the_instance_and_listed_in_it(seed_pillar):
-    text = keepalived.render_config(model_for(seed_pillar))
+    text = keepalived_config.render_config(model_for(seed_pillar))
     instance = text.index("vrrp_instance lbpair_51 {")
     for name in track.NAMES:
         block = f"track_file lbpair_{name} {{\n    file /var/lib/lbpair/track/{name}\n"
@@ -77,17 +77,17 @@ def test_a_non_zero_haproxy_or_maintenance_file_means_fault_and_defer_drops_belo
 
 def test_an_operators_track_file_names_its_pillar_keys(seed_pillar):
     seed_pillar["vrrp"]["track_files"] = {"uplink": {"file": "/var/lib/lbpair/track/uplink", "weight": -10}}
-    keys = keys_of(keepalived.render_lines(model_for(seed_pillar)))
+    keys = keys_of(keepalived_config.render_lines(model_for(seed_pillar)))
     assert keys["file /var/lib/lbpair/track/uplink"] == "lbpair:vrrp:track_files:uplink:file"
     assert keys["weight -10"] == "lbpair:vrrp:track_files:uplink:weight"
     assert keys["uplink"] == "lbpair:vrrp:track_files:uplink"
 
 
 def test_the_probe_is_a_fault_check_run_through_sh(seed_pillar):
-    keys = keys_of(keepalived.render_lines(model_for(seed_pillar)))
+    keys = keys_of(keepalived_config.render_lines(model_for(seed_pillar)))
     assert keys[f'script "/bin/sh {haproxy_watch.PROBE_SCRIPT}"'] == "lbpair:vrrp:probe:port"
     assert keys["lbpair_probe"] == "lbpair:vrrp:probe:enabled"
-    text = keepalived.render_config(model_for(seed_pillar))
+    text = keepalived_config.render_config(model_for(seed_pillar))
     assert "vrrp_script lbpair_probe {\n    script" in text and "    timeout 3\n    weight 0\n" in text
 
 
@@ -112,11 +112,11 @@ def test_without_the_probe_neither_daemon_mentions_it(seed_pillar):
     seed_pillar["vrrp"]["probe"] = {"enabled": False}
     model = model_for(seed_pillar)
     assert "lbpair-probe" not in haproxy.render_config(model)
-    assert "lbpair_probe" not in keepalived.render_config(model)
+    assert "lbpair_probe" not in keepalived_config.render_config(model)
 
 
 def test_split_brain_remedies_are_on_by_default_and_name_their_keys(seed_pillar):
-    keys = keys_of(keepalived.render_lines(model_for(seed_pillar)))
+    keys = keys_of(keepalived_config.render_lines(model_for(seed_pillar)))
     assert keys["higher_prio_send_advert"] == "lbpair:vrrp:higher_prio_send_advert"
     assert keys["garp_lower_prio_repeat 5"] == "lbpair:vrrp:garp_lower_prio_repeat"
     assert keys["garp_master_refresh 60"] == "lbpair:vrrp:garp_master_refresh"

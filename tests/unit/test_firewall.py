@@ -3,7 +3,7 @@
 import json
 
 from lbpair_lib.model import pillar
-from lbpair_lib.node import firewall, keepalived
+from lbpair_lib.node import firewall, keepalived_config
 from lbpair_lib.node.firewall import Rule
 
 ACCEPT = "lbpair-vrrp 192.0.2.12 to 224.0.0.18"
@@ -158,7 +158,7 @@ def test_rogue_senders_from_an_nft_set():
 
 
 def test_unicast_keepalived_takes_adverts_from_the_peers_only(seed_pillar):
-    assert "check_unicast_src" not in keepalived.render_config(model_for(seed_pillar))
+    assert "check_unicast_src" not in keepalived_config.render_config(model_for(seed_pillar))
     seed_pillar["vrrp"]["unicast"] = True
-    text = keepalived.render_config(model_for(seed_pillar))
+    text = keepalived_config.render_config(model_for(seed_pillar))
     assert "    unicast_peer {\n        192.0.2.12\n    }\n    check_unicast_src\n" in text

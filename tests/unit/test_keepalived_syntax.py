@@ -11,7 +11,7 @@ import pytest
 
 from lbpair_lib.core.errors import InvalidValue
 from lbpair_lib.model import keepalived_syntax, pillar, schema
-from lbpair_lib.node import keepalived, track
+from lbpair_lib.node import keepalived_config, track
 
 GLOBAL_DEFS = "lbpair:keepalived:global_defs"
 SCRIPT = "lbpair:vrrp:check:script"
@@ -139,7 +139,7 @@ def test_a_value_keepalived_reads_otherwise_is_refused_naming_the_key(seed_pilla
 @pytest.mark.parametrize(("what", "change"), ALLOWED, ids=[row[0] for row in ALLOWED])
 def test_an_allowed_value_passes_and_every_rendered_line_reads_as_written(seed_pillar, what, change):
     change(seed_pillar)
-    text = keepalived.render_config(pillar.for_node(pillar.normalize(seed_pillar), "lb1"))
+    text = keepalived_config.render_config(pillar.for_node(pillar.normalize(seed_pillar), "lb1"))
     assert [line for line in text.splitlines() if _rendered_line_problem(line)] == [], what
 
 

@@ -3,7 +3,7 @@
 import pytest
 
 from lbpair_lib.model import pillar
-from lbpair_lib.node import deploy, haproxy, keepalived
+from lbpair_lib.node import deploy, haproxy, keepalived_config
 
 
 def model_for(lbpair, node="lb1"):
@@ -22,7 +22,7 @@ def line_number(lines, text):
     return next(number for number, (line, _key) in enumerate(lines, 1) if line.strip() == text)
 
 
-@pytest.mark.parametrize("module", [haproxy, keepalived])
+@pytest.mark.parametrize("module", [haproxy, keepalived_config])
 @pytest.mark.parametrize("unicast", [False, True])
 def test_every_rendered_line_has_a_key_and_the_lines_are_the_text(seed_pillar, module, unicast):
     seed_pillar["vrrp"]["unicast"] = unicast
@@ -53,7 +53,7 @@ def test_haproxy_defaults_are_named_by_the_key_that_overrides_them(seed_pillar):
 
 def test_keepalived_lines_name_their_pillar_keys(seed_pillar):
     seed_pillar["vrrp"]["unicast"] = True
-    keys = keys_of(keepalived.render_lines(model_for(seed_pillar, "lb1")))
+    keys = keys_of(keepalived_config.render_lines(model_for(seed_pillar, "lb1")))
     assert keys["interface eth0"] == "lbpair:vrrp:interface"
     assert keys["priority 101"] == "lbpair:nodes:lb1:priority"
     assert keys["unicast_src_ip 192.0.2.11"] == "lbpair:nodes:lb1:address"
@@ -66,14 +66,14 @@ def test_keepalived_lines_name_their_pillar_keys(seed_pillar):
 
 
 def test_keepalived_lines_lbpair_writes_name_their_section(seed_pillar):
-    keys = keys_of(keepalived.render_lines(model_for(seed_pillar)))
+    keys = keys_of(keepalived_config.render_lines(model_for(seed_pillar)))
     for text in ("skip_check_adv_addr", "state BACKUP", "track_script {", "lbpair_haproxy", "virtual_ipaddress_excluded {"):
         assert keys[text] == "the vrrp_instance lbpair_51 section lbpair writes", text
 
 
 def test_a_shared_vip_is_named_by_the_first_service_that_has_it(seed_pillar):
     seed_pillar["services"]["qux"] = {**seed_pillar["services"]["foo"], "port": 8080}
-    keys = keys_of(keepalived.render_lines(model_for(seed_pillar)))
+    keys = keys_of(keepalived_config.render_lines(model_for(seed_pillar)))
     assert keys["203.0.113.10/32 dev eth0"] == "lbpair:services:foo:vip"
 
 
@@ -99,9 +99,9 @@ def test_a_haproxy_message_about_a_line_is_led_by_its_key(seed_pillar, message):
 
 @pytest.mark.parametrize("message", KEEPALIVED_REJECTIONS)
 def test_a_keepalived_message_about_a_line_is_led_by_its_key(seed_pillar, message):
-    lines = keepalived.render_lines(model_for(seed_pillar))
+    lines = keepalived_config.render_lines(model_for(seed_pillar))
     number = line_number(lines, "interface eth0")
-    told = deploy.in_pillar_terms(f"{message.format(n=number)}\nNon-existent interface specified in configuration", lines, keepalived.LINE_REF)
+    told = deploy.in_pillar_terms(f"{message.format(n=number)}\nNon-existent interface specified in configuration", lines, keepalived_config.LINE_REF)
     assert told.splitlines() == [
         f'lbpair:vrrp:interface (line {number}: "interface eth0"): {message.format(n=number)}',
         "Non-existent interface specified in configuration",
@@ -110,5 +110,5 @@ def test_a_keepalived_message_about_a_line_is_led_by_its_key(seed_pillar, messag
 
 @pytest.mark.parametrize("number", [0, 10_000, 10**40])
 def test_a_line_number_outside_the_candidate_leaves_the_message_as_it_is(seed_pillar, number):
-    lines = keepalived.render_lines(model_for(seed_pillar))
-    assert deploy.in_pillar_terms(f"(Line {number}) Unknown keyword 'x'", lines, keepalived.LINE_REF) == f"(Line {number}) Unknown keyword 'x'"
+    lines = keepalived_config.render_lines(model_for(seed_pillar))
+    assert deploy.in_pillar_terms(f"(Line {number}) Unknown keyword 'x'", lines, keepalived_config.LINE_REF) == f"(Line {number}) Unknown keyword 'x'"

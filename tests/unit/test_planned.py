@@ -108,7 +108,7 @@ def test_maintenance_of_a_stranger_is_refused(tmp_path, pair):
 
 
 class Keepalived:
-    """This node's keepalived as :class:`lbpair_lib.node.keepalived.Local` reports it."""
+    """This node's keepalived as :class:`lbpair_lib.node.keepalived_process.Local` reports it."""
 
     def __init__(self, state, others=None):
         self.states = {INSTANCE: state, **(others or {})}

@@ -121,7 +121,7 @@ def check_config(config, dbus_built=True):
 class InstalledVips:
     """
     The VIPs of each instance, as :class:`Tracker` asks for them (``get``), from the keepalived.conf
-    keepalived runs (``local``, a :class:`~lbpair_lib.node.keepalived.Local`): an instance added by a
+    keepalived runs (``local``, a :class:`~lbpair_lib.node.keepalived_process.Local`): an instance added by a
     highstate after the beacon started has its VIPs too.
     """
 
@@ -388,7 +388,7 @@ class Runner:
     What one configured beacon keeps between ticks; it lives on the minion's loop
     thread. ``settings``: the beacon's configuration as one mapping; ``journal``: a
     :class:`~lbpair_lib.node.journal.Journal`; ``local``: a
-    :class:`~lbpair_lib.node.keepalived.Local`; ``vips``: ``{instance: [vip, ...]}`` (or :class:`InstalledVips`);
+    :class:`~lbpair_lib.node.keepalived_process.Local`; ``vips``: ``{instance: [vip, ...]}`` (or :class:`InstalledVips`);
     ``fire(events)`` sends beacon events to the master at once; ``rogue_senders()``,
     if given, reads the firewall's record of rogue VRRP senders (:class:`RogueWatch`).
     """

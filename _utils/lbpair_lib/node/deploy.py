@@ -273,7 +273,7 @@ def _restore(daemon, services, old):
 def configured(name, daemon_module, functions, minion_pillar, opts, context):
     """
     The ``configured`` state of the daemon that ``daemon_module`` (:mod:`lbpair_lib.node.haproxy`
-    or :mod:`lbpair_lib.node.keepalived`) describes, from what Salt gives a state module:
+    or :mod:`lbpair_lib.node.keepalived_process`) describes, from what Salt gives a state module:
     its functions (``config.get``, ``service.*``), pillar, options and context.
     """
 

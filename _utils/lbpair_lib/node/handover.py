@@ -39,7 +39,7 @@ TAKEOVER_MARGIN = 0.5  # s beyond one advert interval (the peer's longest skew t
 def hand_over(model, local, write_track, sleep=time.sleep, lock=LOCK, defer=True):
     """
     Hand this node's VIPs to its peer (see the module). ``local``: a
-    :class:`~lbpair_lib.node.keepalived.Local`; ``write_track(name, value)`` writes one of
+    :class:`~lbpair_lib.node.keepalived_process.Local`; ``write_track(name, value)`` writes one of
     lbpair's keepalived track files. ``defer=False``: the node does not defer afterwards
     (a failback to the preferred node: the failback delay keeps this one from preempting
     while the peer's check rises). Returns what was done, step by step, with times.
