@@ -2,7 +2,7 @@
 Values that reach keepalived.conf are read by keepalived as written: hostile global_defs
 overrides, check scripts and track files, as attackers write them (quoted, commented,
 condition-prefixed, ``$``-expanded, brace-split, over-long), refused naming the key; allowed
-values (the defaults, the README's examples) pass and every line lbpair renders reads as written.
+values (the defaults, the examples of docs/pillar.md) pass and every line lbpair renders reads as written.
 tests/functional/test_keepalived_syntax.py shows the real ``keepalived -t`` accepting what the
 rows marked ``True`` would write.
 """
@@ -117,13 +117,13 @@ ROWS = [
 ALLOWED = [
     # (what, the pillar change): passes lbpair, and the real keepalived -t accepts the rendered configuration
     ("the defaults", lambda p: None),
-    ("the README's global_defs", global_defs("vrrp_garp_master_refresh", 60)),
+    ("the pillar reference's global_defs", global_defs("vrrp_garp_master_refresh", 60)),
     ("an e-mail address ('@' inside a word)", global_defs("notification_email_from", "lb@example.com")),
     ("a flag", global_defs("vrrp_skip_check_adv_addr", True)),
     ("a number", global_defs("max_auto_priority", 49)),
-    ("the README's check script", script("/usr/bin/pgrep -x haproxy")),
+    ("the pillar reference's check script", script("/usr/bin/pgrep -x haproxy")),
     ("'!' inside the script's quotes is literal", script("/usr/bin/test ! -e /run/lbpair-maintenance")),
-    ("the README's track file", track_file("/var/lib/lbpair/track/web")),
+    ("the pillar reference's track file", track_file("/var/lib/lbpair/track/web")),
 ]
 
 

@@ -3,7 +3,7 @@ What a service entry may ask of HAProxy: the allow-list of ``options`` lines and
 
 A service's entry must never do more than serve that service. Each ``options`` line is read as
 HAProxy reads it (:mod:`lbpair_lib.model.haproxy_syntax`), then its directive must be on the list
-below (the README's table "What a service entry may set") and each argument of the right kind.
+below (the table "What a service entry may set" in docs/security.md) and each argument of the right kind.
 What lbpair models (``balance``, ``cookie``, ``health``, ``stick``, ``mode``, servers, binds,
 routes) is set with its key, never by a line. Anything else is refused naming the key, with the
 way to ask for it. The ``global``/``defaults`` overrides (the pair owner's) get a deny-list of
@@ -15,7 +15,7 @@ import re
 from lbpair_lib.core.errors import InvalidValue
 from lbpair_lib.model.haproxy_syntax import HAPROXY_SECTIONS
 
-ASK = "see README 'What a service entry may set'; ask lbpair's maintainers to add it to the allow-list"
+ASK = "see 'What a service entry may set' in lbpair's docs/security.md; ask lbpair's maintainers to add it to the allow-list"
 MAX_LINES = 64
 TIME_RE = re.compile(r"\d{1,9}(us|ms|s|m|h|d)?")
 HEADER_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}")

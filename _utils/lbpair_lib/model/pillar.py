@@ -24,7 +24,7 @@ nothing is written.
             foo1: {address: 198.51.100.11, port: 80}
             foo2: {address: 198.51.100.12, port: 8080}
 
-The full schema is documented in the README and in ``salt/pillar.example``.
+The full schema is documented in docs/pillar.md and in ``salt/pillar.example``.
 """
 
 import posixpath

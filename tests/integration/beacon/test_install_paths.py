@@ -3,8 +3,8 @@ Both ways of installing lbpair, with the real daemons: the library and the loade
 synced from the master's file_roots to a minion that never had them (the beacon starts right
 after its first ``saltutil.sync_all``, without a restart), and pip-installed on a minion and on
 the master. Each minion runs the ``lbpair_vrrp`` beacon on a real keepalived node. And the
-README's grant for an ops group, given to a user of Salt's test eauth (``auto``): they drain,
-ready and query, and nothing else.
+documentation's grant for an ops group (docs/operations.md, "Granting operators"), given to a
+user of Salt's test eauth (``auto``): they drain, ready and query, and nothing else.
 """
 
 import re
@@ -21,9 +21,9 @@ SYNCED, PIP = "lb1", "lb2"
 OPS = ["-a", "auto", "--username", "ops", "--password", "anything"]
 
 
-def readme_grant():
-    """The README's ``external_auth`` example, for a user ``ops`` of the ``auto`` eauth instead of pam's group."""
-    block = re.search(r"```yaml\n(external_auth:\n.*?)```", (REPO / "README.md").read_text(), re.DOTALL).group(1)
+def documented_grant():
+    """The ``external_auth`` example of docs/operations.md, for a user ``ops`` of the ``auto`` eauth instead of pam's group."""
+    block = re.search(r"```yaml\n(external_auth:\n.*?)```", (REPO / "docs" / "operations.md").read_text(), re.DOTALL).group(1)
     grant = yaml.safe_load(block)["external_auth"]["pam"]["ops%"]
     return {"auto": {"ops": grant}}
 
@@ -42,7 +42,7 @@ def salt_master(vrrp_factories, pillar_tree, pip_installed, tmp_path_factory):
         "auto_accept": True,
         "pillar_roots": {"base": [str(pillar_tree)]},
         "file_roots": {"base": [str(state_tree(tmp_path_factory.mktemp("file_roots") / "base"))]},
-        "external_auth": readme_grant(),
+        "external_auth": documented_grant(),
         "lbpair_reactions": {"nodes": {SYNCED: {"address": "192.0.2.11"}, PIP: {"address": "192.0.2.12"}},
                              "history": {"path": str(tmp_path_factory.mktemp("history") / "history.jsonl")}},
     }  # fmt: skip
@@ -108,7 +108,7 @@ def test_a_failover_reaches_the_master_from_both(minions, nodes, salt_master, ma
         nodes[SYNCED].set_healthy(True)
 
 
-def test_the_readme_grant_lets_ops_query_and_drain_and_nothing_else(minions, salt_master, pip_installed):
+def test_the_documented_grant_lets_ops_query_and_drain_and_nothing_else(minions, salt_master, pip_installed):
     salt = salt_master.salt_cli(timeout=60)
     status = salt.run(*OPS, "lbpair_keepalived.status", minion_tgt=PIP)
     assert status.data["lbpair_51"]["state"] in ("MASTER", "BACKUP"), status.stdout + status.stderr
