@@ -32,6 +32,8 @@ import re
 import threading
 import time
 
+import salt.utils.beacons
+
 from lbpair_lib.core import times
 from lbpair_lib.model import keepalived_model
 from lbpair_lib.node import vrrp_dbus
@@ -58,13 +60,8 @@ REPORTED_ROGUES = set()
 
 
 def config_mapping(config):
-    """Salt's list-of-mappings beacon configuration as one mapping."""
-    if isinstance(config, dict):
-        return dict(config)
-    merged = {}
-    for item in config:
-        merged.update(item)
-    return merged
+    """Salt's list-of-mappings beacon configuration as one mapping (as Salt's own beacons read it)."""
+    return dict(config) if isinstance(config, dict) else salt.utils.beacons.list_to_dict(config)
 
 
 def _valid_bus(bus):
