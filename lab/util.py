@@ -22,6 +22,8 @@ import threading
 import time
 from pathlib import Path
 
+import psutil
+
 _START = time.monotonic()
 
 #: Run-time state of labs on this host: machine dirs, owner records of namespaces.
@@ -124,18 +126,24 @@ def remove_tree(tree):
     shutil.rmtree(tree, onerror=make_writable_and_retry)
 
 
+#: psutil's status names as the state letters of /proc/PID/stat
+STATE_LETTERS = {
+    psutil.STATUS_RUNNING: "R", psutil.STATUS_SLEEPING: "S", psutil.STATUS_DISK_SLEEP: "D", psutil.STATUS_STOPPED: "T",
+    psutil.STATUS_TRACING_STOP: "t", psutil.STATUS_ZOMBIE: "Z", psutil.STATUS_DEAD: "X", psutil.STATUS_IDLE: "I",
+}  # fmt: skip
+
+
 def process_token(pid=None):
     """Return ``"PID STARTTIME"`` for *pid* (default: this process), unique across PID reuse."""
-    pid = pid or os.getpid()
-    stat_fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return f"{pid} {stat_fields[19]}"  # field 22 of stat(5): start time in clock ticks
+    process = psutil.Process(pid or os.getpid())
+    return f"{process.pid} {process.create_time()}"
 
 
 def process_state(pid):
     """Return the one-letter state of *pid* (``R``, ``S``, ``T``, ``Z``...; '' if it is gone)."""
     try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except (FileNotFoundError, ProcessLookupError, IndexError):
+        return STATE_LETTERS.get(psutil.Process(int(pid)).status(), "?")
+    except (psutil.NoSuchProcess, ValueError):
         return ""
 
 
@@ -149,7 +157,7 @@ def token_alive(token):
     try:
         pid = int(token.split()[0])
         return alive(pid) and process_token(pid) == token.strip()
-    except (FileNotFoundError, ProcessLookupError, ValueError, IndexError):
+    except (psutil.NoSuchProcess, ValueError, IndexError):
         return False
 
 
@@ -169,6 +177,7 @@ def owner_alive(record):
 
 def kill_all(find_pids, timeout=5.0):
     """SIGTERM the processes ``find_pids()`` lists, then SIGKILL what is left after *timeout* s."""
+    # not psutil.wait_procs: it reaps this process's children, whose Popen would then lose their exit code
     for sig in (signal.SIGTERM, signal.SIGKILL):
         left = [pid for pid in find_pids() if pid != os.getpid()]
         for pid in left:
@@ -185,10 +194,9 @@ def kill_all(find_pids, timeout=5.0):
 def pids_mentioning(text):
     """The processes whose command line has *text* in one of its arguments (a config folder, say)."""
     found = []
-    for proc in Path("/proc").iterdir():
-        with contextlib.suppress(OSError):
-            if proc.name.isdigit() and any(text in argument for argument in (proc / "cmdline").read_text().split("\0")):
-                found.append(int(proc.name))
+    for process in psutil.process_iter(["cmdline"]):
+        if any(text in argument for argument in process.info["cmdline"] or ()):
+            found.append(process.pid)
     return found
 
 
