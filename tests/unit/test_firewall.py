@@ -4,7 +4,7 @@ import json
 
 from lbpair_lib.model import pillar
 from lbpair_lib.node import firewall, keepalived_config
-from lbpair_lib.node.firewall import Rule
+from lbpair_lib.node.firewall import Rule, holds, iptables, nftables, rogue, ruleset
 
 ACCEPT = "lbpair-vrrp 192.0.2.12 to 224.0.0.18"
 DROP4, DROP6 = "lbpair-vrrp drop ipv4 on eth0", "lbpair-vrrp drop ipv6 on eth0"
@@ -58,31 +58,31 @@ def test_nft_table_family_decides_which_families_are_dropped(seed_pillar):
 
 def test_iptables_rule_arguments():
     accept = Rule("accept", "ipv4", "192.0.2.12", "224.0.0.18", None)
-    assert firewall.iptables_spec(accept, ACCEPT) == [
+    assert iptables.iptables_spec(accept, ACCEPT) == [
         "-s", "192.0.2.12", "-d", "224.0.0.18", "-p", "112", "-m", "comment", "--comment", ACCEPT, "-j", "ACCEPT",
     ]  # fmt: skip
     record4 = Rule("record", "ipv4", None, None, "eth0", "51,52")
-    assert firewall.iptables_spec(record4, RECORD4) == [
+    assert iptables.iptables_spec(record4, RECORD4) == [
         "-i", "eth0", "-p", "112", "-m", "u32", "--u32", "0>>22&0x3C@0>>16&0xFF=51,52", "-m", "comment", "--comment", RECORD4,
         "-m", "recent", "--name", "lbpair_rogue_vrrp", "--rsource", "--set", "-j", "DROP",
     ]  # fmt: skip
     record6 = Rule("record", "ipv6", None, None, "eth0", "51")
-    assert firewall.iptables_spec(record6, RECORD6)[4:8] == ["-m", "u32", "--u32", "40>>16&0xFF=51"]
+    assert iptables.iptables_spec(record6, RECORD6)[4:8] == ["-m", "u32", "--u32", "40>>16&0xFF=51"]
     drop = Rule("drop", "ipv6", None, None, "eth0")
-    assert firewall.iptables_spec(drop, DROP6) == ["-i", "eth0", "-p", "112", "-m", "comment", "--comment", DROP6, "-j", "DROP"]
+    assert iptables.iptables_spec(drop, DROP6) == ["-i", "eth0", "-p", "112", "-m", "comment", "--comment", DROP6, "-j", "DROP"]
 
 
 def test_nft_rule_texts():
     accept = Rule("accept", "ipv4", "192.0.2.12", "224.0.0.18", None)
-    assert firewall.nft_rule(accept, ACCEPT) == f'ip saddr 192.0.2.12 ip daddr 224.0.0.18 ip protocol 112 accept comment "{ACCEPT}"'
-    assert firewall.nft_rule(Rule("record", "ipv4", None, None, "eth0", "51,52"), RECORD4) == (
+    assert nftables.nft_rule(accept, ACCEPT) == f'ip saddr 192.0.2.12 ip daddr 224.0.0.18 ip protocol 112 accept comment "{ACCEPT}"'
+    assert nftables.nft_rule(Rule("record", "ipv4", None, None, "eth0", "51,52"), RECORD4) == (
         f'iifname "eth0" ip protocol 112 @th,8,8 {{ 51, 52 }} add @lbpair_rogue_v4 {{ ip saddr }} drop comment "{RECORD4}"'
     )
-    assert firewall.nft_rule(Rule("record", "ipv6", None, None, "eth0", "51"), RECORD6) == (
+    assert nftables.nft_rule(Rule("record", "ipv6", None, None, "eth0", "51"), RECORD6) == (
         f'iifname "eth0" ip6 nexthdr 112 @th,8,8 {{ 51 }} add @lbpair_rogue_v6 {{ ip6 saddr }} drop comment "{RECORD6}"'
     )
-    assert firewall.nft_rule(Rule("drop", "ipv6", None, None, "eth0"), DROP6) == f'iifname "eth0" meta protocol ip6 meta l4proto 112 drop comment "{DROP6}"'
-    assert firewall.nft_rogue_set("ipv6") == "{ type ipv6_addr; flags dynamic,timeout; timeout 1h; }"
+    assert nftables.nft_rule(Rule("drop", "ipv6", None, None, "eth0"), DROP6) == f'iifname "eth0" meta protocol ip6 meta l4proto 112 drop comment "{DROP6}"'
+    assert nftables.nft_rogue_set("ipv6") == "{ type ipv6_addr; flags dynamic,timeout; timeout 1h; }"
 
 
 def test_iptables_listing_gives_our_rules_with_their_positions():
@@ -94,7 +94,7 @@ def test_iptables_listing_gives_our_rules_with_their_positions():
         f'-A INPUT -i eth0 -p vrrp -m comment --comment "{DROP4}" -m recent --set --name lbpair_rogue_vrrp '
         "--mask 255.255.255.255 --rsource -j DROP\n"
     )
-    assert list(firewall.comments_in_iptables(listing).items()) == [(ACCEPT, 2), (DROP4, 4)]
+    assert list(iptables.comments_in_iptables(listing).items()) == [(ACCEPT, 2), (DROP4, 4)]
 
 
 def test_nft_listing_gives_our_rules_with_their_handles_in_chain_order():
@@ -104,7 +104,7 @@ def test_nft_listing_gives_our_rules_with_their_handles_in_chain_order():
         f'\t\tip saddr 192.0.2.12 ip daddr 224.0.0.18 ip protocol vrrp accept comment "{ACCEPT}" # handle 7\n'
         "\t}\n}\n"
     )
-    assert list(firewall.comments_in_nft(listing).items()) == [(DROP4, "9"), (ACCEPT, "7")]
+    assert list(nftables.comments_in_nft(listing).items()) == [(DROP4, "9"), (ACCEPT, "7")]
 
 
 def test_hold_rules_are_found_by_their_comment_whatever_their_vips():
@@ -116,7 +116,7 @@ def test_hold_rules_are_found_by_their_comment_whatever_their_vips():
         f'-A INPUT -i eth0 -p vrrp -m comment --comment "{DROP4}" -j DROP\n'
         f"-A {hold.format('2001:db8::10/128')}\n"
     )
-    assert firewall.holds_in_iptables(listing) == [hold.format(vip).split() for vip in ("203.0.113.10/32", "2001:db8::10/128")]
+    assert holds.holds_in_iptables(listing) == [hold.format(vip).split() for vip in ("203.0.113.10/32", "2001:db8::10/128")]
     nft = (
         "table inet filter {\n\tchain input { # handle 1\n"
         '\t\tip daddr { 203.0.113.10 } tcp flags & (syn | ack) == syn drop comment "lbpair-handover" # handle 4\n'
@@ -124,19 +124,19 @@ def test_hold_rules_are_found_by_their_comment_whatever_their_vips():
         '\t\tip6 daddr { 2001:db8::10 } tcp flags & (syn | ack) == syn drop comment "lbpair-handover" # handle 6\n'
         "\t}\n}\n"
     )
-    assert firewall.holds_in_nft(nft) == ["4", "6"]
+    assert holds.holds_in_nft(nft) == ["4", "6"]
 
 
 def test_record_and_drop_rules_before_an_accept_rule_or_out_of_order_are_misplaced(seed_pillar):
     wanted = firewall.wanted_rules(model_for(seed_pillar))
-    assert firewall.misplaced({ACCEPT: 1, RECORD4: 2, RECORD6: 3, DROP4: 4, DROP6: 5}, wanted) == set()
-    assert firewall.misplaced({RECORD4: 1, RECORD6: 2}, wanted) == set()  # the missing ones are added after them
-    assert firewall.misplaced({RECORD4: 1, ACCEPT: 2, RECORD6: 3, DROP4: 4, DROP6: 5}, wanted) == {RECORD4, DROP4}
-    assert firewall.misplaced({ACCEPT: 1, RECORD6: 2, RECORD4: 3, DROP6: 4, DROP4: 5}, wanted) == set()  # families apart
-    assert firewall.misplaced({ACCEPT: 1, DROP4: 2, RECORD4: 3, RECORD6: 4, DROP6: 5}, wanted) == {DROP4, RECORD4}
-    assert firewall.misplaced({ACCEPT: 1, DROP4: 2, DROP6: 3}, wanted) == {DROP4, DROP6}  # the record rules go before them
+    assert ruleset.misplaced({ACCEPT: 1, RECORD4: 2, RECORD6: 3, DROP4: 4, DROP6: 5}, wanted) == set()
+    assert ruleset.misplaced({RECORD4: 1, RECORD6: 2}, wanted) == set()  # the missing ones are added after them
+    assert ruleset.misplaced({RECORD4: 1, ACCEPT: 2, RECORD6: 3, DROP4: 4, DROP6: 5}, wanted) == {RECORD4, DROP4}
+    assert ruleset.misplaced({ACCEPT: 1, RECORD6: 2, RECORD4: 3, DROP6: 4, DROP4: 5}, wanted) == set()  # families apart
+    assert ruleset.misplaced({ACCEPT: 1, DROP4: 2, RECORD4: 3, RECORD6: 4, DROP6: 5}, wanted) == {DROP4, RECORD4}
+    assert ruleset.misplaced({ACCEPT: 1, DROP4: 2, DROP6: 3}, wanted) == {DROP4, DROP6}  # the record rules go before them
     old = "lbpair-vrrp drop ipv4 on eth9"  # not wanted: removed anyway
-    assert firewall.misplaced({ACCEPT: 1, old: 2, RECORD4: 3, RECORD6: 4, DROP4: 5, DROP6: 6}, wanted) == set()
+    assert ruleset.misplaced({ACCEPT: 1, old: 2, RECORD4: 3, RECORD6: 4, DROP4: 5, DROP6: 6}, wanted) == set()
 
 
 def test_rogue_senders_from_xt_recent():
@@ -145,7 +145,7 @@ def test_rogue_senders_from_xt_recent():
         "src=2001:db8::66 ttl: 255 last_seen: 4299045450 oldest_pkt: 1 4299045450\n"
         "src=198.51.100.7 ttl: 64 last_seen: 4299045451 oldest_pkt: 1 4299045451\n"
     )
-    assert firewall.senders_in_recent(text) == ["192.0.2.66", "198.51.100.7", "2001:db8::66"]
+    assert rogue.senders_in_recent(text) == ["192.0.2.66", "198.51.100.7", "2001:db8::66"]
 
 
 def test_rogue_senders_from_an_nft_set():
@@ -153,8 +153,8 @@ def test_rogue_senders_from_an_nft_set():
         {"metainfo": {"version": "1.0.6"}},
         {"set": {"family": "inet", "name": "lbpair_rogue_v4", "elem": [{"elem": {"val": "192.0.2.66", "expires": 3599}}, "192.0.2.67"]}},
     ]}  # fmt: skip
-    assert firewall.senders_in_nft_set(json.dumps(listing)) == ["192.0.2.66", "192.0.2.67"]
-    assert firewall.senders_in_nft_set(json.dumps({"nftables": [{"set": {"name": "lbpair_rogue_v6"}}]})) == []
+    assert rogue.senders_in_nft_set(json.dumps(listing)) == ["192.0.2.66", "192.0.2.67"]
+    assert rogue.senders_in_nft_set(json.dumps({"nftables": [{"set": {"name": "lbpair_rogue_v6"}}]})) == []
 
 
 def test_unicast_keepalived_takes_adverts_from_the_peers_only(seed_pillar):
