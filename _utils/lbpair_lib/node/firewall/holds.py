@@ -17,13 +17,13 @@ def hold_new_connections(model, vips):
     """
     if model["firewall"]["backend"] == "iptables":
         for family, addresses in _by_family(model, vips).items():
-            command.run([iptables.IPTABLES[family], "-I", "INPUT", "1", *_hold_spec(addresses)])
+            command.run([iptables.IPTABLES[family], "-I", "INPUT", "1", *_hold_spec(addresses)], check=True)
         return
     nftables.ensure_chain(model)
     family, table, chain = nftables.chain(model)
     for address_family, addresses in _by_family(model, vips).items():
         match = f"{nftables.DESTINATION_MATCH[address_family]} {{ {', '.join(addresses)} }} tcp flags & (syn | ack) == syn"
-        command.run(["nft", f'insert rule {family} {table} {chain} {match} drop comment "{HOLD_COMMENT}"'])
+        command.run(["nft", f'insert rule {family} {table} {chain} {match} drop comment "{HOLD_COMMENT}"'], check=True)
 
 
 def release_new_connections(model):
@@ -37,7 +37,7 @@ def release_new_connections(model):
     else:
         holds = [["nft", "delete", "rule", *nftables.chain(model), "handle", handle] for handle in holds_in_nft(nftables.listing(model))]
     for deletion in holds:
-        command.run(deletion)
+        command.run(deletion, check=True)
     return len(holds)
 
 

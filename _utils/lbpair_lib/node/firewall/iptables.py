@@ -48,7 +48,7 @@ def comment_of(arguments):
 
 def listing(binary):
     """``<binary> -S INPUT``: the INPUT chain as iptables writes its rules."""
-    return command.run([binary, "-S", "INPUT"]).stdout
+    return command.run([binary, "-S", "INPUT"], check=True).stdout
 
 
 def current(model, kind):
@@ -68,7 +68,7 @@ def add(model, rule, comment, kind):
     if rule.action != "accept":  # right after our last rule: the accept rules are above it
         ours = [where for chain, where, _ in current(model, kind).values() if chain == binary]
         position = max(ours, default=0) + 1
-    command.run([binary, "-I", "INPUT", str(position), *kind.iptables_spec(rule, comment)])
+    command.run([binary, "-I", "INPUT", str(position), *kind.iptables_spec(rule, comment)], check=True)
 
 
 def delete(model, comment, handle):
@@ -77,7 +77,7 @@ def delete(model, comment, handle):
     # recent match's --mask (lbpair never sets one): iptables-nft 1.8.9 lists the default
     # one, then finds no rule given it back.
     binary, _, rule = handle
-    command.run([binary, "-D", *_without_option(rule, "--mask")])
+    command.run([binary, "-D", *_without_option(rule, "--mask")], check=True)
 
 
 def _without_option(arguments, option):

@@ -76,22 +76,22 @@ def ensure_chain(model):
     family, table, name = chain(model)
     if command.run(["nft", "list", "chain", family, table, name], check=False).returncode == 0:
         return
-    command.run(["nft", "add", "table", family, table])
-    command.run(["nft", f"add chain {family} {table} {name} {{ type filter hook input priority filter; }}"])
+    command.run(["nft", "add", "table", family, table], check=True)
+    command.run(["nft", f"add chain {family} {table} {name} {{ type filter hook input priority filter; }}"], check=True)
 
 
 def add(model, rule, comment, kind):
     ensure_chain(model)
     family, table, name = chain(model)
     if rule.action == "accept":
-        command.run(["nft", f"insert rule {family} {table} {name} {kind.nft_rule(rule, comment)}"])
+        command.run(["nft", f"insert rule {family} {table} {name} {kind.nft_rule(rule, comment)}"], check=True)
         return
     if rule.action == "record":
-        command.run(["nft", f"add set {family} {table} {ROGUE_SETS[rule.family]} {nft_rogue_set(rule.family)}"])
+        command.run(["nft", f"add set {family} {table} {ROGUE_SETS[rule.family]} {nft_rogue_set(rule.family)}"], check=True)
     ours = list(current(model, kind).values())  # after our last rule: the accept rules are above it
     where = f"add rule {family} {table} {name} position {ours[-1]}" if ours else f"insert rule {family} {table} {name}"
-    command.run(["nft", f"{where} {kind.nft_rule(rule, comment)}"])
+    command.run(["nft", f"{where} {kind.nft_rule(rule, comment)}"], check=True)
 
 
 def delete(model, comment, handle):
-    command.run(["nft", "delete", "rule", *chain(model), "handle", handle])
+    command.run(["nft", "delete", "rule", *chain(model), "handle", handle], check=True)
