@@ -14,7 +14,7 @@ import pytest
 
 from lab import netns, rogue
 from lbpair_lib.node import firewall
-from lbpair_lib.node.firewall import iptables, peers
+from lbpair_lib.node.firewall import iptables, nftables, peers
 from tests.functional.conftest import set_pillar
 from tests.functional.rigs import connects, node_model
 
@@ -27,6 +27,7 @@ ADDRESSES = {
 }
 VIP = "203.0.113.10"  # service foo's, put on the peers port below
 PORT, NEW_PORT = 10000, 10001
+NFT_CHAIN = ["inet", "filter", "input"]
 LISTINGS = {
     "iptables": [["iptables", "-S", "INPUT"], ["ip6tables", "-S", "INPUT"]],
     "nftables": [["nft", "list", "chain", "inet", "filter", "input"]],
@@ -136,14 +137,31 @@ def test_the_drop_rules_follow_the_accept_rules_in_each_family(segment, lbpair, 
 
 @pytest.fixture
 def deletions_seen(monkeypatch, backend):
-    """The peers comments in lb1's chains at each deletion the backend makes (the spy calls the real one)."""
-    seen, real = [], firewall.BACKENDS[backend]
+    """
+    Each peers rule the backend deletes, with the peers comments in lb1's chains at that moment
+    (the spies call the real ones): with iptables as each ``-D`` runs; with nftables, whose
+    deletions are in the one batch with the additions, as the batch commits.
+    """
+    seen = []
+    if backend == "iptables":
+        real_delete = iptables.delete
 
-    def delete(model, comment, handle):
-        seen.append((comment, _comments(listing(backend))))
-        real.delete(model, comment, handle)
+        def delete(model, comment, handle):
+            seen.append((comment, _comments(listing(backend))))
+            real_delete(model, comment, handle)
 
-    monkeypatch.setitem(firewall.BACKENDS, backend, real._replace(delete=delete))
+        monkeypatch.setattr(iptables, "delete", delete)
+        return seen
+    real_batch = nftables.run_batch
+
+    def run_batch(lines):
+        before = dict(nftables.chain_rules(netns.run(HOSTS["lb1"], ["nft", "-j", "list", "chain", *NFT_CHAIN], timeout=10).stdout))
+        real_batch(lines)
+        after = _comments(listing(backend))
+        deleted = [before[int(line.split()[-1])] for line in lines if line.startswith("delete rule")]
+        seen.extend((comment, after) for comment in deleted if comment.startswith(peers.COMMENT_PREFIX))
+
+    monkeypatch.setattr(nftables, "run_batch", run_batch)
     return seen
 
 

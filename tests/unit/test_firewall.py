@@ -1,10 +1,13 @@
 """The VRRP firewall rules as data: which rules, their text, finding them again, reading the rogue senders."""
 
 import json
+import pathlib
+
+import pytest
 
 from lbpair_lib.model import pillar
 from lbpair_lib.node import firewall, keepalived_config
-from lbpair_lib.node.firewall import Rule, holds, iptables, nftables, rogue, ruleset
+from lbpair_lib.node.firewall import Rule, holds, iptables, nftables, peers, rogue, ruleset
 
 ACCEPT = "lbpair-vrrp 192.0.2.12 to 224.0.0.18"
 DROP4, DROP6 = "lbpair-vrrp drop ipv4 on eth0", "lbpair-vrrp drop ipv6 on eth0"
@@ -97,14 +100,47 @@ def test_iptables_listing_gives_our_rules_with_their_positions():
     assert list(iptables.comments_in_iptables(listing).items()) == [(ACCEPT, 2), (DROP4, 4)]
 
 
-def test_nft_listing_gives_our_rules_with_their_handles_in_chain_order():
-    listing = (
-        "table inet filter {\n\tchain input { # handle 1\n"
-        f'\t\tiifname "eth0" meta l4proto vrrp add @lbpair_rogue_v4 {{ ip saddr }} drop comment "{DROP4}" # handle 9\n'
-        f'\t\tip saddr 192.0.2.12 ip daddr 224.0.0.18 ip protocol vrrp accept comment "{ACCEPT}" # handle 7\n'
-        "\t}\n}\n"
-    )
-    assert list(nftables.comments_in_nft(listing).items()) == [(DROP4, "9"), (ACCEPT, "7")]
+#: ``nft -j list chain inet filter input`` of nft 1.0.6 (Debian 12), captured after adding, in this order: the VRRP
+#: accept rules of both families, a user's rule whose comment starts like ours, record rules (VRIDs 51,52; 51), a drop
+#: rule, a hold, a peers rule and a rule without a comment
+NFT_CHAIN = (pathlib.Path(__file__).parent / "nft_1.0.6_chain.json").read_text()
+
+
+def test_nft_json_listing_gives_our_rules_with_their_handles_in_chain_order():
+    assert list(nftables.comments_in_nft(NFT_CHAIN).items()) == [
+        (ACCEPT, 12), ("lbpair-vrrp 2001:db8::12 to ff02::12", 13),
+        ("lbpair-vrrp record ipv4 vrid 51,52 on eth0", 16), (RECORD6, 17), (DROP4, 18),
+    ]  # fmt: skip
+    assert list(nftables.comments_in_nft(NFT_CHAIN, peers.COMMENT_RE).items()) == [("lbpair-peers 192.0.2.12 to 192.0.2.11 port 10000", 20)]
+
+
+def test_nft_json_listing_gives_every_rule_with_its_comment():
+    listed = nftables.chain_rules(NFT_CHAIN)
+    assert [handle for handle, _ in listed] == [12, 13, 14, 16, 17, 18, 19, 20, 21]
+    assert listed[2] == (14, "lbpair-vrrp 192.0.2.9 to 224.0.0.18 kept by hand") and listed[-1] == (21, None)
+
+
+NFT_JSON_ROWS = [
+    # (what ``nft -j`` output might be instead, the text)
+    ("not JSON (an error message)", "Error: No such file or directory"),
+    ("a list", "[1, 2]"),
+    ("a rule without a handle", '{"nftables": [{"rule": {"comment": "lbpair-vrrp drop ipv4 on eth0"}}]}'),
+    ("a handle that is text", '{"nftables": [{"rule": {"handle": "1; flush ruleset", "comment": "lbpair-vrrp drop ipv4 on eth0"}}]}'),
+    ("a handle that is true", '{"nftables": [{"rule": {"handle": true, "comment": "lbpair-vrrp drop ipv4 on eth0"}}]}'),
+    ("items that are not objects", '{"nftables": [7, "rule", null]}'),
+]
+
+
+@pytest.mark.parametrize(("what", "text"), NFT_JSON_ROWS, ids=[row[0] for row in NFT_JSON_ROWS])
+def test_nft_json_that_is_not_a_chain_listing_gives_no_rules(what, text):
+    assert nftables.chain_rules(text) == [], what
+
+
+def test_an_nft_comment_is_ours_only_all_of_it():
+    assert ruleset.is_ours(DROP4)
+    assert not ruleset.is_ours(f"{DROP4} kept by hand")
+    assert not ruleset.is_ours(f'x" "{DROP4}')
+    assert not ruleset.is_ours(None)
 
 
 def test_hold_rules_are_found_by_their_comment_whatever_their_vips():
@@ -117,14 +153,7 @@ def test_hold_rules_are_found_by_their_comment_whatever_their_vips():
         f"-A {hold.format('2001:db8::10/128')}\n"
     )
     assert holds.holds_in_iptables(listing) == [hold.format(vip).split() for vip in ("203.0.113.10/32", "2001:db8::10/128")]
-    nft = (
-        "table inet filter {\n\tchain input { # handle 1\n"
-        '\t\tip daddr { 203.0.113.10 } tcp flags & (syn | ack) == syn drop comment "lbpair-handover" # handle 4\n'
-        f'\t\tiifname "eth0" meta l4proto vrrp drop comment "{DROP4}" # handle 5\n'
-        '\t\tip6 daddr { 2001:db8::10 } tcp flags & (syn | ack) == syn drop comment "lbpair-handover" # handle 6\n'
-        "\t}\n}\n"
-    )
-    assert holds.holds_in_nft(nft) == ["4", "6"]
+    assert holds.holds_in_nft(NFT_CHAIN) == [19]
 
 
 def test_record_and_drop_rules_before_an_accept_rule_or_out_of_order_are_misplaced(seed_pillar):

@@ -24,10 +24,12 @@ __all__ = [
 ]  # fmt: skip
 
 VRRP = ruleset.Kind(ruleset.COMMENT_RE, wanted_rules, iptables.iptables_spec, nftables.nft_rule)
-Backend = collections.namedtuple("Backend", "current add delete")
+#: a backend: ``current(model, kind)`` gives ``{comment: handle}`` of the rules of ``kind`` in chain order,
+#: ``apply(model, kind, current, to_add, to_delete)`` makes the change
+Backend = collections.namedtuple("Backend", "current apply")
 BACKENDS = {
-    "iptables": Backend(iptables.current, iptables.add, iptables.delete),
-    "nftables": Backend(nftables.current, nftables.add, nftables.delete),
+    "iptables": Backend(iptables.current, iptables.apply),
+    "nftables": Backend(nftables.current, nftables.apply),
 }
 
 
@@ -35,39 +37,21 @@ def _backend(model):
     return BACKENDS[model["firewall"]["backend"]]
 
 
-def _plan(model, kind):
-    return ruleset.plan(_backend(model).current(model, kind), kind.wanted(model))
-
-
 def rules(model, kind=VRRP):
     """The VRRP rules (or those of ``kind``) this node needs, each with whether it is in place: ``{comment: bool}``."""
-    to_add, _ = _plan(model, kind)
+    to_add, _ = ruleset.plan(_backend(model).current(model, kind), kind.wanted(model))
     return {comment: comment not in to_add for comment in kind.wanted(model)}
 
 
 def allow(model, test=False, kind=VRRP):
     """
-    Add the missing VRRP rules (accept rules first, then the record and drop rules) and
-    remove lbpair's rules for nodes no longer in the pair.
+    Add the missing VRRP rules (or those of ``kind``: accept rules first, then the record
+    and drop rules) and remove lbpair's rules for nodes no longer in the pair.
     Returns ``{"added": [...], "removed": [...]}`` (what would change, with ``test``).
     """
-    to_add, to_delete = _plan(model, kind)
+    backend = _backend(model)
+    current = backend.current(model, kind)
+    to_add, to_delete = ruleset.plan(current, kind.wanted(model))
     if not test:
-        _apply_plan(model, _backend(model), kind, to_add, to_delete)
+        backend.apply(model, kind, current, to_add, to_delete)
     return {"added": sorted(to_add), "removed": sorted(to_delete)}
-
-
-def _apply_plan(model, backend, kind, to_add, to_delete):
-    """
-    Add before deleting, so that a changed rule (a new port, a new peer address) never
-    leaves a moment without one: only a rule put back in place (the same comment) goes
-    first, as iptables deletes the first rule matching its text.
-    """
-    replaced = [comment for comment in to_delete if comment in to_add]
-    for comment in replaced:
-        backend.delete(model, comment, to_delete[comment])
-    for comment, rule in to_add.items():
-        backend.add(model, rule, comment, kind)
-    for comment, handle in to_delete.items():
-        if comment not in replaced:
-            backend.delete(model, comment, handle)

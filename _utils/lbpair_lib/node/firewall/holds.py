@@ -2,6 +2,7 @@
 Holding new connections during a planned hand-over: a rule at the top of the chain,
 commented ``lbpair-handover``, drops (not refuses) new TCP connections to the VIPs
 leaving this node, until released; a release removes every such rule, also one a crash left.
+With nftables the holds of all families go in as one batch, and so does their release.
 """
 
 from lbpair_lib.core import command
@@ -19,11 +20,13 @@ def hold_new_connections(model, vips):
         for family, addresses in _by_family(model, vips).items():
             command.run([iptables.IPTABLES[family], "-I", "INPUT", "1", *_hold_spec(addresses)], check=True)
         return
-    nftables.ensure_chain(model)
-    family, table, chain = nftables.chain(model)
-    for address_family, addresses in _by_family(model, vips).items():
-        match = f"{nftables.DESTINATION_MATCH[address_family]} {{ {', '.join(addresses)} }} tcp flags & (syn | ack) == syn"
-        command.run(["nft", f'insert rule {family} {table} {chain} {match} drop comment "{HOLD_COMMENT}"'], check=True)
+    where = " ".join(nftables.chain(model))
+    holds = [
+        f"insert rule {where} {nftables.DESTINATION_MATCH[family]} {{ {', '.join(addresses)} }} "
+        f'tcp flags & (syn | ack) == syn drop comment "{HOLD_COMMENT}"'
+        for family, addresses in _by_family(model, vips).items()
+    ]
+    nftables.run_batch([*nftables.chain_creation(model), *holds])
 
 
 def release_new_connections(model):
@@ -34,11 +37,13 @@ def release_new_connections(model):
     """
     if model["firewall"]["backend"] == "iptables":
         holds = [[binary, "-D", *rule] for binary in iptables.IPTABLES.values() for rule in holds_in_iptables(iptables.listing(binary))]
-    else:
-        holds = [["nft", "delete", "rule", *nftables.chain(model), "handle", handle] for handle in holds_in_nft(nftables.listing(model))]
-    for deletion in holds:
-        command.run(deletion, check=True)
-    return len(holds)
+        for deletion in holds:
+            command.run(deletion, check=True)
+        return len(holds)
+    where = " ".join(nftables.chain(model))
+    handles = holds_in_nft(nftables.listing(model) or "")
+    nftables.run_batch([f"delete rule {where} handle {handle}" for handle in handles])
+    return len(handles)
 
 
 def holds_in_iptables(listing):
@@ -47,12 +52,8 @@ def holds_in_iptables(listing):
 
 
 def holds_in_nft(listing):
-    """The handles of the hold rules in ``nft -a list chain`` output."""
-    return [
-        handle.group(1)
-        for line in listing.splitlines()
-        if f'comment "{HOLD_COMMENT}"' in line and (handle := nftables.NFT_HANDLE_RE.search(line))
-    ]
+    """The handles of the hold rules in ``nft -j list chain`` output."""
+    return [handle for handle, comment in nftables.chain_rules(listing) if comment == HOLD_COMMENT]
 
 
 def _by_family(model, vips):

@@ -86,3 +86,20 @@ def _without_option(arguments, option):
         return arguments
     at = arguments.index(option)
     return arguments[:at] + arguments[at + 2 :]
+
+
+def apply(model, kind, current, to_add, to_delete):
+    """
+    Add before deleting, so that a changed rule (a new port, a new peer address) never
+    leaves a moment without one: only a rule put back in place (the same comment) goes
+    first, as iptables deletes the first rule matching its text. One command a rule:
+    iptables has no transaction spanning both families.
+    """
+    replaced = [comment for comment in to_delete if comment in to_add]
+    for comment in replaced:
+        delete(model, comment, to_delete[comment])
+    for comment, rule in to_add.items():
+        add(model, rule, comment, kind)
+    for comment, handle in to_delete.items():
+        if comment not in replaced:
+            delete(model, comment, handle)

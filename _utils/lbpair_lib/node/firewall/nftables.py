@@ -6,15 +6,19 @@ chain still drops what another table accepted. The record rules match the VRID
 with ``@th,8,8`` and add senders to the sets ``lbpair_rogue_v4`` / ``lbpair_rogue_v6``
 of that table, for an hour.
 An ``ip`` (``ip6``) table sees IPv4 (IPv6) only; ``inet`` covers both.
+
+The chain is read with ``nft -j list chain`` (each rule's handle and comment, as JSON), and each
+change (creating the chain, the sets, every rule added and deleted) goes in as one ``nft -f -``
+batch: one kernel transaction, so the chain holds all of the change or none of it, whatever
+kills nft midway. Within a batch, positions and handles are those read before it.
 Salt's own ``nftables`` module is not used: it renders a ``vrrp`` protocol rule as a bare ``accept``.
 """
 
-import re
+import json
 
 from lbpair_lib.core import command
 from lbpair_lib.node.firewall import ruleset
 
-NFT_HANDLE_RE = re.compile(r"# handle (\d+)\s*$")
 ROGUE_SETS = {"ipv4": "lbpair_rogue_v4", "ipv6": "lbpair_rogue_v6"}
 ROGUE_SET_TYPES = {"ipv4": "ipv4_addr", "ipv6": "ipv6_addr"}
 ROGUE_TIMEOUT = "1h"
@@ -47,14 +51,25 @@ def nft_rogue_set(family):
     return f"{{ type {ROGUE_SET_TYPES[family]}; flags dynamic,timeout; timeout {ROGUE_TIMEOUT}; }}"
 
 
-def comments_in_nft(listing, pattern=ruleset.COMMENT_RE):
-    """``{comment: handle}`` of our rules in ``nft -a list chain`` output, in chain order."""
-    found = {}
-    for line in listing.splitlines():
-        comment, handle = pattern.search(line), NFT_HANDLE_RE.search(line)
-        if comment and handle:
-            found[comment.group(1)] = handle.group(1)
+def chain_rules(text):
+    """``[(handle, comment), ...]`` of the rules in ``nft -j list chain`` output, in chain order (comment None without one)."""
+    try:
+        document = json.loads(text)
+    except ValueError:
+        return []
+    items = document.get("nftables", []) if isinstance(document, dict) else []
+    found = []
+    for item in items if isinstance(items, list) else []:
+        rule = item.get("rule") if isinstance(item, dict) else None
+        if isinstance(rule, dict) and type(rule.get("handle")) is int:
+            comment = rule.get("comment")
+            found.append((rule["handle"], comment if isinstance(comment, str) else None))
     return found
+
+
+def comments_in_nft(text, pattern=ruleset.COMMENT_RE):
+    """``{comment: handle}`` of our rules in ``nft -j list chain`` output, in chain order."""
+    return {comment: handle for handle, comment in chain_rules(text) if ruleset.is_ours(comment, pattern)}
 
 
 def chain(model):
@@ -64,34 +79,52 @@ def chain(model):
 
 
 def listing(model):
-    """``nft -a list chain`` of the chain: its rules with their handles ("" without the chain)."""
-    return command.run(["nft", "-a", "list", "chain", *chain(model)], check=False).stdout
+    """``nft -j list chain`` of the chain, or None without the chain."""
+    done = command.run(["nft", "-j", "list", "chain", *chain(model)], check=False)
+    return done.stdout if done.returncode == 0 else None
 
 
 def current(model, kind):
-    return comments_in_nft(listing(model), kind.comments)
+    """``{comment: handle}`` of the rules of ``kind`` in the chain, in chain order."""
+    return comments_in_nft(listing(model) or "", kind.comments)
 
 
-def ensure_chain(model):
+def chain_creation(model):
+    """The batch lines creating the table and the chain, if the chain does not exist (the user's own is left as it is)."""
+    if listing(model) is not None:
+        return []
     family, table, name = chain(model)
-    if command.run(["nft", "list", "chain", family, table, name], check=False).returncode == 0:
+    return [f"add table {family} {table}", f"add chain {family} {table} {name} {{ type filter hook input priority filter; }}"]
+
+
+def run_batch(lines):
+    """Apply ``lines`` as one ``nft -f -`` batch: one transaction, all of it or nothing."""
+    if lines:
+        command.run(["nft", "-f", "-"], check=True, stdin_text="\n".join(lines) + "\n")
+
+
+def apply(model, kind, current, to_add, to_delete):
+    """
+    Make the change as one batch. Add before deleting: only a rule put back in place (the
+    same comment) is deleted first, then the accept rules are inserted at the top, the
+    record and drop rules go right after our last rule as read before the batch (each at
+    that position, so in reverse order) or, without one, at the top below the new accept
+    rules; last, the rules no longer wanted go.
+    """
+    if not to_add and not to_delete:
         return
-    command.run(["nft", "add", "table", family, table], check=True)
-    command.run(["nft", f"add chain {family} {table} {name} {{ type filter hook input priority filter; }}"], check=True)
-
-
-def add(model, rule, comment, kind):
-    ensure_chain(model)
     family, table, name = chain(model)
-    if rule.action == "accept":
-        command.run(["nft", f"insert rule {family} {table} {name} {kind.nft_rule(rule, comment)}"], check=True)
-        return
-    if rule.action == "record":
-        command.run(["nft", f"add set {family} {table} {ROGUE_SETS[rule.family]} {nft_rogue_set(rule.family)}"], check=True)
-    ours = list(current(model, kind).values())  # after our last rule: the accept rules are above it
-    where = f"add rule {family} {table} {name} position {ours[-1]}" if ours else f"insert rule {family} {table} {name}"
-    command.run(["nft", f"{where} {kind.nft_rule(rule, comment)}"], check=True)
-
-
-def delete(model, comment, handle):
-    command.run(["nft", "delete", "rule", *chain(model), "handle", handle], check=True)
+    where = f"{family} {table} {name}"
+    replaced = [comment for comment in to_delete if comment in to_add]
+    anchor = next(reversed([handle for comment, handle in current.items() if comment not in replaced]), None)
+    placed = f"add rule {where} position {anchor}" if anchor is not None else f"insert rule {where}"
+    others = [(comment, rule) for comment, rule in to_add.items() if rule.action != "accept"]
+    records = [rule for _, rule in others if rule.action == "record"]
+    run_batch([
+        *chain_creation(model),
+        *(f"add set {family} {table} {ROGUE_SETS[rule.family]} {nft_rogue_set(rule.family)}" for rule in records),
+        *(f"delete rule {where} handle {to_delete[comment]}" for comment in replaced),
+        *(f"{placed} {kind.nft_rule(rule, comment)}" for comment, rule in reversed(others)),
+        *(f"insert rule {where} {kind.nft_rule(rule, comment)}" for comment, rule in to_add.items() if rule.action == "accept"),
+        *(f"delete rule {where} handle {handle}" for comment, handle in to_delete.items() if comment not in replaced),
+    ])
