@@ -5,6 +5,7 @@ import pathlib
 
 import pytest
 
+from lbpair_lib.core.errors import InvalidValue
 from lbpair_lib.model import pillar
 from lbpair_lib.node import firewall, keepalived_config
 from lbpair_lib.node.firewall import Rule, holds, iptables, nftables, peers, rogue, ruleset
@@ -191,3 +192,23 @@ def test_unicast_keepalived_takes_adverts_from_the_peers_only(seed_pillar):
     seed_pillar["vrrp"]["unicast"] = True
     text = keepalived_config.render_config(model_for(seed_pillar))
     assert "    unicast_peer {\n        192.0.2.12\n    }\n    check_unicast_src\n" in text
+
+
+NFT_BATCH_ROWS = [
+    # (what tries to add a line to the nft batch, the pillar change, the key named, words of the message)
+    ("an nft chain with a newline", lambda p: p.update(firewall={"backend": "nftables", "nft_chain": "input\nflush ruleset"}),
+     "lbpair:firewall:nft_chain", "single line"),
+    ("an nft table ending in a newline", lambda p: p.update(firewall={"backend": "nftables", "nft_table": "inet filter\n"}),
+     "lbpair:firewall:nft_table", "single line"),
+    ("an interface with a newline", lambda p: p["vrrp"].update(interface="eth0\nflush ruleset"), "lbpair:vrrp:interface", "single line"),
+    ("an nft chain with a semicolon", lambda p: p.update(firewall={"backend": "nftables", "nft_chain": "input;flush"}),
+     "lbpair:firewall:nft_chain", "safe name"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("what", "change", "key", "words"), NFT_BATCH_ROWS, ids=[row[0] for row in NFT_BATCH_ROWS])
+def test_nothing_from_the_pillar_adds_a_line_to_the_nft_batch(seed_pillar, what, change, key, words):
+    change(seed_pillar)
+    with pytest.raises(InvalidValue) as caught:
+        pillar.normalize(seed_pillar)
+    assert caught.value.path == key and words in str(caught.value), what
