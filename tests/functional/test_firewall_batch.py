@@ -22,17 +22,20 @@ from lbpair_lib.node.firewall import nftables
 
 NAMESPACE = "lbpair-fwbatch"
 CHAIN = ["inet", "filter", "input"]
-#: nft, but a batch on stdin is first kept in a file and nft's pid written down, so the test can kill it while it runs
+#: nft, but a batch on stdin is first kept in a file, nft's pid written down and a moment given (0.05 s),
+#: so the test can kill it before nft starts, while it runs or after it is done
 NFT_WRAPPER = """#!/bin/sh
 if [ "$1" = "-f" ]; then
     cat > "$NFT_SPY/batch"
     echo $$ > "$NFT_SPY/pid.tmp" && mv "$NFT_SPY/pid.tmp" "$NFT_SPY/pid"
+    sleep {pause}
     exec {nft} -f "$NFT_SPY/batch"
 fi
 exec {nft} "$@"
 """
-#: when to kill nft after it starts, in seconds: at once, then through its run (a few ms), then long after
-KILL_AFTER = [0, *(step * 0.0005 for step in range(1, 40)), 0.5]
+PAUSE = 0.05
+#: when to kill nft after its pid is known, in seconds: before it starts, every 0.5 ms through its run (a few ms), long after
+KILL_AFTER = [0, *(PAUSE + step * 0.0005 for step in range(40)), 0.5]
 
 
 @pytest.fixture
@@ -90,7 +93,7 @@ def nft_spy(tmp_path, monkeypatch):
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
     wrapper = bin_dir / "nft"
-    wrapper.write_text(NFT_WRAPPER.format(nft="/usr/sbin/nft"))
+    wrapper.write_text(NFT_WRAPPER.format(nft="/usr/sbin/nft", pause=PAUSE))
     wrapper.chmod(0o755)
     monkeypatch.setenv("PATH", f"{bin_dir}:{os.environ['PATH']}")
     monkeypatch.setenv("NFT_SPY", str(tmp_path))
@@ -140,6 +143,6 @@ def test_nft_killed_midway_leaves_the_old_or_the_new_rule_set(namespace, pillars
         assert after in (old_rules, new_rules), (delay, after)
         seen.append("new" if after == new_rules else "old")
         if after == old_rules:
-            assert "error" in outcome, outcome  # the change failed, and says so
+            assert "error" in outcome, outcome  # the change failed, and says so (killed after the commit, it may say so too)
         reset_to(old)
     assert {"old", "new"} <= set(seen), seen  # the kills fell before the commit and after it
