@@ -155,7 +155,8 @@ def deletions_seen(monkeypatch, backend):
     real_batch = nftables.run_batch
 
     def run_batch(lines):
-        before = dict(nftables.chain_rules(netns.run(HOSTS["lb1"], ["nft", "-j", "list", "chain", *NFT_CHAIN], timeout=10).stdout))
+        chain = netns.run(HOSTS["lb1"], ["nft", "-j", "list", "chain", *NFT_CHAIN], check=False, timeout=10).stdout  # "" before the first
+        before = dict(nftables.chain_rules(chain))
         real_batch(lines)
         after = _comments(listing(backend))
         deleted = [before[int(line.split()[-1])] for line in lines if line.startswith("delete rule")]
