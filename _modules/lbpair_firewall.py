@@ -16,7 +16,8 @@ nftables, as ``lbpair:firewall`` in the pillar says (see
 """
 
 from lbpair_lib.model import pillar
-from lbpair_lib.node import firewall, firewall_peers
+from lbpair_lib.node import firewall
+from lbpair_lib.node.firewall import peers
 
 __virtualname__ = "lbpair_firewall"
 
@@ -79,4 +80,4 @@ def peers_rules():
 
         salt 'lb*' lbpair_firewall.peers_rules
     """
-    return firewall_peers.rules(pillar.minion_model(__pillar__, __opts__, __context__))
+    return peers.rules(pillar.minion_model(__pillar__, __opts__, __context__))

@@ -10,7 +10,8 @@ VRRP, and drop anyone else's on the pair's interface.
 
 from lbpair_lib.core import results
 from lbpair_lib.model import pillar
-from lbpair_lib.node import firewall, firewall_peers
+from lbpair_lib.node import firewall
+from lbpair_lib.node.firewall import peers
 
 __virtualname__ = "lbpair_firewall"
 
@@ -53,4 +54,4 @@ def peers_allowed(name):
     name
         The state's name; free text.
     """
-    return results.state(name, lambda: _apply(__opts__["test"], firewall_peers.allow, "Peers port"))
+    return results.state(name, lambda: _apply(__opts__["test"], peers.allow, "Peers port"))

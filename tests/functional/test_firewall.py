@@ -17,6 +17,7 @@ from saltfactories.utils.functional import Loaders
 from lab import netns, rogue
 from lab.util import wait_until
 from lbpair_lib.node import firewall
+from lbpair_lib.node.firewall import iptables, ruleset
 from tests.conftest import EXTENSION_DIRS
 from tests.functional.conftest import set_pillar
 from tests.functional.rigs import eventually, joined_pair, keepalived_on, node_model
@@ -135,11 +136,11 @@ def test_record_and_drop_rules_found_before_the_accept_rule_are_put_after_it(pai
         node_loaders["lb1"].modules.lbpair_firewall.vrrp_allow()
         accept = firewall.Rule("accept", "ipv4", "192.0.2.12", "224.0.0.18", None)
         netns.run(namespace, ["iptables", "-D", "INPUT", "1"])  # the accept rule, put back below the drop
-        netns.run(namespace, ["iptables", "-A", "INPUT", *firewall.iptables_spec(accept, ACCEPT)])
+        netns.run(namespace, ["iptables", "-A", "INPUT", *iptables.iptables_spec(accept, ACCEPT)])
         assert node_loaders["lb1"].modules.lbpair_firewall.vrrp_rules()[DROP4] is False
         assert node_loaders["lb1"].modules.lbpair_firewall.vrrp_allow() == {"added": [DROP4, RECORD4], "removed": [DROP4, RECORD4]}
         listing = netns.run(namespace, ["iptables", "-S", "INPUT"]).stdout
-    assert list(firewall.comments_in_iptables(listing)) == [ACCEPT, RECORD4, DROP4]
+    assert list(iptables.comments_in_iptables(listing)) == [ACCEPT, RECORD4, DROP4]
 
 
 def test_a_drop_rule_written_by_an_earlier_version_is_replaced(pair_namespaces, node_loaders):
@@ -151,7 +152,7 @@ def test_a_drop_rule_written_by_an_earlier_version_is_replaced(pair_namespaces, 
     with netns.enter(namespace):
         assert node_loaders["lb1"].modules.lbpair_firewall.vrrp_allow() == {"added": WANTED, "removed": [DROP4]}
         listing = netns.run(namespace, ["iptables", "-S", "INPUT"]).stdout
-    assert list(firewall.comments_in_iptables(listing)) == [ACCEPT, RECORD4, DROP4]
+    assert list(iptables.comments_in_iptables(listing)) == [ACCEPT, RECORD4, DROP4]
     assert f'-i eth0 -p vrrp -m comment --comment "{DROP4}" -j DROP' in listing
 
 
@@ -249,7 +250,7 @@ def test_a_rogue_router_changes_nothing_with_the_rules_and_is_reported(segment, 
 STRANGER = {socket.AF_INET: (ROGUE_ADDRESS, "192.0.2.67"), socket.AF_INET6: ("2001:db8::66", "2001:db8::67")}
 LB1 = {socket.AF_INET: "192.0.2.11", socket.AF_INET6: "2001:db8::11"}
 PAIR_VRID, OTHER_VRID = 51, 99
-VRRP = int(firewall.VRRP_PROTOCOL)
+VRRP = int(ruleset.VRRP_PROTOCOL)
 
 
 def send_advert(family, source, vrid):

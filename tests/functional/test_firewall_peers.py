@@ -13,7 +13,8 @@ import socket
 import pytest
 
 from lab import netns, rogue
-from lbpair_lib.node import firewall, firewall_peers
+from lbpair_lib.node import firewall
+from lbpair_lib.node.firewall import iptables, nftables, peers
 from tests.functional.conftest import set_pillar
 from tests.functional.rigs import connects, node_model
 
@@ -26,6 +27,7 @@ ADDRESSES = {
 }
 VIP = "203.0.113.10"  # service foo's, put on the peers port below
 PORT, NEW_PORT = 10000, 10001
+NFT_CHAIN = ["inet", "filter", "input"]
 LISTINGS = {
     "iptables": [["iptables", "-S", "INPUT"], ["ip6tables", "-S", "INPUT"]],
     "nftables": [["nft", "list", "chain", "inet", "filter", "input"]],
@@ -105,11 +107,11 @@ def test_the_peers_port_refuses_a_third_address_and_applying_again_changes_nothi
         assert reach(PORT) == OPEN  # the control: without the rules anyone connects
         assert on_lb1(firewall.allow, lbpair)["added"]
         vrrp_before = vrrp_lines(backend)
-        assert on_lb1(firewall_peers.allow, lbpair) == {"added": wanted(PORT), "removed": []}
+        assert on_lb1(peers.allow, lbpair) == {"added": wanted(PORT), "removed": []}
         assert reach(PORT) == PAIR_ONLY
         assert connects(HOSTS["third"], VIP, PORT)  # a service on the same port, on its VIP, stays open
-        assert on_lb1(firewall_peers.allow, lbpair) == {"added": [], "removed": []}
-        assert on_lb1(firewall_peers.rules, lbpair) == dict.fromkeys(wanted(PORT), True)
+        assert on_lb1(peers.allow, lbpair) == {"added": [], "removed": []}
+        assert on_lb1(peers.rules, lbpair) == dict.fromkeys(wanted(PORT), True)
         text = listing(backend)
         assert sorted(comment for comment in wanted(PORT) if text.count(f'"{comment}"') == 1) == wanted(PORT), text
         assert text.count("lbpair-peers") == len(wanted(PORT)), text  # no duplicates
@@ -121,75 +123,93 @@ def test_the_peers_port_refuses_a_third_address_and_applying_again_changes_nothi
 @pytest.mark.parametrize("backend", ["iptables"])
 def test_the_drop_rules_follow_the_accept_rules_in_each_family(segment, lbpair, backend):
     """The iptables listing itself: accept rules, then the drop rule, per family; the texts as iptables reads them."""
-    on_lb1(firewall_peers.allow, lbpair)
+    on_lb1(peers.allow, lbpair)
     ipv4, ipv6 = (netns.run(HOSTS["lb1"], command, timeout=10).stdout for command in LISTINGS["iptables"])
-    assert list(firewall.comments_in_iptables(ipv4, firewall_peers.COMMENT_RE)) == [
+    assert list(iptables.comments_in_iptables(ipv4, peers.COMMENT_RE)) == [
         "lbpair-peers 192.0.2.12 to 192.0.2.11 port 10000",
         "lbpair-peers 192.0.2.11 to 192.0.2.11 port 10000",
         "lbpair-peers drop ipv4 to 192.0.2.11 port 10000",
     ]
     assert '-s 192.0.2.12/32 -d 192.0.2.11/32 -p tcp -m tcp --dport 10000 -m comment --comment "lbpair-peers 192.0.2.12' in ipv4
     assert '-d 192.0.2.11/32 -p tcp -m tcp --dport 10000 -m comment --comment "lbpair-peers drop ipv4' in ipv4
-    assert list(firewall.comments_in_iptables(ipv6, firewall_peers.COMMENT_RE))[-1] == "lbpair-peers drop ipv6 to 2001:db8::11 port 10000"
+    assert list(iptables.comments_in_iptables(ipv6, peers.COMMENT_RE))[-1] == "lbpair-peers drop ipv6 to 2001:db8::11 port 10000"
 
 
 @pytest.fixture
 def deletions_seen(monkeypatch, backend):
-    """The peers comments in lb1's chains at each deletion the backend makes (the spy calls the real one)."""
-    seen, real = [], firewall.BACKENDS[backend]
+    """
+    Each peers rule the backend deletes, with the peers comments in lb1's chains at that moment
+    (the spies call the real ones): with iptables as each ``-D`` runs; with nftables, whose
+    deletions are in the one batch with the additions, as the batch commits.
+    """
+    seen = []
+    if backend == "iptables":
+        real_delete = iptables.delete
 
-    def delete(model, comment, handle):
-        seen.append((comment, _comments(listing(backend))))
-        real.delete(model, comment, handle)
+        def delete(model, comment, handle):
+            seen.append((comment, _comments(listing(backend))))
+            real_delete(model, comment, handle)
 
-    monkeypatch.setitem(firewall.BACKENDS, backend, real._replace(delete=delete))
+        monkeypatch.setattr(iptables, "delete", delete)
+        return seen
+    real_batch = nftables.run_batch
+
+    def run_batch(lines):
+        chain = netns.run(HOSTS["lb1"], ["nft", "-j", "list", "chain", *NFT_CHAIN], check=False, timeout=10).stdout  # "" before the first
+        before = dict(nftables.chain_rules(chain))
+        real_batch(lines)
+        after = _comments(listing(backend))
+        deleted = [before[int(line.split()[-1])] for line in lines if line.startswith("delete rule")]
+        seen.extend((comment, after) for comment in deleted if comment.startswith(peers.COMMENT_PREFIX))
+
+    monkeypatch.setattr(nftables, "run_batch", run_batch)
     return seen
 
 
 def _comments(text):
-    return {match.group(1) for match in firewall_peers.COMMENT_RE.finditer(text)}
+    return {match.group(1) for match in peers.COMMENT_RE.finditer(text)}
 
 
 @pytest.mark.parametrize("backend", ["iptables", "nftables"])
 def test_a_new_peers_port_replaces_the_rules_adding_before_deleting(segment, lbpair, backend, deletions_seen):
     on_lb1(firewall.allow, lbpair)
     vrrp_before = vrrp_lines(backend)
-    assert on_lb1(firewall_peers.allow, lbpair)["added"] == wanted(PORT)
+    assert on_lb1(peers.allow, lbpair)["added"] == wanted(PORT)
     lbpair["haproxy"] = {"peers_port": NEW_PORT}
     with servers(NEW_PORT, ADDRESSES["lb1"]), servers(PORT, ADDRESSES["lb1"]):
-        assert on_lb1(firewall_peers.allow, lbpair) == {"added": wanted(NEW_PORT), "removed": wanted(PORT)}
+        assert on_lb1(peers.allow, lbpair) == {"added": wanted(NEW_PORT), "removed": wanted(PORT)}
         assert reach(NEW_PORT) == PAIR_ONLY
         assert reach(PORT) == OPEN  # the old port's rules are gone
     assert sorted(comment for comment, _ in deletions_seen) == wanted(PORT)
     assert all(set(wanted(NEW_PORT)) <= present for _, present in deletions_seen), deletions_seen  # never a moment without
     assert _comments(listing(backend)) == set(wanted(NEW_PORT))
     assert vrrp_lines(backend) == vrrp_before
-    assert on_lb1(firewall_peers.allow, lbpair) == {"added": [], "removed": []}
+    assert on_lb1(peers.allow, lbpair) == {"added": [], "removed": []}
 
 
 @pytest.mark.parametrize("backend", ["iptables", "nftables"])
 def test_without_stick_tables_the_rules_go_and_the_vrrp_rules_stay(segment, lbpair, backend):
     on_lb1(firewall.allow, lbpair)
-    assert on_lb1(firewall_peers.allow, lbpair)["added"] == wanted(PORT)
+    assert on_lb1(peers.allow, lbpair)["added"] == wanted(PORT)
     del lbpair["services"]["foo"]["stick"]
     with servers(PORT, ADDRESSES["lb1"]):
-        assert on_lb1(firewall_peers.rules, lbpair) == {}
-        assert on_lb1(firewall_peers.allow, lbpair) == {"added": [], "removed": wanted(PORT)}
+        assert on_lb1(peers.rules, lbpair) == {}
+        assert on_lb1(peers.allow, lbpair) == {"added": [], "removed": wanted(PORT)}
         assert reach(PORT) == OPEN
     assert "lbpair-peers" not in listing(backend)
     assert on_lb1(firewall.allow, lbpair) == {"added": [], "removed": []}
-    assert on_lb1(firewall_peers.allow, lbpair) == {"added": [], "removed": []}
+    assert on_lb1(peers.allow, lbpair) == {"added": [], "removed": []}
 
 
 @pytest.mark.parametrize("backend", ["iptables", "nftables"])
 def test_changed_vrrp_rules_leave_the_peers_rules_alone(segment, lbpair, backend):
-    on_lb1(firewall_peers.allow, lbpair)
+    on_lb1(peers.allow, lbpair)
     on_lb1(firewall.allow, lbpair)
     peers_before = [line for line in listing(backend).splitlines() if "lbpair-peers" in line]
     lbpair["vrrp"]["interface"] = "eth1"  # every record and drop rule of VRRP replaced
     assert on_lb1(firewall.allow, lbpair)["removed"]
     assert [line for line in listing(backend).splitlines() if "lbpair-peers" in line] == peers_before
-    assert on_lb1(firewall_peers.allow, lbpair) == {"added": [], "removed": []}
+    assert on_lb1(peers.allow, lbpair) == {"added": [], "removed": []}
 
 
 @pytest.mark.parametrize("backend", ["iptables"])

@@ -8,6 +8,7 @@ import pytest
 
 from lab import netns
 from lbpair_lib.node import firewall, handover, track
+from lbpair_lib.node.firewall import holds
 from tests.functional.rigs import connects, listening_on
 
 NAMESPACE = "lbpair-handover"
@@ -75,4 +76,4 @@ def test_a_hold_for_vips_since_changed_is_released(listening_vip, tmp_path, back
         undone = handover.undo_interrupted(model, lock=str(tmp_path / "handover.lock"), track_directory=str(tmp_path))
     assert undone["changes"] == {"interrupted_handover": ["held new connections"]} and _connects()
     for listing in LISTINGS[backend]:
-        assert firewall.HOLD_COMMENT not in netns.run(NAMESPACE, listing).stdout
+        assert holds.HOLD_COMMENT not in netns.run(NAMESPACE, listing).stdout

@@ -4,7 +4,7 @@ import os
 
 from lbpair_lib.model import keepalived_model, pillar
 from lbpair_lib.node import beacon, firewall, haproxy, keepalived_config, keepalived_process
-from lbpair_lib.node.firewall import Rule
+from lbpair_lib.node.firewall import Rule, iptables, nftables, ruleset
 from tests.unit.tls_ca import shared_ca
 
 
@@ -119,13 +119,13 @@ def test_iptables_rules_of_both_families_are_in_place_one_chain_after_the_other(
     """iptables lists the IPv4 chain, then the IPv6 one: the IPv6 accept rule after the IPv4 drop rule is no disorder."""
     wanted = firewall.wanted_rules(model_for(dual_stack(seed_pillar)))
     chains = [comment for family in ("ipv4", "ipv6") for comment, rule in wanted.items() if rule.family == family]
-    assert firewall.misplaced(dict.fromkeys(chains), wanted) == set()
+    assert ruleset.misplaced(dict.fromkeys(chains), wanted) == set()
 
 
 def test_an_ipv6_accept_rule_renders_for_both_backends():
     rule, comment = Rule("accept", "ipv6", "2001:db8::12", "ff02::12", None), "lbpair-vrrp 2001:db8::12 to ff02::12"
-    assert firewall.nft_rule(rule, comment) == f'ip6 saddr 2001:db8::12 ip6 daddr ff02::12 meta l4proto 112 accept comment "{comment}"'
-    assert firewall.iptables_spec(rule, comment)[:4] == ["-s", "2001:db8::12", "-d", "ff02::12"]
+    assert nftables.nft_rule(rule, comment) == f'ip6 saddr 2001:db8::12 ip6 daddr ff02::12 meta l4proto 112 accept comment "{comment}"'
+    assert iptables.iptables_spec(rule, comment)[:4] == ["-s", "2001:db8::12", "-d", "ff02::12"]
 
 
 def test_an_nft_table_of_one_family_gets_the_accept_rules_of_that_family_only(seed_pillar):

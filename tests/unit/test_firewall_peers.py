@@ -6,8 +6,9 @@ import pytest
 
 from lbpair_lib.core.errors import InvalidValue
 from lbpair_lib.model import pillar
-from lbpair_lib.node import firewall_peers, haproxy
-from lbpair_lib.node.firewall_peers import Rule
+from lbpair_lib.node import haproxy
+from lbpair_lib.node.firewall import peers
+from lbpair_lib.node.firewall.peers import Rule
 
 
 def model_for(lbpair, node="lb1"):
@@ -15,34 +16,34 @@ def model_for(lbpair, node="lb1"):
 
 
 def test_no_stick_tables_no_rules(seed_pillar):
-    assert firewall_peers.wanted_rules(model_for(seed_pillar)) == {}
+    assert peers.wanted_rules(model_for(seed_pillar)) == {}
 
 
 def test_accepts_the_pair_nodes_then_drops_everyone_else(seed_pillar):
     seed_pillar["services"]["foo"]["stick"] = {"expire": 600}
-    rules = firewall_peers.wanted_rules(model_for(seed_pillar))
+    rules = peers.wanted_rules(model_for(seed_pillar))
     assert list(rules.items()) == [
         ("lbpair-peers 192.0.2.11 to 192.0.2.11 port 10000", Rule("accept", "ipv4", "192.0.2.11", "192.0.2.11", 10000)),
         ("lbpair-peers 192.0.2.12 to 192.0.2.11 port 10000", Rule("accept", "ipv4", "192.0.2.12", "192.0.2.11", 10000)),
         ("lbpair-peers drop ipv4 to 192.0.2.11 port 10000", Rule("drop", "ipv4", None, "192.0.2.11", 10000)),
     ]
     for comment in rules:
-        assert firewall_peers.COMMENT_RE.search(f'"{comment}"')
+        assert peers.COMMENT_RE.search(f'"{comment}"')
 
 
 def test_rule_texts():
     accept = Rule("accept", "ipv4", "192.0.2.12", "192.0.2.11", 10000)
-    assert firewall_peers.iptables_spec(accept, "c") == [
+    assert peers.iptables_spec(accept, "c") == [
         "-s", "192.0.2.12", "-d", "192.0.2.11", "-p", "tcp", "--dport", "10000", "-m", "comment", "--comment", "c", "-j", "ACCEPT",
     ]  # fmt: skip
     drop = Rule("drop", "ipv6", None, "2001:db8::11", 10000)
-    assert firewall_peers.nft_rule(drop, "c") == 'ip6 daddr 2001:db8::11 tcp dport 10000 drop comment "c"'
+    assert peers.nft_rule(drop, "c") == 'ip6 daddr 2001:db8::11 tcp dport 10000 drop comment "c"'
 
 
 def test_both_families_when_the_nodes_have_ipv6_addresses(seed_pillar):
     seed_pillar["services"]["foo"]["stick"] = {"expire": 600}
     seed_pillar["nodes"]["lb1"]["address6"], seed_pillar["nodes"]["lb2"]["address6"] = "2001:db8::11", "2001:db8::12"
-    assert list(firewall_peers.wanted_rules(model_for(seed_pillar, "lb2"))) == [
+    assert list(peers.wanted_rules(model_for(seed_pillar, "lb2"))) == [
         "lbpair-peers 192.0.2.11 to 192.0.2.12 port 10000",
         "lbpair-peers 192.0.2.12 to 192.0.2.12 port 10000",
         "lbpair-peers 2001:db8::11 to 2001:db8::12 port 10000",
@@ -51,7 +52,7 @@ def test_both_families_when_the_nodes_have_ipv6_addresses(seed_pillar):
         "lbpair-peers drop ipv6 to 2001:db8::12 port 10000",
     ]
     seed_pillar["firewall"] = {"backend": "nftables", "nft_table": "ip filter"}  # an ip table sees no IPv6
-    assert {rule.family for rule in firewall_peers.wanted_rules(model_for(seed_pillar)).values()} == {"ipv4"}
+    assert {rule.family for rule in peers.wanted_rules(model_for(seed_pillar)).values()} == {"ipv4"}
 
 
 def sticky(change):
@@ -96,7 +97,7 @@ def test_a_peers_port_shared_with_a_service_or_the_probe_filters_only_the_node_a
     seed_pillar["services"]["foo"]["stick"] = {"expire": 600}
     seed_pillar["haproxy"] = {"peers_port": port_of(seed_pillar)}
     model = model_for(seed_pillar)
-    rules = firewall_peers.wanted_rules(model).values()
+    rules = peers.wanted_rules(model).values()
     assert {rule.destination for rule in rules} == {"192.0.2.11"}, what
     assert {rule.port for rule in rules} == {model["haproxy"]["peers_port"]}
     assert f"peer lb1 192.0.2.11:{model['haproxy']['peers_port']}" in haproxy.render_config(model)

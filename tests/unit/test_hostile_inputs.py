@@ -15,7 +15,8 @@ from lbpair_lib.core.errors import InvalidValue, LbpairError
 from lbpair_lib.master import notify, planned, reactions, reactions_config
 from lbpair_lib.master.history import History
 from lbpair_lib.model import certificates, pillar
-from lbpair_lib.node import beacon, deploy, firewall, haproxy
+from lbpair_lib.node import beacon, deploy, haproxy
+from lbpair_lib.node.firewall import iptables, rogue
 from tests.conftest import REPO
 from tests.unit.test_certificates import KEY, NOW, PATH_KEY, shared_pki
 from tests.unit.test_planned import Pair
@@ -296,16 +297,16 @@ def test_beacon_meta_refuses_secret_words_not_words_that_contain_them(meta, refu
 
 ROGUE_RECORD_ROWS = [
     # (what the firewall's record of rogue VRRP senders holds, the reader, the text, the addresses lbpair reports)
-    ("a source that is a command", firewall.senders_in_recent, "src=$(reboot) ttl: 0 last_seen: 1\n", []),
-    ("a scoped IPv6 address carrying text", firewall.senders_in_recent, "src=fe80::1%<!channel> ttl: 0\n", []),
-    ("a line that only mentions src=", firewall.senders_in_recent, "x src=192.0.2.66\n", []),
-    ("the same sender twice", firewall.senders_in_recent, "src=192.0.2.66 a\nsrc=192.0.2.66 b\n", ["192.0.2.66"]),
-    ("nft output that is not JSON", firewall.senders_in_nft_set, "Error: No such file or directory", []),
-    ("nft JSON that is a list", firewall.senders_in_nft_set, "[1, 2]", []),
-    ("set elements that are objects and numbers", firewall.senders_in_nft_set,
+    ("a source that is a command", rogue.senders_in_recent, "src=$(reboot) ttl: 0 last_seen: 1\n", []),
+    ("a scoped IPv6 address carrying text", rogue.senders_in_recent, "src=fe80::1%<!channel> ttl: 0\n", []),
+    ("a line that only mentions src=", rogue.senders_in_recent, "x src=192.0.2.66\n", []),
+    ("the same sender twice", rogue.senders_in_recent, "src=192.0.2.66 a\nsrc=192.0.2.66 b\n", ["192.0.2.66"]),
+    ("nft output that is not JSON", rogue.senders_in_nft_set, "Error: No such file or directory", []),
+    ("nft JSON that is a list", rogue.senders_in_nft_set, "[1, 2]", []),
+    ("set elements that are objects and numbers", rogue.senders_in_nft_set,
      '{"nftables": [{"set": {"elem": [{"elem": {"val": {"prefix": {"addr": "192.0.2.0", "len": 24}}}}, 7, "192.0.2.66"]}}]}',
      ["192.0.2.66"]),
-    ("a set element with a newline", firewall.senders_in_nft_set, '{"nftables": [{"set": {"elem": ["192.0.2.66\\nWARNING"]}}]}', []),
+    ("a set element with a newline", rogue.senders_in_nft_set, '{"nftables": [{"set": {"elem": ["192.0.2.66\\nWARNING"]}}]}', []),
 ]  # fmt: skip
 
 
@@ -316,7 +317,7 @@ def test_only_plain_addresses_come_out_of_the_rogue_sender_record(what, read, te
 
 def test_a_users_rule_that_looks_like_lbpairs_is_not_taken_for_it():
     listing = '-A INPUT -s 192.0.2.9/32 -p vrrp -m comment --comment "lbpair-vrrp 192.0.2.9 to 224.0.0.18 (mine)" -j ACCEPT\n'
-    assert firewall.comments_in_iptables(listing) == {}
+    assert iptables.comments_in_iptables(listing) == {}
 
 
 STORE_ROWS = [

@@ -8,13 +8,13 @@ from lbpair_lib.core.errors import LbpairError
 Done = collections.namedtuple("Done", "returncode stdout stderr")
 
 
-def run(command, timeout=60, check=False):
+def run(command, timeout=60, check=False, stdin_text=None):
     """
-    Run ``command`` (a list, never through a shell); with ``check``, a non-zero
-    exit raises :class:`LbpairError` with its output.
+    Run ``command`` (a list, never through a shell), given ``stdin_text`` on its standard
+    input if any; with ``check``, a non-zero exit raises :class:`LbpairError` with its output.
     """
     try:
-        done = subprocess.run(command, capture_output=True, text=True, timeout=timeout, check=False)
+        done = subprocess.run(command, input=stdin_text, capture_output=True, text=True, timeout=timeout, check=False)
     except (OSError, subprocess.TimeoutExpired) as exc:
         raise LbpairError(f"cannot run {command[0]}: {exc}") from None
     if check and done.returncode != 0:

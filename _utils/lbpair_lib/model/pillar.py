@@ -417,7 +417,7 @@ def _peers_port(value, path):
     """
     Where HAProxy shares stick tables, on each node's address: not a privileged port. A system
     service listens there (22: SSH), so HAProxy could not bind it, and the peers firewall rules
-    (:mod:`lbpair_lib.node.firewall_peers`) would drop it on the node's addresses for all but the pair.
+    (:mod:`lbpair_lib.node.firewall.peers`) would drop it on the node's addresses for all but the pair.
     A service's port is fine: services listen on their VIPs, never a node's address.
     """
     port = schema.port(value, path)

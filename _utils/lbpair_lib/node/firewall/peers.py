@@ -18,12 +18,12 @@ import collections
 import re
 
 from lbpair_lib.node import firewall, haproxy
+from lbpair_lib.node.firewall import nftables, ruleset
 
 COMMENT_PREFIX = "lbpair-peers"
 ACCEPT_COMMENT = r"lbpair-peers ([0-9a-f.:]+) to ([0-9a-f.:]+) port ([0-9]+)"
 DROP_COMMENT = r"lbpair-peers drop (ipv[46]) to ([0-9a-f.:]+) port ([0-9]+)"
 COMMENT_RE = re.compile(f'"((?:{ACCEPT_COMMENT})|(?:{DROP_COMMENT}))"')
-DESTINATION = {"ipv4": "ip daddr", "ipv6": "ip6 daddr"}
 
 #: one rule: ``action`` accept (TCP from ``source``) or drop (from anyone else), to ``destination`` at ``port``
 Rule = collections.namedtuple("Rule", "action family source destination port")
@@ -35,8 +35,8 @@ def wanted_rules(model):
         return {}
     port = model["haproxy"]["peers_port"]
     accepts, drops = {}, {}
-    for family in firewall.drop_families(model):
-        field = firewall.ADDRESS_FIELD[family]
+    for family in ruleset.drop_families(model):
+        field = ruleset.ADDRESS_FIELD[family]
         destination = model["node"][field]
         if not destination:
             continue
@@ -57,11 +57,11 @@ def iptables_spec(rule, comment):
 
 def nft_rule(rule, comment):
     """The nft rule text for one rule."""
-    source = f"{firewall.SOURCE_MATCH[rule.family]} {rule.source} " if rule.action == "accept" else ""
-    return f'{source}{DESTINATION[rule.family]} {rule.destination} tcp dport {rule.port} {rule.action} comment "{comment}"'
+    source = f"{nftables.SOURCE_MATCH[rule.family]} {rule.source} " if rule.action == "accept" else ""
+    return f'{source}{nftables.DESTINATION_MATCH[rule.family]} {rule.destination} tcp dport {rule.port} {rule.action} comment "{comment}"'
 
 
-PEERS = firewall.Kind(COMMENT_RE, wanted_rules, iptables_spec, nft_rule)
+PEERS = ruleset.Kind(COMMENT_RE, wanted_rules, iptables_spec, nft_rule)
 
 
 def rules(model):
