@@ -143,3 +143,64 @@ def worker_slot(path):
     """Yield whether this process is now the only background worker of ``path`` (a lock it holds until exit)."""
     with store.try_locked(f"{path}.worker") as mine:
         yield mine
+
+
+# --- the state API: each key owned by one method, each change one locked transaction ----
+
+
+class ReactionStore:
+    """The reaction state at ``path``: the methods below own its keys; callers never touch raw keys."""
+
+    def __init__(self, path):
+        self.path = path
+
+    def transaction(self):
+        """``with store.transaction() as state:`` one locked read-change-write of the document."""
+        return ReactionState(self.path)
+
+    def lock(self, name):
+        """A lock of its own beside the state (``name``: what it serialises), not held by the transactions."""
+        return store.locked(f"{self.path}.{name}")
+
+    def worker_slot(self):
+        return worker_slot(self.path)
+
+    # node silence (see :class:`lbpair_lib.master.node_client.NodeClient`)
+
+    def silent_since(self, minion):
+        """When ``minion`` last left a job unanswered (epoch; 0: it answered since)."""
+        with self.transaction() as state:
+            return state.get("silent", {}).get(minion, 0)
+
+    def note_silence(self, minion, since):
+        """``minion`` left a job unanswered at ``since``, or (``None``) answered."""
+        with self.transaction() as state:
+            silent = state.setdefault("silent", {})
+            if since is None:
+                silent.pop(minion, None)
+            else:
+                silent[minion] = since
+
+    # planned moves (:mod:`lbpair_lib.master.planned`)
+
+    def plan(self, targets, until):
+        """Note a planned move, ``targets`` ``{instance: node}``, under way until ``until``."""
+        with self.transaction() as state:
+            for instance, target in targets.items():
+                state.setdefault("planned", {})[instance] = {"to": target, "until": until}
+
+    def plans(self):
+        """``{instance: {"to", "until"}}``: the planned moves noted."""
+        with self.transaction() as state:
+            return dict(state.get("planned", {}))
+
+    # quiet periods of announcements (certificate warnings...)
+
+    def take_quiet(self, section, keys, now, quiet):
+        """Of ``keys``, those not announced in ``section`` within their quiet time; they are quiet for ``quiet`` s from ``now``."""
+        with self.transaction() as state:
+            until = state.setdefault(section, {})
+            due = [key for key in keys if now >= until.get(key, 0)]
+            for key in due:
+                until[key] = now + quiet
+        return due

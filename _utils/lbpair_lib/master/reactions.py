@@ -32,8 +32,9 @@ import time
 from lbpair_lib.core import store
 from lbpair_lib.core.errors import InvalidValue
 from lbpair_lib.core.times import iso_utc
-from lbpair_lib.master import dns_update, notify, planned, reaction_state
+from lbpair_lib.master import cert_watch, dns_update, notify, planned, reaction_state
 from lbpair_lib.master import history as history_file
+from lbpair_lib.master.node_client import SILENT_WINDOW, NodeClient
 from lbpair_lib.master.reactions_config import CONFIG_KEY
 from lbpair_lib.model import schema
 
@@ -44,7 +45,6 @@ STATES = ("INIT", "BACKUP", "MASTER", "FAULT", "DELETED", "STOP")
 TAG_RE = re.compile(r"salt/beacon/(?P<minion>[^/\s]+)/lbpair_vrrp/(?P<instance>[^/\s]+)/(?P<state>[^/\s]+)")
 CATCH_UP_TIMEOUTS = (2, 2, 4, 8, 16)  # s, one ask per attempt: a just-connected minion may not answer at once
 CLAIM_RECHECK = 5  # s before a node that did not confirm its event is asked for its journal again
-SILENT_WINDOW = 30  # s after an unanswered job during which a node's events are claims without asking it
 RECENT_RECORDS = 500  # enough history to know the last MASTER and the VIPs of each instance
 MAX_NAP = 5  # s: the background job looks for new work at least this often
 MAX_ROGUE_SHOWN = 10
@@ -302,16 +302,34 @@ class Reactions:
 
     def __init__(self, config, ask, wake=None):
         self.config = config
-        self.ask = ask
         self.wake = wake or (lambda: None)
         self.history = history_file.History(config["history"]["path"], config["history"]["max_bytes"])
         self.state_path = f"{config['history']['path']}.state.json"
+        self.store = reaction_state.ReactionStore(self.state_path)
+        self.client = NodeClient(ask, config["nodes"], config["confirm"]["timeout"], self.store)
+
+    @property
+    def ask(self):
+        """How the nodes are asked (see :class:`~lbpair_lib.master.node_client.NodeClient`)."""
+        return self.client.ask
+
+    @ask.setter
+    def ask(self, ask):
+        self.client.ask = ask
 
     def _state(self):
-        return reaction_state.ReactionState(self.state_path)
+        return self.store.transaction()
 
     def _answers(self, targets, fun, kwarg=None, timeout=None):
-        return self.ask(list(targets), fun, kwarg or {}, timeout or self.config["confirm"]["timeout"])
+        return self.client.answers(targets, fun, kwarg, timeout)
+
+    def planned_moves(self, sleep=time.sleep, grace=planned.CONFIRM_GRACE):
+        """The pair's planned moves (:class:`~lbpair_lib.master.planned.PlannedMoves`), given what they need of the reactions."""
+        return planned.PlannedMoves(self.client, self.history, self.pair_state, self.store, sleep, grace)
+
+    def check_certificates(self, now=None):
+        """The nodes' TLS certificates looked at (:func:`lbpair_lib.master.cert_watch.check`)."""
+        return cert_watch.check(self.client, self.history, self.store, self.config, now)
 
     def _later(self, key, delay, task):
         """Leave ``task`` to the background job, in ``delay`` seconds."""
@@ -372,7 +390,7 @@ class Reactions:
         actions = {
             "record": lambda: self.history.append([record]) and "recorded",
             "pair": lambda: self._check_pair(record["instance"], requested_at),
-            "failback": lambda: planned.PlannedMoves(self).failback(record["minion"], record["instance"]),
+            "failback": lambda: self.planned_moves().failback(record["minion"], record["instance"]),
             **{channel: functools.partial(self._send, notice, channel) for channel in notify.channels(self.config)},
         }
         for step in steps:
@@ -562,28 +580,6 @@ class Reactions:
 
     # --- claims: what a node sent but did not confirm
 
-    def _silent(self, minion):
-        """
-        Whether ``minion`` left a job unanswered less than ``SILENT_WINDOW`` seconds ago: its
-        events are then claims at once, so that a flood of them cannot hold every reactor
-        thread waiting for a node that does not answer.
-        """
-        with self._state() as state:
-            return time.time() - state.get("silent", {}).get(minion, 0) < SILENT_WINDOW
-
-    def _heard(self, minion, answers, failures):
-        """
-        Note whether ``minion`` answered a job (a failed job is an answer too: "... is not
-        available" before ``saltutil.sync_all``) or left it unanswered (no return, or Salt's
-        ``{"failed": True}`` for a minion that did not return: no ``ret``).
-        """
-        with self._state() as state:
-            silent = state.setdefault("silent", {})
-            if answers.get(minion) is not None or failures.get(minion) is not None:
-                silent.pop(minion, None)
-            else:
-                silent[minion] = time.time()
-
     def _claim(self, minion, data, why):
         """
         An event its node did not confirm (*why*: no answer, or its job failed): a claim, not a fact. Recorded
@@ -666,9 +662,9 @@ class Reactions:
             open_steps = reaction_state.unfinished(state, key)
         if open_steps is not None:
             return self._replay(key, open_steps, requested_at)
-        silent = self._silent(minion)
+        silent = self.client.silent(minion)
         answers, failures = ({}, {}) if silent else self._answers([minion], JOURNAL_FUNCTION, {"since": data["seq"] - 1})
-        self._heard(minion, answers, failures)
+        self.client.heard(minion, answers, failures)
         verdict, entry = journal_verdict(data, answers.get(minion))
         if verdict == "refuted":
             log.warning("lbpair: ignoring %s: %s's own journal has no such transition (forged?)", log_text(tag), minion)
@@ -682,10 +678,10 @@ class Reactions:
 
     def _record_and_react(self, records, requested_at):
         """Append the records; react to the new ones (all of them when the history cannot be written)."""
-        with self._state() as state:
-            for record in records:
-                if planned.planned_for(state, record, time.time()):
-                    record["planned"] = True
+        plans = self.store.plans()
+        for record in records:
+            if planned.planned_for(plans, record, time.time()):
+                record["planned"] = True
         try:
             new, error = self.history.append(records), None
         except OSError as exc:
@@ -707,7 +703,7 @@ class Reactions:
         timeout = CATCH_UP_TIMEOUTS[min(attempt, len(CATCH_UP_TIMEOUTS)) - 1]
         answers, failures = self._answers([minion], JOURNAL_FUNCTION, {"since": since}, timeout)
         journal = answers.get(minion)
-        self._heard(minion, answers, failures)
+        self.client.heard(minion, answers, failures)
         if not isinstance(journal, list):
             return self._journal_silent(minion, failures.get(minion), attempt)
         wellformed = [entry for entry in journal if isinstance(entry, dict) and entry_problem(entry) is None]
