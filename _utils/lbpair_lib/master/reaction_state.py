@@ -204,3 +204,22 @@ class ReactionStore:
             for key in due:
                 until[key] = now + quiet
         return due
+
+    # work due later (:mod:`lbpair_lib.master.scheduler`)
+
+    def schedule(self, key, at, task):
+        with self.transaction() as state:
+            schedule(state, key, at, task)
+
+    def take_due(self, now):
+        with self.transaction() as state:
+            return take_due(state, now)
+
+    def next_due(self):
+        with self.transaction() as state:
+            return next_due(state)
+
+    def due(self):
+        """``{key: epoch}``: when each piece of work is due."""
+        with self.transaction() as state:
+            return {key: task["at"] for key, task in sorted(state.get("due", {}).items())}

@@ -36,6 +36,7 @@ from lbpair_lib.master import cert_watch, dns_update, notify, planned, reaction_
 from lbpair_lib.master import history as history_file
 from lbpair_lib.master.node_client import SILENT_WINDOW, NodeClient
 from lbpair_lib.master.reactions_config import CONFIG_KEY
+from lbpair_lib.master.scheduler import Scheduler
 from lbpair_lib.model import schema
 
 log = logging.getLogger(__name__)
@@ -46,7 +47,6 @@ TAG_RE = re.compile(r"salt/beacon/(?P<minion>[^/\s]+)/lbpair_vrrp/(?P<instance>[
 CATCH_UP_TIMEOUTS = (2, 2, 4, 8, 16)  # s, one ask per attempt: a just-connected minion may not answer at once
 CLAIM_RECHECK = 5  # s before a node that did not confirm its event is asked for its journal again
 RECENT_RECORDS = 500  # enough history to know the last MASTER and the VIPs of each instance
-MAX_NAP = 5  # s: the background job looks for new work at least this often
 MAX_ROGUE_SHOWN = 10
 JOURNAL_FUNCTION = "lbpair_keepalived.transitions"
 STATUS_FUNCTION = "lbpair_keepalived.status"
@@ -307,6 +307,11 @@ class Reactions:
         self.state_path = f"{config['history']['path']}.state.json"
         self.store = reaction_state.ReactionStore(self.state_path)
         self.client = NodeClient(ask, config["nodes"], config["confirm"]["timeout"], self.store)
+        self.scheduler = Scheduler(self.store, lambda: self.wake())
+        self.scheduler.register("check", lambda task: self._check_pair(task["instance"], None, settled=True))
+        self.scheduler.register("dns", lambda task: self._point_dns(task["instance"], task["minion"], task["attempt"]))
+        self.scheduler.register("catch_up", lambda task: self.catch_up(task["minion"], task["attempt"]))
+        self.scheduler.register_sweep(self._send_summaries)
 
     @property
     def ask(self):
@@ -330,19 +335,6 @@ class Reactions:
     def check_certificates(self, now=None):
         """The nodes' TLS certificates looked at (:func:`lbpair_lib.master.cert_watch.check`)."""
         return cert_watch.check(self.client, self.history, self.store, self.config, now)
-
-    def _later(self, key, delay, task):
-        """Leave ``task`` to the background job, in ``delay`` seconds."""
-        with self._state() as state:
-            reaction_state.schedule(state, key, time.time() + delay, task)
-        self._wake_worker()
-
-    def _wake_worker(self):
-        """Start the background job (``wake``) unless one is at work already."""
-        with reaction_state.worker_slot(self.state_path) as free:
-            pass
-        if free:
-            self.wake()
 
     def _recent(self):
         """The newest records of the history, or none if it cannot be read (what they tell is a nicety)."""
@@ -440,11 +432,17 @@ class Reactions:
             )  # fmt: skip
         log.info("lbpair: %s %s seq %s: notification %s", record["minion"], record["state"], record["seq"], decision)
         if decision == "hold_first":
-            self._wake_worker()  # the background job sends the summary when the window ends
+            self.scheduler.wake_worker()  # the background job sends the summary when the window ends
         if decision != "send":
             return None
         origin = previous_master(self._recent(), record, self.config["nodes"])
         return notify.transition_notice(record, origin)
+
+    def _send_summaries(self, now):
+        """The flap-damping summaries whose window ended at ``now``, sent."""
+        with self._state() as state:
+            instances = notify.due(state.get("damping", {}), now)
+        return [{"summary": instance, "sent": self._send_summary(instance)} for instance in instances]
 
     def _send_summary(self, instance):
         with self._state() as state:
@@ -480,8 +478,8 @@ class Reactions:
         view = with_problems(self.pair_state())
         with self._state() as state:
             view["claims"] = reaction_state.open_claims(state)
-            view["due"] = {key: iso_utc(task["at"]) for key, task in sorted(state.get("due", {}).items())}
             view["open_reactions"] = {key: entry["pending"] for key, entry in state.get("steps", {}).items()}
+        view["due"] = {key: iso_utc(at) for key, at in self.store.due().items()}
         view["history_bad_lines"] = self.history.bad_lines()
         return view
 
@@ -519,7 +517,7 @@ class Reactions:
         log.warning("lbpair: DNS update to %s, attempt %d of %d failed: %s", master, attempt, dns_config["attempts"], error)
         if attempt < dns_config["attempts"]:
             task = {"kind": "dns", "instance": instance, "minion": master, "attempt": attempt + 1}
-            self._later(f"dns:{instance}", dns_config["backoff"] * 2 ** (attempt - 1), task)
+            self.scheduler.later(f"dns:{instance}", dns_config["backoff"] * 2 ** (attempt - 1), task)
             return {"ok": False, "attempts": attempt, "error": error, "retry": True}
         result = {"ok": False, "attempts": attempt, "error": error}
         self._note({"kind": "dns", "instance": instance, "minion": master, **result})
@@ -555,7 +553,7 @@ class Reactions:
             if self._problem_seen_before(instance, entry) and settled:
                 return {**result, "alarm": self._alarm(instance, entry["problem"], entry)}
             settle = self.config["confirm"]["settle"]
-            self._later(f"check:{instance}", settle, {"kind": "check", "instance": instance})
+            self.scheduler.later(f"check:{instance}", settle, {"kind": "check", "instance": instance})
             return {**result, "settling": settle}
         with self._state() as state:
             state.setdefault("alarms", {}).pop(instance, None)
@@ -601,7 +599,7 @@ class Reactions:
             if now >= quiet_until:
                 state["claim_notices"][minion] = now + self.config["damping_window"]
         log.warning("lbpair: %s did not confirm %s seq %s (%s): recorded as a claim", minion, claim.get("state"), claim.get("seq"), why)
-        self._later(f"catch_up:{minion}", CLAIM_RECHECK, {"kind": "catch_up", "minion": minion, "attempt": 1})
+        self.scheduler.later(f"catch_up:{minion}", CLAIM_RECHECK, {"kind": "catch_up", "minion": minion, "attempt": 1})
         notified = notify.deliver(notify.claim_notice(minion, claim, count), self.config) if now >= quiet_until else "damped"
         return {"claim": brief(claim), "notified": notified}
 
@@ -720,7 +718,7 @@ class Reactions:
             log.info("lbpair: no catch-up from %s: lbpair's modules are not synced there yet", minion)
             return {"caught_up": None, "error": "lbpair's execution modules are not synced on the node"}
         if attempt < len(CATCH_UP_TIMEOUTS):
-            self._later(f"catch_up:{minion}", 0, {"kind": "catch_up", "minion": minion, "attempt": attempt + 1})
+            self.scheduler.later(f"catch_up:{minion}", 0, {"kind": "catch_up", "minion": minion, "attempt": attempt + 1})
             return {"caught_up": None, "error": "the node's journal did not answer", "retry": attempt + 1}
         log.error("lbpair: catch-up from %s failed: its journal did not answer %d times", minion, attempt)
         return {"caught_up": None, "error": "the node's journal did not answer"}
@@ -749,49 +747,8 @@ class Reactions:
         doing it until nothing is left (the background job); else start that job if
         work remains for later.
         """
-        done = []
-        while True:
-            done.extend(self._due_work())
-            next_at = self._next_due()
-            if next_at is None:
-                return done
-            if not wait:
-                self._wake_worker()
-                return done
-            time.sleep(min(max(0.0, next_at - time.time()), MAX_NAP))
+        return self.scheduler.flush(wait)
 
     def work_in_background(self):
         """:meth:`flush` with ``wait``, unless another background job already does it."""
-        done = []
-        while True:
-            with reaction_state.worker_slot(self.state_path) as mine:
-                if not mine:
-                    return {"done": done, "busy": "another lbpair.flush works in the background"}
-                done.extend(self.flush(wait=True))
-            if self._next_due() is None:  # work added while the slot was being given up is not left behind
-                return {"done": done}
-
-    def _next_due(self):
-        with self._state() as state:
-            return reaction_state.next_due(state)
-
-    def _due_work(self):
-        now = time.time()
-        with self._state() as state:
-            tasks = reaction_state.take_due(state, now)
-            summaries = notify.due(state.get("damping", {}), now)
-        done = [{"summary": instance, "sent": self._send_summary(instance)} for instance in summaries]
-        for key, task in tasks:
-            try:
-                done.append({key: self._do(task)})
-            except Exception as exc:  # one failing task never stops the others
-                log.exception("lbpair: %s failed", key)
-                done.append({key: f"failed: {type(exc).__name__}: {exc}"})
-        return done
-
-    def _do(self, task):
-        if task["kind"] == "check":
-            return self._check_pair(task["instance"], None, settled=True)
-        if task["kind"] == "dns":
-            return self._point_dns(task["instance"], task["minion"], task["attempt"])
-        return self.catch_up(task["minion"], task["attempt"])
+        return self.scheduler.work_in_background()
