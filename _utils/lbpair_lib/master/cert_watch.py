@@ -82,7 +82,7 @@ def check(client, history, store, config, now=None):
     now = time.time() if now is None else now
     answers, _ = client.answers(client.nodes, FUNCTION, {"warn_days": config["certificates"]["warn_days"]})
     rows = expiring(answers) + stale_ocsp(answers)
-    fresh = set(store.take_quiet("certificates_warned", [_key(row) for row in rows], now, QUIET))
+    fresh = set(store.quiet_certificates([_key(row) for row in rows], now, QUIET))
     due = [row for row in rows if _key(row) in fresh]
     if due:
         history.append([{"at": iso_utc(now), "kind": "certificate", **row, "message": _message(row)} for row in due])

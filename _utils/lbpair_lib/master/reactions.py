@@ -29,7 +29,6 @@ import logging
 import re
 import time
 
-from lbpair_lib.core import store
 from lbpair_lib.core.errors import InvalidValue
 from lbpair_lib.core.times import iso_utc
 from lbpair_lib.master import cert_watch, dns_update, notify, planned, reaction_state
@@ -322,9 +321,6 @@ class Reactions:
     def ask(self, ask):
         self.client.ask = ask
 
-    def _state(self):
-        return self.store.transaction()
-
     def _answers(self, targets, fun, kwarg=None, timeout=None):
         return self.client.answers(targets, fun, kwarg, timeout)
 
@@ -364,8 +360,7 @@ class Reactions:
         # the failback first: the returning node preempts by itself when the failback delay ends
         failback = ["failback"] if back_from_fault(record) else []
         steps = (["record"] if record_error else []) + failback + (notify.channels(self.config) if notice else []) + ["pair"]
-        with self._state() as state:
-            reaction_state.begin(state, key, steps, {"record": record, "notice": notice})
+        self.store.begin_steps(key, steps, {"record": record, "notice": notice})
         if record_error:
             self._step_failed(key, record["instance"], "record", record_error)
         return {"recorded": brief(record), **self._run_steps(key, [s for s in steps if s != "record"], record, notice, requested_at)}
@@ -396,8 +391,7 @@ class Reactions:
                 outcome["pair"], result = result, "done"
             outcome["steps"][step] = result if error is None else f"failed: {error}"
             if error is None:
-                with self._state() as state:
-                    reaction_state.settle_step(state, key, step)
+                self.store.step_done(key, step)
             else:
                 self._step_failed(key, record["instance"], step, error)
         return outcome
@@ -408,10 +402,7 @@ class Reactions:
 
     def _step_failed(self, key, instance, step, error):
         """Note a failed step (a replay will redo it) and alarm through the channels that still work."""
-        with self._state() as state:
-            first = step not in (reaction_state.unfinished(state, key) or {}).get("failed", {})
-            reaction_state.settle_step(state, key, step, error)
-        if first:
+        if self.store.step_failed(key, step, error):
             self._report_failure(instance, step, f"reaction {key}: step {step} failed: {error}; replaying the event completes it")
 
     def _report_failure(self, instance, step, message):
@@ -425,11 +416,7 @@ class Reactions:
 
     def _admit(self, record):
         """The notice to send for ``record`` now, or ``None`` when flap damping holds it for the summary."""
-        with self._state() as state:
-            decision = notify.admit(
-                state.setdefault("damping", {}), record["instance"], time.time(), self.config["damping_window"],
-                brief(record),
-            )  # fmt: skip
+        decision = self.store.admit(record["instance"], time.time(), self.config["damping_window"], brief(record))
         log.info("lbpair: %s %s seq %s: notification %s", record["minion"], record["state"], record["seq"], decision)
         if decision == "hold_first":
             self.scheduler.wake_worker()  # the background job sends the summary when the window ends
@@ -440,13 +427,10 @@ class Reactions:
 
     def _send_summaries(self, now):
         """The flap-damping summaries whose window ended at ``now``, sent."""
-        with self._state() as state:
-            instances = notify.due(state.get("damping", {}), now)
-        return [{"summary": instance, "sent": self._send_summary(instance)} for instance in instances]
+        return [{"summary": instance, "sent": self._send_summary(instance)} for instance in self.store.summaries_due(now)]
 
     def _send_summary(self, instance):
-        with self._state() as state:
-            held = notify.release(state.setdefault("damping", {}), instance, time.time(), self.config["damping_window"])
+        held = self.store.release_summary(instance, time.time(), self.config["damping_window"])
         if not held:
             return []
         outcome = notify.deliver(notify.summary_notice(instance, held, self.config["damping_window"]), self.config)
@@ -476,20 +460,16 @@ class Reactions:
     def status(self):
         """The pair's view with its problems, the open claims, the work due and the history's damage."""
         view = with_problems(self.pair_state())
-        with self._state() as state:
-            view["claims"] = reaction_state.open_claims(state)
-            view["open_reactions"] = {key: entry["pending"] for key, entry in state.get("steps", {}).items()}
+        view["claims"] = self.store.open_claims()
         view["due"] = {key: iso_utc(at) for key, at in self.store.due().items()}
+        view["open_reactions"] = self.store.open_reactions()
         view["history_bad_lines"] = self.history.bad_lines()
         return view
 
     def _alarm(self, instance, problem, entry):
         """Raise a critical alarm once per episode: recorded in the history and notified."""
-        with self._state() as state:
-            alarms = state.setdefault("alarms", {})
-            if alarms.get(instance) == problem:
-                return None
-            alarms[instance] = problem
+        if not self.store.raise_alarm(instance, problem):
+            return None
         message = alarm_message(problem, entry)
         log.error("lbpair: CRITICAL %s: %s", instance, message)
         self._note({"kind": problem, "instance": instance, "message": message, "states": entry["states"]})
@@ -510,8 +490,7 @@ class Reactions:
             error = str(exc)
         if error is None:
             log.info("lbpair: DNS records of %s point at %s, attempt %d", dns_config["zone"], master, attempt)
-            with self._state() as state:
-                state.setdefault("dns", {})[instance] = master
+            self.store.note_dns(instance, master)
             self._note({"kind": "dns", "instance": instance, "minion": master, "ok": True, "attempts": attempt, "error": None})
             return {"ok": True, "attempts": attempt}
         log.warning("lbpair: DNS update to %s, attempt %d of %d failed: %s", master, attempt, dns_config["attempts"], error)
@@ -526,9 +505,8 @@ class Reactions:
         return result
 
     def _follow_master(self, instance, master):
-        with self._state() as state:
-            if state.get("dns", {}).get(instance) == master:
-                return None
+        if self.store.dns_target(instance) == master:
+            return None
         return self._point_dns(instance, master)
 
     def _check_pair(self, instance, requested_at, settled=False):
@@ -539,12 +517,9 @@ class Reactions:
         instance started after ``requested_at`` already covers it (another instance's does not:
         active/active, each node becomes MASTER of one at the same moment).
         """
-        with store.locked(f"{self.state_path}.check"):
-            with self._state() as state:
-                checked = state.setdefault("checked", {})
-                if requested_at is not None and checked.get(instance, 0) > requested_at:
-                    return {"skipped": "a newer check covered it"}
-                checked[instance] = time.time()
+        with self.store.lock("check"):
+            if not self.store.start_check(instance, requested_at, time.time()):
+                return {"skipped": "a newer check covered it"}
             entry = self.pair_state()["instances"].get(instance)
         result = {"view": entry}
         if not entry:
@@ -555,9 +530,7 @@ class Reactions:
             settle = self.config["confirm"]["settle"]
             self.scheduler.later(f"check:{instance}", settle, {"kind": "check", "instance": instance})
             return {**result, "settling": settle}
-        with self._state() as state:
-            state.setdefault("alarms", {}).pop(instance, None)
-            state.setdefault("problems", {}).pop(instance, None)
+        self.store.all_clear(instance)
         if self.config["dns"]:
             result["dns"] = self._follow_master(instance, entry["MASTER"][0])
         return result
@@ -569,12 +542,7 @@ class Reactions:
         passes through "no MASTER" twice, each time for well under a second.
         """
         shape = [entry["problem"], [[node, state] for node, state in sorted(entry["states"].items())]]
-        with self._state() as state:
-            problems = state.setdefault("problems", {})
-            if problems.get(instance) == shape:
-                return True
-            problems[instance] = shape
-            return False
+        return self.store.problem_seen_before(instance, shape)
 
     # --- claims: what a node sent but did not confirm
 
@@ -585,28 +553,21 @@ class Reactions:
         journal when it answers (a catch-up is left to the background job).
         """
         claim = claim_record(data, minion)
-        with self._state() as state:
-            flooded = len(state.get("claims", {}).get(minion, [])) >= reaction_state.MAX_CLAIMS
-        if flooded:  # the open ones are announced already; the journal settles them all
+        if self.store.claim_count(minion) >= reaction_state.MAX_CLAIMS:  # the open ones are announced already; the journal settles them all
             log.debug("lbpair: %s has %d open claims: not recording more", minion, reaction_state.MAX_CLAIMS)
             return {"ignored": f"{minion} has {reaction_state.MAX_CLAIMS} open claims already"}
         self._note(claim)
         now = time.time()
-        with self._state() as state:
-            reaction_state.add_claim(state, minion, brief(claim))
-            count = len(state["claims"][minion])
-            quiet_until = state.setdefault("claim_notices", {}).get(minion, 0)
-            if now >= quiet_until:
-                state["claim_notices"][minion] = now + self.config["damping_window"]
+        count = self.store.add_claim(minion, brief(claim))
+        announce = self.store.quiet_claims(minion, now, self.config["damping_window"])
         log.warning("lbpair: %s did not confirm %s seq %s (%s): recorded as a claim", minion, claim.get("state"), claim.get("seq"), why)
         self.scheduler.later(f"catch_up:{minion}", CLAIM_RECHECK, {"kind": "catch_up", "minion": minion, "attempt": 1})
-        notified = notify.deliver(notify.claim_notice(minion, claim, count), self.config) if now >= quiet_until else "damped"
+        notified = notify.deliver(notify.claim_notice(minion, claim, count), self.config) if announce else "damped"
         return {"claim": brief(claim), "notified": notified}
 
     def _settle_claims(self, minion, journal, since):
         """What the node's journal says of its open claims, recorded in the history."""
-        with self._state() as state:
-            claims = reaction_state.take_claims(state, minion)
+        claims = self.store.take_claims(minion)
         by_seq = {entry.get("seq"): entry for entry in journal if isinstance(entry, dict)}
         for claim in claims:
             outcome = claim_outcome(claim, by_seq.get(claim["seq"]), since)
@@ -635,11 +596,7 @@ class Reactions:
         log.warning("lbpair: %s warns (%s): %s", minion, code, message)
         self._note({"kind": "warning", "minion": minion, "code": code, "message": message})
         now = time.time()
-        with self._state() as state:
-            quiet = state.setdefault("warned", {})
-            damped = now < quiet.get(f"{minion}:{code}", 0)
-            if not damped:
-                quiet[f"{minion}:{code}"] = now + self.config["damping_window"]
+        damped = not self.store.quiet_warning(f"{minion}:{code}", now, self.config["damping_window"])
         notified = "damped" if damped else notify.deliver(notify.warning_notice(minion, code, message), self.config)
         return {"warning": code, "notified": notified}
 
@@ -656,8 +613,7 @@ class Reactions:
         if parts["instance"] == "warning":
             return self._warn(minion, parts["state"])
         key = f"{minion}:{data['seq']}"
-        with self._state() as state:
-            open_steps = reaction_state.unfinished(state, key)
+        open_steps = self.store.unfinished(key)
         if open_steps is not None:
             return self._replay(key, open_steps, requested_at)
         silent = self.client.silent(minion)
