@@ -46,7 +46,7 @@ def pair():
 
 def _moves(tmp_path, pair):
     reacting, _ = _reactions(tmp_path, pair)
-    return reacting.planned_moves(sleep=lambda _: None, grace=0), reacting
+    return reacting.planned_moves(grace=0), reacting
 
 
 def test_switchover_moves_the_vips_records_the_plan_and_is_idempotent(tmp_path, pair):

@@ -52,6 +52,19 @@ def nodes():
     return Nodes()
 
 
+class Clock:
+    """The reactions' clock in a test: it starts at the real time and moves only when they (or the test) sleep."""
+
+    def __init__(self):
+        self.now = time.time()
+
+    def __call__(self):
+        return self.now
+
+    def sleep(self, seconds):
+        self.now += seconds
+
+
 def _reactions(tmp_path, nodes, **extra):
     config = {
         "nodes": {"lb1": {"address": "192.0.2.11"}, "lb2": {"address": "192.0.2.12"}},
@@ -60,8 +73,8 @@ def _reactions(tmp_path, nodes, **extra):
         "confirm": {"timeout": 1, "settle": 0.2},
         **extra,
     }
-    woken = []
-    return reactions.Reactions(reactions_config.normalise(config), nodes.ask, lambda: woken.append(1)), woken
+    woken, clock = [], Clock()
+    return reactions.Reactions(reactions_config.normalise(config), nodes.ask, lambda: woken.append(1), clock, clock.sleep), woken
 
 
 def _kinds(reacting):
@@ -203,10 +216,10 @@ def test_a_problem_that_changed_before_the_second_look_is_a_new_one_not_an_alarm
     nodes.journals["lb1"] = [_entry(7, "FAULT", "MASTER")]
     assert reacting.on_beacon(TAG.replace("lb2", "lb1").replace("MASTER", "FAULT"), {**_entry(7, "FAULT", "MASTER"), "id": "lb1"})
     nodes.states = {"lb1": "BACKUP", "lb2": "FAULT"}  # the second move, caught halfway by the settled check
-    time.sleep(0.25)  # the settle time
+    reacting.sleep(0.25)  # the settle time
     assert any("check:lbpair_51" in item for item in reacting.flush())
     assert "no_master" not in _kinds(reacting)
-    time.sleep(0.25)
+    reacting.sleep(0.25)
     reacting.flush()  # it lasted: the next look alarms
     assert "no_master" in _kinds(reacting)
 

@@ -97,7 +97,7 @@ class PlannedMoves:
     (:class:`~lbpair_lib.master.reaction_state.ReactionStore`).
     """
 
-    def __init__(self, client, history, pair_state, store, sleep=time.sleep, grace=CONFIRM_GRACE):
+    def __init__(self, client, history, pair_state, store, sleep=time.sleep, grace=CONFIRM_GRACE, clock=time.time):
         self.client = client
         self.history = history
         self.pair_state = pair_state
@@ -105,14 +105,15 @@ class PlannedMoves:
         self.nodes = list(client.nodes)
         self.sleep = sleep
         self.grace = grace
+        self.clock = clock
 
     def _wait_for(self, condition, timeout):
-        deadline = time.time() + timeout
+        deadline = self.clock() + timeout
         while True:
             view = self.pair_state()
             if condition(view):
                 return view
-            if time.time() >= deadline:
+            if self.clock() >= deadline:
                 return None
             self.sleep(POLL)
 
@@ -121,7 +122,7 @@ class PlannedMoves:
         Record the plan, ``targets`` ``{instance: node}``: the history says so, and the
         transitions it causes are marked ``planned``.
         """
-        until = time.time() + timeout + self.grace
+        until = self.clock() + timeout + self.grace
         self.store.plan(targets, until)
         self._note(
             [
@@ -131,12 +132,12 @@ class PlannedMoves:
         )
 
     def _note(self, records):
-        self.history.append([{"at": iso_utc(time.time()), **record} for record in records])
+        self.history.append([{"at": iso_utc(self.clock()), **record} for record in records])
 
     def switchover(self, target, timeout):
         """Move every instance's VIPs to ``target`` with no failed request; the timeline of what happened."""
         timeout = schema.number(timeout, "timeout", 1, MAX_TIMEOUT)
-        started = time.time()
+        started = self.clock()
         view = self.pair_state()
         problem = move_problem(view, self.nodes, target)
         if problem:
@@ -159,7 +160,7 @@ class PlannedMoves:
     def rebalance(self, timeout):
         """Each instance back to the node that prefers it: no node defers any more, keepalived preempts."""
         timeout = schema.number(timeout, "timeout", 1, MAX_TIMEOUT)
-        started = time.time()
+        started = self.clock()
         view = self.pair_state()
         problem = pair_problem(view, self.nodes)
         if problem:
@@ -217,11 +218,11 @@ class PlannedMoves:
 
     def _timeline(self, started, targets):
         """The history since ``started``, once it holds a confirmed MASTER transition of each of ``targets`` (or after a grace time)."""
-        deadline = time.time() + self.grace
+        deadline = self.clock() + self.grace
         while True:
             records = select(self.history.recent(200), since=iso_utc(started))
             confirmed = {r["minion"] for r in records if r.get("kind") == "transition" and r["state"] == "MASTER"}
-            if targets <= confirmed or time.time() >= deadline:
+            if targets <= confirmed or self.clock() >= deadline:
                 return timeline(records)
             self.sleep(POLL)
 

@@ -70,6 +70,7 @@ class Reactions:
     def __init__(self, config, ask, wake=None, clock=time.time, sleep=time.sleep):
         self.config = config
         self.wake = wake or (lambda: None)
+        self.clock = clock
         self.sleep = sleep
         self.history = history_file.History(config["history"]["path"], config["history"]["max_bytes"])
         self.state_path = f"{config['history']['path']}.state.json"
@@ -121,7 +122,7 @@ class Reactions:
 
     def planned_moves(self, sleep=None, grace=planned.CONFIRM_GRACE):
         """The pair's planned moves (:class:`~lbpair_lib.master.planned.PlannedMoves`), given what they need of the reactions."""
-        return planned.PlannedMoves(self.client, self.history, self.monitor.pair_state, self.store, sleep or self.sleep, grace)
+        return planned.PlannedMoves(self.client, self.history, self.monitor.pair_state, self.store, sleep or self.sleep, grace, self.clock)
 
     def _failback(self, minion, instance):
         return self.planned_moves().failback(minion, instance)
