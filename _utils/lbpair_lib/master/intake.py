@@ -13,6 +13,7 @@ from lbpair_lib.master.transitions import (
     JOURNAL_FUNCTION,
     TAG_RE,
     WARNING_CHECKS,
+    Verdict,
     brief,
     claim_outcome,
     claim_record,
@@ -119,10 +120,10 @@ class Intake:
         answers, failures = ({}, {}) if silent else self.client.answers([minion], JOURNAL_FUNCTION, {"since": data["seq"] - 1})
         self.client.heard(minion, answers, failures)
         verdict, entry = journal_verdict(data, answers.get(minion))
-        if verdict == "refuted":
+        if verdict is Verdict.REFUTED:
             log.warning("lbpair: ignoring %s: %s's own journal has no such transition (forged?)", log_text(tag), minion)
             return {"ignored": "not in the node's journal"}
-        if verdict == "unconfirmed":
+        if verdict is Verdict.UNCONFIRMED:
             return self._claim(minion, data, unconfirmed_reason(silent, failures.get(minion)))
         reactions = self._record_and_react([transition_record(entry, minion, "live", self.clock())], requested_at)
         if not reactions:

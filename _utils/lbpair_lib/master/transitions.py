@@ -5,6 +5,7 @@ sends and how each is confirmed, and the split of Salt's job returns. Nothing he
 reads a file or keeps state.
 """
 
+import enum
 import ipaddress
 import logging
 import re
@@ -17,7 +18,28 @@ from lbpair_lib.model import schema
 log = logging.getLogger(__name__)
 
 MAX_VIPS = 255  # keepalived's limit for one virtual_ipaddress block
-STATES = ("INIT", "BACKUP", "MASTER", "FAULT", "DELETED", "STOP")
+
+
+class VrrpState(str, enum.Enum):
+    """The states keepalived reports for a VRRP instance (its D-Bus and notify names)."""
+
+    INIT = "INIT"
+    BACKUP = "BACKUP"
+    MASTER = "MASTER"
+    FAULT = "FAULT"
+    DELETED = "DELETED"
+    STOP = "STOP"
+
+
+class Verdict(str, enum.Enum):
+    """What a node's own journal says of an event (:func:`journal_verdict`); equal to its value as text."""
+
+    CONFIRMED = "confirmed"
+    REFUTED = "refuted"  # the journal answered and holds no such transition
+    UNCONFIRMED = "unconfirmed"  # the node did not answer
+
+
+STATES = tuple(state.value for state in VrrpState)
 TAG_RE = re.compile(r"salt/beacon/(?P<minion>[^/\s]+)/lbpair_vrrp/(?P<instance>[^/\s]+)/(?P<state>[^/\s]+)")
 MAX_ROGUE_SHOWN = 10
 JOURNAL_FUNCTION = "lbpair_keepalived.transitions"
@@ -160,12 +182,12 @@ def journal_verdict(event, journal):
     node did not answer.
     """
     if not isinstance(journal, list):
-        return "unconfirmed", None
+        return Verdict.UNCONFIRMED, None
     for entry in journal:
         if isinstance(entry, dict) and entry.get("seq") == event["seq"]:
             same = entry.get("instance") == event["instance"] and entry.get("state") == event["state"]
-            return ("confirmed", entry) if same and entry_problem(entry) is None else ("refuted", None)
-    return "refuted", None
+            return (Verdict.CONFIRMED, entry) if same and entry_problem(entry) is None else (Verdict.REFUTED, None)
+    return Verdict.REFUTED, None
 
 
 def previous_master(records, record, nodes):
