@@ -55,7 +55,8 @@ class Intake:
         journal when it answers (a catch-up is left to the background job).
         """
         claim = claim_record(data, minion, self.clock())
-        if self.store.claim_count(minion) >= reaction_state.MAX_CLAIMS:  # the open ones are announced already; the journal settles them all
+        # the open ones are announced already; the journal settles them all
+        if self.store.claim_count(minion) >= reaction_state.MAX_CLAIMS:
             log.debug("lbpair: %s has %d open claims: not recording more", minion, reaction_state.MAX_CLAIMS)
             return {"ignored": f"{minion} has {reaction_state.MAX_CLAIMS} open claims already"}
         self.chronicle.note(claim)
@@ -73,8 +74,8 @@ class Intake:
         by_seq = {entry.get("seq"): entry for entry in journal if isinstance(entry, dict)}
         for claim in claims:
             outcome = claim_outcome(claim, by_seq.get(claim["seq"]), since)
-            self.chronicle.note({"kind": "claim_settled", "minion": minion, "seq": claim["seq"], "outcome": outcome,
-                        "message": f"{minion}'s claim seq {claim['seq']} ({claim.get('state')}): {outcome}"})  # fmt: skip
+            message = f"{minion}'s claim seq {claim['seq']} ({claim.get('state')}): {outcome}"
+            self.chronicle.note({"kind": "claim_settled", "minion": minion, "seq": claim["seq"], "outcome": outcome, "message": message})
         return len(claims)
 
     def _warn(self, minion, code):
