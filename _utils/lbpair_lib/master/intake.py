@@ -61,8 +61,7 @@ class Intake:
             return {"ignored": f"{minion} has {reaction_state.MAX_CLAIMS} open claims already"}
         self.chronicle.note(claim)
         now = self.clock()
-        count = self.store.add_claim(minion, brief(claim))
-        announce = self.store.quiet_claims(minion, now, self.config["damping_window"])
+        count, announce = self.store.add_claim(minion, brief(claim), now, self.config["damping_window"])
         log.warning("lbpair: %s did not confirm %s seq %s (%s): recorded as a claim", minion, claim.get("state"), claim.get("seq"), why)
         self.scheduler.later(f"catch_up:{minion}", CLAIM_RECHECK, {"kind": "catch_up", "minion": minion, "attempt": 1})
         notified = notify.deliver(notify.claim_notice(minion, claim, count), self.config) if announce else "damped"

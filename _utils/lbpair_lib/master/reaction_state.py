@@ -156,6 +156,15 @@ def worker_slot(path):
 # --- the state API: each key owned by one method, each change one locked transaction ----
 
 
+def _quiet_due(state, section, keys, now, quiet):
+    """Those of ``keys`` whose quiet period in ``section`` is over at ``now``: announced, then quiet ``quiet`` s."""
+    until = state.setdefault(section, {})
+    due = [key for key in keys if now >= until.get(key, 0)]
+    for key in due:
+        until[key] = now + quiet
+    return due
+
+
 class ReactionStore:
     """The reaction state at ``path``: the methods below own its keys; callers never touch raw keys."""
 
@@ -217,17 +226,9 @@ class ReactionStore:
         """Whether a node's warning ``key`` (``"<minion>:<code>"``) is to be announced at ``now`` (then quiet ``quiet`` s)."""
         return bool(self._take_quiet("warned", [key], now, quiet))
 
-    def quiet_claims(self, minion, now, quiet):
-        """Whether ``minion``'s claims are to be announced at ``now`` (then quiet ``quiet`` s)."""
-        return bool(self._take_quiet("claim_notices", [minion], now, quiet))
-
     def _take_quiet(self, section, keys, now, quiet):
         with self.transaction() as state:
-            until = state.setdefault(section, {})
-            due = [key for key in keys if now >= until.get(key, 0)]
-            for key in due:
-                until[key] = now + quiet
-        return due
+            return _quiet_due(state, section, keys, now, quiet)
 
     # flap damping per VRRP instance (:mod:`lbpair_lib.master.notify`)
 
@@ -275,9 +276,14 @@ class ReactionStore:
         with self.transaction() as state:
             return len(state.get("claims", {}).get(minion, []))
 
-    def add_claim(self, minion, claim):
-        """Note an open claim of ``minion``; how many it has open now."""
-        return self._apply(add_claim, minion, claim)
+    def add_claim(self, minion, claim, now, quiet):
+        """
+        Note an open claim of ``minion``, in one transaction with its announcement's quiet period:
+        ``(how many it has open now, whether its claims are announced at now, then quiet quiet s)``.
+        """
+        with self.transaction() as state:
+            count = add_claim(state, minion, claim)
+            return count, bool(_quiet_due(state, "claim_notices", [minion], now, quiet))
 
     def take_claims(self, minion):
         return self._apply(take_claims, minion)
