@@ -27,8 +27,8 @@ import salt.utils.minions
 from salt.exceptions import SaltInvocationError
 
 try:
-    from lbpair_lib.master import cert_watch, planned, reactions, reactions_config
     from lbpair_lib.master import history as history_file
+    from lbpair_lib.master import reactions, reactions_config
 
     MISSING = None
 except ImportError as exc:  # dnspython (the master extra) or lbpair_lib itself
@@ -158,7 +158,7 @@ def certificates():
 
         salt-run lbpair.certificates
     """
-    return cert_watch.check(_reactions())
+    return _reactions().check_certificates()
 
 
 def status():
@@ -265,7 +265,7 @@ def switchover(to, timeout=30):
         salt-run lbpair.switchover lb2
         salt-run lbpair.switchover to=lb1 timeout=60
     """
-    return planned.PlannedMoves(_reactions()).switchover(to, timeout)
+    return _reactions().planned_moves().switchover(to, timeout)
 
 
 def rebalance(timeout=30):
@@ -286,7 +286,7 @@ def rebalance(timeout=30):
         salt-run lbpair.rebalance
         salt-run lbpair.rebalance timeout=60
     """
-    return planned.PlannedMoves(_reactions()).rebalance(timeout)
+    return _reactions().planned_moves().rebalance(timeout)
 
 
 def maintenance(node, release=False, timeout=30):
@@ -303,4 +303,4 @@ def maintenance(node, release=False, timeout=30):
         salt-run lbpair.maintenance lb1
         salt-run lbpair.maintenance lb1 release=True
     """
-    return planned.PlannedMoves(_reactions()).maintenance(node, release, timeout)
+    return _reactions().planned_moves().maintenance(node, release, timeout)

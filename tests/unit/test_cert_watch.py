@@ -30,21 +30,21 @@ def _warnings(reacting):
 def test_a_certificate_that_expires_soon_is_recorded_and_announced_once_a_day(tmp_path):
     nodes = CertificateNodes({"lb1": {"shop": {"shop": SOON, "api": LATER}}, "lb2": {"shop": {"shop": SOON}}})
     reacting, _ = _reactions(tmp_path, nodes, certificates={"warn_days": 14})
-    found = cert_watch.check(reacting, now=1000.0)
+    found = reacting.check_certificates(now=1000.0)
     assert found["expiring"] == [
         "shop certificate shop on lb1 expires on 2026-12-10 (9 days left)",
         "shop certificate shop on lb2 expires on 2026-12-10 (9 days left)",
     ]
     assert nodes.asked[0][2] == {"warn_days": 14}
     assert _warnings(reacting) == found["expiring"] and len(found["notified"]) == 2
-    assert cert_watch.check(reacting, now=2000.0)["notified"] == []  # the same day: quiet
-    assert len(cert_watch.check(reacting, now=1000.0 + cert_watch.QUIET)["notified"]) == 2
+    assert reacting.check_certificates(now=2000.0)["notified"] == []  # the same day: quiet
+    assert len(reacting.check_certificates(now=1000.0 + cert_watch.QUIET)["notified"]) == 2
     assert len(_warnings(reacting)) == 4
 
 
 def test_a_silent_node_is_named(tmp_path):
     reacting, _ = _reactions(tmp_path, CertificateNodes({"lb1": {}}))
-    assert cert_watch.check(reacting)["silent"] == ["lb2"]
+    assert reacting.check_certificates()["silent"] == ["lb2"]
 
 
 @pytest.mark.parametrize(
@@ -60,13 +60,13 @@ def test_a_silent_node_is_named(tmp_path):
 )
 def test_what_a_node_says_is_used_only_once_validated(tmp_path, report):
     reacting, _ = _reactions(tmp_path, CertificateNodes({"lb1": report, "lb2": {}}))
-    assert cert_watch.check(reacting)["expiring"] == [] and _warnings(reacting) == []
+    assert reacting.check_certificates()["expiring"] == [] and _warnings(reacting) == []
 
 
 def test_a_certificate_the_node_cannot_read_is_announced_without_its_error_text(tmp_path):
     unreadable = {"source": "/etc/haproxy/certs/api.pem", "error": "<!channel> secret-ish text", "warning": True}
     reacting, _ = _reactions(tmp_path, CertificateNodes({"lb1": {"shop": {"api": unreadable}}}))
-    assert cert_watch.check(reacting)["expiring"] == ["shop certificate api on lb1 cannot be read or is not valid"]
+    assert reacting.check_certificates()["expiring"] == ["shop certificate api on lb1 cannot be read or is not valid"]
 
 
 STAPLED = {"responder": "http://ocsp.example.net/", "this_update": "2026-12-01T10:00:00+00:00", "next_update": "2026-12-08T10:00:00+00:00",
@@ -83,21 +83,21 @@ def test_a_stale_or_missing_ocsp_response_is_recorded_and_announced_once_a_day_a
     reports = {"lb1": {"shop": {"shop": STALE_OCSP, "api": {**LATER, "ocsp": STAPLED}}}, "lb2": {"shop": {"shop": {**NO_OCSP, **SOON}}}}
     nodes = CertificateNodes(reports)
     reacting, _ = _reactions(tmp_path, nodes, certificates={"warn_days": 14})
-    found = cert_watch.check(reacting, now=1000.0)
+    found = reacting.check_certificates(now=1000.0)
     assert found["ocsp_stale"] == [
         "shop certificate shop on lb1 staples a stale OCSP response (next update was 2026-12-02 10:00 UTC)",
         "shop certificate shop on lb2 has no OCSP response although it names a responder",
     ]
     assert found["expiring"] == ["shop certificate shop on lb2 expires on 2026-12-10 (9 days left)"]
     assert len(found["notified"]) == 3 and [r["message"] for r in _ocsp_warnings(reacting)] == found["ocsp_stale"]
-    assert cert_watch.check(reacting, now=2000.0)["notified"] == []  # the same day: quiet, both kinds
-    assert len(cert_watch.check(reacting, now=1000.0 + cert_watch.QUIET)["notified"]) == 3
+    assert reacting.check_certificates(now=2000.0)["notified"] == []  # the same day: quiet, both kinds
+    assert len(reacting.check_certificates(now=1000.0 + cert_watch.QUIET)["notified"]) == 3
 
 
 def test_a_certificate_without_a_responder_or_with_a_fresh_response_warns_of_nothing(tmp_path):
     rows = {"plain": {**LATER, "ocsp": {"none": "the certificate names no OCSP responder"}}, "fresh": {**LATER, "ocsp": STAPLED}}
     reacting, _ = _reactions(tmp_path, CertificateNodes({"lb1": {"shop": rows}}))
-    assert cert_watch.check(reacting)["ocsp_stale"] == [] and _ocsp_warnings(reacting) == []
+    assert reacting.check_certificates()["ocsp_stale"] == [] and _ocsp_warnings(reacting) == []
 
 
 @pytest.mark.parametrize(
@@ -112,4 +112,4 @@ def test_a_certificate_without_a_responder_or_with_a_fresh_response_warns_of_not
 )
 def test_what_a_node_says_of_its_ocsp_response_is_used_only_once_validated(tmp_path, ocsp):
     reacting, _ = _reactions(tmp_path, CertificateNodes({"lb1": {"shop": {"shop": {**LATER, "ocsp": ocsp}}}}))
-    assert cert_watch.check(reacting)["ocsp_stale"] == [] and _ocsp_warnings(reacting) == []
+    assert reacting.check_certificates()["ocsp_stale"] == [] and _ocsp_warnings(reacting) == []

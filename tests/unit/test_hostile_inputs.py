@@ -12,7 +12,7 @@ import yaml
 
 from lbpair_lib.core import store
 from lbpair_lib.core.errors import InvalidValue, LbpairError
-from lbpair_lib.master import notify, planned, reactions, reactions_config
+from lbpair_lib.master import notify, reactions, reactions_config
 from lbpair_lib.master.history import History
 from lbpair_lib.model import certificates, pillar
 from lbpair_lib.node import beacon, deploy, haproxy
@@ -521,7 +521,7 @@ PLANNED_ROWS = [
 @pytest.mark.parametrize(("what", "call", "words"), PLANNED_ROWS, ids=[row[0] for row in PLANNED_ROWS])
 def test_a_hostile_planned_move_is_refused_and_moves_nothing(tmp_path, what, call, words):
     pair = Pair()
-    moves = planned.PlannedMoves(_reactions(tmp_path, pair)[0], sleep=lambda _: None, grace=0)
+    moves = _reactions(tmp_path, pair)[0].planned_moves(grace=0)
     with pytest.raises((InvalidValue, LbpairError), match=words):
         call(moves)
     assert pair.states == {"lb1": "MASTER", "lb2": "BACKUP"} and not pair.deferring and not pair.in_maintenance

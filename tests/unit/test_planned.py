@@ -46,7 +46,7 @@ def pair():
 
 def _moves(tmp_path, pair):
     reacting, _ = _reactions(tmp_path, pair)
-    return planned.PlannedMoves(reacting, sleep=lambda _: None, grace=0), reacting
+    return reacting.planned_moves(grace=0), reacting
 
 
 def test_switchover_moves_the_vips_records_the_plan_and_is_idempotent(tmp_path, pair):
@@ -287,6 +287,6 @@ def test_a_node_back_in_fault_before_the_hand_over_gets_nothing(tmp_path):
     pair = BackFromFault()
     reacting, _ = _reactions(tmp_path, pair)
     relapse = lambda _: pair.instance_states["lbpair_51"].update(lb1="FAULT")  # noqa: E731  (during the settle time)
-    result = planned.PlannedMoves(reacting, sleep=relapse, grace=0).failback("lb1", "lbpair_51")
+    result = reacting.planned_moves(sleep=relapse, grace=0).failback("lb1", "lbpair_51")
     assert result["moved"] is False and "lb1 is FAULT" in result["comment"], result
     assert pair.waiting == {"lb1"} and reacting.history.read() == []  # no hand-over

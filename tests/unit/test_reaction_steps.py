@@ -52,6 +52,19 @@ def nodes():
     return Nodes()
 
 
+class Clock:
+    """The reactions' clock in a test: it starts at the real time and moves only when they (or the test) sleep."""
+
+    def __init__(self):
+        self.now = time.time()
+
+    def __call__(self):
+        return self.now
+
+    def sleep(self, seconds):
+        self.now += seconds
+
+
 def _reactions(tmp_path, nodes, **extra):
     config = {
         "nodes": {"lb1": {"address": "192.0.2.11"}, "lb2": {"address": "192.0.2.12"}},
@@ -60,13 +73,8 @@ def _reactions(tmp_path, nodes, **extra):
         "confirm": {"timeout": 1, "settle": 0.2},
         **extra,
     }
-    woken = []
-    return reactions.Reactions(reactions_config.normalise(config), nodes.ask, lambda: woken.append(1)), woken
-
-
-def _state(reacting):
-    with reacting._state() as state:
-        return state
+    woken, clock = [], Clock()
+    return reactions.Reactions(reactions_config.normalise(config), nodes.ask, lambda: woken.append(1), clock, clock.sleep), woken
 
 
 def _kinds(reacting):
@@ -81,15 +89,15 @@ def test_an_event_its_node_does_not_confirm_is_a_claim_until_the_journal_settles
     assert _kinds(reacting) == ["claim"]
     assert reacting.history.last_seq("lb2") == 0  # a claim takes no (minion, seq) slot
     assert [fun for _, fun in nodes.asked] == [reactions.JOURNAL_FUNCTION]  # no pair check, so no DNS
-    assert list(_state(reacting)["due"]) == ["catch_up:lb2"] and woken
-    assert reaction_state.open_claims(_state(reacting))["lb2"][0]["seq"] == 7
+    assert list(reacting.store.due()) == ["catch_up:lb2"] and woken
+    assert reacting.store.open_claims()["lb2"][0]["seq"] == 7
     # lb2 answers: its journal replaces the claim
     nodes.journals["lb2"] = [_entry(7)]
     caught = reacting.catch_up("lb2")
     assert caught["claims_settled"] == 1 and [r["seq"] for r in caught["caught_up"]] == [7]
     settled = [r for r in reacting.history.read() if r["kind"] == "claim_settled"]
     assert settled[0]["outcome"] == "confirmed by the node's journal"
-    assert reaction_state.open_claims(_state(reacting)) == {}
+    assert reacting.store.open_claims() == {}
     transition = [r for r in reacting.history.read() if r["kind"] == "transition"]
     assert transition[0]["confirmed"] is True and transition[0]["seen"] == "late"
 
@@ -158,7 +166,7 @@ def test_a_failing_channel_stops_no_other_step_and_a_replay_redoes_only_it(tmp_p
     assert answer["steps"]["webhook"].startswith("failed: OSError: the webhook could not be reached")
     assert answer["pair"]["view"]["MASTER"] == ["lb2"]  # the pair check ran all the same
     assert "token-S3" not in str(answer)
-    assert _state(reacting)["steps"]["lb2:7"]["pending"] == ["webhook"]
+    assert reacting.store.open_reactions()["lb2:7"] == ["webhook"]
     failures = [r for r in reacting.history.read() if r["kind"] == "step_failed"]
     assert len(failures) == 1 and failures[0]["step"] == "webhook"
     replay = reacting.on_beacon(TAG, {**_entry(7), "id": "lb2"})
@@ -171,7 +179,7 @@ def test_once_every_step_succeeded_a_replay_is_a_duplicate(tmp_path, nodes):
     reacting, _ = _reactions(tmp_path, nodes)
     nodes.journals["lb2"] = [_entry(7)]
     assert reacting.on_beacon(TAG, {**_entry(7), "id": "lb2"})["recorded"]["seq"] == 7
-    assert "steps" not in _state(reacting) or _state(reacting)["steps"] == {}
+    assert reacting.store.open_reactions() == {}
     assert reacting.on_beacon(TAG, {**_entry(7), "id": "lb2"}) == {"duplicate": ["lb2", 7]}
 
 
@@ -181,7 +189,7 @@ def test_when_the_history_cannot_be_written_the_reaction_goes_on_and_a_replay_re
     nodes.journals["lb2"] = [_entry(7)]
     answer = reacting.on_beacon(TAG, {**_entry(7), "id": "lb2"})
     assert answer["pair"]["view"]["MASTER"] == ["lb2"]
-    assert _state(reacting)["steps"]["lb2:7"]["pending"] == ["record"]
+    assert reacting.store.open_reactions()["lb2:7"] == ["record"]
     (tmp_path / "history.jsonl").rmdir()
     replay = reacting.on_beacon(TAG, {**_entry(7), "id": "lb2"})
     assert list(replay["steps"]) == ["record"]
@@ -208,10 +216,10 @@ def test_a_problem_that_changed_before_the_second_look_is_a_new_one_not_an_alarm
     nodes.journals["lb1"] = [_entry(7, "FAULT", "MASTER")]
     assert reacting.on_beacon(TAG.replace("lb2", "lb1").replace("MASTER", "FAULT"), {**_entry(7, "FAULT", "MASTER"), "id": "lb1"})
     nodes.states = {"lb1": "BACKUP", "lb2": "FAULT"}  # the second move, caught halfway by the settled check
-    time.sleep(0.25)  # the settle time
+    reacting.sleep(0.25)  # the settle time
     assert any("check:lbpair_51" in item for item in reacting.flush())
     assert "no_master" not in _kinds(reacting)
-    time.sleep(0.25)
+    reacting.sleep(0.25)
     reacting.flush()  # it lasted: the next look alarms
     assert "no_master" in _kinds(reacting)
 
@@ -224,11 +232,11 @@ def test_dns_is_retried_by_the_background_job_then_reported(tmp_path, nodes):
     reacting, _ = _reactions(tmp_path, nodes, dns=dns)
     nodes.journals["lb2"] = [_entry(7)]
     answer = reacting.on_beacon(TAG, {**_entry(7), "id": "lb2"})
-    assert answer["pair"]["dns"]["retry"] is True and "dns:lbpair_51" in _state(reacting)["due"]
+    assert answer["pair"]["dns"]["retry"] is True and "dns:lbpair_51" in reacting.store.due()
     reacting.flush(wait=True)
     outcome = [r for r in reacting.history.read() if r["kind"] == "dns"]
     assert len(outcome) == 1 and outcome[0]["ok"] is False and outcome[0]["attempts"] == 3
-    assert _state(reacting)["due"] == {}
+    assert reacting.store.due() == {}
 
 
 def test_warnings_are_confirmed_by_the_node_and_damped(tmp_path, nodes):

@@ -14,7 +14,7 @@ import time
 
 from lbpair_lib.core.errors import InvalidValue
 from lbpair_lib.core.times import iso_utc
-from lbpair_lib.master import notify, reaction_state
+from lbpair_lib.master import notify
 from lbpair_lib.model import schema
 
 FUNCTION = "lbpair_haproxy.certificates"
@@ -73,26 +73,25 @@ def _message(row):
     return f"{row['service']} certificate {row['certificate']} on {row['minion']} {row['problem']}"
 
 
-def check(reactions, now=None):
-    """Ask every node, record and announce what expires soon; returns what was found and who did not answer."""
+def check(client, history, store, config, now=None):
+    """
+    Ask every node (``client``, a :class:`~lbpair_lib.master.node_client.NodeClient`), record in ``history``
+    and announce (``config``: the reactions') what expires soon, quiet a day per warning (``store``);
+    returns what was found and who did not answer.
+    """
     now = time.time() if now is None else now
-    warn_days = reactions.config["certificates"]["warn_days"]
-    nodes = list(reactions.config["nodes"])
-    answers, _ = reactions.ask(nodes, FUNCTION, {"warn_days": warn_days}, reactions.config["confirm"]["timeout"])
+    answers, _ = client.answers(client.nodes, FUNCTION, {"warn_days": config["certificates"]["warn_days"]})
     rows = expiring(answers) + stale_ocsp(answers)
-    with reaction_state.ReactionState(reactions.state_path) as state:
-        quiet = state.setdefault("certificates_warned", {})
-        due = [row for row in rows if now >= quiet.get(_key(row), 0)]
-        for row in due:
-            quiet[_key(row)] = now + QUIET
+    fresh = set(store.quiet_certificates([_key(row) for row in rows], now, QUIET))
+    due = [row for row in rows if _key(row) in fresh]
     if due:
-        reactions.history.append([{"at": iso_utc(now), "kind": "certificate", **row, "message": _message(row)} for row in due])
-    notified = [notify.deliver(notify.warning_notice(row["minion"], row["code"], _message(row)), reactions.config) for row in due]
+        history.append([{"at": iso_utc(now), "kind": "certificate", **row, "message": _message(row)} for row in due])
+    notified = [notify.deliver(notify.warning_notice(row["minion"], row["code"], _message(row)), config) for row in due]
     return {
         "expiring": [_message(row) for row in rows if row["code"] == EXPIRY],
         "ocsp_stale": [_message(row) for row in rows if row["code"] == OCSP_STALE],
         "notified": notified,
-        "silent": sorted(set(nodes) - set(answers)),
+        "silent": sorted(set(client.nodes) - set(answers)),
     }
 
 

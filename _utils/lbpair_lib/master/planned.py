@@ -31,10 +31,8 @@ are marked ``planned``, and the notifications say so.
 
 import time
 
-from lbpair_lib.core import store
 from lbpair_lib.core.errors import InvalidValue, LbpairError
 from lbpair_lib.core.times import iso_utc
-from lbpair_lib.master import reaction_state
 from lbpair_lib.master.history import select, timeline
 from lbpair_lib.model import schema
 
@@ -93,29 +91,29 @@ MAX_TIMEOUT = 600  # s: a plan marks the transitions of its instances "planned" 
 
 
 class PlannedMoves:
-    """Planned moves for the pair of ``reactions`` (a :class:`~lbpair_lib.master.reactions.Reactions`)."""
+    """
+    Planned moves of the pair: ``client`` calls its nodes (:class:`~lbpair_lib.master.node_client.NodeClient`),
+    ``history`` records the plans, ``pair_state()`` reads the pair's view, ``store`` keeps the plans
+    (:class:`~lbpair_lib.master.reaction_state.ReactionStore`).
+    """
 
-    def __init__(self, reactions, sleep=time.sleep, grace=CONFIRM_GRACE):
-        self.reactions = reactions
-        self.nodes = list(reactions.config["nodes"])
+    def __init__(self, client, history, pair_state, store, sleep=time.sleep, grace=CONFIRM_GRACE, clock=time.time):
+        self.client = client
+        self.history = history
+        self.pair_state = pair_state
+        self.store = store
+        self.nodes = list(client.nodes)
         self.sleep = sleep
         self.grace = grace
-
-    def _tell(self, targets, fun, on=None, **kwarg):
-        kwarg = kwarg if on is None else {"on": on, **kwarg}
-        answers, failures = self.reactions.ask(list(targets), fun, kwarg, self.reactions.config["confirm"]["timeout"])
-        if failures or set(answers) != set(targets):
-            silent = sorted(set(targets) - set(answers))
-            raise LbpairError(f"{fun} did not succeed on {', '.join(silent)}: {failures}")
-        return answers
+        self.clock = clock
 
     def _wait_for(self, condition, timeout):
-        deadline = time.time() + timeout
+        deadline = self.clock() + timeout
         while True:
-            view = self.reactions.pair_state()
+            view = self.pair_state()
             if condition(view):
                 return view
-            if time.time() >= deadline:
+            if self.clock() >= deadline:
                 return None
             self.sleep(POLL)
 
@@ -124,10 +122,8 @@ class PlannedMoves:
         Record the plan, ``targets`` ``{instance: node}``: the history says so, and the
         transitions it causes are marked ``planned``.
         """
-        until = time.time() + timeout + self.grace
-        with reaction_state.ReactionState(self.reactions.state_path) as state:
-            for instance, target in targets.items():
-                state.setdefault("planned", {})[instance] = {"to": target, "until": until}
+        until = self.clock() + timeout + self.grace
+        self.store.plan(targets, until)
         self._note(
             [
                 {"kind": "planned", "instance": name, "minion": target, "message": f"planned {reason}: the VIPs move to {target}"}
@@ -136,36 +132,36 @@ class PlannedMoves:
         )
 
     def _note(self, records):
-        self.reactions.history.append([{"at": iso_utc(time.time()), **record} for record in records])
+        self.history.append([{"at": iso_utc(self.clock()), **record} for record in records])
 
     def switchover(self, target, timeout):
         """Move every instance's VIPs to ``target`` with no failed request; the timeline of what happened."""
         timeout = schema.number(timeout, "timeout", 1, MAX_TIMEOUT)
-        started = time.time()
-        view = self.reactions.pair_state()
+        started = self.clock()
+        view = self.pair_state()
         problem = move_problem(view, self.nodes, target)
         if problem:
             raise LbpairError(f"switchover refused: {problem}")
         if held_by(view, target):
-            self._tell([target], DEFER_FUNCTION, False)
+            self.client.tell([target], DEFER_FUNCTION, False)
             return {"moved": False, "comment": f"{target} holds the VIPs already"}
         self._plan(dict.fromkeys(view["instances"], target), "switchover", timeout)
-        self._tell([target], DEFER_FUNCTION, False)
+        self.client.tell([target], DEFER_FUNCTION, False)
         holders = sorted({node for entry in view["instances"].values() for node in entry["MASTER"]} - {target})
         others = [node for node in self.nodes if node not in (target, *holders)]
         if others:
-            self._tell(others, DEFER_FUNCTION, True)
-        handed = self._tell(holders, HANDOVER_FUNCTION)
+            self.client.tell(others, DEFER_FUNCTION, True)
+        handed = self.client.tell(holders, HANDOVER_FUNCTION)
         if self._wait_for(lambda seen: held_by(seen, target), timeout) is None:
-            self._tell([node for node in self.nodes if node != target], DEFER_FUNCTION, False)
+            self.client.tell([node for node in self.nodes if node != target], DEFER_FUNCTION, False)
             raise LbpairError(f"the VIPs did not move to {target} within {timeout} s; the other nodes no longer defer")
         return {"moved": True, "to": target, "hand_over": handed, "timeline": self._timeline(started, {target})}
 
     def rebalance(self, timeout):
         """Each instance back to the node that prefers it: no node defers any more, keepalived preempts."""
         timeout = schema.number(timeout, "timeout", 1, MAX_TIMEOUT)
-        started = time.time()
-        view = self.reactions.pair_state()
+        started = self.clock()
+        view = self.pair_state()
         problem = pair_problem(view, self.nodes)
         if problem:
             raise LbpairError(f"rebalance refused: {problem}")
@@ -173,7 +169,7 @@ class PlannedMoves:
         moving = {instance: node for instance, node in preferred.items() if view["instances"][instance]["MASTER"] != [node]}
         if moving:
             self._plan(moving, "rebalance", timeout)
-        self._tell(self.nodes, DEFER_FUNCTION, False)
+        self.client.tell(self.nodes, DEFER_FUNCTION, False)
         if not moving:
             return {"moved": False, "comment": "each instance is on the node that prefers it already", "preferred": preferred}
         if self._wait_for(lambda seen: on_preferred(seen, preferred), timeout) is None:
@@ -186,13 +182,13 @@ class PlannedMoves:
         module), before keepalived preempts at the end of the failback delay. Serialised: the
         IPv4 and IPv6 instances of a pair come back together, and one hand-over moves both.
         """
-        with store.locked(f"{self.reactions.state_path}.failback"):
-            awaited = set(_instance_names(self._tell([minion], PREFERRED_FUNCTION, failback=True)[minion]))
+        with self.store.lock("failback"):
+            awaited = set(_instance_names(self.client.tell([minion], PREFERRED_FUNCTION, failback=True)[minion]))
             if instance not in awaited:
                 why = "preempt, failback_delay, defer, or its check has not risen"
                 return {"moved": False, "comment": f"{minion} does not wait for {instance} to be handed back ({why})"}
             self.sleep(FAILBACK_SETTLE)
-            view = self.reactions.pair_state()
+            view = self.pair_state()
             problem = _failback_problem(view, minion, instance)
             if problem:
                 return {"moved": False, "comment": f"no graceful failback: {problem}"}
@@ -205,11 +201,11 @@ class PlannedMoves:
             # no defer: the holder is not the preferred node, and its own failback delay keeps it from
             # preempting while the returning node's check rises (a node left deferring would not take
             # an instance it prefers later, e.g. one added for active/active)
-            return {"moved": True, "to": minion, "hand_over": self._tell([holder], HANDOVER_FUNCTION, defer=False)}
+            return {"moved": True, "to": minion, "hand_over": self.client.tell([holder], HANDOVER_FUNCTION, defer=False)}
 
     def _preferred(self, view):
         """``{instance: node}``: the node each of the pair's instances prefers, as the nodes' own pillar says."""
-        answers = self._tell(self.nodes, PREFERRED_FUNCTION)
+        answers = self.client.tell(self.nodes, PREFERRED_FUNCTION)
         preferred = {}
         for node, names in sorted(answers.items()):
             for instance in _instance_names(names):
@@ -222,11 +218,11 @@ class PlannedMoves:
 
     def _timeline(self, started, targets):
         """The history since ``started``, once it holds a confirmed MASTER transition of each of ``targets`` (or after a grace time)."""
-        deadline = time.time() + self.grace
+        deadline = self.clock() + self.grace
         while True:
-            records = select(self.reactions.history.recent(200), since=iso_utc(started))
+            records = select(self.history.recent(200), since=iso_utc(started))
             confirmed = {r["minion"] for r in records if r.get("kind") == "transition" and r["state"] == "MASTER"}
-            if targets <= confirmed or time.time() >= deadline:
+            if targets <= confirmed or self.clock() >= deadline:
                 return timeline(records)
             self.sleep(POLL)
 
@@ -236,12 +232,12 @@ class PlannedMoves:
         if node not in self.nodes:
             raise InvalidValue("node", f"{node!r} is not a node of the pair")
         if release:
-            self._tell([node], MAINTENANCE_FUNCTION, False)
+            self.client.tell([node], MAINTENANCE_FUNCTION, False)
             self._note([{"kind": "maintenance", "minion": node, "message": f"{node} released from maintenance"}])
             return {"released": node, "comment": "the VIPs stay where they are (lbpair.switchover moves them back)"}
         peer = peer_of(self.nodes, node)
         moved = self.switchover(peer, timeout)
-        self._tell([node], MAINTENANCE_FUNCTION, True)
+        self.client.tell([node], MAINTENANCE_FUNCTION, True)
         self._note([{"kind": "maintenance", "minion": node, "message": f"{node} in maintenance until released"}])
         out = self._wait_for(lambda seen: all(entry["states"].get(node) == "FAULT" for entry in seen["instances"].values()), timeout)
         return {"maintenance": node, "switchover": moved, "out": out is not None}
@@ -262,9 +258,9 @@ def _instance_names(answer):
     return [name for name in answer if isinstance(name, str)] if isinstance(answer, list) else []
 
 
-def planned_for(state, record, now):
-    """Whether a transition record belongs to a planned move still under way (marks it ``planned``)."""
-    plan = state.get("planned", {}).get(record["instance"])
+def planned_for(plans, record, now):
+    """Whether a transition record belongs to a planned move still under way (of ``plans``, the store's)."""
+    plan = plans.get(record["instance"])
     if not plan or now > plan["until"]:
         return False
     return (record["minion"] == plan["to"]) == (record["state"] == "MASTER")
