@@ -69,7 +69,7 @@ so a transition that happened while the minion was down is reported once,
 ``reconstructed``; flaps that came and went entirely during an outage are not
 seen by anyone and cannot be reported.
 
-How it works: :mod:`lbpair_lib.node.beacon`. Needs ``dbus-next`` (``pip install
+How it works: :mod:`saltext.lbpair.node.beacon`. Needs ``dbus-next`` (``pip install
 'saltext-lbpair[minion]'``); without it the beacon does not load.
 """
 
@@ -103,7 +103,7 @@ def _add_utils_folders():
 
 def __virtual__():
     _add_utils_folders()
-    for module, remedy in (("dbus_next", "pip install 'saltext-lbpair[minion]'"), ("lbpair_lib.node.beacon", "saltutil.sync_all")):
+    for module, remedy in (("dbus_next", "pip install 'saltext-lbpair[minion]'"), ("saltext.lbpair.node.beacon", "saltutil.sync_all")):
         try:
             importlib.import_module(module)
         except ImportError as exc:
@@ -125,8 +125,8 @@ def _fire(events):
 
 def _model():
     """This node's model from the lbpair pillar, or None without one."""
-    from lbpair_lib.core import errors
-    from lbpair_lib.model import pillar
+    from saltext.lbpair.core import errors
+    from saltext.lbpair.model import pillar
 
     try:
         return pillar.minion_model(__pillar__, __opts__, {})
@@ -136,15 +136,15 @@ def _model():
 
 
 def _rogue_senders(model):
-    from lbpair_lib.node import firewall
+    from saltext.lbpair.node import firewall
 
     return None if model is None else functools.partial(firewall.rogue_senders, model)
 
 
 def validate(config):
     """Check the beacon configuration: ``(True, "")`` or ``(False, "a clear message")``."""
-    from lbpair_lib.core import errors
-    from lbpair_lib.node import beacon, keepalived_process
+    from saltext.lbpair.core import errors
+    from saltext.lbpair.node import beacon, keepalived_process
 
     valid, message = beacon.check_config(config)
     if not valid or beacon.config_mapping(config).get("bus", "system") == "none":
@@ -161,8 +161,8 @@ def beacon(config):
     Return the VRRP transitions (and warnings) not delivered yet. Never blocks on
     D-Bus: the client runs in a thread of its own.
     """
-    from lbpair_lib.node import beacon as lib
-    from lbpair_lib.node import journal, keepalived_process
+    from saltext.lbpair.node import beacon as lib
+    from saltext.lbpair.node import journal, keepalived_process
 
     runner = __context__.get(RUNNER_KEY)
     if runner is None or runner.closed:

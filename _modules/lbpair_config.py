@@ -1,7 +1,7 @@
 """
 The ``lbpair`` pillar of a load-balancer pair: check it before anything is rendered.
 
-The schema lives in :mod:`lbpair_lib.model.pillar`; an error names the full pillar
+The schema lives in :mod:`saltext.lbpair.model.pillar`; an error names the full pillar
 path (``lbpair:services:foo:servers:foo1:address: ...``).
 
 .. code-block:: yaml
@@ -18,7 +18,7 @@ path (``lbpair:services:foo:servers:foo1:address: ...``).
             foo1: {address: 198.51.100.11, port: 80}
 """
 
-from lbpair_lib.model import pillar
+from saltext.lbpair.model import pillar
 
 __virtualname__ = "lbpair_config"
 

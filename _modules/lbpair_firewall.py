@@ -4,7 +4,7 @@ protocol 112): accepted from the other nodes' addresses, dropped from anyone
 else on the pair's interface (and its sender recorded if it carries one of the
 pair's VRIDs); iptables or
 nftables, as ``lbpair:firewall`` in the pillar says (see
-:mod:`lbpair_lib.node.firewall`).
+:mod:`saltext.lbpair.node.firewall`).
 
 .. code-block:: yaml
 
@@ -15,9 +15,9 @@ nftables, as ``lbpair:firewall`` in the pillar says (see
         nft_chain: input
 """
 
-from lbpair_lib.model import pillar
-from lbpair_lib.node import firewall
-from lbpair_lib.node.firewall import peers
+from saltext.lbpair.model import pillar
+from saltext.lbpair.node import firewall
+from saltext.lbpair.node.firewall import peers
 
 __virtualname__ = "lbpair_firewall"
 

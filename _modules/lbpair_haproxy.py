@@ -8,8 +8,8 @@ Minion configuration, all optional: ``lbpair_haproxy: {config_file:
 and the TLS certificates of the pillar (in ``certs/lbpair`` beside haproxy.cfg).
 """
 
-from lbpair_lib.model import pillar
-from lbpair_lib.node import deploy, haproxy, ocsp, stats, tls_files
+from saltext.lbpair.model import pillar
+from saltext.lbpair.node import deploy, haproxy, ocsp, stats, tls_files
 
 __virtualname__ = "lbpair_haproxy"
 

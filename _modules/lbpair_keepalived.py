@@ -22,8 +22,8 @@ The state ``lbpair_keepalived.configured`` installs the configuration; the
 ``lbpair_vrrp`` beacon writes the journal.
 """
 
-from lbpair_lib.model import pillar, schema
-from lbpair_lib.node import deploy, handover, journal, keepalived_config, keepalived_process, track
+from saltext.lbpair.model import pillar, schema
+from saltext.lbpair.node import deploy, handover, journal, keepalived_config, keepalived_process, track
 
 __virtualname__ = "lbpair_keepalived"
 

@@ -7,10 +7,10 @@ The reactor (``salt/master.d/lbpair.conf``) calls :func:`on_beacon` for the
 (re)connects. An event is a trigger, never the truth: each transition is
 checked against the node's own journal and the pair's state is read from the
 nodes, both through job returns, which Salt ties to the minion's key (see
-:mod:`lbpair_lib.master.reactions`).
+:mod:`saltext.lbpair.master.reactions`).
 
 Master configuration: the ``lbpair_reactions`` block (see
-:mod:`lbpair_lib.master.reactions_config` and ``salt/master.d/lbpair.conf``). Its
+:mod:`saltext.lbpair.master.reactions_config` and ``salt/master.d/lbpair.conf``). Its
 secrets stay there and never reach events, job returns, the history or logs.
 Needs ``dnspython`` (``pip install 'saltext-lbpair[master]'``).
 """
@@ -27,11 +27,11 @@ import salt.utils.minions
 from salt.exceptions import SaltInvocationError
 
 try:
-    from lbpair_lib.master import history as history_file
-    from lbpair_lib.master import reactions, reactions_config
+    from saltext.lbpair.master import history as history_file
+    from saltext.lbpair.master import reactions, reactions_config
 
     MISSING = None
-except ImportError as exc:  # dnspython (the master extra) or lbpair_lib itself
+except ImportError as exc:  # dnspython (the master extra) or saltext.lbpair itself
     MISSING = str(exc)
 
 __virtualname__ = "lbpair"

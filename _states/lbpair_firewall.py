@@ -8,10 +8,10 @@ VRRP, and drop anyone else's on the pair's interface.
       lbpair_firewall.vrrp_allowed
 """
 
-from lbpair_lib.core import results
-from lbpair_lib.model import pillar
-from lbpair_lib.node import firewall
-from lbpair_lib.node.firewall import peers
+from saltext.lbpair.core import results
+from saltext.lbpair.model import pillar
+from saltext.lbpair.node import firewall
+from saltext.lbpair.node.firewall import peers
 
 __virtualname__ = "lbpair_firewall"
 

@@ -10,9 +10,9 @@ the package is installed):
           - pkg: haproxy
 """
 
-from lbpair_lib.core import results
-from lbpair_lib.model import pillar
-from lbpair_lib.node import deploy, haproxy, haproxy_watch
+from saltext.lbpair.core import results
+from saltext.lbpair.model import pillar
+from saltext.lbpair.node import deploy, haproxy, haproxy_watch
 
 __virtualname__ = "lbpair_haproxy"
 

@@ -4,9 +4,9 @@ name of your choice, e.g. ``keepalived configuration is managed`` (keepalived
 is reloaded, never restarted), and ``lbpair_keepalived.handover_undone``.
 """
 
-from lbpair_lib.core import results
-from lbpair_lib.model import pillar
-from lbpair_lib.node import deploy, handover, keepalived_process
+from saltext.lbpair.core import results
+from saltext.lbpair.model import pillar
+from saltext.lbpair.node import deploy, handover, keepalived_process
 
 __virtualname__ = "lbpair_keepalived"
 

@@ -3,4 +3,4 @@
 import pathlib
 import sys
 
-sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent.parent / "_utils"))  # lbpair_lib, as the synced _utils folder gives it
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent.parent / "_utils"))  # saltext.lbpair, as the synced _utils folder gives it

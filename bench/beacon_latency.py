@@ -35,7 +35,7 @@ import time
 import pytest
 
 from lab.beacon_rig import SALT_NAMESPACE, minion_overrides
-from lbpair_lib.node import vrrp_dbus
+from saltext.lbpair.node import vrrp_dbus
 
 REPO = pathlib.Path(__file__).resolve().parent.parent
 NOTIFY_DIR = pathlib.Path("/run/lbpair-vbench")

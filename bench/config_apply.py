@@ -25,8 +25,8 @@ import yaml
 
 from bench import schema_bounds
 from lab import pki, scenarios, topology
-from lbpair_lib.model import pillar
-from lbpair_lib.node import haproxy, keepalived_config
+from saltext.lbpair.model import pillar
+from saltext.lbpair.node import haproxy, keepalived_config
 
 REPO = pathlib.Path(__file__).resolve().parent.parent
 
@@ -76,15 +76,16 @@ def masterless_files():
         "/srv/salt/top.sls": (REPO / "salt" / "top.sls").read_text(),
     }
     folders = (
-        ("_utils/lbpair_lib", "_utils/lbpair_lib"),  # the library the loader modules import
+        ("_utils/saltext/lbpair", "_utils/saltext/lbpair"),  # the library the loader modules import
         ("_modules", "_modules"),
         ("_states", "_states"),
         ("salt/lbpair", "lbpair"),
         ("bench/baseline", "bench_baseline"),
     )
     for folder, target in folders:
-        for path in sorted((REPO / folder).glob("*.*")):
-            files[f"/srv/salt/{target}/{path.name}"] = path.read_text()
+        for path in sorted((REPO / folder).rglob("*.*")):  # the library's sub-packages too
+            if "__pycache__" not in path.parts:
+                files[f"/srv/salt/{target}/{path.relative_to(REPO / folder)}"] = path.read_text()
     return files
 
 

@@ -3,7 +3,7 @@ Benchmark: appending to the master's history when it already holds 100,000 trans
 
 Builds a history of realistic transition records (two minions, four instances, rotated past
 10 MiB as the shipped configuration does) in a temporary folder, then times appends through
-:class:`lbpair_lib.master.history.History` as the reactions make them: one record per call, mostly new
+:class:`saltext.lbpair.master.history.History` as the reactions make them: one record per call, mostly new
 transitions, some replays (dropped) and some non-transition records. Also the index's rebuild
 from the files alone, ``recent(50)``, and ``read()`` (what every append read before the
 index). Prints the figures; asserts nothing. No root needed.
@@ -18,9 +18,9 @@ import sys
 import tempfile
 import time
 
-from lbpair_lib.core import store
-from lbpair_lib.master import history_index
-from lbpair_lib.master.history import History
+from saltext.lbpair.core import store
+from saltext.lbpair.master import history_index
+from saltext.lbpair.master.history import History
 
 MINIONS = ("lb1", "lb2")
 INSTANCES = ("lbpair_51", "lbpair_52", "lbpair_53", "lbpair_54")

@@ -15,8 +15,8 @@ import time
 import yaml
 
 from lab import scenarios
-from lbpair_lib.core.errors import InvalidValue
-from lbpair_lib.model import pillar, services
+from saltext.lbpair.core.errors import InvalidValue
+from saltext.lbpair.model import pillar, services
 
 REPO = pathlib.Path(__file__).resolve().parent.parent
 MIB = 1024 * 1024

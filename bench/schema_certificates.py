@@ -2,7 +2,7 @@
 Benchmark: how long the schema takes over a service's TLS certificates, at the caps.
 
 Each row puts one input into the seed pillar (``salt/pillar.example``; service ``foo`` gets a
-``tls`` block) and times :func:`lbpair_lib.model.pillar.normalize` on it (median of a few runs): the
+``tls`` block) and times :func:`saltext.lbpair.model.pillar.normalize` on it (median of a few runs): the
 largest valid bundle lbpair accepts, and the worst crafted inputs found (refused or not). Prints
 a table; asserts nothing. No root needed.
 
@@ -21,8 +21,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import NameOID
 
-from lbpair_lib.core.errors import InvalidValue
-from lbpair_lib.model import certificates, pillar, tls
+from saltext.lbpair.core.errors import InvalidValue
+from saltext.lbpair.model import certificates, pillar, tls
 
 REPO = pathlib.Path(__file__).resolve().parent.parent
 RUNS = 5

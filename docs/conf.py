@@ -14,7 +14,7 @@ REPO = Path(__file__).resolve().parent.parent
 # _states.lbpair_haproxy), _utils for the library they import.
 sys.path[:0] = [str(REPO), str(REPO / "_utils")]
 
-from lbpair_lib import __version__  # noqa: E402  (importable once _utils is on sys.path)
+from saltext.lbpair import __version__  # noqa: E402  (importable once _utils is on sys.path)
 
 project = "lbpair"
 author = "lbpair's maintainers"

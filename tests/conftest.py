@@ -2,6 +2,7 @@
 
 import copy
 import pathlib
+import shutil
 import subprocess
 import sys
 
@@ -41,11 +42,20 @@ def seed_pillar(seed_pillar_session):  # noqa: F811  (the fixture, by name)
 
 
 @pytest.fixture(scope="session")
-def pip_installed(tmp_path_factory):
+def source_tree(tmp_path_factory):
+    """A copy of the checkout as a source distribution has it: pip builds in the source folder, and
+    a ``build/`` left there by an earlier build (or a venv) must not find its way into the package."""
+    copy = tmp_path_factory.mktemp("source") / "saltext-lbpair"
+    shutil.copytree(REPO, copy, ignore=shutil.ignore_patterns(".*", "build", "*.egg-info", "__pycache__", "docs"))
+    return copy
+
+
+@pytest.fixture(scope="session")
+def pip_installed(tmp_path_factory, source_tree):
     """``pip install .`` (without dependencies) into a folder of its own: put it on PYTHONPATH."""
     target = tmp_path_factory.mktemp("site")
     subprocess.run(
-        [sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--target", str(target), str(REPO)],
+        [sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--target", str(target), str(source_tree)],
         check=True, capture_output=True, timeout=300,
     )  # fmt: skip
     return target

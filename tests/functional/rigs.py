@@ -13,8 +13,8 @@ import sys
 
 from lab import netns
 from lab.util import stop_process, wait_until
-from lbpair_lib.model import pillar
-from lbpair_lib.node import keepalived_config
+from saltext.lbpair.model import pillar
+from saltext.lbpair.node import keepalived_config
 from tests.conftest import REPO
 from tests.unit.test_routing import SHOP
 

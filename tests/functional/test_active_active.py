@@ -12,7 +12,7 @@ import pytest
 
 from lab import netns
 from lab.util import stop_process
-from lbpair_lib.node import firewall
+from saltext.lbpair.node import firewall
 from tests.functional.conftest import set_pillar
 from tests.functional.rigs import connects, eventually, joined_pair, keepalived_on, listening_on, node_model, node_with_eth0
 

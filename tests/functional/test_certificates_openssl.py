@@ -9,7 +9,7 @@ Certificates as OpenSSL reads them: lbpair's reading of a PEM bundle against the
   certificates in the same order (SHA-256 fingerprints) for lbpair, for OpenSSL's readers (``storeutl``,
   ``crl2pkcs7 | pkcs7 -print_certs``, ``x509``) and in the chain HAProxy serves.
 - The shop, served by HAProxy from the configuration lbpair renders: ``s_client -showcerts`` sees the
-  leaf whose fingerprint ``lbpair_haproxy.certificates`` reports (:func:`lbpair_lib.node.tls_files.report`)
+  leaf whose fingerprint ``lbpair_haproxy.certificates`` reports (:func:`saltext.lbpair.node.tls_files.report`)
   and the chain lbpair described.
 
 The unit tests' certificates were valid in June 2026 (``NOW``): neither HAProxy nor ``s_client``
@@ -26,9 +26,9 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 
 from lab.util import free_port, run, stop_process, wait_until
-from lbpair_lib.core.errors import InvalidValue
-from lbpair_lib.model import certificates
-from lbpair_lib.node import haproxy, tls_files
+from saltext.lbpair.core.errors import InvalidValue
+from saltext.lbpair.model import certificates
+from saltext.lbpair.node import haproxy, tls_files
 from tests.functional.rigs import node_model, shop_haproxy, shop_pillar
 from tests.unit.test_certificates import KEY, NOW, shared_pki
 from tests.unit.test_hostile_certificates import HOSTILE, REFUSED_TOO, traditional

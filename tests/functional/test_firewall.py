@@ -16,8 +16,8 @@ from saltfactories.utils.functional import Loaders
 
 from lab import netns, rogue
 from lab.util import wait_until
-from lbpair_lib.node import firewall
-from lbpair_lib.node.firewall import iptables, ruleset
+from saltext.lbpair.node import firewall
+from saltext.lbpair.node.firewall import iptables, ruleset
 from tests.conftest import EXTENSION_DIRS
 from tests.functional.conftest import set_pillar
 from tests.functional.rigs import eventually, joined_pair, keepalived_on, node_model

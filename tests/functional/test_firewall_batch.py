@@ -15,10 +15,10 @@ import time
 import pytest
 
 from lab import netns
-from lbpair_lib.core.errors import LbpairError
-from lbpair_lib.model import pillar
-from lbpair_lib.node import firewall
-from lbpair_lib.node.firewall import nftables
+from saltext.lbpair.core.errors import LbpairError
+from saltext.lbpair.model import pillar
+from saltext.lbpair.node import firewall
+from saltext.lbpair.node.firewall import nftables
 
 NAMESPACE = "lbpair-fwbatch"
 CHAIN = ["inet", "filter", "input"]

@@ -13,8 +13,8 @@ import socket
 import pytest
 
 from lab import netns, rogue
-from lbpair_lib.node import firewall
-from lbpair_lib.node.firewall import iptables, nftables, peers
+from saltext.lbpair.node import firewall
+from saltext.lbpair.node.firewall import iptables, nftables, peers
 from tests.functional.conftest import set_pillar
 from tests.functional.rigs import connects, node_model
 

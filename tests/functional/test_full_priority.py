@@ -7,7 +7,7 @@ below it until the check has risen again.
 import time
 
 from lab.util import wait_until
-from lbpair_lib.node import keepalived_config, keepalived_process
+from saltext.lbpair.node import keepalived_config, keepalived_process
 from tests.functional.rigs import keepalived_on, node_model, node_with_eth0
 
 NAMESPACE = "lbpair-priority"

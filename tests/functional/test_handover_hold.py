@@ -7,8 +7,8 @@ times out, it is not refused); once released, it connects; a second release chan
 import pytest
 
 from lab import netns
-from lbpair_lib.node import firewall, handover, track
-from lbpair_lib.node.firewall import holds
+from saltext.lbpair.node import firewall, handover, track
+from saltext.lbpair.node.firewall import holds
 from tests.functional.rigs import connects, listening_on
 
 NAMESPACE = "lbpair-handover"

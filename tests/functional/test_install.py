@@ -43,7 +43,7 @@ def test_pip_install_registers_with_salts_loader(pip_installed, tmp_path):
     assert states == ["lbpair_firewall.peers_allowed", "lbpair_firewall.vrrp_allowed"]
     assert "lbpair.history" in salt_call(tmp_path, "sys.list_runner_functions", "lbpair", env=env)
     # Beacons are found the same way, in the package's beacons/ folder.
-    assert (pip_installed / "saltext_lbpair" / "beacons" / "lbpair_vrrp.py").is_file()
+    assert (pip_installed / "saltext" / "lbpair" / "beacons" / "lbpair_vrrp.py").is_file()
 
 
 LOADER_VERDICTS = """
@@ -73,7 +73,7 @@ def test_a_missing_optional_dependency_is_named_instead_of_a_load_error(pip_inst
     pythonpath = f"{blocked(tmp_path / 'blocked', 'dbus_next', 'dns')}:{pip_installed}"
     proc = subprocess.run(
         [sys.executable, "-c", LOADER_VERDICTS, str(tmp_path / "minion")],
-        capture_output=True, text=True, timeout=120, check=True, cwd=tmp_path,  # not the checkout's saltext_lbpair/
+        capture_output=True, text=True, timeout=120, check=True, cwd=tmp_path,  # not the checkout's _utils/
         env={"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "PYTHONPATH": pythonpath},
     )  # fmt: skip
     verdicts = json.loads(proc.stdout.splitlines()[-1])

@@ -12,9 +12,9 @@ import subprocess
 import pytest
 
 from lab.util import stop_process, wait_until
-from lbpair_lib.core.errors import InvalidValue
-from lbpair_lib.model import keepalived_syntax, pillar
-from lbpair_lib.node import keepalived_config
+from saltext.lbpair.core.errors import InvalidValue
+from saltext.lbpair.model import keepalived_syntax, pillar
+from saltext.lbpair.node import keepalived_config
 from tests.unit.test_keepalived_syntax import ALLOWED, GLOBAL_DEFS, LONG_KEYWORD, ROWS, SCRIPT, split_at_line_end
 
 TIMEOUT = 30

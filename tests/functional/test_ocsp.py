@@ -18,7 +18,7 @@ import pytest
 
 from lab import netns
 from lab.util import stop_process, wait_until
-from lbpair_lib.node import haproxy, ocsp, tls_files
+from saltext.lbpair.node import haproxy, ocsp, tls_files
 from tests.functional.rigs import node_model, shop_haproxy, shop_pillar
 from tests.functional.test_configured import apply
 from tests.unit.ocsp_ca import OcspCa

@@ -13,8 +13,8 @@ import time
 import pytest
 
 from lab import netns
-from lbpair_lib.model import pillar
-from lbpair_lib.node import haproxy, stats
+from saltext.lbpair.model import pillar
+from saltext.lbpair.node import haproxy, stats
 from tests.conftest import REPO
 
 NODES = {"lb1": "lbpair-peers-1", "lb2": "lbpair-peers-2"}

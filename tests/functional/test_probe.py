@@ -14,7 +14,7 @@ import pytest
 
 from lab import netns
 from lab.util import stop_process, wait_until
-from lbpair_lib.node import haproxy, haproxy_watch
+from saltext.lbpair.node import haproxy, haproxy_watch
 from tests.functional.rigs import node_model, shop_pillar
 from tests.unit.test_routing import SHOP
 

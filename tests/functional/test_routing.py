@@ -9,7 +9,7 @@ import time
 import pytest
 
 from lab import netns
-from lbpair_lib.node import haproxy
+from saltext.lbpair.node import haproxy
 from tests.functional.rigs import node_model, shop_haproxy, shop_pillar
 from tests.unit.test_routing import SHOP
 

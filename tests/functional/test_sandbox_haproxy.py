@@ -11,9 +11,9 @@ import subprocess
 
 import pytest
 
-from lbpair_lib.core.errors import InvalidValue
-from lbpair_lib.model import pillar
-from lbpair_lib.node import haproxy
+from saltext.lbpair.core.errors import InvalidValue
+from saltext.lbpair.model import pillar
+from saltext.lbpair.node import haproxy
 from tests.unit.test_sandbox import ALLOWED, BALANCES, ROWS
 
 MINIMAL = """defaults

@@ -11,9 +11,9 @@ import os
 import pytest
 
 from lab.util import fill, small_tmpfs
-from lbpair_lib.core import store
-from lbpair_lib.master.history import History
-from lbpair_lib.node.journal import Journal
+from saltext.lbpair.core import store
+from saltext.lbpair.master.history import History
+from saltext.lbpair.node.journal import Journal
 
 PAGE = 4096
 

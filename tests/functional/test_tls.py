@@ -7,7 +7,7 @@ host asked for (the first one without SNI), ALPN negotiates h2, and plain HTTP a
 import pytest
 
 from lab import netns
-from lbpair_lib.node import haproxy, tls_files
+from saltext.lbpair.node import haproxy, tls_files
 from tests.functional.rigs import node_model, shop_haproxy, shop_pillar
 from tests.unit.test_routing import SHOP
 from tests.unit.tls_ca import shared_ca

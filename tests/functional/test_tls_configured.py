@@ -11,7 +11,7 @@ import stat
 
 import pytest
 
-from lbpair_lib.model import certificates as certificate_checks
+from saltext.lbpair.model import certificates as certificate_checks
 from tests.functional.conftest import set_pillar
 from tests.functional.test_configured import apply, live_text
 from tests.unit.test_routing import SHOP

@@ -20,7 +20,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 
 from lab import netns, pki
 from lab.util import stop_process, wait_until
-from lbpair_lib.node import haproxy, tls_files
+from saltext.lbpair.node import haproxy, tls_files
 from tests.conftest import REPO
 from tests.functional.rigs import node_model, shop_haproxy, shop_pillar
 from tests.unit.test_routing import SHOP

@@ -2,9 +2,9 @@
 
 import os
 
-from lbpair_lib.model import keepalived_model, pillar
-from lbpair_lib.node import beacon, firewall, haproxy, keepalived_config, keepalived_process
-from lbpair_lib.node.firewall import Rule, iptables, nftables, ruleset
+from saltext.lbpair.model import keepalived_model, pillar
+from saltext.lbpair.node import beacon, firewall, haproxy, keepalived_config, keepalived_process
+from saltext.lbpair.node.firewall import Rule, iptables, nftables, ruleset
 from tests.unit.tls_ca import shared_ca
 
 

@@ -4,10 +4,10 @@ import queue
 
 import pytest
 
-from lbpair_lib.core.errors import InvalidValue
-from lbpair_lib.model import keepalived_model
-from lbpair_lib.node import beacon, keepalived_process, vrrp_dbus
-from lbpair_lib.node.journal import Journal
+from saltext.lbpair.core.errors import InvalidValue
+from saltext.lbpair.model import keepalived_model
+from saltext.lbpair.node import beacon, keepalived_process, vrrp_dbus
+from saltext.lbpair.node.journal import Journal
 
 INSTANCE = {"name": "lbpair_51", "interface": "eth0", "vrid": 51, "family": "IPv4"}
 

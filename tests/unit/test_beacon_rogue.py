@@ -1,6 +1,6 @@
 """The beacon's ``rogue_vrrp`` warnings: each sender the firewall dropped VRRP from, once, read every few seconds."""
 
-from lbpair_lib.node import beacon
+from saltext.lbpair.node import beacon
 from tests.unit.test_beacon import JournalInMemory, runner_without_bus
 
 

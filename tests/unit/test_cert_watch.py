@@ -2,7 +2,7 @@
 
 import pytest
 
-from lbpair_lib.master import cert_watch
+from saltext.lbpair.master import cert_watch
 from tests.unit.test_reaction_steps import Nodes, _reactions
 
 SOON = {"source": "pillar", "names": ["shop.example.net"], "not_after": "2026-12-10T00:00:00+00:00", "days_left": 9, "warning": True}

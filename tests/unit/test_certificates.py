@@ -10,8 +10,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, rsa
 from cryptography.x509.oid import NameOID
 
-from lbpair_lib.core.errors import InvalidValue
-from lbpair_lib.model import certificates
+from saltext.lbpair.core.errors import InvalidValue
+from saltext.lbpair.model import certificates
 
 NOW = datetime.datetime(2026, 6, 1, 12, 0, tzinfo=datetime.timezone.utc)
 DAY = datetime.timedelta(days=1)

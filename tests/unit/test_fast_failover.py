@@ -2,9 +2,9 @@
 
 import pytest
 
-from lbpair_lib.core.errors import InvalidValue
-from lbpair_lib.model import pillar
-from lbpair_lib.node import haproxy, haproxy_watch, keepalived_config, track
+from saltext.lbpair.core.errors import InvalidValue
+from saltext.lbpair.model import pillar
+from saltext.lbpair.node import haproxy, haproxy_watch, keepalived_config, track
 
 
 def model_for(lbpair, node="lb1"):

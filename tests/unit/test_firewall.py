@@ -5,10 +5,10 @@ import pathlib
 
 import pytest
 
-from lbpair_lib.core.errors import InvalidValue
-from lbpair_lib.model import pillar
-from lbpair_lib.node import firewall, keepalived_config
-from lbpair_lib.node.firewall import Rule, holds, iptables, nftables, peers, rogue, ruleset
+from saltext.lbpair.core.errors import InvalidValue
+from saltext.lbpair.model import pillar
+from saltext.lbpair.node import firewall, keepalived_config
+from saltext.lbpair.node.firewall import Rule, holds, iptables, nftables, peers, rogue, ruleset
 
 ACCEPT = "lbpair-vrrp 192.0.2.12 to 224.0.0.18"
 DROP4, DROP6 = "lbpair-vrrp drop ipv4 on eth0", "lbpair-vrrp drop ipv6 on eth0"

@@ -4,11 +4,11 @@ import re
 
 import pytest
 
-from lbpair_lib.core.errors import InvalidValue
-from lbpair_lib.model import pillar
-from lbpair_lib.node import haproxy
-from lbpair_lib.node.firewall import peers
-from lbpair_lib.node.firewall.peers import Rule
+from saltext.lbpair.core.errors import InvalidValue
+from saltext.lbpair.model import pillar
+from saltext.lbpair.node import haproxy
+from saltext.lbpair.node.firewall import peers
+from saltext.lbpair.node.firewall.peers import Rule
 
 
 def model_for(lbpair, node="lb1"):

@@ -10,9 +10,9 @@ import sqlite3
 
 import pytest
 
-from lbpair_lib.core import store
-from lbpair_lib.master import history_index
-from lbpair_lib.master.history import History
+from saltext.lbpair.core import store
+from saltext.lbpair.master import history_index
+from saltext.lbpair.master.history import History
 
 
 def transition(minion, seq, confirmed=True, **more):

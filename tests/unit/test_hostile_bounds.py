@@ -12,9 +12,9 @@ import pytest
 import yaml
 
 from lab import scenarios
-from lbpair_lib.core.errors import InvalidValue
-from lbpair_lib.master import reactions_config
-from lbpair_lib.model import pillar, services
+from saltext.lbpair.core.errors import InvalidValue
+from saltext.lbpair.master import reactions_config
+from saltext.lbpair.model import pillar, services
 from tests.conftest import REPO
 from tests.unit.test_active_active import active_active, dual_stack
 from tests.unit.test_routing import SHOP

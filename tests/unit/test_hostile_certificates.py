@@ -3,9 +3,9 @@
 import pytest
 from cryptography.hazmat.primitives import serialization
 
-from lbpair_lib.core.errors import InvalidValue
-from lbpair_lib.model import certificates, tls
-from lbpair_lib.node import tls_files
+from saltext.lbpair.core.errors import InvalidValue
+from saltext.lbpair.model import certificates, tls
+from saltext.lbpair.node import tls_files
 from tests.unit.test_certificates import KEY, NOW, PATH_KEY, shared_pki
 
 BEGIN, END = "-----BEGIN CERTIFICATE-----\n", "-----END CERTIFICATE-----\n"

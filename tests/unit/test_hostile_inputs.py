@@ -10,13 +10,13 @@ import pathlib
 import pytest
 import yaml
 
-from lbpair_lib.core import store
-from lbpair_lib.core.errors import InvalidValue, LbpairError
-from lbpair_lib.master import notify, reactions, reactions_config
-from lbpair_lib.master.history import History
-from lbpair_lib.model import certificates, pillar
-from lbpair_lib.node import beacon, deploy, haproxy
-from lbpair_lib.node.firewall import iptables, rogue
+from saltext.lbpair.core import store
+from saltext.lbpair.core.errors import InvalidValue, LbpairError
+from saltext.lbpair.master import notify, reactions, reactions_config
+from saltext.lbpair.master.history import History
+from saltext.lbpair.model import certificates, pillar
+from saltext.lbpair.node import beacon, deploy, haproxy
+from saltext.lbpair.node.firewall import iptables, rogue
 from tests.conftest import REPO
 from tests.unit.test_certificates import KEY, NOW, PATH_KEY, shared_pki
 from tests.unit.test_planned import Pair

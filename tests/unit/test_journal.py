@@ -4,9 +4,9 @@ import json
 
 import pytest
 
-from lbpair_lib.core import store
-from lbpair_lib.core.errors import InvalidValue
-from lbpair_lib.node.journal import Journal
+from saltext.lbpair.core import store
+from saltext.lbpair.core.errors import InvalidValue
+from saltext.lbpair.node.journal import Journal
 
 
 def journal_in(tmp_path, **kwargs):

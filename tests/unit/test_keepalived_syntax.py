@@ -9,9 +9,9 @@ rows marked ``True`` would write.
 
 import pytest
 
-from lbpair_lib.core.errors import InvalidValue
-from lbpair_lib.model import keepalived_syntax, pillar, schema
-from lbpair_lib.node import keepalived_config, track
+from saltext.lbpair.core.errors import InvalidValue
+from saltext.lbpair.model import keepalived_syntax, pillar, schema
+from saltext.lbpair.node import keepalived_config, track
 
 GLOBAL_DEFS = "lbpair:keepalived:global_defs"
 SCRIPT = "lbpair:vrrp:check:script"

@@ -2,8 +2,8 @@
 
 import pytest
 
-from lbpair_lib.model import pillar
-from lbpair_lib.node import deploy, haproxy, keepalived_config
+from saltext.lbpair.model import pillar
+from saltext.lbpair.node import deploy, haproxy, keepalived_config
 
 
 def model_for(lbpair, node="lb1"):

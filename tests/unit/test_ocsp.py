@@ -11,8 +11,8 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509 import ocsp as x509_ocsp
 
 from lab.pki import Ca
-from lbpair_lib.model import pillar
-from lbpair_lib.node import ocsp, stats, tls_files
+from saltext.lbpair.model import pillar
+from saltext.lbpair.node import ocsp, stats, tls_files
 from tests.unit.ocsp_ca import DAY, NOW, OcspCa
 from tests.unit.test_routing import SHOP
 

@@ -2,8 +2,8 @@
 
 import pytest
 
-from lbpair_lib.core.errors import InvalidValue
-from lbpair_lib.model import pillar
+from saltext.lbpair.core.errors import InvalidValue
+from saltext.lbpair.model import pillar
 
 
 def normalize(lbpair):

@@ -2,10 +2,10 @@
 
 import pytest
 
-from lbpair_lib.core import store
-from lbpair_lib.core.errors import LbpairError
-from lbpair_lib.master import planned, reactions
-from lbpair_lib.node import handover, track
+from saltext.lbpair.core import store
+from saltext.lbpair.core.errors import LbpairError
+from saltext.lbpair.master import planned, reactions
+from saltext.lbpair.node import handover, track
 from tests.unit.test_reaction_steps import INSTANCE, Nodes, _reactions
 
 
@@ -108,7 +108,7 @@ def test_maintenance_of_a_stranger_is_refused(tmp_path, pair):
 
 
 class Keepalived:
-    """This node's keepalived as :class:`lbpair_lib.node.keepalived_process.Local` reports it."""
+    """This node's keepalived as :class:`saltext.lbpair.node.keepalived_process.Local` reports it."""
 
     def __init__(self, state, others=None):
         self.states = {INSTANCE: state, **(others or {})}

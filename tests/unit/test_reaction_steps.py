@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from lbpair_lib.master import reaction_state, reactions, reactions_config
+from saltext.lbpair.master import reaction_state, reactions, reactions_config
 
 INSTANCE = "lbpair_51"
 TAG = f"salt/beacon/lb2/lbpair_vrrp/{INSTANCE}/MASTER"

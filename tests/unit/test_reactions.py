@@ -8,9 +8,9 @@ import dns.rdatatype
 import pytest
 import yaml
 
-from lbpair_lib.core.errors import InvalidValue
-from lbpair_lib.master import dns_update, notify, reactions, reactions_config
-from lbpair_lib.master.history import History, select, timeline
+from saltext.lbpair.core.errors import InvalidValue
+from saltext.lbpair.master import dns_update, notify, reactions, reactions_config
+from saltext.lbpair.master.history import History, select, timeline
 from tests.conftest import REPO
 
 

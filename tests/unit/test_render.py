@@ -5,9 +5,9 @@ import ipaddress
 import pytest
 
 from lab.scenarios import VIP_POOL, many_services
-from lbpair_lib.core.errors import InvalidValue
-from lbpair_lib.model import pillar
-from lbpair_lib.node import deploy, haproxy, keepalived_config, stats
+from saltext.lbpair.core.errors import InvalidValue
+from saltext.lbpair.model import pillar
+from saltext.lbpair.node import deploy, haproxy, keepalived_config, stats
 
 
 def model_for(lbpair, node="lb1"):

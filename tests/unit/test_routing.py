@@ -4,9 +4,9 @@ import copy
 
 import pytest
 
-from lbpair_lib.core.errors import InvalidValue
-from lbpair_lib.model import pillar
-from lbpair_lib.node import haproxy
+from saltext.lbpair.core.errors import InvalidValue
+from saltext.lbpair.model import pillar
+from saltext.lbpair.node import haproxy
 
 SHOP = {
     "vip": "203.0.113.50",

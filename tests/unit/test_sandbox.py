@@ -6,8 +6,8 @@ naming the key; allowed lines rendered canonically (HAProxy reads back exactly t
 
 import pytest
 
-from lbpair_lib.core.errors import InvalidValue
-from lbpair_lib.model import haproxy_syntax, pillar
+from saltext.lbpair.core.errors import InvalidValue
+from saltext.lbpair.model import haproxy_syntax, pillar
 
 OPT = "lbpair:services:foo:options:0"
 SRV = "lbpair:services:foo:servers:foo1:options"

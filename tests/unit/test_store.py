@@ -9,7 +9,7 @@ import signal
 
 import pytest
 
-from lbpair_lib.core import store
+from saltext.lbpair.core import store
 
 
 def test_append_starts_a_new_line_after_a_line_cut_short(tmp_path):

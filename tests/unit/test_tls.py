@@ -7,9 +7,9 @@ import stat
 
 import pytest
 
-from lbpair_lib.core.errors import InvalidValue
-from lbpair_lib.model import pillar
-from lbpair_lib.node import deploy, haproxy, tls_files
+from saltext.lbpair.core.errors import InvalidValue
+from saltext.lbpair.model import pillar
+from saltext.lbpair.node import deploy, haproxy, tls_files
 from tests.unit.test_routing import SHOP, section
 from tests.unit.tls_ca import shared_ca
 

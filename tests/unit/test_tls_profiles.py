@@ -7,9 +7,9 @@ import copy
 
 import pytest
 
-from lbpair_lib.core.errors import InvalidValue
-from lbpair_lib.model import pillar, tls_profiles
-from lbpair_lib.node import haproxy
+from saltext.lbpair.core.errors import InvalidValue
+from saltext.lbpair.model import pillar, tls_profiles
+from saltext.lbpair.node import haproxy
 from tests.unit.test_routing import SHOP, section
 from tests.unit.tls_ca import shared_ca
 

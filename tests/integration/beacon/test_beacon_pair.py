@@ -9,7 +9,7 @@ import time
 
 from lab.beacon_rig import beacon_events, journal, states_of
 from lab.util import wait_until
-from lbpair_lib.node import vrrp_dbus
+from saltext.lbpair.node import vrrp_dbus
 
 CONTRACT_KEYS = {"id", "instance", "interface", "vrid", "family", "state", "previous_state", "received_at", "time",
                  "seq", "source", "vips", "meta"}

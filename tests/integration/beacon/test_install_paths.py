@@ -80,7 +80,7 @@ def test_first_sync_all_starts_the_beacon_without_a_restart(minions, salt_master
     assert salt.run("sys.list_functions", "lbpair_keepalived", minion_tgt=SYNCED).data == []
     since = time.time()
     synced = salt.run("saltutil.sync_all", minion_tgt=SYNCED).data
-    assert "utils.lbpair_lib.node.beacon" in synced["utils"] and "beacons.lbpair_vrrp" in synced["beacons"]
+    assert "utils.saltext.lbpair.node.beacon" in synced["utils"] and "beacons.lbpair_vrrp" in synced["beacons"]
     event = first_event(master_events, salt_master, SYNCED, since)
     assert (event.data["state"], event.data["source"]) == ("MASTER", "reconstructed")
     assert salt.run("lbpair_keepalived.transitions", minion_tgt=SYNCED).data[0]["seq"] == event.data["seq"]

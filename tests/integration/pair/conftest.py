@@ -69,7 +69,7 @@ def salt_master(salt_factories, tmp_path_factory, pillar, services, history_path
     with factory.started():
         synced = factory.salt_run_cli().run("saltutil.sync_all")
         assert "runners.lbpair" in synced.data["runners"], synced.stdout
-        assert "utils.lbpair_lib.master.reactions" in synced.data["utils"], synced.stdout
+        assert "utils.saltext.lbpair.master.reactions" in synced.data["utils"], synced.stdout
         yield factory
 
 

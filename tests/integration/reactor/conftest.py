@@ -28,9 +28,9 @@ from lab.salt_master import reactor_settings
 from lab.services import ReactionServices
 from lab.util import small_tmpfs, wait_until
 from lab.vrrp_node import tracked_file_pillar
-from lbpair_lib.master import reaction_state
-from lbpair_lib.master.history import History
-from lbpair_lib.node.journal import Journal
+from saltext.lbpair.master import reaction_state
+from saltext.lbpair.master.history import History
+from saltext.lbpair.node.journal import Journal
 from tests.conftest import EXTENSION_DIRS, REPO
 
 WEBHOOK_TOKEN = "hook-secret-Q7"

@@ -1,0 +1,63 @@
+"""
+The reactions' notifications: flap damping of transition notices (held for a summary when an
+instance flaps), the summaries sent when the damping window ends, and the alarm of a failed step.
+"""
+
+import dataclasses
+import logging
+import time
+
+from saltext.lbpair.master import notify
+from saltext.lbpair.master.transitions import brief, previous_master
+
+log = logging.getLogger(__name__)
+
+
+@dataclasses.dataclass(eq=False)
+class Notifier:
+    """
+    Notifications for ``config`` (the reactions'); ``store`` keeps the damping, ``chronicle``
+    records, ``scheduler`` wakes the background job that sends the summaries.
+    """
+
+    config: dict
+    store: object
+    chronicle: object
+    scheduler: object
+    clock: object = time.time
+
+    def admit(self, record):
+        """The notice to send for ``record`` now, or ``None`` when flap damping holds it for the summary."""
+        decision = self.store.admit(record["instance"], self.clock(), self.config["damping_window"], brief(record))
+        log.info("lbpair: %s %s seq %s: notification %s", record["minion"], record["state"], record["seq"], decision)
+        if decision == "hold_first":
+            self.scheduler.wake_worker()  # the background job sends the summary when the window ends
+        if decision != "send":
+            return None
+        origin = previous_master(self.chronicle.recent(), record, self.config["nodes"])
+        return notify.transition_notice(record, origin)
+
+    def send(self, notice, channel):
+        notify.send(notice, self.config, channel)
+        return "sent"
+
+    def send_summaries(self, now):
+        """The flap-damping summaries whose window ended at ``now``, sent."""
+        return [{"summary": instance, "sent": self._send_summary(instance)} for instance in self.store.summaries_due(now)]
+
+    def _send_summary(self, instance):
+        held = self.store.release_summary(instance, self.clock(), self.config["damping_window"])
+        if not held:
+            return []
+        outcome = notify.deliver(notify.summary_notice(instance, held, self.config["damping_window"]), self.config)
+        for channel, result in outcome.items():
+            if result != "sent":
+                self.report_failure(instance, channel, f"the summary of {len(held)} held transitions: {channel} {result}")
+        return [outcome]
+
+    def report_failure(self, instance, step, message):
+        """Record a failed step and alarm through the other channels (one that failed would fail again)."""
+        log.error("lbpair: %s", message)
+        self.chronicle.note({"kind": "step_failed", "instance": instance, "step": step, "message": message})
+        others = [channel for channel in notify.channels(self.config) if channel != step]
+        notify.deliver(notify.alarm_notice("step_failed", instance, message), self.config, only=others)

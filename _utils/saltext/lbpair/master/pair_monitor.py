@@ -1,0 +1,188 @@
+"""
+The pair monitor: the pair's state read from the nodes' own status returns, split brain and no
+MASTER checked again after the settle time and alarmed if they last, and DNS following the sole
+MASTER of each instance (retried by the background job, then recorded and alarmed).
+"""
+
+import dataclasses
+import logging
+import time
+
+from saltext.lbpair.core.errors import InvalidValue
+from saltext.lbpair.core.times import iso_utc
+from saltext.lbpair.master import dns_update, notify
+from saltext.lbpair.master.reactions_config import CONFIG_KEY
+from saltext.lbpair.master.transitions import STATUS_FUNCTION
+
+log = logging.getLogger(__name__)
+
+
+def pair_view(statuses, nodes):
+    """
+    Per VRRP instance: nodes by state, VIPs, and the problem (``split_brain``,
+    ``no_master`` or ``None``) from the nodes' ``lbpair_keepalived.status`` returns.
+    """
+    view = {}
+    for node in sorted(statuses):
+        for instance, info in sorted(statuses[node].items()):
+            entry = view.setdefault(instance, {"vrid": info.get("vrid"), "states": {}, "vips": []})
+            entry["states"][node] = info.get("state")
+            entry["vips"] = sorted(set(entry["vips"]) | {str(vip).split()[0].split("/")[0] for vip in info.get("vips") or []})
+    for entry in view.values():
+        masters = sorted(node for node, state in entry["states"].items() if state == "MASTER")
+        entry["MASTER"] = masters
+        entry["BACKUP"] = sorted(node for node, state in entry["states"].items() if state == "BACKUP")
+        entry["problem"] = "split_brain" if len(masters) > 1 else "no_master" if not masters else None
+    return {"instances": view, "unreachable": sorted(set(nodes) - set(statuses))}
+
+
+def known_vips(records, instance):
+    """The VIPs of ``instance`` in its newest transition record that names them (the nodes' journals)."""
+    for record in reversed(records):
+        if record.get("kind") == "transition" and record.get("instance") == instance and record.get("vips"):
+            return sorted(record["vips"])
+    return []
+
+
+def alarm_message(problem, entry):
+    states = ", ".join(f"{node} {state}" for node, state in sorted(entry["states"].items()))
+    vips = ", ".join(entry["vips"]) or "no VIPs known"
+    if problem == "split_brain":
+        return f"split brain: {' and '.join(entry['MASTER'])} are all MASTER ({states}; VIPs {vips})"
+    return f"no MASTER ({states}; VIPs {vips} are not served)"
+
+
+def with_problems(view):
+    """The pair's view with ``problems`` listed and ``retcode`` 1 when there is one (or no instance)."""
+    problems = [f"{instance}: {entry['problem']}" for instance, entry in sorted(view["instances"].items()) if entry["problem"]]
+    problems += [f"{node}: did not answer" for node in view["unreachable"]]
+    view = {**view, "problems": problems}
+    if problems or not view["instances"]:
+        view["retcode"] = 1
+    return view
+
+
+@dataclasses.dataclass(eq=False)
+class PairMonitor:
+    """
+    The pair of ``config`` (the reactions'), asked through ``client``; ``store`` keeps the checks,
+    alarms and where DNS points, ``chronicle`` records, ``scheduler`` does the checks and DNS retries due later.
+    """
+
+    config: dict
+    client: object
+    store: object
+    chronicle: object
+    scheduler: object
+    clock: object = time.time
+
+    def pair_state(self):
+        """The pair's view (:func:`pair_view`) from the nodes' own status returns."""
+        nodes = self.config["nodes"]
+        # A node that has just reconnected misses publications for a moment: ask briefly,
+        # then once more, with the full timeout, those that did not answer.
+        statuses, _ = self.client.answers(nodes, STATUS_FUNCTION, timeout=min(3, self.config["confirm"]["timeout"]))
+        missing = [node for node in nodes if node not in statuses]
+        if missing:
+            statuses.update(self.client.answers(missing, STATUS_FUNCTION)[0])
+        view = pair_view({node: ret for node, ret in statuses.items() if isinstance(ret, dict)}, nodes)
+        if any(not entry["vips"] for entry in view["instances"].values()):  # D-Bus does not give the VIPs
+            records = self.chronicle.recent()
+            for instance, entry in view["instances"].items():
+                entry["vips"] = entry["vips"] or known_vips(records, instance)
+        return view
+
+    def status(self):
+        """The pair's view with its problems, the open claims, the work due and the history's damage."""
+        view = with_problems(self.pair_state())
+        view["claims"] = self.store.open_claims()
+        view["due"] = {key: iso_utc(at) for key, at in self.store.due().items()}
+        view["open_reactions"] = self.store.open_reactions()
+        view["history_bad_lines"] = self.chronicle.history.bad_lines()
+        return view
+
+    def check_pair(self, instance, requested_at, settled=False):
+        """
+        Read the pair's state from the nodes; follow the sole MASTER with DNS. A split
+        brain or no MASTER is checked again ``confirm:settle`` seconds later (by the
+        background job) and alarmed if it lasts. Checks are serialised; one of the same
+        instance started after ``requested_at`` already covers it (another instance's does not:
+        active/active, each node becomes MASTER of one at the same moment).
+        """
+        with self.store.lock("check"):
+            if not self.store.start_check(instance, requested_at, self.clock()):
+                return {"skipped": "a newer check covered it"}
+            entry = self.pair_state()["instances"].get(instance)
+        result = {"view": entry}
+        if not entry:
+            return result
+        if entry["problem"]:
+            if self._problem_seen_before(instance, entry) and settled:
+                return {**result, "alarm": self._alarm(instance, entry["problem"], entry)}
+            settle = self.config["confirm"]["settle"]
+            self.scheduler.later(f"check:{instance}", settle, {"kind": "check", "instance": instance})
+            return {**result, "settling": settle}
+        self.store.all_clear(instance)
+        if self.config["dns"]:
+            result["dns"] = self._follow_master(instance, entry["MASTER"][0])
+        return result
+
+    def _problem_seen_before(self, instance, entry):
+        """
+        Whether the last check saw this very problem (the same states of the same nodes); notes it
+        otherwise. A problem that changed meanwhile is a new one: during a switchover the pair
+        passes through "no MASTER" twice, each time for well under a second.
+        """
+        shape = [entry["problem"], [[node, state] for node, state in sorted(entry["states"].items())]]
+        return self.store.problem_seen_before(instance, shape)
+
+    def _alarm(self, instance, problem, entry):
+        """Raise a critical alarm once per episode: recorded in the history and notified."""
+        if not self.store.raise_alarm(instance, problem):
+            return None
+        message = alarm_message(problem, entry)
+        log.error("lbpair: CRITICAL %s: %s", instance, message)
+        self.chronicle.note({"kind": problem, "instance": instance, "message": message, "states": entry["states"]})
+        return notify.deliver(notify.alarm_notice(problem, instance, message, {"states": entry["states"]}), self.config)
+
+    def _follow_master(self, instance, master):
+        if self.store.dns_target(instance) == master:
+            return None
+        return self.point_dns(instance, master)
+
+    def point_dns(self, instance, master, attempt=1):
+        """
+        One attempt to point the configured records at ``master``; a failure is
+        retried by the background job with a doubling delay, then recorded and alarmed.
+        """
+        dns_config = dns_update.for_instance(self.config["dns"], instance)
+        if not dns_config["records"]:
+            return {"ok": True, "skipped": f"no DNS record follows {instance}"}
+        try:
+            dns_update.send_update(dns_config, master, self.config["nodes"][master])
+            error = None
+        except OSError as exc:
+            error = str(exc)
+        if error is None:
+            log.info("lbpair: DNS records of %s point at %s, attempt %d", dns_config["zone"], master, attempt)
+            self.store.note_dns(instance, master)
+            self.chronicle.note({"kind": "dns", "instance": instance, "minion": master, "ok": True, "attempts": attempt, "error": None})
+            return {"ok": True, "attempts": attempt}
+        log.warning("lbpair: DNS update to %s, attempt %d of %d failed: %s", master, attempt, dns_config["attempts"], error)
+        if attempt < dns_config["attempts"]:
+            task = {"kind": "dns", "instance": instance, "minion": master, "attempt": attempt + 1}
+            self.scheduler.later(f"dns:{instance}", dns_config["backoff"] * 2 ** (attempt - 1), task)
+            return {"ok": False, "attempts": attempt, "error": error, "retry": True}
+        result = {"ok": False, "attempts": attempt, "error": error}
+        self.chronicle.note({"kind": "dns", "instance": instance, "minion": master, **result})
+        message = f"DNS update to {master} failed after {attempt} attempts: {error}"
+        notify.deliver(notify.alarm_notice("dns_failed", instance, message, result), self.config)
+        return result
+
+    def dns_update(self, minion):
+        """Point the configured DNS records at ``minion`` now (retried, then reported)."""
+        if not self.config["dns"]:
+            raise InvalidValue(f"{CONFIG_KEY}:dns", "is not configured")
+        if minion not in self.config["nodes"]:
+            raise InvalidValue(f"{CONFIG_KEY}:nodes", f"{minion!r} is not a node of the pair")
+        return dns_update.update_with_retries(self.config["dns"], minion, self.config["nodes"][minion])

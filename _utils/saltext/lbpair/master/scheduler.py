@@ -1,0 +1,89 @@
+"""
+The work the reactions leave for later (a pair check after the settle time, DNS and catch-up
+retries, flap-damping summaries): kept in the reaction state, done by one background
+``lbpair.flush`` job at a time, each task by the handler registered for its ``kind``.
+
+Nothing here sleeps in the reactor's threads: :meth:`Scheduler.later` notes the task and wakes
+a background job unless one is at work already.
+"""
+
+import logging
+import time
+
+log = logging.getLogger(__name__)
+
+MAX_NAP = 5  # s: the background job looks for new work at least this often
+
+
+class Scheduler:
+    """
+    Work due later in ``store`` (a :class:`~saltext.lbpair.master.reaction_state.ReactionStore`);
+    ``wake()`` starts a background job. ``register(kind, handler)`` names who does a task of a
+    kind (``handler(task)``); ``register_sweep(sweep)`` adds work found at each round
+    (``sweep(now)`` returns what it did: the summaries whose damping window ended).
+    """
+
+    def __init__(self, store, wake, clock=time.time, sleep=time.sleep):
+        self.store = store
+        self.wake = wake
+        self.clock = clock
+        self.sleep = sleep
+        self.handlers = {}
+        self.sweeps = []
+
+    def register(self, kind, handler):
+        self.handlers[kind] = handler
+
+    def register_sweep(self, sweep):
+        self.sweeps.append(sweep)
+
+    def later(self, key, delay, task):
+        """Leave ``task`` (a mapping with ``kind``) to the background job, in ``delay`` seconds; replaces work of the same ``key``."""
+        self.store.schedule(key, self.clock() + delay, task)
+        self.wake_worker()
+
+    def wake_worker(self):
+        """Start the background job (``wake``) unless one is at work already."""
+        with self.store.worker_slot() as free:
+            pass
+        if free:
+            self.wake()
+
+    def flush(self, wait=False):
+        """
+        Do the work that is due. With ``wait``, keep doing it until nothing is left (the
+        background job); else start that job if work remains for later.
+        """
+        done = []
+        while True:
+            done.extend(self._due_work())
+            next_at = self.store.next_due()
+            if next_at is None:
+                return done
+            if not wait:
+                self.wake_worker()
+                return done
+            self.sleep(min(max(0.0, next_at - self.clock()), MAX_NAP))
+
+    def work_in_background(self):
+        """:meth:`flush` with ``wait``, unless another background job already does it."""
+        done = []
+        while True:
+            with self.store.worker_slot() as mine:
+                if not mine:
+                    return {"done": done, "busy": "another lbpair.flush works in the background"}
+                done.extend(self.flush(wait=True))
+            if self.store.next_due() is None:  # work added while the slot was being given up is not left behind
+                return {"done": done}
+
+    def _due_work(self):
+        now = self.clock()
+        tasks = self.store.take_due(now)
+        done = [entry for sweep in self.sweeps for entry in sweep(now)]
+        for key, task in tasks:
+            try:
+                done.append({key: self.handlers[task["kind"]](task)})
+            except Exception as exc:  # one failing task never stops the others
+                log.exception("lbpair: %s failed", key)
+                done.append({key: f"failed: {type(exc).__name__}: {exc}"})
+        return done

@@ -1,0 +1,82 @@
+"""
+The steps of a reaction to a transition: recording it (when the history could not take it), the
+failback, one notification per channel, the pair check. A failing step is recorded and alarmed and
+never stops the others; replaying the event does the steps that did not succeed, once.
+"""
+
+import dataclasses
+import functools
+import logging
+
+from saltext.lbpair.master import notify
+from saltext.lbpair.master.transitions import back_from_fault, brief, reaction_key
+
+log = logging.getLogger(__name__)
+
+
+@dataclasses.dataclass(eq=False)
+class StepRunner:
+    """
+    Runs the steps of reactions. ``store`` keeps each reaction's open steps, ``notifier`` damps and
+    sends, ``check_pair(instance, requested_at)`` checks the pair, ``failback(minion, instance)``
+    hands an instance back to a node back from FAULT.
+    """
+
+    config: dict
+    store: object
+    history: object
+    notifier: object
+    check_pair: object
+    failback: object
+
+    def react(self, record, requested_at, record_error=None):
+        """
+        React to a new transition record: its notification (damped), one step per
+        channel, and the pair check (DNS, alarms). ``record_error``: the history
+        could not take the record; that step stays open for a replay.
+        """
+        key = reaction_key(record)
+        notice = self.notifier.admit(record)
+        # the failback first: the returning node preempts by itself when the failback delay ends
+        failback = ["failback"] if back_from_fault(record) else []
+        steps = (["record"] if record_error else []) + failback + (notify.channels(self.config) if notice else []) + ["pair"]
+        self.store.begin_steps(key, steps, {"record": record, "notice": notice})
+        if record_error:
+            self._step_failed(key, record["instance"], "record", record_error)
+        return {"recorded": brief(record), **self._run_steps(key, [s for s in steps if s != "record"], record, notice, requested_at)}
+
+    def replay(self, key, open_steps, requested_at):
+        """Do again the steps of reaction ``key`` that have not succeeded yet (and only those)."""
+        record = open_steps["record"]
+        log.info("lbpair: completing the steps %s of %s", open_steps["pending"], key)
+        outcome = self._run_steps(key, open_steps["pending"], record, open_steps.get("notice"), requested_at)
+        return {"completed": brief(record), **outcome}
+
+    def _run_steps(self, key, steps, record, notice, requested_at):
+        outcome = {"steps": {}}
+        actions = {
+            "record": lambda: self.history.append([record]) and "recorded",
+            "pair": lambda: self.check_pair(record["instance"], requested_at),
+            "failback": lambda: self.failback(record["minion"], record["instance"]),
+            **{channel: functools.partial(self.notifier.send, notice, channel) for channel in notify.channels(self.config)},
+        }
+        for step in steps:
+            action = actions.get(step, lambda: "skipped: the channel is no longer configured")
+            try:
+                result, error = action(), None
+            except Exception as exc:  # a failing step never stops the others
+                log.exception("lbpair: step %s of %s failed", step, key)
+                result, error = None, f"{type(exc).__name__}: {exc}"
+            if step == "pair" and error is None:
+                outcome["pair"], result = result, "done"
+            outcome["steps"][step] = result if error is None else f"failed: {error}"
+            if error is None:
+                self.store.step_done(key, step)
+            else:
+                self._step_failed(key, record["instance"], step, error)
+        return outcome
+
+    def _step_failed(self, key, instance, step, error):
+        """Note a failed step (a replay will redo it) and alarm through the channels that still work."""
+        if self.store.step_failed(key, step, error):
+            self.notifier.report_failure(instance, step, f"reaction {key}: step {step} failed: {error}; replaying the event completes it")
