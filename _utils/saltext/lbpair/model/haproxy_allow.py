@@ -300,21 +300,25 @@ def _mime(value):
     return _matching(value, MIME_RE, "a content type")
 
 
-def _del_header(arguments):
+def _one_then_option(arguments, usage, check_one, option, check_option):
+    """``<one>``, optionally followed by ``<option> <value>``."""
     if len(arguments) not in (1, 3):
-        raise LineProblem("del-header takes a name, and optionally -m str|beg|end|sub|reg")
-    _header(arguments[0])
+        raise LineProblem(usage)
+    check_one(arguments[0])
     if len(arguments) == 3:
-        _choice(arguments[1], ("-m",), "flag")
-        _choice(arguments[2], ("str", "beg", "end", "sub", "reg"), "match")
+        _choice(arguments[1], (option,), "option")
+        check_option(arguments[2])
+
+
+def _del_header(arguments):
+    _one_then_option(
+        arguments, "del-header takes a name, and optionally -m str|beg|end|sub|reg", _header,
+        "-m", lambda match: _choice(match, ("str", "beg", "end", "sub", "reg"), "match"),
+    )  # fmt: skip
 
 
 def _set_status(arguments):
-    if len(arguments) not in (1, 3):
-        raise LineProblem("set-status takes a status, and optionally reason <text>")
-    _status(arguments[0])
-    if len(arguments) == 3:
-        _choice(arguments[1], ("reason",), "argument")
+    _one_then_option(arguments, "set-status takes a status, and optionally reason <text>", _status, "reason", str)
 
 
 HTTP_ACTIONS = {

@@ -169,11 +169,7 @@ def _pool(value, path, mode):
             raise InvalidValue(f"{path}:cookie", "cookie persistence needs mode http")
     if "servers" not in value:
         raise InvalidValue(f"{path}:servers", "is required")
-    servers = value["servers"]
-    schema.named_mapping(servers, f"{path}:servers")
-    if not servers:
-        raise InvalidValue(f"{path}:servers", "needs at least one server")
-    _at_most(servers, MAX_SERVERS, "servers in one pool", f"{path}:servers")
+    servers = _named_entries(value["servers"], f"{path}:servers", "server", (MAX_SERVERS, "servers in one pool"))
     return {
         "balance": _balance(value.get("balance", "roundrobin"), f"{path}:balance"),
         "cookie": cookie,
@@ -196,6 +192,15 @@ def _route(value, path, backends):
         "path": _url_path(value["path"], f"{path}:path") if "path" in value else None,
         "backend": backend,
     }
+
+
+def _named_entries(value, path, entry, limit):
+    """A mapping of at least one named ``entry`` and at most ``limit`` (a count and what it counts)."""
+    schema.named_mapping(value, path)
+    if not value:
+        raise InvalidValue(path, f"needs at least one {entry}")
+    _at_most(value, *limit, path)
+    return value
 
 
 def _at_most(items, limit, what, path):
@@ -250,16 +255,12 @@ def _default_backend(value, path, backends):
 
 
 def _routed(value, path, mode):
-    if "servers" in value or any(key in value for key in POOL_KEYS if key != "options"):
-        extra = next(key for key in POOL_KEYS if key in value and key != "options")
+    extra = next((key for key in POOL_KEYS if key in value and key != "options"), None)
+    if extra is not None:
         raise InvalidValue(f"{path}:{extra}", "belongs in a backend: a service has either servers or backends")
     if mode != "http":
         raise InvalidValue(f"{path}:backends", "routes by Host and path need mode http")
-    backends = value["backends"]
-    schema.named_mapping(backends, f"{path}:backends")
-    if not backends:
-        raise InvalidValue(f"{path}:backends", "needs at least one backend")
-    _at_most(backends, MAX_BACKENDS, "backends in one service", f"{path}:backends")
+    backends = _named_entries(value["backends"], f"{path}:backends", "backend", (MAX_BACKENDS, "backends in one service"))
     pools = {}
     for name in sorted(backends, key=str):
         backend_path = f"{path}:backends:{name}"
