@@ -14,24 +14,14 @@ import time
 from saltext.lbpair.core.times import iso_utc
 from saltext.lbpair.master.node_client import SILENT_WINDOW
 from saltext.lbpair.model import schema
+from saltext.lbpair.model.keepalived_model import VrrpState
 
 log = logging.getLogger(__name__)
 
 MAX_VIPS = 255  # keepalived's limit for one virtual_ipaddress block
 
 
-class VrrpState(str, enum.Enum):
-    """The states keepalived reports for a VRRP instance (its D-Bus and notify names)."""
-
-    INIT = "INIT"
-    BACKUP = "BACKUP"
-    MASTER = "MASTER"
-    FAULT = "FAULT"
-    DELETED = "DELETED"
-    STOP = "STOP"
-
-
-class Verdict(str, enum.Enum):
+class Verdict(enum.StrEnum):
     """What a node's own journal says of an event (:func:`journal_verdict`); equal to its value as text."""
 
     CONFIRMED = "confirmed"
