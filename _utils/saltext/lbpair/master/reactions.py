@@ -39,6 +39,7 @@ from saltext.lbpair.master.intake import Intake
 from saltext.lbpair.master.node_client import NodeClient
 from saltext.lbpair.master.notifier import Notifier
 from saltext.lbpair.master.pair_monitor import PairMonitor, pair_view, with_problems
+from saltext.lbpair.master.records import TaskKind
 from saltext.lbpair.master.scheduler import Scheduler
 from saltext.lbpair.master.step_runner import StepRunner
 from saltext.lbpair.master.transitions import (
@@ -82,9 +83,9 @@ class Reactions:
         self.monitor = PairMonitor(config, self.client, self.store, chronicle, self.scheduler, clock)
         self.steps = StepRunner(config, self.store, self.history, self.notifier, self.monitor.check_pair, self._failback)
         self.intake = Intake(config, self.client, self.store, chronicle, self.scheduler, self.steps, clock)
-        self.scheduler.register("check", lambda task: self.monitor.check_pair(task["instance"], None, settled=True))
-        self.scheduler.register("dns", lambda task: self.monitor.point_dns(task["instance"], task["minion"], task["attempt"]))
-        self.scheduler.register("catch_up", lambda task: self.intake.catch_up(task["minion"], task["attempt"]))
+        self.scheduler.register(TaskKind.CHECK, lambda task: self.monitor.check_pair(task.instance, None, settled=True))
+        self.scheduler.register(TaskKind.DNS, lambda task: self.monitor.point_dns(task.instance, task.minion, task.attempt))
+        self.scheduler.register(TaskKind.CATCH_UP, lambda task: self.intake.catch_up(task.minion, task.attempt))
         self.scheduler.register_sweep(self.notifier.send_summaries)
 
     @property
