@@ -11,9 +11,10 @@ file)::
 
 ``seen`` is ``live`` (reported by the node's event) or ``late`` (pulled from
 the node's journal when it reconnected); ``confirmed`` says whether the node
-itself vouched for the transition in an authenticated job return. Other kinds
-record what the master concluded or did: ``split_brain``, ``no_master``,
-``dns``, ``warning``.
+itself vouched for the transition in an authenticated job return
+(:class:`~saltext.lbpair.master.records.Transition`). Other kinds
+(:class:`~saltext.lbpair.master.records.RecordKind`) record what the master concluded or did:
+``claim``, ``split_brain``, ``no_master``, ``dns``, ``warning``, ``planned``...
 
 Transitions are deduplicated by ``(minion, seq)``; an unconfirmed one does not
 stop the same transition, confirmed, from being recorded after it. What that needs

@@ -26,8 +26,9 @@ configuration (:mod:`saltext.lbpair.master.reactions_config`) and a way to run a
 pair state, split brain / no MASTER, DNS), the notifier (:mod:`~saltext.lbpair.master.notifier`:
 damping, summaries), the scheduler (:mod:`~saltext.lbpair.master.scheduler`: work due later), the node
 client (:mod:`~saltext.lbpair.master.node_client`) and the state API
-(:class:`~saltext.lbpair.master.reaction_state.ReactionStore`). The events and records themselves are
-pure functions (:mod:`~saltext.lbpair.master.transitions`).
+(:class:`~saltext.lbpair.master.reaction_state.ReactionStore`). The events are checked by pure
+functions (:mod:`~saltext.lbpair.master.transitions`); the records, notices and work for later are
+types (:mod:`~saltext.lbpair.master.records`).
 """
 
 import time

@@ -22,8 +22,9 @@ class Scheduler:
     """
     Work due later in ``store`` (a :class:`~saltext.lbpair.master.reaction_state.ReactionStore`);
     ``wake()`` starts a background job. ``register(kind, handler)`` names who does a task of a
-    :class:`~saltext.lbpair.master.records.TaskKind` (``handler(task)``); ``register_sweep(sweep)`` adds work found at each round
-    (``sweep(now)`` returns what it did: the summaries whose damping window ended).
+    :class:`~saltext.lbpair.master.records.TaskKind` (``handler(task)``); ``register_sweep(sweep)``
+    adds work found at each round (``sweep(now)`` returns what it did: the summaries whose damping
+    window ended). Work of a kind this version does not know is logged and dropped.
     """
 
     def __init__(self, store, wake, clock=time.time, sleep=time.sleep):

@@ -31,9 +31,9 @@ class StepRunner:
 
     def react(self, record, requested_at, record_error=None):
         """
-        React to a new transition (a :class:`~saltext.lbpair.master.records.Transition`): its notification (damped), one step per
-        channel, and the pair check (DNS, alarms). ``record_error``: the history
-        could not take the record; that step stays open for a replay.
+        React to a new transition (a :class:`~saltext.lbpair.master.records.Transition`): its
+        notification (damped), one step per channel, and the pair check (DNS, alarms).
+        ``record_error``: the history could not take the record; that step stays open for a replay.
         """
         key = record.key
         notice = self.notifier.admit(record)
