@@ -22,7 +22,7 @@ import time
 from saltext.lbpair.core import store
 from saltext.lbpair.master import history_index
 from saltext.lbpair.master.history import History
-from saltext.lbpair.master.records import Transition, dns
+from saltext.lbpair.master.records import Seen, Transition, dns
 from saltext.lbpair.model.keepalived_model import VrrpState
 
 MINIONS = ("lb1", "lb2")
@@ -39,7 +39,7 @@ def transition(number, minion, seq):
     instance = INSTANCES[number % len(INSTANCES)]
     return Transition(
         minion=minion, seq=seq, instance=instance, vrid=51 + INSTANCES.index(instance), state=state, previous_state=previous,
-        vips=("203.0.113.10", "2001:db8::10"), source="live", at=at, recorded_at=at, seen="live" if number % 10 else "late",
+        vips=("203.0.113.10", "2001:db8::10"), source="live", at=at, recorded_at=at, seen=Seen.LIVE if number % 10 else Seen.LATE,
         confirmed=True,
     ).to_json()  # fmt: skip
 

@@ -7,7 +7,7 @@ import pytest
 
 from saltext.lbpair.master import notify, reaction_state, records
 from saltext.lbpair.master.history import History
-from saltext.lbpair.master.records import Notice, RecordKind, Severity, Task, TaskKind, Transition
+from saltext.lbpair.master.records import Notice, RecordKind, Seen, Severity, Task, TaskKind, Transition
 from saltext.lbpair.master.scheduler import Scheduler
 from saltext.lbpair.model.keepalived_model import STATE_NAMES, VrrpState
 
@@ -51,7 +51,7 @@ def test_a_transition_written_again_after_reading_is_the_same_line(tmp_path):
 def test_a_confirmed_transition_is_the_record_the_reactions_always_wrote():
     entry = {"seq": 7, "instance": "lbpair_51", "vrid": 51, "interface": "eth1", "state": "MASTER",
              "previous_state": "BACKUP", "vips": ["203.0.113.10"], "source": "dbus", "received_at": AT}  # fmt: skip
-    record = Transition.confirmed_from(entry, "lb2", "live", now=1_700_000_000)
+    record = Transition.confirmed_from(entry, "lb2", Seen.LIVE, now=1_700_000_000)
     recorded_at = '"recorded_at": "2023-11-14T22:13:20.000000+00:00"'
     assert json.dumps(record.to_json()) == OLD_LINES[0].replace(f'"recorded_at": "{AT}"', recorded_at)
     assert record.marked_planned().to_json() == {**record.to_json(), "planned": True}
@@ -61,7 +61,7 @@ def test_a_confirmed_transition_is_the_record_the_reactions_always_wrote():
 
 
 def test_a_transition_without_previous_state_says_unknown():
-    record = Transition.confirmed_from({"seq": 1, "state": "BACKUP"}, "lb1", "late", now=1)
+    record = Transition.confirmed_from({"seq": 1, "state": "BACKUP"}, "lb1", Seen.LATE, now=1)
     assert record.previous_state == records.UNKNOWN_STATE == "UNKNOWN"
     assert records.change(record.to_json()) == "lb1 UNKNOWN -> BACKUP"
 
@@ -172,3 +172,9 @@ def test_work_of_an_unknown_kind_is_logged_and_dropped_and_the_rest_done(tmp_pat
     assert done == [{"broken": "dropped: unknown kind"}, {"reboot:lb1": "dropped: unknown kind"}, {"check:lbpair_51": "checked"}]
     assert checked == [Task.check("lbpair_51")] and store.due() == {}
     assert "dropping work reboot:lb1: its kind 'reboot' is unknown" in caplog.text
+
+
+def test_seen_and_problems_are_the_strings_on_disk():
+    assert [seen.value for seen in Seen] == ["live", "late"]
+    assert [problem.value for problem in records.Problem] == ["split_brain", "no_master"]
+    assert type(Transition.confirmed_from({"seq": 1}, "lb1", Seen.LIVE, now=1).to_json()["seen"]) is str

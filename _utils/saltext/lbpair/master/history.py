@@ -33,7 +33,7 @@ import os
 
 from saltext.lbpair.core import store, times
 from saltext.lbpair.master import history_index
-from saltext.lbpair.master.records import RecordKind, as_json, change
+from saltext.lbpair.master.records import RecordKind, Seen, as_json, change
 
 
 class History:
@@ -136,7 +136,7 @@ def select(records, instance=None, minion=None, since=None, until=None):
 def _describe(record):
     kind = record.get("kind")
     if kind == RecordKind.TRANSITION:
-        flags = [record.get("seen", "live")] + (["planned"] if record.get("planned") else [])
+        flags = [record.get("seen", Seen.LIVE.value)] + (["planned"] if record.get("planned") else [])
         if not record.get("confirmed"):
             flags.append("UNCONFIRMED")
         vips = ", ".join(record.get("vips") or []) or "no VIPs known"

@@ -9,7 +9,7 @@ import logging
 import time
 
 from saltext.lbpair.master import notify, planned, reaction_state, records
-from saltext.lbpair.master.records import Task, Transition
+from saltext.lbpair.master.records import Seen, Task, Transition
 from saltext.lbpair.master.transitions import (
     JOURNAL_FUNCTION,
     TAG_RE,
@@ -123,7 +123,7 @@ class Intake:
             return {"ignored": "not in the node's journal"}
         if verdict is Verdict.UNCONFIRMED:
             return self._claim(minion, data, unconfirmed_reason(silent, failures.get(minion)))
-        reactions = self._record_and_react([Transition.confirmed_from(entry, minion, "live", self.clock())], requested_at)
+        reactions = self._record_and_react([Transition.confirmed_from(entry, minion, Seen.LIVE, self.clock())], requested_at)
         if not reactions:
             return {"duplicate": [minion, data["seq"]]}
         return reactions[0]
@@ -160,7 +160,7 @@ class Intake:
         if len(wellformed) < len(journal):
             log.warning("lbpair: %d malformed entries in %s's journal were skipped", len(journal) - len(wellformed), minion)
         settled = self._settle_claims(minion, wellformed, since)
-        found = [Transition.confirmed_from(entry, minion, "late", self.clock()) for entry in wellformed if entry["seq"] > since]
+        found = [Transition.confirmed_from(entry, minion, Seen.LATE, self.clock()) for entry in wellformed if entry["seq"] > since]
         reactions = self._record_and_react(found, requested_at)
         log.info("lbpair: caught up %d transitions of %s after seq %d", len(reactions), minion, since)
         return {"caught_up": [reaction["recorded"] for reaction in reactions], "claims_settled": settled, "reactions": reactions}

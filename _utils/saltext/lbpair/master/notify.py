@@ -24,7 +24,7 @@ import ssl
 import urllib.error
 import urllib.request
 
-from saltext.lbpair.master.records import UNKNOWN_STATE, Notice, Severity, change
+from saltext.lbpair.master.records import UNKNOWN_STATE, Notice, Seen, Severity, change
 from saltext.lbpair.model.keepalived_model import VrrpState
 
 log = logging.getLogger(__name__)
@@ -52,7 +52,7 @@ def transition_notice(record, previous_master=None):
         move = f"VIPs {_vips(record.vips)} move from {origin} to {node}"
     else:
         move = f"VIPs {_vips(record.vips)} leave {node}" if was == VrrpState.MASTER else f"VIPs {_vips(record.vips)}"
-    seen = "seen live" if record.seen == "live" else "caught up late from the node's journal"
+    seen = "seen live" if record.seen == Seen.LIVE else "caught up late from the node's journal"
     trust = "confirmed by the node" if record.confirmed else "NOT confirmed by the node"
     subject = f"lbpair {instance}: {node} is {state} (was {was}){', planned' if record.planned else ''}"
     text = f"{subject}; {move}. At {record.at} ({seen}, {trust})."

@@ -43,6 +43,13 @@ class RecordKind(enum.StrEnum):
             return None
 
 
+class Seen(enum.StrEnum):
+    """How the master learnt of a transition; equal to its value as text."""
+
+    LIVE = "live"  # reported by its node's event
+    LATE = "late"  # pulled from its node's journal when it reconnected
+
+
 class Problem(enum.StrEnum):
     """What the pair monitor finds wrong with an instance; the kind of its alarm's record."""
 
@@ -72,7 +79,7 @@ BRIEF_KEYS = ("minion", "seq", "instance", "state", "previous_state", "at", "see
 @dataclasses.dataclass(frozen=True)
 class Transition:
     """
-    A VRRP transition of the history. ``seen`` is ``live`` or ``late``; ``confirmed`` whether its
+    A VRRP transition of the history. ``seen`` is a :class:`Seen`; ``confirmed`` whether its
     node vouched for it (``None``: a record of an old version, which did not say). ``keys`` are the
     keys its JSON holds, in order, and ``extra`` those this version does not know: both only serve
     to give back exactly the JSON read.
@@ -97,7 +104,7 @@ class Transition:
 
     @classmethod
     def confirmed_from(cls, entry, minion, seen, now=None):
-        """The transition a node's journal ``entry`` holds, confirmed by the node, ``seen`` live or late."""
+        """The transition a node's journal ``entry`` holds, confirmed by the node, ``seen`` (a :class:`Seen`)."""
         return cls(
             minion=minion,
             seq=entry.get("seq"),
@@ -110,7 +117,7 @@ class Transition:
             source=entry.get("source"),
             at=entry.get("received_at") or iso_utc(entry.get("time") or now or time.time()),
             recorded_at=iso_utc(now or time.time()),
-            seen=seen,
+            seen=Seen(seen).value,
             confirmed=True,
         )
 
@@ -150,7 +157,7 @@ class Transition:
 
     def back_from_fault(self):
         """Whether it brings its node back from FAULT, live and unplanned: a failback may be due."""
-        return (self.previous_state, self.state) == (VrrpState.FAULT, VrrpState.BACKUP) and self.seen == "live" and not self.planned
+        return (self.previous_state, self.state) == (VrrpState.FAULT, VrrpState.BACKUP) and self.seen == Seen.LIVE and not self.planned
 
 
 def brief(record):
