@@ -178,3 +178,12 @@ def test_seen_and_problems_are_the_strings_on_disk():
     assert [seen.value for seen in Seen] == ["live", "late"]
     assert [problem.value for problem in records.Problem] == ["split_brain", "no_master"]
     assert type(Transition.confirmed_from({"seq": 1}, "lb1", Seen.LIVE, now=1).to_json()["seen"]) is str
+
+
+def test_a_transition_built_planned_says_so():
+    built = Transition(minion="lb1", seq=3, state=VrrpState.MASTER, planned=True).to_json()
+    assert built["planned"] is True and list(built) == list(records.TRANSITION_KEYS)
+    read = Transition.from_json({"kind": "transition", "minion": "lb1", "seq": 3})
+    assert read.marked_planned().to_json() == {"kind": "transition", "minion": "lb1", "seq": 3, "planned": True}
+    old = Transition.from_json({"planned": False, "kind": "transition", "minion": "lb1", "seq": 3})
+    assert list(old.marked_planned().to_json().items()) == [("planned", True), ("kind", "transition"), ("minion", "lb1"), ("seq", 3)]

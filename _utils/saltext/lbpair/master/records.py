@@ -81,8 +81,8 @@ class Transition:
     """
     A VRRP transition of the history. ``seen`` is a :class:`Seen`; ``confirmed`` whether its
     node vouched for it (``None``: a record of an old version, which did not say). ``keys`` are the
-    keys its JSON holds, in order, and ``extra`` those this version does not know: both only serve
-    to give back exactly the JSON read.
+    keys of the JSON it was read from, in order (``None``: this version's), and ``extra`` those this
+    version does not know: both only serve to give back exactly the JSON read.
     """
 
     minion: str
@@ -99,7 +99,7 @@ class Transition:
     seen: str = None
     confirmed: bool = None
     planned: bool = False
-    keys: tuple = dataclasses.field(default=TRANSITION_KEYS[:-1], repr=False, compare=False)
+    keys: tuple = dataclasses.field(default=None, repr=False, compare=False)
     extra: dict = dataclasses.field(default_factory=dict, repr=False, compare=False, hash=False)
 
     @classmethod
@@ -135,11 +135,12 @@ class Transition:
         """The history line's mapping: the keys read (or this version's), in their order."""
         values = {**dataclasses.asdict(self), **self.extra, "kind": RecordKind.TRANSITION.value}
         values["vips"] = list(self.vips) if isinstance(self.vips, tuple) else self.vips
-        return {key: values[key] for key in self.keys}
+        keys = (TRANSITION_KEYS if self.planned else TRANSITION_KEYS[:-1]) if self.keys is None else self.keys
+        return {key: values[key] for key in keys}
 
     def marked_planned(self):
         """This transition, part of a planned move."""
-        keys = self.keys if "planned" in self.keys else (*self.keys, "planned")
+        keys = self.keys if self.keys is None or "planned" in self.keys else (*self.keys, "planned")
         return dataclasses.replace(self, planned=True, keys=keys)
 
     @property
