@@ -12,6 +12,7 @@ index). Prints the figures; asserts nothing. No root needed.
 """
 
 import datetime
+import json
 import os
 import statistics
 import sys
@@ -21,6 +22,8 @@ import time
 from saltext.lbpair.core import store
 from saltext.lbpair.master import history_index
 from saltext.lbpair.master.history import History
+from saltext.lbpair.master.records import Seen, Transition, dns
+from saltext.lbpair.model.keepalived_model import VrrpState
 
 MINIONS = ("lb1", "lb2")
 INSTANCES = ("lbpair_51", "lbpair_52", "lbpair_53", "lbpair_54")
@@ -30,15 +33,15 @@ START = datetime.datetime(2026, 1, 1, tzinfo=datetime.timezone.utc)
 
 
 def transition(number, minion, seq):
-    """The ``number``-th transition of the history, as the reactions record it."""
+    """The ``number``-th transition of the history, as the reactions record it (its JSON)."""
     at = (START + datetime.timedelta(seconds=37 * number)).isoformat()
-    state, previous = ("MASTER", "BACKUP") if seq % 2 else ("BACKUP", "MASTER")
+    state, previous = (VrrpState.MASTER, VrrpState.BACKUP) if seq % 2 else (VrrpState.BACKUP, VrrpState.MASTER)
     instance = INSTANCES[number % len(INSTANCES)]
-    return {
-        "kind": "transition", "minion": minion, "seq": seq, "instance": instance, "vrid": 51 + INSTANCES.index(instance),
-        "state": state, "previous_state": previous, "vips": ["203.0.113.10", "2001:db8::10"], "at": at,
-        "recorded_at": at, "seen": "live" if number % 10 else "late", "source": "live", "confirmed": True,
-    }  # fmt: skip
+    return Transition(
+        minion=minion, seq=seq, instance=instance, vrid=51 + INSTANCES.index(instance), state=state, previous_state=previous,
+        vips=("203.0.113.10", "2001:db8::10"), source="live", at=at, recorded_at=at, seen=Seen.LIVE if number % 10 else Seen.LATE,
+        confirmed=True,
+    ).to_json()  # fmt: skip
 
 
 def build(path, records):
@@ -47,7 +50,7 @@ def build(path, records):
     for number in range(records):
         record = transition(number, MINIONS[number % 2], number // 2 + 1)
         batch.append(record)
-        size += len(str(record))
+        size += len(json.dumps(record))
         if size >= MAX_BYTES or number == records - 1:
             store.append_records(path, batch)
             batch, size = [], 0
@@ -75,7 +78,7 @@ def time_appends(history, records):
         if number % 10 == 5:
             record = transition(number, minion, last_seq[minion] - 3)  # a replay: dropped
         elif number % 10 == 9:
-            record = {"kind": "dns", "instance": "lbpair_51", "minion": minion, "at": START.isoformat(), "ok": True, "attempts": 1}
+            record = {"at": START.isoformat(), **dns("lbpair_51", minion, True, 1, None)}
         else:
             last_seq[minion] += 1
             record = transition(records + number, minion, last_seq[minion])

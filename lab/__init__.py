@@ -11,3 +11,8 @@ Modules: :mod:`lab.netns` (namespaces, veths, ``enter``), :mod:`lab.rootfs` (cac
 root), :mod:`lab.machine` (nspawn machines), :mod:`lab.topology` (the seed network and ``Lab``).
 Everything needs root; see ``python -m lab --help``.
 """
+
+import pathlib
+import sys
+
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent.parent / "_utils"))  # saltext.lbpair, as the synced _utils folder gives it

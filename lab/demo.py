@@ -21,6 +21,8 @@ from lab import drills, pki, scenarios, topology
 from lab.load import ClientLoad
 from lab.salt_master import Master, Pillar
 from lab.services import ReactionServices
+from saltext.lbpair.master.records import transitions
+from saltext.lbpair.model.keepalived_model import VrrpState
 
 NODES = ("lb1", "lb2")
 NODE_ADDRESSES6 = {node: topology.seed_host(node).ip6 for node in NODES}
@@ -144,12 +146,7 @@ def history_records(path):
 
 def has_transitions(history_path, minion):
     """Whether the master's history holds a transition of *minion*."""
-    return any(record.get("kind") == "transition" and record.get("minion") == minion for record in history_records(history_path))
-
-
-def is_master_record(record, minion):
-    """Whether a record of the master's history is *minion*'s transition to MASTER."""
-    return record.get("kind") == "transition" and record.get("minion") == minion and record.get("state") == "MASTER"
+    return any(record.minion == minion for record in transitions(history_records(history_path)))
 
 
 def announces_master(text, minion):
@@ -188,12 +185,12 @@ class Reactions:
     def beacon_event(self, minion):
         """``(arrival, tag, data)`` of *minion*'s first beacon event saying MASTER since the mark, or None."""
         prefix = f"salt/beacon/{minion}/lbpair_vrrp/"
-        return self.events.first(lambda tag, data: tag.startswith(prefix) and data.get("state") == "MASTER", self.since)
+        return self.events.first(lambda tag, data: tag.startswith(prefix) and data.get("state") == VrrpState.MASTER, self.since)
 
     def history(self, minion):
-        """*minion*'s MASTER records added to the master's history since the mark."""
+        """*minion*'s transitions to MASTER added to the master's history since the mark."""
         records = self._new("history", history_records(self.history_path))
-        return [record for record in records if is_master_record(record, minion)]
+        return [record for record in transitions(records) if record.minion == minion and record.becomes_master]
 
     def awaited(self, minion):
         """

@@ -5,6 +5,7 @@ Grow it: every hole found becomes a row.
 """
 
 import copy
+import dataclasses
 import pathlib
 
 import pytest
@@ -430,7 +431,7 @@ def test_node_text_cannot_alert_everyone_or_dress_up_a_link_in_chat():
 
 
 def test_a_header_injection_stays_in_the_subject():
-    notice = {**notify.alarm_notice("no_master", "lbpair_51", "x"), "subject": "no MASTER\r\nBcc: everyone@example.net"}
+    notice = dataclasses.replace(notify.alarm_notice("no_master", "lbpair_51", "x"), subject="no MASTER\r\nBcc: everyone@example.net")
     message = notify.mail_message(notice, {"from": "lbpair@example.net", "to": ["ops@example.net"]})
     assert message["Bcc"] is None and "Bcc: everyone" in message["Subject"]
 

@@ -11,6 +11,7 @@ import yaml
 from saltext.lbpair.core.errors import InvalidValue
 from saltext.lbpair.master import dns_update, notify, reactions, reactions_config
 from saltext.lbpair.master.history import History, select, timeline
+from saltext.lbpair.master.records import Transition
 from tests.conftest import REPO
 
 
@@ -187,8 +188,8 @@ def test_the_new_master_is_announced_even_when_the_old_one_opened_the_window():
 
 def test_transition_message_says_what_moved_where_and_how_it_was_seen():
     record = {**_transition("lb2", 7), "vips": ["203.0.113.10", "203.0.113.20"], "seen": "late"}
-    notice = notify.transition_notice(record, "lb1")
-    assert notice["text"] == (
+    notice = notify.transition_notice(Transition.from_json(record), "lb1")
+    assert notice.text == (
         "lbpair lbpair_51: lb2 is MASTER (was BACKUP); VIPs 203.0.113.10, 203.0.113.20 move from lb1 to lb2."
         " At 2026-11-26T10:00:00+00:00 (caught up late from the node's journal, confirmed by the node)."
     )
@@ -205,8 +206,8 @@ def test_webhook_payloads_for_slack_mattermost_and_generic():
 
 def test_a_node_warning_reads_as_a_warning_in_messages_and_history():
     notice = notify.warning_notice("lb1", "keepalived_not_on_bus", "restart keepalived")
-    assert notice["severity"] == "warning"
-    assert notice["text"] == "WARNING lbpair: lb1 keepalived not on bus: restart keepalived"
+    assert notice.severity == "warning"
+    assert notice.text == "WARNING lbpair: lb1 keepalived not on bus: restart keepalived"
     record = {"kind": "warning", "minion": "lb1", "code": "keepalived_not_on_bus", "message": "restart keepalived",
               "at": "2026-11-26T10:00:00+00:00"}  # fmt: skip
     assert timeline([record])[0].endswith("lb1 warns: restart keepalived")

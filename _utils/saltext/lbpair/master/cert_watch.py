@@ -14,7 +14,7 @@ import time
 
 from saltext.lbpair.core.errors import InvalidValue
 from saltext.lbpair.core.times import iso_utc
-from saltext.lbpair.master import notify
+from saltext.lbpair.master import notify, records
 from saltext.lbpair.model import schema
 
 FUNCTION = "lbpair_haproxy.certificates"
@@ -85,7 +85,7 @@ def check(client, history, store, config, now=None):
     fresh = set(store.quiet_certificates([_key(row) for row in rows], now, QUIET))
     due = [row for row in rows if _key(row) in fresh]
     if due:
-        history.append([{"at": iso_utc(now), "kind": "certificate", **row, "message": _message(row)} for row in due])
+        history.append([records.certificate(iso_utc(now), row, _message(row)) for row in due])
     notified = [notify.deliver(notify.warning_notice(row["minion"], row["code"], _message(row)), config) for row in due]
     return {
         "expiring": [_message(row) for row in rows if row["code"] == EXPIRY],

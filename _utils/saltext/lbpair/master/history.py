@@ -11,9 +11,10 @@ file)::
 
 ``seen`` is ``live`` (reported by the node's event) or ``late`` (pulled from
 the node's journal when it reconnected); ``confirmed`` says whether the node
-itself vouched for the transition in an authenticated job return. Other kinds
-record what the master concluded or did: ``split_brain``, ``no_master``,
-``dns``, ``warning``.
+itself vouched for the transition in an authenticated job return
+(:class:`~saltext.lbpair.master.records.Transition`). Other kinds
+(:class:`~saltext.lbpair.master.records.RecordKind`) record what the master concluded or did:
+``claim``, ``split_brain``, ``no_master``, ``dns``, ``warning``, ``planned``...
 
 Transitions are deduplicated by ``(minion, seq)``; an unconfirmed one does not
 stop the same transition, confirmed, from being recorded after it. What that needs
@@ -32,6 +33,7 @@ import os
 
 from saltext.lbpair.core import store, times
 from saltext.lbpair.master import history_index
+from saltext.lbpair.master.records import RecordKind, Seen, as_json, change
 
 
 class History:
@@ -72,7 +74,8 @@ class History:
 
     def append(self, records):
         """
-        Append ``records`` durably and return those that were new. A transition whose
+        Append ``records`` (:class:`~saltext.lbpair.master.records.Transition` or JSON mappings:
+        :func:`~saltext.lbpair.master.records.as_json`) durably and return those that were new. A transition whose
         ``(minion, seq)`` is already recorded is a replay and is dropped, unless the one
         recorded says ``confirmed: false`` and this one does not; records of other kinds
         are always appended. Raises ``OSError`` if the disk refuses the write (full, I/O
@@ -82,7 +85,7 @@ class History:
             new = _admitted(records, index.state)
             if new:
                 self._rotate_if_large()
-                store.append_records(self.path, new)
+                store.append_records(self.path, [as_json(record) for record in new])
         return new
 
     def _rotate_if_large(self):
@@ -100,9 +103,10 @@ def _admitted(records, state):
     """
     new, batch = [], {}
     for record in records:
-        key = history_index.slot(record)
+        line = as_json(record)
+        key = history_index.slot(line)
         if key is not None:
-            rank = int(history_index.confirmed(record))
+            rank = int(history_index.confirmed(line))
             held = batch[key] if key in batch else state(key)
             if held is not None and held >= rank:
                 continue
@@ -131,18 +135,15 @@ def select(records, instance=None, minion=None, since=None, until=None):
 
 def _describe(record):
     kind = record.get("kind")
-    if kind == "transition":
-        flags = [record.get("seen", "live")] + (["planned"] if record.get("planned") else [])
+    if kind == RecordKind.TRANSITION:
+        flags = [record.get("seen", Seen.LIVE.value)] + (["planned"] if record.get("planned") else [])
         if not record.get("confirmed"):
             flags.append("UNCONFIRMED")
         vips = ", ".join(record.get("vips") or []) or "no VIPs known"
-        return (
-            f"{record['minion']} {record.get('previous_state', '?')} -> {record.get('state')}"
-            f" ({vips}; seq {record.get('seq')}, {', '.join(flags)})"
-        )
-    if kind == "warning":
+        return f"{change(record)} ({vips}; seq {record.get('seq')}, {', '.join(flags)})"
+    if kind == RecordKind.WARNING:
         return f"{record.get('minion')} warns: {record.get('message', '')}"
-    if kind == "dns":
+    if kind == RecordKind.DNS:
         outcome = "ok" if record.get("ok") else f"FAILED after {record.get('attempts')} attempts"
         return f"DNS -> {record.get('minion')}: {outcome}"
     return f"{kind.upper()}: {record.get('message', '')}"

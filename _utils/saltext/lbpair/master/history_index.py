@@ -22,6 +22,7 @@ import os
 import sqlite3
 
 from saltext.lbpair.core import store
+from saltext.lbpair.master.records import RecordKind
 
 log = logging.getLogger(__name__)
 
@@ -45,7 +46,7 @@ MAX_SEQ = 2**63  # SQLite's integers; a larger seq takes no slot (the reactions 
 def slot(record):
     """The ``(minion, seq)`` a transition record holds, or ``None``: other kinds, or a malformed key."""
     minion, seq = record.get("minion"), record.get("seq")
-    if record.get("kind") != "transition" or not isinstance(minion, str) or not minion.isprintable():
+    if record.get("kind") != RecordKind.TRANSITION or not isinstance(minion, str) or not minion.isprintable():
         return None
     if type(seq) is not int or not 0 <= seq < MAX_SEQ:  # not bool, not float, not text
         return None

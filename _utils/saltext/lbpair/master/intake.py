@@ -8,20 +8,18 @@ import dataclasses
 import logging
 import time
 
-from saltext.lbpair.master import notify, planned, reaction_state
+from saltext.lbpair.master import notify, planned, reaction_state, records
+from saltext.lbpair.master.records import Seen, Task, Transition
 from saltext.lbpair.master.transitions import (
     JOURNAL_FUNCTION,
     TAG_RE,
     WARNING_CHECKS,
     Verdict,
-    brief,
     claim_outcome,
-    claim_record,
     entry_problem,
     journal_verdict,
     log_text,
     not_synced,
-    transition_record,
     trust_problem,
     unconfirmed_reason,
 )
@@ -54,18 +52,18 @@ class Intake:
         as such, announced at most once per damping window, and settled by the node's
         journal when it answers (a catch-up is left to the background job).
         """
-        claim = claim_record(data, minion, self.clock())
+        claim = records.claim(data, minion, self.clock())
         # the open ones are announced already; the journal settles them all
         if self.store.claim_count(minion) >= reaction_state.MAX_CLAIMS:
             log.debug("lbpair: %s has %d open claims: not recording more", minion, reaction_state.MAX_CLAIMS)
             return {"ignored": f"{minion} has {reaction_state.MAX_CLAIMS} open claims already"}
         self.chronicle.note(claim)
         now = self.clock()
-        count, announce = self.store.add_claim(minion, brief(claim), now, self.config["damping_window"])
+        count, announce = self.store.add_claim(minion, records.brief(claim), now, self.config["damping_window"])
         log.warning("lbpair: %s did not confirm %s seq %s (%s): recorded as a claim", minion, claim.get("state"), claim.get("seq"), why)
-        self.scheduler.later(f"catch_up:{minion}", CLAIM_RECHECK, {"kind": "catch_up", "minion": minion, "attempt": 1})
+        self.scheduler.later(Task.catch_up(minion, 1), CLAIM_RECHECK)
         notified = notify.deliver(notify.claim_notice(minion, claim, count), self.config) if announce else "damped"
-        return {"claim": brief(claim), "notified": notified}
+        return {"claim": records.brief(claim), "notified": notified}
 
     def _settle_claims(self, minion, journal, since):
         """What the node's journal says of its open claims, recorded in the history."""
@@ -74,7 +72,7 @@ class Intake:
         for claim in claims:
             outcome = claim_outcome(claim, by_seq.get(claim["seq"]), since)
             message = f"{minion}'s claim seq {claim['seq']} ({claim.get('state')}): {outcome}"
-            self.chronicle.note({"kind": "claim_settled", "minion": minion, "seq": claim["seq"], "outcome": outcome, "message": message})
+            self.chronicle.note(records.claim_settled(minion, claim["seq"], outcome, message))
         return len(claims)
 
     def _warn(self, minion, code):
@@ -94,7 +92,7 @@ class Intake:
             log.warning("lbpair: ignoring %s's warning %s: its own status does not confirm it (forged?)", minion, code)
             return {"ignored": "the node's own status does not confirm it"}
         log.warning("lbpair: %s warns (%s): %s", minion, code, message)
-        self.chronicle.note({"kind": "warning", "minion": minion, "code": code, "message": message})
+        self.chronicle.note(records.warning(minion, code, message))
         now = self.clock()
         damped = not self.store.quiet_warning(f"{minion}:{code}", now, self.config["damping_window"])
         notified = "damped" if damped else notify.deliver(notify.warning_notice(minion, code, message), self.config)
@@ -112,7 +110,7 @@ class Intake:
         minion = parts["minion"]
         if parts["instance"] == "warning":
             return self._warn(minion, parts["state"])
-        key = f"{minion}:{data['seq']}"
+        key = records.reaction_key(minion, data["seq"])
         open_steps = self.store.unfinished(key)
         if open_steps is not None:
             return self.steps.replay(key, open_steps, requested_at)
@@ -125,21 +123,19 @@ class Intake:
             return {"ignored": "not in the node's journal"}
         if verdict is Verdict.UNCONFIRMED:
             return self._claim(minion, data, unconfirmed_reason(silent, failures.get(minion)))
-        reactions = self._record_and_react([transition_record(entry, minion, "live", self.clock())], requested_at)
+        reactions = self._record_and_react([Transition.confirmed_from(entry, minion, Seen.LIVE, self.clock())], requested_at)
         if not reactions:
             return {"duplicate": [minion, data["seq"]]}
         return reactions[0]
 
-    def _record_and_react(self, records, requested_at):
-        """Append the records; react to the new ones (all of them when the history cannot be written)."""
+    def _record_and_react(self, found, requested_at):
+        """Append the transitions ``found``; react to the new ones (all of them when the history cannot be written)."""
         plans = self.store.plans()
-        for record in records:
-            if planned.planned_for(plans, record, self.clock()):
-                record["planned"] = True
+        found = [record.marked_planned() if planned.planned_for(plans, record, self.clock()) else record for record in found]
         try:
-            new, error = self.chronicle.history.append(records), None
+            new, error = self.chronicle.history.append(found), None
         except OSError as exc:
-            new, error = records, f"the history could not be written: {exc}"
+            new, error = found, f"the history could not be written: {exc}"
             log.error("lbpair: %s", error)
         return [self.steps.react(record, requested_at, error) for record in new]
 
@@ -164,8 +160,8 @@ class Intake:
         if len(wellformed) < len(journal):
             log.warning("lbpair: %d malformed entries in %s's journal were skipped", len(journal) - len(wellformed), minion)
         settled = self._settle_claims(minion, wellformed, since)
-        records = [transition_record(entry, minion, "late", self.clock()) for entry in wellformed if entry["seq"] > since]
-        reactions = self._record_and_react(records, requested_at)
+        found = [Transition.confirmed_from(entry, minion, Seen.LATE, self.clock()) for entry in wellformed if entry["seq"] > since]
+        reactions = self._record_and_react(found, requested_at)
         log.info("lbpair: caught up %d transitions of %s after seq %d", len(reactions), minion, since)
         return {"caught_up": [reaction["recorded"] for reaction in reactions], "claims_settled": settled, "reactions": reactions}
 
@@ -174,7 +170,7 @@ class Intake:
             log.info("lbpair: no catch-up from %s: lbpair's modules are not synced there yet", minion)
             return {"caught_up": None, "error": "lbpair's execution modules are not synced on the node"}
         if attempt < len(CATCH_UP_TIMEOUTS):
-            self.scheduler.later(f"catch_up:{minion}", 0, {"kind": "catch_up", "minion": minion, "attempt": attempt + 1})
+            self.scheduler.later(Task.catch_up(minion, attempt + 1), 0)
             return {"caught_up": None, "error": "the node's journal did not answer", "retry": attempt + 1}
         log.error("lbpair: catch-up from %s failed: its journal did not answer %d times", minion, attempt)
         return {"caught_up": None, "error": "the node's journal did not answer"}

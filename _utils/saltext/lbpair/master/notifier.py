@@ -7,8 +7,9 @@ import dataclasses
 import logging
 import time
 
-from saltext.lbpair.master import notify
-from saltext.lbpair.master.transitions import brief, previous_master
+from saltext.lbpair.master import notify, records
+from saltext.lbpair.master.notify import Admission
+from saltext.lbpair.master.transitions import previous_master
 
 log = logging.getLogger(__name__)
 
@@ -27,12 +28,15 @@ class Notifier:
     clock: object = time.time
 
     def admit(self, record):
-        """The notice to send for ``record`` now, or ``None`` when flap damping holds it for the summary."""
-        decision = self.store.admit(record["instance"], self.clock(), self.config["damping_window"], brief(record))
-        log.info("lbpair: %s %s seq %s: notification %s", record["minion"], record["state"], record["seq"], decision)
-        if decision == "hold_first":
+        """
+        The notice to send for ``record`` (a :class:`~saltext.lbpair.master.records.Transition`)
+        now, or ``None`` when flap damping holds it for the summary.
+        """
+        decision = self.store.admit(record.instance, self.clock(), self.config["damping_window"], record.brief())
+        log.info("lbpair: %s %s seq %s: notification %s", record.minion, record.state, record.seq, decision)
+        if decision is Admission.HOLD_FIRST:
             self.scheduler.wake_worker()  # the background job sends the summary when the window ends
-        if decision != "send":
+        if decision is not Admission.SEND:
             return None
         origin = previous_master(self.chronicle.recent(), record, self.config["nodes"])
         return notify.transition_notice(record, origin)
@@ -58,6 +62,6 @@ class Notifier:
     def report_failure(self, instance, step, message):
         """Record a failed step and alarm through the other channels (one that failed would fail again)."""
         log.error("lbpair: %s", message)
-        self.chronicle.note({"kind": "step_failed", "instance": instance, "step": step, "message": message})
+        self.chronicle.note(records.step_failed(instance, step, message))
         others = [channel for channel in notify.channels(self.config) if channel != step]
         notify.deliver(notify.alarm_notice("step_failed", instance, message), self.config, only=others)

@@ -3,8 +3,9 @@ Notifications of the lbpair master: message text, flap damping, a JSON webhook
 (Slack/Mattermost incoming-webhook payload, or a generic schema) and mail over
 SMTP (STARTTLS and authentication).
 
-A notification is a mapping built by :func:`transition_notice`,
-:func:`summary_notice` or :func:`alarm_notice`::
+A notification is a :class:`~saltext.lbpair.master.records.Notice` built by
+:func:`transition_notice`, :func:`summary_notice`, :func:`alarm_notice`, :func:`claim_notice` or
+:func:`warning_notice`; the generic webhook posts its JSON::
 
     {"kind": "transition", "severity": "info", "instance": "lbpair_51",
      "subject": "...", "text": "...", "details": {...}}
@@ -15,12 +16,16 @@ in what these functions return or log.
 """
 
 import email.message
+import enum
 import json
 import logging
 import smtplib
 import ssl
 import urllib.error
 import urllib.request
+
+from saltext.lbpair.master.records import UNKNOWN_STATE, Notice, Seen, Severity, change
+from saltext.lbpair.model.keepalived_model import VrrpState
 
 log = logging.getLogger(__name__)
 
@@ -36,40 +41,38 @@ def _vips(vips):
 
 def transition_notice(record, previous_master=None):
     """
-    The notification for one transition record of the history.
+    The notification for one transition of the history (a :class:`~saltext.lbpair.master.records.Transition`).
 
     ``previous_master`` is the node that held MASTER before, if known.
     """
-    node, state, instance = record["minion"], record["state"], record["instance"]
-    was = record.get("previous_state", "UNKNOWN")
-    if state == "MASTER":
+    node, state, instance = record.minion, record.state, record.instance
+    was = record.previous_state or UNKNOWN_STATE
+    if record.becomes_master:
         origin = previous_master if previous_master and previous_master != node else "?"
-        move = f"VIPs {_vips(record.get('vips'))} move from {origin} to {node}"
+        move = f"VIPs {_vips(record.vips)} move from {origin} to {node}"
     else:
-        move = f"VIPs {_vips(record.get('vips'))} leave {node}" if was == "MASTER" else f"VIPs {_vips(record.get('vips'))}"
-    seen = "seen live" if record.get("seen") == "live" else "caught up late from the node's journal"
-    trust = "confirmed by the node" if record.get("confirmed") else "NOT confirmed by the node"
-    subject = f"lbpair {instance}: {node} is {state} (was {was}){', planned' if record.get('planned') else ''}"
-    text = f"{subject}; {move}. At {record.get('at')} ({seen}, {trust})."
-    details = {key: record.get(key) for key in ("minion", "seq", "state", "previous_state", "vips", "at", "seen", "confirmed", "planned")}
-    details["from"], details["to"] = (previous_master, node) if state == "MASTER" else (node, None)
-    return {"kind": "transition", "severity": "info", "instance": instance, "subject": subject, "text": text, "details": details}
+        move = f"VIPs {_vips(record.vips)} leave {node}" if was == VrrpState.MASTER else f"VIPs {_vips(record.vips)}"
+    seen = "seen live" if record.seen == Seen.LIVE else "caught up late from the node's journal"
+    trust = "confirmed by the node" if record.confirmed else "NOT confirmed by the node"
+    subject = f"lbpair {instance}: {node} is {state} (was {was}){', planned' if record.planned else ''}"
+    text = f"{subject}; {move}. At {record.at} ({seen}, {trust})."
+    values = record.to_json()
+    details = {key: values.get(key) for key in ("minion", "seq", "state", "previous_state", "vips", "at", "seen", "confirmed", "planned")}
+    details["from"], details["to"] = (previous_master, node) if record.becomes_master else (node, None)
+    return Notice("transition", Severity.INFO, instance, subject, text, details)
 
 
 def summary_notice(instance, records, window):
     """
-    The notification summarising transitions held back by flap damping.
+    The notification summarising transitions held back by flap damping (``records``: their briefs).
     """
-    lines = [
-        f"{r['minion']} {r.get('previous_state', '?')} -> {r['state']} at {r.get('at')} ({r.get('seen', 'live')})"
-        for r in records[:SUMMARY_LINES]
-    ]
+    lines = [f"{change(r)} at {r.get('at')} ({r.get('seen', 'live')})" for r in records[:SUMMARY_LINES]]
     if len(records) > SUMMARY_LINES:
         lines.append(f"... and {len(records) - SUMMARY_LINES} more (salt-run lbpair.history instance={instance})")
     subject = f"lbpair {instance}: {len(records)} more transitions held back by flap damping"
     text = f"{subject} (at most one message per {window} s):\n" + "\n".join(lines)
     details = {"suppressed": len(records), "transitions": [{k: r.get(k) for k in ("minion", "seq", "state", "at")} for r in records]}
-    return {"kind": "summary", "severity": "info", "instance": instance, "subject": subject, "text": text, "details": details}
+    return Notice("summary", Severity.INFO, instance, subject, text, details)
 
 
 def alarm_notice(kind, instance, message, details=None):
@@ -77,7 +80,7 @@ def alarm_notice(kind, instance, message, details=None):
     A critical notification (``split_brain``, ``no_master``, ``dns_failed``).
     """
     subject = f"CRITICAL lbpair {instance}: {message}"
-    return {"kind": kind, "severity": "critical", "instance": instance, "subject": subject, "text": subject, "details": details or {}}
+    return Notice(kind, Severity.CRITICAL, instance, subject, subject, details or {})
 
 
 def claim_notice(minion, claim, count):
@@ -92,7 +95,7 @@ def claim_notice(minion, claim, count):
         " confirms it (salt-run lbpair.status shows the open claims)."
     )
     details = {"minion": minion, "claims": count}
-    return {"kind": "claim", "severity": "warning", "instance": claim.get("instance"), "subject": subject, "text": text, "details": details}
+    return Notice("claim", Severity.WARNING, claim.get("instance"), subject, text, details)
 
 
 def warning_notice(minion, code, message):
@@ -102,33 +105,40 @@ def warning_notice(minion, code, message):
     subject = f"WARNING lbpair: {minion} {code.replace('_', ' ')}"
     details = {"minion": minion, "code": code, "message": message}
     text = f"{subject}: {message}"
-    return {"kind": "warning", "severity": "warning", "instance": None, "subject": subject, "text": text, "details": details}
+    return Notice("warning", Severity.WARNING, None, subject, text, details)
 
 
 # --- flap damping (pure, on a state mapping the caller persists) ----------------
 
 
+class Admission(enum.StrEnum):
+    """Whether a transition's notice goes out now (:func:`admit`); equal to its value as text."""
+
+    SEND = "send"
+    HOLD = "hold"
+    HOLD_FIRST = "hold_first"  # the first held in this window: its caller sees that the summary is sent
+
+
 def admit(state, instance, now, window, record):
     """
-    Decide whether a transition notice goes out now: ``send``, ``hold`` or
-    ``hold_first`` (the first held in this window: its caller delivers the
-    summary when the window ends). Updates ``state`` in place.
+    Decide whether the notice of a transition (``record``, its brief) goes out now: an
+    :class:`Admission`. Updates ``state`` in place.
 
     One notice per window, except that the first node to become MASTER in a
     window is always announced: in a failover the old MASTER's transition often
     arrives first, and who holds the VIPs now must not wait for the summary.
     """
     slot = state.setdefault(instance, {"until": 0, "held": []})
-    becomes_master = record.get("state") == "MASTER"
+    becomes_master = record.get("state") == VrrpState.MASTER
     if now >= slot["until"] and not slot["held"]:
         slot["until"] = now + window
         slot["master_announced"] = becomes_master
-        return "send"
+        return Admission.SEND
     if becomes_master and not slot.get("master_announced"):
         slot["master_announced"] = True
-        return "send"
+        return Admission.SEND
     slot["held"].append(record)
-    return "hold_first" if len(slot["held"]) == 1 else "hold"
+    return Admission.HOLD_FIRST if len(slot["held"]) == 1 else Admission.HOLD
 
 
 def release(state, instance, now, window):
@@ -166,9 +176,9 @@ def webhook_payload(notice, fmt):
     payload (``text``, escaped for chat), ``generic`` the whole notice.
     """
     if fmt in ("slack", "mattermost"):
-        prefix = ":rotating_light: " if notice["severity"] == "critical" else ""
-        return {"username": "lbpair", "text": prefix + chat_text(notice["text"])}
-    return {"source": "lbpair", **notice}
+        prefix = ":rotating_light: " if notice.critical else ""
+        return {"username": "lbpair", "text": prefix + chat_text(notice.text)}
+    return {"source": "lbpair", **notice.to_json()}
 
 
 def post_webhook(notice, webhook, timeout=10):
@@ -189,13 +199,13 @@ def post_webhook(notice, webhook, timeout=10):
 def mail_message(notice, smtp):
     """The e-mail for a notice (no secrets in it)."""
     message = email.message.EmailMessage()
-    message["Subject"] = " ".join(notice["subject"].split())  # a header is one line
+    message["Subject"] = " ".join(notice.subject.split())  # a header is one line
     message["From"] = smtp["from"]
     message["To"] = ", ".join(smtp["to"])
-    if notice["severity"] == "critical":
+    if notice.critical:
         message["X-Priority"] = "1"
         message["Importance"] = "high"
-    message.set_content(notice["text"] + "\n")
+    message.set_content(notice.text + "\n")
     return message
 
 
@@ -244,7 +254,7 @@ def deliver(notice, config, only=None):
             send(notice, config, name)
             outcome[name] = "sent"
         except OSError as exc:
-            log.error("lbpair: %s notification %r failed: %s", name, notice["subject"], exc)
+            log.error("lbpair: %s notification %r failed: %s", name, notice.subject, exc)
             outcome[name] = f"failed: {exc}"
-    log.info("lbpair: notified %r: %s", notice["subject"], outcome)
+    log.info("lbpair: notified %r: %s", notice.subject, outcome)
     return outcome

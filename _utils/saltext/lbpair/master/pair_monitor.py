@@ -10,9 +10,11 @@ import time
 
 from saltext.lbpair.core.errors import InvalidValue
 from saltext.lbpair.core.times import iso_utc
-from saltext.lbpair.master import dns_update, notify
+from saltext.lbpair.master import dns_update, notify, records
 from saltext.lbpair.master.reactions_config import CONFIG_KEY
+from saltext.lbpair.master.records import Problem, Task, transitions
 from saltext.lbpair.master.transitions import STATUS_FUNCTION
+from saltext.lbpair.model.keepalived_model import VrrpState
 
 log = logging.getLogger(__name__)
 
@@ -29,25 +31,26 @@ def pair_view(statuses, nodes):
             entry["states"][node] = info.get("state")
             entry["vips"] = sorted(set(entry["vips"]) | {str(vip).split()[0].split("/")[0] for vip in info.get("vips") or []})
     for entry in view.values():
-        masters = sorted(node for node, state in entry["states"].items() if state == "MASTER")
+        masters = sorted(node for node, state in entry["states"].items() if state == VrrpState.MASTER)
         entry["MASTER"] = masters
-        entry["BACKUP"] = sorted(node for node, state in entry["states"].items() if state == "BACKUP")
-        entry["problem"] = "split_brain" if len(masters) > 1 else "no_master" if not masters else None
+        entry["BACKUP"] = sorted(node for node, state in entry["states"].items() if state == VrrpState.BACKUP)
+        problem = Problem.SPLIT_BRAIN if len(masters) > 1 else Problem.NO_MASTER if not masters else None
+        entry["problem"] = problem and problem.value  # plain text: the view is a Salt return
     return {"instances": view, "unreachable": sorted(set(nodes) - set(statuses))}
 
 
 def known_vips(records, instance):
     """The VIPs of ``instance`` in its newest transition record that names them (the nodes' journals)."""
-    for record in reversed(records):
-        if record.get("kind") == "transition" and record.get("instance") == instance and record.get("vips"):
-            return sorted(record["vips"])
+    for record in reversed(transitions(records)):
+        if record.instance == instance and record.vips:
+            return sorted(record.vips)
     return []
 
 
 def alarm_message(problem, entry):
     states = ", ".join(f"{node} {state}" for node, state in sorted(entry["states"].items()))
     vips = ", ".join(entry["vips"]) or "no VIPs known"
-    if problem == "split_brain":
+    if problem == Problem.SPLIT_BRAIN:
         return f"split brain: {' and '.join(entry['MASTER'])} are all MASTER ({states}; VIPs {vips})"
     return f"no MASTER ({states}; VIPs {vips} are not served)"
 
@@ -120,7 +123,7 @@ class PairMonitor:
             if self._problem_seen_before(instance, entry) and settled:
                 return {**result, "alarm": self._alarm(instance, entry["problem"], entry)}
             settle = self.config["confirm"]["settle"]
-            self.scheduler.later(f"check:{instance}", settle, {"kind": "check", "instance": instance})
+            self.scheduler.later(Task.check(instance), settle)
             return {**result, "settling": settle}
         self.store.all_clear(instance)
         if self.config["dns"]:
@@ -142,7 +145,7 @@ class PairMonitor:
             return None
         message = alarm_message(problem, entry)
         log.error("lbpair: CRITICAL %s: %s", instance, message)
-        self.chronicle.note({"kind": problem, "instance": instance, "message": message, "states": entry["states"]})
+        self.chronicle.note(records.alarm(problem, instance, message, entry["states"]))
         return notify.deliver(notify.alarm_notice(problem, instance, message, {"states": entry["states"]}), self.config)
 
     def _follow_master(self, instance, master):
@@ -166,15 +169,14 @@ class PairMonitor:
         if error is None:
             log.info("lbpair: DNS records of %s point at %s, attempt %d", dns_config["zone"], master, attempt)
             self.store.note_dns(instance, master)
-            self.chronicle.note({"kind": "dns", "instance": instance, "minion": master, "ok": True, "attempts": attempt, "error": None})
+            self.chronicle.note(records.dns(instance, master, True, attempt, None))
             return {"ok": True, "attempts": attempt}
         log.warning("lbpair: DNS update to %s, attempt %d of %d failed: %s", master, attempt, dns_config["attempts"], error)
         if attempt < dns_config["attempts"]:
-            task = {"kind": "dns", "instance": instance, "minion": master, "attempt": attempt + 1}
-            self.scheduler.later(f"dns:{instance}", dns_config["backoff"] * 2 ** (attempt - 1), task)
+            self.scheduler.later(Task.dns(instance, master, attempt + 1), dns_config["backoff"] * 2 ** (attempt - 1))
             return {"ok": False, "attempts": attempt, "error": error, "retry": True}
         result = {"ok": False, "attempts": attempt, "error": error}
-        self.chronicle.note({"kind": "dns", "instance": instance, "minion": master, **result})
+        self.chronicle.note(records.dns(instance, master, False, attempt, error))
         message = f"DNS update to {master} failed after {attempt} attempts: {error}"
         notify.deliver(notify.alarm_notice("dns_failed", instance, message, result), self.config)
         return result

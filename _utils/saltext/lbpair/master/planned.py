@@ -33,8 +33,10 @@ import time
 
 from saltext.lbpair.core.errors import InvalidValue, LbpairError
 from saltext.lbpair.core.times import iso_utc
+from saltext.lbpair.master import records
 from saltext.lbpair.master.history import select, timeline
 from saltext.lbpair.model import schema
+from saltext.lbpair.model.keepalived_model import VrrpState
 
 DEFER_FUNCTION = "lbpair_keepalived.defer"
 HANDOVER_FUNCTION = "lbpair_keepalived.hand_over"
@@ -61,7 +63,7 @@ def pair_problem(view, takers):
         if entry["problem"]:
             return f"{instance}: {entry['problem'].replace('_', ' ')}: settle the pair first"
         for taker in takers:
-            if entry["states"].get(taker) not in ("MASTER", "BACKUP"):
+            if entry["states"].get(taker) not in (VrrpState.MASTER, VrrpState.BACKUP):
                 return f"{instance}: {taker} is {entry['states'].get(taker)}, not ready to take the VIPs"
     return None
 
@@ -124,15 +126,11 @@ class PlannedMoves:
         """
         until = self.clock() + timeout + self.grace
         self.store.plan(targets, until)
-        self._note(
-            [
-                {"kind": "planned", "instance": name, "minion": target, "message": f"planned {reason}: the VIPs move to {target}"}
-                for name, target in sorted(targets.items())
-            ]
-        )
+        moves = sorted(targets.items())
+        self._note([records.planned(name, target, f"planned {reason}: the VIPs move to {target}") for name, target in moves])
 
-    def _note(self, records):
-        self.history.append([{"at": iso_utc(self.clock()), **record} for record in records])
+    def _note(self, notes):
+        self.history.append([{"at": iso_utc(self.clock()), **note} for note in notes])
 
     def switchover(self, target, timeout):
         """Move every instance's VIPs to ``target`` with no failed request; the timeline of what happened."""
@@ -220,10 +218,10 @@ class PlannedMoves:
         """The history since ``started``, once it holds a confirmed MASTER transition of each of ``targets`` (or after a grace time)."""
         deadline = self.clock() + self.grace
         while True:
-            records = select(self.history.recent(200), since=iso_utc(started))
-            confirmed = {r["minion"] for r in records if r.get("kind") == "transition" and r["state"] == "MASTER"}
+            chosen = select(self.history.recent(200), since=iso_utc(started))
+            confirmed = {record.minion for record in records.transitions(chosen) if record.becomes_master}
             if targets <= confirmed or self.clock() >= deadline:
-                return timeline(records)
+                return timeline(chosen)
             self.sleep(POLL)
 
     def maintenance(self, node, release, timeout):
@@ -233,13 +231,14 @@ class PlannedMoves:
             raise InvalidValue("node", f"{node!r} is not a node of the pair")
         if release:
             self.client.tell([node], MAINTENANCE_FUNCTION, False)
-            self._note([{"kind": "maintenance", "minion": node, "message": f"{node} released from maintenance"}])
+            self._note([records.maintenance(node, f"{node} released from maintenance")])
             return {"released": node, "comment": "the VIPs stay where they are (lbpair.switchover moves them back)"}
         peer = peer_of(self.nodes, node)
         moved = self.switchover(peer, timeout)
         self.client.tell([node], MAINTENANCE_FUNCTION, True)
-        self._note([{"kind": "maintenance", "minion": node, "message": f"{node} in maintenance until released"}])
-        out = self._wait_for(lambda seen: all(entry["states"].get(node) == "FAULT" for entry in seen["instances"].values()), timeout)
+        self._note([records.maintenance(node, f"{node} in maintenance until released")])
+        fault = VrrpState.FAULT
+        out = self._wait_for(lambda seen: all(entry["states"].get(node) == fault for entry in seen["instances"].values()), timeout)
         return {"maintenance": node, "switchover": moved, "out": out is not None}
 
 
@@ -259,9 +258,9 @@ def _instance_names(answer):
 
 
 def planned_for(plans, record, now):
-    """Whether a transition record belongs to a planned move still under way (of ``plans``, the store's)."""
-    plan = plans.get(record["instance"])
+    """Whether ``record``, a :class:`~saltext.lbpair.master.records.Transition`, belongs to a planned move under way (of ``plans``)."""
+    plan = plans.get(record.instance)
     if not plan or now > plan["until"]:
         return False
-    return (record["minion"] == plan["to"]) == (record["state"] == "MASTER")
+    return (record.minion == plan["to"]) == record.becomes_master
 

@@ -26,8 +26,9 @@ configuration (:mod:`saltext.lbpair.master.reactions_config`) and a way to run a
 pair state, split brain / no MASTER, DNS), the notifier (:mod:`~saltext.lbpair.master.notifier`:
 damping, summaries), the scheduler (:mod:`~saltext.lbpair.master.scheduler`: work due later), the node
 client (:mod:`~saltext.lbpair.master.node_client`) and the state API
-(:class:`~saltext.lbpair.master.reaction_state.ReactionStore`). The events and records themselves are
-pure functions (:mod:`~saltext.lbpair.master.transitions`).
+(:class:`~saltext.lbpair.master.reaction_state.ReactionStore`). The events are checked by pure
+functions (:mod:`~saltext.lbpair.master.transitions`); the records, notices and work for later are
+types (:mod:`~saltext.lbpair.master.records`).
 """
 
 import time
@@ -39,6 +40,7 @@ from saltext.lbpair.master.intake import Intake
 from saltext.lbpair.master.node_client import NodeClient
 from saltext.lbpair.master.notifier import Notifier
 from saltext.lbpair.master.pair_monitor import PairMonitor, pair_view, with_problems
+from saltext.lbpair.master.records import TaskKind
 from saltext.lbpair.master.scheduler import Scheduler
 from saltext.lbpair.master.step_runner import StepRunner
 from saltext.lbpair.master.transitions import (
@@ -82,9 +84,9 @@ class Reactions:
         self.monitor = PairMonitor(config, self.client, self.store, chronicle, self.scheduler, clock)
         self.steps = StepRunner(config, self.store, self.history, self.notifier, self.monitor.check_pair, self._failback)
         self.intake = Intake(config, self.client, self.store, chronicle, self.scheduler, self.steps, clock)
-        self.scheduler.register("check", lambda task: self.monitor.check_pair(task["instance"], None, settled=True))
-        self.scheduler.register("dns", lambda task: self.monitor.point_dns(task["instance"], task["minion"], task["attempt"]))
-        self.scheduler.register("catch_up", lambda task: self.intake.catch_up(task["minion"], task["attempt"]))
+        self.scheduler.register(TaskKind.CHECK, lambda task: self.monitor.check_pair(task.instance, None, settled=True))
+        self.scheduler.register(TaskKind.DNS, lambda task: self.monitor.point_dns(task.instance, task.minion, task.attempt))
+        self.scheduler.register(TaskKind.CATCH_UP, lambda task: self.intake.catch_up(task.minion, task.attempt))
         self.scheduler.register_sweep(self.notifier.send_summaries)
 
     @property

@@ -1,7 +1,8 @@
 """
 The work the reactions leave for later (a pair check after the settle time, DNS and catch-up
 retries, flap-damping summaries): kept in the reaction state, done by one background
-``lbpair.flush`` job at a time, each task by the handler registered for its ``kind``.
+``lbpair.flush`` job at a time, each :class:`~saltext.lbpair.master.records.Task` by the handler
+registered for its :class:`~saltext.lbpair.master.records.TaskKind`.
 
 Nothing here sleeps in the reactor's threads: :meth:`Scheduler.later` notes the task and wakes
 a background job unless one is at work already.
@@ -9,6 +10,8 @@ a background job unless one is at work already.
 
 import logging
 import time
+
+from saltext.lbpair.master.records import Task
 
 log = logging.getLogger(__name__)
 
@@ -19,8 +22,9 @@ class Scheduler:
     """
     Work due later in ``store`` (a :class:`~saltext.lbpair.master.reaction_state.ReactionStore`);
     ``wake()`` starts a background job. ``register(kind, handler)`` names who does a task of a
-    kind (``handler(task)``); ``register_sweep(sweep)`` adds work found at each round
-    (``sweep(now)`` returns what it did: the summaries whose damping window ended).
+    :class:`~saltext.lbpair.master.records.TaskKind` (``handler(task)``); ``register_sweep(sweep)``
+    adds work found at each round (``sweep(now)`` returns what it did: the summaries whose damping
+    window ended). Work of a kind this version does not know is logged and dropped.
     """
 
     def __init__(self, store, wake, clock=time.time, sleep=time.sleep):
@@ -37,9 +41,12 @@ class Scheduler:
     def register_sweep(self, sweep):
         self.sweeps.append(sweep)
 
-    def later(self, key, delay, task):
-        """Leave ``task`` (a mapping with ``kind``) to the background job, in ``delay`` seconds; replaces work of the same ``key``."""
-        self.store.schedule(key, self.clock() + delay, task)
+    def later(self, task, delay):
+        """
+        Leave ``task`` (a :class:`~saltext.lbpair.master.records.Task`) to the background job in
+        ``delay`` seconds; it replaces work of the same key.
+        """
+        self.store.schedule(task.key, self.clock() + delay, task.to_json())
         self.wake_worker()
 
     def wake_worker(self):
@@ -80,9 +87,15 @@ class Scheduler:
         now = self.clock()
         tasks = self.store.take_due(now)
         done = [entry for sweep in self.sweeps for entry in sweep(now)]
-        for key, task in tasks:
+        for key, stored in tasks:
             try:
-                done.append({key: self.handlers[task["kind"]](task)})
+                task = Task.from_json(stored)
+            except ValueError:  # a kind another version left, or a damaged state: nobody here can do it
+                log.error("lbpair: dropping work %s: its kind %r is unknown", key, stored.get("kind"))
+                done.append({key: "dropped: unknown kind"})
+                continue
+            try:
+                done.append({key: self.handlers[task.kind](task)})
             except Exception as exc:  # one failing task never stops the others
                 log.exception("lbpair: %s failed", key)
                 done.append({key: f"failed: {type(exc).__name__}: {exc}"})

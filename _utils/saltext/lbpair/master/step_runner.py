@@ -9,7 +9,7 @@ import functools
 import logging
 
 from saltext.lbpair.master import notify
-from saltext.lbpair.master.transitions import back_from_fault, brief, reaction_key
+from saltext.lbpair.master.records import Notice, Transition
 
 log = logging.getLogger(__name__)
 
@@ -31,33 +31,34 @@ class StepRunner:
 
     def react(self, record, requested_at, record_error=None):
         """
-        React to a new transition record: its notification (damped), one step per
-        channel, and the pair check (DNS, alarms). ``record_error``: the history
-        could not take the record; that step stays open for a replay.
+        React to a new transition (a :class:`~saltext.lbpair.master.records.Transition`): its
+        notification (damped), one step per channel, and the pair check (DNS, alarms).
+        ``record_error``: the history could not take the record; that step stays open for a replay.
         """
-        key = reaction_key(record)
+        key = record.key
         notice = self.notifier.admit(record)
         # the failback first: the returning node preempts by itself when the failback delay ends
-        failback = ["failback"] if back_from_fault(record) else []
+        failback = ["failback"] if record.back_from_fault() else []
         steps = (["record"] if record_error else []) + failback + (notify.channels(self.config) if notice else []) + ["pair"]
-        self.store.begin_steps(key, steps, {"record": record, "notice": notice})
+        self.store.begin_steps(key, steps, {"record": record.to_json(), "notice": notice and notice.to_json()})
         if record_error:
-            self._step_failed(key, record["instance"], "record", record_error)
-        return {"recorded": brief(record), **self._run_steps(key, [s for s in steps if s != "record"], record, notice, requested_at)}
+            self._step_failed(key, record.instance, "record", record_error)
+        return {"recorded": record.brief(), **self._run_steps(key, [s for s in steps if s != "record"], record, notice, requested_at)}
 
     def replay(self, key, open_steps, requested_at):
         """Do again the steps of reaction ``key`` that have not succeeded yet (and only those)."""
-        record = open_steps["record"]
+        record = Transition.from_json(open_steps["record"])
+        notice = open_steps.get("notice") and Notice.from_json(open_steps["notice"])
         log.info("lbpair: completing the steps %s of %s", open_steps["pending"], key)
-        outcome = self._run_steps(key, open_steps["pending"], record, open_steps.get("notice"), requested_at)
-        return {"completed": brief(record), **outcome}
+        outcome = self._run_steps(key, open_steps["pending"], record, notice, requested_at)
+        return {"completed": record.brief(), **outcome}
 
     def _run_steps(self, key, steps, record, notice, requested_at):
         outcome = {"steps": {}}
         actions = {
             "record": lambda: self.history.append([record]) and "recorded",
-            "pair": lambda: self.check_pair(record["instance"], requested_at),
-            "failback": lambda: self.failback(record["minion"], record["instance"]),
+            "pair": lambda: self.check_pair(record.instance, requested_at),
+            "failback": lambda: self.failback(record.minion, record.instance),
             **{channel: functools.partial(self.notifier.send, notice, channel) for channel in notify.channels(self.config)},
         }
         for step in steps:
@@ -73,7 +74,7 @@ class StepRunner:
             if error is None:
                 self.store.step_done(key, step)
             else:
-                self._step_failed(key, record["instance"], step, error)
+                self._step_failed(key, record.instance, step, error)
         return outcome
 
     def _step_failed(self, key, instance, step, error):

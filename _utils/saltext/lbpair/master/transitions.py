@@ -1,6 +1,6 @@
 """
 The events and records of the reactions, pure: whether a beacon event may be trusted, whether a
-node's journal confirms it, the history records of transitions and claims, the warnings the beacon
+node's journal confirms it, what the journal says of a claim, the warnings the beacon
 sends and how each is confirmed, and the split of Salt's job returns. Nothing here asks a node,
 reads a file or keeps state.
 """
@@ -9,29 +9,18 @@ import enum
 import ipaddress
 import logging
 import re
-import time
 
-from saltext.lbpair.core.times import iso_utc
 from saltext.lbpair.master.node_client import SILENT_WINDOW
+from saltext.lbpair.master.records import UNKNOWN_STATE, transitions
 from saltext.lbpair.model import schema
+from saltext.lbpair.model.keepalived_model import VrrpState
 
 log = logging.getLogger(__name__)
 
 MAX_VIPS = 255  # keepalived's limit for one virtual_ipaddress block
 
 
-class VrrpState(str, enum.Enum):
-    """The states keepalived reports for a VRRP instance (its D-Bus and notify names)."""
-
-    INIT = "INIT"
-    BACKUP = "BACKUP"
-    MASTER = "MASTER"
-    FAULT = "FAULT"
-    DELETED = "DELETED"
-    STOP = "STOP"
-
-
-class Verdict(str, enum.Enum):
+class Verdict(enum.StrEnum):
     """What a node's own journal says of an event (:func:`journal_verdict`); equal to its value as text."""
 
     CONFIRMED = "confirmed"
@@ -71,7 +60,7 @@ def entry_problem(entry):
     checks = (
         ("instance", lambda value: isinstance(value, str) and schema.NAME_RE.fullmatch(value)),
         ("state", lambda value: value in STATES),
-        ("previous_state", lambda value: value in (*STATES, "UNKNOWN")),
+        ("previous_state", lambda value: value in (*STATES, UNKNOWN_STATE)),
         ("seq", lambda value: isinstance(value, int) and not isinstance(value, bool) and 1 <= value < 2**53),
         ("vips", _addresses),
     )
@@ -100,47 +89,6 @@ def unconfirmed_reason(silent, failure):
     if silent:
         return f"not asked: it left a job unanswered in the last {SILENT_WINDOW} s"
     return "no answer" if failure is None else log_text(failure)
-
-
-def back_from_fault(record):
-    """Whether a transition brings its node back from FAULT, live and unplanned: a failback may be due."""
-    return (record["previous_state"], record["state"]) == ("FAULT", "BACKUP") and record["seen"] == "live" and not record.get("planned")
-
-
-def reaction_key(record):
-    """The reaction to a transition, named by its node and sequence number."""
-    return f"{record['minion']}:{record['seq']}"
-
-
-def transition_record(entry, minion, seen, now=None):
-    """The history record of a transition its node confirmed (a journal entry)."""
-    return {
-        "kind": "transition",
-        "minion": minion,
-        "seq": entry.get("seq"),
-        "instance": entry.get("instance"),
-        "vrid": entry.get("vrid"),
-        "interface": entry.get("interface"),
-        "state": entry.get("state"),
-        "previous_state": entry.get("previous_state", "UNKNOWN"),
-        "vips": list(entry.get("vips") or []),
-        "source": entry.get("source"),
-        "at": entry.get("received_at") or iso_utc(entry.get("time") or now or time.time()),
-        "recorded_at": iso_utc(now or time.time()),
-        "seen": seen,
-        "confirmed": True,
-    }
-
-
-def claim_record(data, minion, now=None):
-    """The history record of an event its node did not confirm: a claim, which takes no (minion, seq) slot."""
-    return {
-        "kind": "claim",
-        "minion": minion,
-        **{key: data.get(key) for key in ("seq", "instance", "state", "previous_state", "vips")},
-        "at": iso_utc(now or time.time()),
-        "message": f"{minion} did not confirm this event: not acted on until its journal answers",
-    }
 
 
 def claim_outcome(claim, journal_entry, since):
@@ -192,24 +140,18 @@ def journal_verdict(event, journal):
 
 def previous_master(records, record, nodes):
     """
-    The node the VIPs came from: the last other node the history saw as MASTER
-    of the record's instance; without one, in a pair, the other node.
+    The node the VIPs came from: the last other node the history (``records``, JSON mappings)
+    saw as MASTER of ``record``'s instance (a :class:`~saltext.lbpair.master.records.Transition`); without one, in a pair, the other node.
     """
-    for earlier in reversed(records):
+    for earlier in reversed(transitions(records)):
         if (
-            earlier.get("kind") == "transition"
-            and earlier.get("instance") == record["instance"]
-            and earlier.get("minion") != record["minion"]
-            and "MASTER" in (earlier.get("state"), earlier.get("previous_state"))
+            earlier.instance == record.instance
+            and earlier.minion != record.minion
+            and VrrpState.MASTER in (earlier.state, earlier.previous_state)
         ):
-            return earlier["minion"]
-    others = [node for node in nodes if node != record["minion"]]
+            return earlier.minion
+    others = [node for node in nodes if node != record.minion]
     return others[0] if len(others) == 1 else None
-
-
-def brief(record):
-    """The keys of a transition record that a reaction's return shows."""
-    return {key: record.get(key) for key in ("minion", "seq", "instance", "state", "previous_state", "at", "seen")}
 
 
 def not_synced(reason):

@@ -8,11 +8,28 @@ IPs of its services; its IPv6 virtual IPs are in a sibling ``lbpair_<vrid>_6``.
 """
 
 import collections
+import enum
 
 from saltext.lbpair.model import pillar, services
 
-#: keepalived's VRRP states by number, as its JSON dump and D-Bus interface give them
-STATE_NAMES = {0: "INIT", 1: "BACKUP", 2: "MASTER", 3: "FAULT", 97: "DELETED", 98: "STOP"}
+
+class VrrpState(enum.StrEnum):
+    """The states keepalived reports for a VRRP instance (its D-Bus and notify names); equal to its name as text."""
+
+    INIT = "INIT"
+    BACKUP = "BACKUP"
+    MASTER = "MASTER"
+    FAULT = "FAULT"
+    DELETED = "DELETED"
+    STOP = "STOP"
+
+
+#: keepalived's VRRP states by number, as its JSON dump and D-Bus interface give them (plain text)
+STATE_NAMES = {
+    number: state.value
+    for number, state in ((0, VrrpState.INIT), (1, VrrpState.BACKUP), (2, VrrpState.MASTER), (3, VrrpState.FAULT),
+                          (97, VrrpState.DELETED), (98, VrrpState.STOP))
+}  # fmt: skip
 #: the name of an instance's IPv6 sibling: ``lbpair_<vrid>_6``
 IPV6_SUFFIX = "_6"
 

@@ -27,6 +27,7 @@ import time
 from saltext.lbpair.core import store
 from saltext.lbpair.core.errors import LbpairError
 from saltext.lbpair.model import pillar
+from saltext.lbpair.model.keepalived_model import VrrpState
 from saltext.lbpair.node import firewall, track
 
 LOCK = "/run/lbpair/handover.lock"  # held while a handover is under way
@@ -47,7 +48,7 @@ def hand_over(model, local, write_track, sleep=time.sleep, lock=LOCK, defer=True
     over every instance it holds), or while another handover is under way.
     """
     states = {name: info.get("state") for name, info in local.status().items()}
-    if "MASTER" not in states.values():
+    if VrrpState.MASTER not in states.values():
         shown = ", ".join(f"{name} {state}" for name, state in sorted(states.items()))
         raise LbpairError(f"this node holds no VIPs to hand over ({shown})")
     with store.try_locked(lock) as mine:
@@ -86,7 +87,7 @@ def _wait_for_fault(local, sleep):
     deadline = time.monotonic() + FAULT_TIMEOUT
     while time.monotonic() < deadline:
         states = {info.get("state") for info in local.status().values()}
-        if states == {"FAULT"}:
+        if states == {VrrpState.FAULT}:
             return
         sleep(0.05)
     raise LbpairError(f"keepalived did not go to FAULT within {FAULT_TIMEOUT} s (is the handover track file configured?)")
