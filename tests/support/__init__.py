@@ -1,6 +1,6 @@
 """
-The integration suites' shared rigs, as pytest plugins (``tests/conftest.py`` loads them all):
-:mod:`.session` the salt-master and its minions, :mod:`.receivers` the servers the reactions reach,
-:mod:`.pair` a keepalived pair, :mod:`.journal` what the nodes journalled and the master recorded.
-They build on ``lab/`` (the lab and the benchmarks never import the tests).
+The integration suites' shared rigs. Pytest plugins, which ``tests/conftest.py`` loads:
+:mod:`.session` the salt-master and its minions, :mod:`.receivers` the servers the reactions
+reach, :mod:`.pair` a keepalived pair. Helpers: :mod:`.journal`, what the nodes journalled and the
+master saw and recorded. They build on ``lab/`` (the lab and the benchmarks never import the tests).
 """
