@@ -1,8 +1,17 @@
 """
-pytest set-up for the benchmark that runs under pytest (``bench/beacon_latency.py``): the session's
-set-up of ``lab/salt_rig.py`` (the tests load the same plugin) and the beacon's rig,
-``lab/beacon_rig.py``. Plugins named here register after salt-factories, so their fixtures
-override its own of the same names (``event_listener``, ``salt_factories_config``).
+pytest set-up for the benchmark that runs under pytest (``bench/beacon_latency.py``): the beacon's
+rig, ``lab/beacon_rig.py``, and the session's set-up of ``lab/salt_rig.py`` (which the tests load
+as a plugin). Imported here rather than named in ``pytest_plugins``: ``python -m
+bench.beacon_latency`` has imported both before pytest starts, too late for pytest to rewrite them
+as plugins. Fixtures of a conftest override salt-factories' own of the same names
+(``event_listener``, ``salt_factories_config``).
 """
 
-pytest_plugins = ["lab.salt_rig", "lab.beacon_rig"]
+from lab.beacon_rig import *  # noqa: F401,F403  (the rig's fixtures)
+from lab.salt_rig import (  # noqa: F401  (the session's set-up)
+    event_listener,
+    pytest_sessionstart,
+    pytest_unconfigure,
+    salt_factories_config,
+    seed_pillar_session,
+)

@@ -9,10 +9,9 @@ minions reach their node's D-Bus through the unix socket, which is not bound to 
 namespace.
 
 Its fixtures are module-scoped (a test module may start a master and minions of its own on the
-same nodes). Two users, both with the session's set-up of :mod:`lab.salt_rig`: the beacon's tests,
-whose conftest star-imports the fixtures (``__all__``: there they override the session-scoped
-master and minions of ``tests/support/session.py``), and ``bench/beacon_latency.py``, whose
-conftest loads this module as a plugin.
+same nodes). Two users, both with the session's set-up of :mod:`lab.salt_rig`, whose conftests
+star-import the fixtures (``__all__``): the beacon's tests (there they override the
+session-scoped master and minions of ``tests/support/session.py``) and ``bench/beacon_latency.py``.
 """
 
 import pytest

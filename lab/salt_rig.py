@@ -3,11 +3,11 @@ Salt's daemons under pytest (pytest-salt-factories), kept on loopback: a pytest 
 session's set-up, and the helpers that start a master and its minions and render a node's
 keepalived.conf through Salt's loader.
 
-Loaded with ``pytest_plugins = ["lab.salt_rig"]`` by ``tests/support/session.py`` (every test
-suite) and by ``bench/conftest.py`` (the beacon's benchmark, which may not import the tests). A
-plugin loaded from a conftest's ``pytest_plugins`` registers after salt-factories, so its
-``event_listener`` and ``salt_factories_config`` override salt-factories' own fixtures of those
-names (on every address, long socket paths); ``-p lab.salt_rig`` would register before it.
+Loaded with ``pytest_plugins`` by ``tests/conftest.py`` (every test suite); ``bench/conftest.py``
+(the beacon's benchmark, which may not import the tests) imports its hooks and fixtures. A plugin
+named in a conftest's ``pytest_plugins`` registers after salt-factories, so its ``event_listener``
+and ``salt_factories_config`` override salt-factories' own fixtures of those names (on every
+address, long socket paths); ``-p lab.salt_rig`` would register before it.
 """
 
 import contextlib
