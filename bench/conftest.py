@@ -1,13 +1,14 @@
 """
 pytest set-up for the benchmark that runs under pytest (``bench/beacon_latency.py``): the beacon's
-rig from ``lab/beacon_rig.py``, with the session's set-up the tests take from tests/conftest.py.
-A conftest, not ``-p lab.beacon_rig``: its fixtures must override salt-factories' own
-``event_listener`` and ``salt_factories_config`` (on every address, long socket paths), which a
-``-p`` plugin, registered before salt-factories, cannot.
+rig, ``lab/beacon_rig.py``, and the session's set-up of ``lab/salt_rig.py`` (which the tests load
+as a plugin). Imported here rather than named in ``pytest_plugins``: ``python -m
+bench.beacon_latency`` has imported both before pytest starts, too late for pytest to rewrite them
+as plugins. Fixtures of a conftest override salt-factories' own of the same names
+(``event_listener``, ``salt_factories_config``).
 """
 
 from lab.beacon_rig import *  # noqa: F401,F403  (the rig's fixtures)
-from lab.beacon_rig import (  # noqa: F401  (the session's set-up)
+from lab.salt_rig import (  # noqa: F401  (the session's set-up)
     event_listener,
     pytest_sessionstart,
     pytest_unconfigure,

@@ -8,40 +8,24 @@ their own (``lbpair-vb-salt``), on its loopback: nothing listens in the host's n
 minions reach their node's D-Bus through the unix socket, which is not bound to any network
 namespace.
 
-Two users, each through its conftest:
-
-- the beacon's tests: ``tests/integration/beacon/conftest.py`` star-imports the rig's fixtures
-  (``__all__``); ``tests/conftest.py`` gives them the session's set-up;
-- ``bench/beacon_latency.py``, outside ``tests/``: ``bench/conftest.py`` imports the rig's
-  fixtures and the session's set-up at the end of this module (the same as ``tests/conftest.py``'s).
+Its fixtures are module-scoped (a test module may start a master and minions of its own on the
+same nodes). Two users, both with the session's set-up of :mod:`lab.salt_rig`, whose conftests
+star-import the fixtures (``__all__``): the beacon's tests (there they override the
+session-scoped master and minions of ``tests/support/session.py``) and ``bench/beacon_latency.py``.
 """
-
-import contextlib
-import json
-import logging
-import shutil
-import tempfile
 
 import pytest
 import yaml
 
 from lab import netns
-from lab.salt_master import EXTENSION_DIRS, seed_pillar
+from lab.salt_master import EXTENSION_DIRS
+from lab.salt_rig import keepalived_renderer, loopback_listener, started_master, started_minions
 from lab.vrrp_node import linked_nodes, tracked_file_pillar
 
 NODES = {"lb1": "192.0.2.11", "lb2": "192.0.2.12"}
 SALT_NAMESPACE = "lbpair-vb-salt"
 BEACON = "lbpair_vrrp"
 FLAP = "lbpair_flap"
-
-
-def loopback_listener(**kwargs):
-    """salt-factories' event listener bound to 127.0.0.1 (it binds every address by default)."""
-    from saltfactories.plugins.event_listener import EventListener
-
-    listener = EventListener(**kwargs)
-    listener.host, listener.address = "127.0.0.1", f"tcp://127.0.0.1:{listener.port}"  # before it binds
-    return listener
 
 
 @pytest.fixture(scope="module")
@@ -74,18 +58,8 @@ def vrrp_factories(master_events, stats_processes, _salt_factories_config, tmp_p
     return FactoriesManager(stats_processes=stats_processes, event_listener=master_events, **config)
 
 
-def render(factories, seed_pillar_session, node):
-    """keepalived.conf for ``node`` through lbpair_keepalived.render, with a flappable track_file."""
-    from saltfactories.utils.functional import Loaders
-
-    overrides = {**EXTENSION_DIRS, "file_client": "local"}
-    opts = factories.salt_minion_daemon(f"render-{node.name}", overrides=overrides).config.copy()
-    opts["id"] = node.name
-    loaders = Loaders(opts)
-    try:
-        text = loaders.modules.lbpair_keepalived.render(pillar=tracked_file_pillar(seed_pillar_session))
-    finally:
-        loaders.reset_state()
+def with_flap(text, node):
+    """keepalived.conf *text* with a track_file following ``node``'s flap file."""
     # The check's interval cannot go below 1 s; a tracked file flips keepalived at once (inotify).
     flap = f"\nvrrp_track_file {FLAP} {{\n    file {node.flap_file}\n    weight 0\n}}\n"
     text = text.replace("\nvrrp_instance", flap + "\nvrrp_instance", 1)
@@ -101,17 +75,16 @@ def notify_script():
 @pytest.fixture(scope="module")
 def nodes(vrrp_factories, seed_pillar_session, tmp_path_factory, notify_script):
     """Both nodes up: buses, keepalived with lb1 MASTER and lb2 BACKUP."""
-    workdir = tmp_path_factory.mktemp("nodes")
-    with linked_nodes("lbpair-vb", workdir, NODES) as started:
+    with keepalived_renderer(vrrp_factories, tracked_file_pillar(seed_pillar_session)) as render:
+        texts = {name: render(name) for name in NODES}
+    with linked_nodes("lbpair-vb", tmp_path_factory.mktemp("nodes"), NODES) as started:
         for node in started.values():
             node.set_healthy(True)
             node.set_flap(False)
-            text = render(vrrp_factories, seed_pillar_session, node)
+            text = with_flap(texts[node.name], node)
             if notify_script:
                 text = text.replace("    track_script {", f'    notify "{notify_script} {node.name}"\n    track_script {{', 1)
-            node.write_config(text)
-            node.start_bus()
-            node.start_keepalived()
+            node.start(text)
         yield started
 
 
@@ -126,10 +99,8 @@ def pillar_tree(seed_pillar_session, nodes, tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def salt_master(vrrp_factories, pillar_tree):
-    overrides = {"interface": "127.0.0.1", "auto_accept": True, "pillar_roots": {"base": [str(pillar_tree)]}}
-    factory = vrrp_factories.salt_master_daemon("lbpair-vb-master", overrides=overrides)
-    with factory.started():
-        yield factory
+    with started_master(vrrp_factories, "lbpair-vb-master", {"pillar_roots": {"base": [str(pillar_tree)]}}) as master:
+        yield master
 
 
 def minion_overrides(node, journal_path, beacon=True):
@@ -146,82 +117,11 @@ def minion_overrides(node, journal_path, beacon=True):
 
 @pytest.fixture(scope="module")
 def minions(salt_master, nodes, tmp_path_factory):
-    """A started salt-minion per node, beacon on; ``minions[name].journal`` is its journal path."""
+    """A started salt-minion per node, beacon on, each journalling into a file of its own."""
     journals = tmp_path_factory.mktemp("journals")
-    factories = {}
-    with contextlib.ExitStack() as stack:
-        for name, node in nodes.items():
-            factory = salt_master.salt_minion_daemon(name, overrides=minion_overrides(node, journals / f"{name}.jsonl"))
-            factory.journal = journals / f"{name}.jsonl"
-            stack.enter_context(factory.started())
-            factories[name] = factory
-        yield factories
-
-
-def journal(minion):
-    """The transitions in a minion's journal, oldest first."""
-    if not minion.journal.exists():
-        return []
-    return [json.loads(line) for line in minion.journal.read_text().splitlines() if line.strip()]
-
-
-def beacon_events(listener, master, minion_id, since, kind="*"):
-    """The beacon's events of ``minion_id`` that reached ``master``'s bus after ``since``, by seq."""
-    pattern = (master.id, f"salt/beacon/{minion_id}/{BEACON}/{kind}")
-    events = list(listener.get_events([pattern], after_time=since))
-    return sorted(events, key=lambda event: (event.data.get("seq", 0), event.stamp))
-
-
-def states_of(entries, instance="lbpair_51"):
-    return [(entry["previous_state"], entry["state"]) for entry in entries if entry["instance"] == instance]
-
-
-# The session's set-up, for tests/conftest.py and bench/conftest.py (not in __all__: each conftest
-# imports it once). From a conftest, event_listener and salt_factories_config override
-# salt-factories' own fixtures of those names.
-
-
-# salt-factories listens on 0.0.0.0 for its daemons' logs and events: keep both on loopback.
-@pytest.hookimpl(tryfirst=True)
-def pytest_sessionstart(session):
-    log_server = session.config.pluginmanager.get_plugin("saltfactories-log-server")
-    if log_server is not None:  # the library's unit tests run without salt-factories
-        log_server.log_host = "127.0.0.1"
-
-
-def pytest_unconfigure(config):
-    """
-    Salt keeps a copy of every log record in a handler it flushes at exit into the stderr pytest
-    had when Salt was imported, closed by then: pages of "--- Logging error ---". pytest has
-    reported those records already; drop the copies and stop keeping more.
-    """
-    from salt._logging.handlers import DeferredStreamHandler
-
-    for handler in list(logging.root.handlers):
-        if isinstance(handler, DeferredStreamHandler):
-            logging.root.removeHandler(handler)
-            handler.sync_with_handlers(())
-
-
-@pytest.fixture(scope="session")
-def event_listener():
-    """salt-factories' own event listener (used by its autouse fixtures), on 127.0.0.1 only."""
-    with loopback_listener() as listener:
-        yield listener
-
-
-@pytest.fixture(scope="session")
-def salt_factories_config():
-    """The daemons' directories in one short-named directory (Unix socket paths stay short), removed after."""
-    root = tempfile.mkdtemp(prefix="lbpair-sf-")
-    yield {"root_dir": root}
-    shutil.rmtree(root, ignore_errors=True)
-
-
-@pytest.fixture(scope="session")
-def seed_pillar_session():
-    """The seed scenario's ``lbpair`` pillar (salt/pillar.example)."""
-    return seed_pillar()
+    overrides = {name: minion_overrides(node, journals / f"{name}.jsonl") for name, node in nodes.items()}
+    with started_minions(salt_master, overrides) as started:
+        yield started
 
 
 __all__ = [

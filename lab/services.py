@@ -6,13 +6,11 @@ demo) and records what it received, so tests and the demo can show it.
 
 import base64
 import contextlib
-import http.server
 import json
 import logging
 import os
 import ssl
 import subprocess
-import threading
 
 import dns.message
 import dns.query
@@ -150,43 +148,41 @@ class SmtpServer:
 
 class WebhookReceiver:
     """
-    An HTTP server on *address* keeping every JSON body POSTed to it; ``.url`` ends in *path*.
-    While ``failing`` is set it answers 503 and keeps nothing (a chat service that is down).
+    An HTTP server (pytest-httpserver's) on *address* keeping every JSON body POSTed to *path*;
+    ``.url`` is the hook's address once started. While ``failing`` is set it answers 503 and keeps
+    nothing (a chat service that is down).
     """
 
     def __init__(self, path="/hooks/lbpair", address="127.0.0.1"):
+        from pytest_httpserver import HTTPServer  # noqa: PLC0415  (a test-side dependency)
+
+        logging.getLogger("werkzeug").setLevel(logging.WARNING)  # a line per request otherwise
         self.posts = []
         self.failing = False
-        receiver = self
+        self.path = path
+        self.server = HTTPServer(host=address, port=0, threaded=True)
+        self.server.expect_request(path, method="POST").respond_with_handler(self._receive)
 
-        class Handler(http.server.BaseHTTPRequestHandler):
-            def do_POST(self):  # noqa: N802  (http.server's naming)
-                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
-                if receiver.failing:
-                    self.send_response(503)
-                    self.end_headers()
-                    return
-                receiver.posts.append({"path": self.path, "json": json.loads(body)})
-                self.send_response(200)
-                self.end_headers()
-                self.wfile.write(b"ok")
+    def _receive(self, request):
+        from werkzeug import Response  # noqa: PLC0415  (pytest-httpserver's)
 
-            def log_message(self, *args):
-                pass
+        if self.failing:
+            return Response("down", status=503)
+        self.posts.append({"path": request.path, "json": json.loads(request.get_data())})
+        return Response("ok")
 
-        self.server = http.server.ThreadingHTTPServer((address, 0), Handler)
-        self.url = f"http://{address}:{self.server.server_address[1]}{path}"
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+    @property
+    def url(self):
+        return self.server.url_for(self.path)
 
     def texts(self):
         return [post["json"]["text"] for post in self.posts]
 
     def start(self):
-        self.thread.start()
+        self.server.start()
 
     def stop(self):
-        self.server.shutdown()
-        self.server.server_close()
+        self.server.stop()
 
 
 class ReactionServices:

@@ -8,14 +8,11 @@ import sys
 
 import pytest
 
-from lab.beacon_rig import (  # noqa: F401  (the session's set-up, shared with bench/conftest.py)
-    event_listener,
-    pytest_sessionstart,
-    pytest_unconfigure,
-    salt_factories_config,
-    seed_pillar_session,
-)
 from lab.salt_master import EXTENSION_DIRS  # noqa: F401  (the suites' minion and master options)
+
+#: Salt's daemons on loopback (lab/salt_rig.py, shared with bench/), then the shared rigs
+#: (tests/support/): the session's salt-master and minions, the reactions' receivers, a keepalived pair
+pytest_plugins = ["lab.salt_rig", "tests.support.session", "tests.support.receivers", "tests.support.pair"]
 
 REPO = pathlib.Path(__file__).resolve().parent.parent
 #: each test's time limit (pytest-timeout) by suite, unless it sets its own: a hang fails that test
@@ -36,7 +33,7 @@ def repo():
 
 
 @pytest.fixture
-def seed_pillar(seed_pillar_session):  # noqa: F811  (the fixture, by name)
+def seed_pillar(seed_pillar_session):
     """The seed scenario's ``lbpair`` pillar (foo, bar, baz), a fresh copy per test."""
     return copy.deepcopy(seed_pillar_session)
 

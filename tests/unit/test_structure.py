@@ -33,3 +33,8 @@ def test_tests_do_not_insert_into_sys_path(path):
 @pytest.mark.parametrize("path", python_files("lab", "bench"), ids=lambda path: str(path.relative_to(REPO)))
 def test_lab_and_bench_do_not_import_tests(path):
     assert not re.search(r"^\s*(from|import) tests\b", path.read_text(), re.MULTILINE)
+
+
+@pytest.mark.parametrize("path", python_files("lab", "bench"), ids=lambda path: str(path.relative_to(REPO)))
+def test_lab_and_bench_do_not_load_tests_as_plugins(path):
+    assert not re.search(r"pytest_plugins\s*=[^\]\)]*[\"']tests[.\"']", path.read_text())

@@ -7,9 +7,9 @@ import itertools
 import statistics
 import time
 
-from lab.beacon_rig import beacon_events, journal, states_of
 from lab.util import wait_until
 from saltext.lbpair.node import vrrp_dbus
+from tests.support.journal import journal, states_of, wait_beacon_events
 
 CONTRACT_KEYS = {"id", "instance", "interface", "vrid", "family", "state", "previous_state", "received_at", "time",
                  "seq", "source", "vips", "meta"}
@@ -49,12 +49,8 @@ def test_failover_and_recovery_reach_the_master_in_order(nodes, minions, salt_ma
         new = journal(minion)[before[name]:]
         assert states_of(new) == expected[name]
         assert {entry["source"] for entry in new} == {"live"}
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            events = beacon_events(master_events, salt_master, name, since)
-            if len(events) >= 2:
-                break
-            time.sleep(0.1)
+        seqs = [entry["seq"] for entry in new]
+        events = wait_beacon_events(master_events, salt_master, name, seqs, since=since, kind="*", timeout=10)
         assert [(event.data["previous_state"], event.data["state"]) for event in events] == expected[name]
         assert [event.data["seq"] for event in events] == [entry["seq"] for entry in new]
         for event in events:
@@ -75,15 +71,6 @@ def assert_chain_without_gaps(entries):
     for before, after in itertools.pairwise(entries):
         assert after["previous_state"] == before["state"], (before, after)
         assert after["state"] != before["state"], (before, after)
-
-
-def wait_for_master_events(master_events, salt_master, name, seqs, timeout=15):
-    deadline = time.monotonic() + timeout
-    while True:
-        events = beacon_events(master_events, salt_master, name, 0.0, kind="lbpair_51/*")
-        if {event.data["seq"] for event in events} >= set(seqs) or time.monotonic() > deadline:
-            return events
-        time.sleep(0.2)
 
 
 def new_entries(minion, count):
@@ -140,7 +127,7 @@ def test_transitions_during_bus_keepalived_and_minion_outages_are_reported_once(
     for name, minion in minions.items():
         entries = journal(minion)
         assert_chain_without_gaps(entries)
-        events = wait_for_master_events(master_events, salt_master, name, [entry["seq"] for entry in entries])
+        events = wait_beacon_events(master_events, salt_master, name, [entry["seq"] for entry in entries])
         seqs = [event.data["seq"] for event in events]
         assert sorted(seqs) == [entry["seq"] for entry in entries], "every transition reached the master once"
 

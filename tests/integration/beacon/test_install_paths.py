@@ -13,9 +13,10 @@ import time
 import pytest
 import yaml
 
-from lab.beacon_rig import BEACON, beacon_events
+from lab.beacon_rig import BEACON
 from lab.salt_master import REPO, state_tree
 from lab.util import wait_until
+from tests.support.journal import beacon_events
 
 SYNCED, PIP = "lb1", "lb2"
 OPS = ["-a", "auto", "--username", "ops", "--password", "anything"]

@@ -7,18 +7,18 @@ reactions reach (:class:`lab.services.ReactionServices`) -- the demo's lab, driv
 These tests run inside the lab's mgmt namespace (``python -m lab within mgmt --
 pytest tests/integration/pair``, as ``scripts/test`` does), so that the master and
 salt-factories' own listeners share it with the lab's mgmt host (192.0.2.5),
-which the minions reach. Nothing runs in the host's own network namespace.
+which the minions reach. Nothing runs in the host's own network namespace. The master and the
+servers are the shared rigs of ``tests/support/``, set up here.
 """
 
 import pathlib
-import time
 
 import pytest
 
 from lab import demo, netns, scenarios, topology
 from lab.salt_master import EventLog, Pillar, reactor_settings, seed_pillar, state_tree
-from lab.services import ReactionServices
 from lab.util import wait_until
+from tests.support.session import wait_for_minion
 
 HOSTS = ("mgmt", "lb1", "lb2", "foo1", "foo2", "bar1", "bar2", "baz1", "baz2", "client")
 NODES = ("lb1", "lb2")
@@ -42,35 +42,31 @@ def pillar(tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
-def services(tmp_path_factory):
-    """BIND9, the SMTP server and the webhook receiver, on the mgmt namespace's loopback."""
-    with ReactionServices(tmp_path_factory.mktemp("services")) as services:
-        yield services
-
-
-@pytest.fixture(scope="session")
 def history_path(tmp_path_factory):
     return tmp_path_factory.mktemp("history") / "history.jsonl"
 
 
 @pytest.fixture(scope="session")
-def salt_master(salt_factories, tmp_path_factory, pillar, services, history_path):
+def salt_master_overrides(tmp_path_factory, pillar, services, history_path):
+    """On every address of mgmt (the machines' minions reach it at 192.0.2.5), with the reactions on."""
     block = services.reactions_block(
         pillar.node_addresses, history_path, damping_window=DAMPING_WINDOW, addresses6=ADDRESSES6, records=scenarios.LAB_RECORDS
     )
-    overrides = {
+    return {
         "interface": "0.0.0.0",
-        "auto_accept": True,
         "file_roots": {"base": [str(state_tree(tmp_path_factory.mktemp("file_roots")))]},
         "pillar_roots": {"base": [str(pillar.directory)]},
         **reactor_settings(block),
     }
-    factory = salt_factories.salt_master_daemon("lbpair-master", overrides=overrides)
-    with factory.started():
-        synced = factory.salt_run_cli().run("saltutil.sync_all")
-        assert "runners.lbpair" in synced.data["runners"], synced.stdout
-        assert "utils.saltext.lbpair.master.reactions" in synced.data["utils"], synced.stdout
-        yield factory
+
+
+@pytest.fixture(scope="session")
+def salt_master(salt_master):
+    """The shared master, with lbpair's runner and library synced from its file_roots."""
+    synced = salt_master.salt_run_cli().run("saltutil.sync_all")
+    assert "runners.lbpair" in synced.data["runners"], synced.stdout
+    assert "utils.saltext.lbpair.master.reactions" in synced.data["utils"], synced.stdout
+    return salt_master
 
 
 @pytest.fixture(scope="session")
@@ -87,11 +83,6 @@ def reactions(services, history_path, pillar, events):
 
 
 @pytest.fixture(scope="session")
-def salt_cli(salt_master):
-    return salt_master.salt_cli(timeout=180)
-
-
-@pytest.fixture(scope="session")
 def lab(salt_master, salt_cli):
     ports = f"master_port: {salt_master.config['ret_port']}\npublish_port: {salt_master.config['publish_port']}\n"
     files = {node: {"/etc/salt/minion.d/ports.conf": ports} for node in NODES}
@@ -99,15 +90,6 @@ def lab(salt_master, salt_cli):
         for node in NODES:
             wait_for_minion(salt_cli, node)
         yield lab
-
-
-def wait_for_minion(salt_cli, node, timeout=90):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if salt_cli.run("test.ping", minion_tgt=node, _timeout=10).data is True:
-            return
-        time.sleep(1)
-    raise TimeoutError(f"minion {node} did not answer within {timeout} s")
 
 
 def wait_for_vips(lab, node, timeout=30):
@@ -120,18 +102,6 @@ def apply_state(salt_cli, node, **kwargs):
     ret = salt_cli.run("state.apply", minion_tgt=node, _timeout=300, **kwargs)
     assert isinstance(ret.data, dict), ret.stdout + ret.stderr
     return {result["__id__"]: result for result in ret.data.values()}
-
-
-def journal(salt_cli, node, since=0):
-    """The VRRP transitions *node*'s beacon journalled after seq *since* (``lbpair_keepalived.transitions``)."""
-    entries = salt_cli.run("lbpair_keepalived.transitions", f"since={since}", minion_tgt=node, _timeout=30).data
-    assert isinstance(entries, list), entries
-    return entries
-
-
-def last_seq(salt_cli, node):
-    entries = journal(salt_cli, node)
-    return entries[-1]["seq"] if entries else 0
 
 
 class CliMaster:

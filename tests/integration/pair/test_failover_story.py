@@ -8,7 +8,8 @@ import pytest
 
 from lab.demo import history_records, one_failover
 from lab.load import ClientLoad
-from tests.integration.pair.conftest import NODES, VIPS, journal, last_seq, wait_for_vips
+from tests.integration.pair.conftest import NODES, VIPS, wait_for_vips
+from tests.support.journal import last_seq, transitions
 
 # HAProxy stopped for good puts lb1 in FAULT (its priority-0 advert hands the VIPs over at once);
 # back, lb1 waits the failback delay while the master has lb2 hand the VIPs back (a brief FAULT)
@@ -51,7 +52,7 @@ def test_every_step_of_the_failover_and_the_failback_is_seen(drill):
 def test_each_transition_is_journalled_sent_and_recorded_once(drill, salt_cli, history_path, events):
     _, seq_before = drill
     for node in NODES:
-        entries = journal(salt_cli, node, since=seq_before[node])
+        entries = transitions(salt_cli, node, since=seq_before[node])
         moves = [(node, entry["previous_state"], entry["state"]) for entry in entries]
         assert moves == [move for move in MOVES if move[0] == node], entries
         assert [entry["seq"] for entry in entries] == [seq_before[node] + 1 + n for n in range(len(entries))]

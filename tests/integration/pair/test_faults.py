@@ -10,7 +10,9 @@ import pytest
 
 from lab.demo import history_records
 from lab.util import wait_until
-from tests.integration.pair.conftest import NODES, journal, last_seq, wait_for_minion, wait_for_vips
+from tests.integration.pair.conftest import NODES, wait_for_vips
+from tests.support.journal import last_seq, transitions
+from tests.support.session import wait_for_minion
 
 
 def fail_over(lab):
@@ -92,7 +94,7 @@ def test_minions_down_across_a_failover_report_it_once_when_back(pair, lab, salt
     seen = [what for _, what in reactions.awaited("lb2")]
     assert "event on the master" in seen and "transition in the master's history" in seen
     for node, move in (("lb1", ("MASTER", "FAULT")), ("lb2", ("BACKUP", "MASTER"))):
-        entries = journal(salt_cli, node, since=pair[node])
+        entries = transitions(salt_cli, node, since=pair[node])
         assert [(e["previous_state"], e["state"], e["source"], e["seq"]) for e in entries] == [(*move, "reconstructed", pair[node] + 1)]
         wait_until(lambda node=node: transitions_recorded(history_path, node, pair[node]), 30, what=f"{node}'s transition recorded")
         time.sleep(2)  # the minion's start-up catch-up and its beacon event both came: recorded once all the same

@@ -10,7 +10,8 @@ import time
 from lab import drills
 from lab.demo import history_records
 from lab.util import wait_until
-from tests.integration.pair.conftest import NODES, VIPS, apply_state, last_seq, wait_for_vips
+from tests.integration.pair.conftest import NODES, VIPS, apply_state, wait_for_vips
+from tests.support.journal import last_seq
 
 
 def apply_everywhere(salt_cli):

@@ -8,8 +8,9 @@ import copy
 import time
 
 from lab.load import ClientLoad
-from tests.integration.pair.conftest import NODES, apply_state, journal, last_seq
+from tests.integration.pair.conftest import NODES, apply_state
 from tests.integration.pair.conftest import VIPS as ALL_VIPS  # sorted; VIPS below names their services
+from tests.support.journal import last_seq, transitions
 
 VIPS = {"foo": "203.0.113.10", "bar": "203.0.113.20", "baz": "203.0.113.30"}
 CONFIGS = ("/etc/haproxy/haproxy.cfg", "/etc/keepalived/keepalived.conf")
@@ -119,7 +120,7 @@ def test_adding_a_service_under_load_drops_no_request(salt_cli, highstated, lab,
         assert summary["requests"] > 100
         assert summary["failures"] == 0, summary
         # the nodes' configurations differ between the two reloads: lb2 must not take over meanwhile
-        assert {node: journal(salt_cli, node, since=seq_before[node]) for node in NODES} == {"lb1": [], "lb2": []}
+        assert {node: transitions(salt_cli, node, since=seq_before[node]) for node in NODES} == {"lb1": [], "lb2": []}
         assert wait_for(lambda: lab.curl("http://203.0.113.40/") in ("foo1", "foo2"))
     finally:
         pillar.restore()
@@ -127,4 +128,4 @@ def test_adding_a_service_under_load_drops_no_request(salt_cli, highstated, lab,
         for node in reversed(NODES):  # now the BACKUP first
             apply_state(salt_cli, node)
             time.sleep(5)
-    assert {node: journal(salt_cli, node, since=seq_before[node]) for node in NODES} == {"lb1": [], "lb2": []}
+    assert {node: transitions(salt_cli, node, since=seq_before[node]) for node in NODES} == {"lb1": [], "lb2": []}

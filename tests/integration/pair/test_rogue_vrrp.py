@@ -14,7 +14,8 @@ from lab import netns, rogue, topology
 from lab.demo import history_records
 from lab.load import ClientLoad
 from lab.util import wait_until
-from tests.integration.pair.conftest import NODES, VIPS, journal, last_seq, wait_for_vips
+from tests.integration.pair.conftest import NODES, VIPS, wait_for_vips
+from tests.support.journal import last_seq, transitions
 
 ROGUE = f"{netns.PREFIX}rogue"
 ROGUE_ADDRESS = "192.0.2.66"
@@ -59,7 +60,7 @@ def test_a_rogue_vrrp_router_changes_nothing_and_is_reported(lab, highstated, sa
         counts = load.stop()
     assert counts["requests"] > 100 and counts["failures"] == 0, counts
     for node in NODES:
-        assert journal(salt_cli, node, since=seq[node]) == [], node
+        assert transitions(salt_cli, node, since=seq[node]) == [], node
     assert not events.first(lambda tag, data: "/lbpair_vrrp/lbpair_51/" in tag, started)
     recorded = [r for r in history_records(history_path) if r.get("kind") == "warning" and r.get("code") == "rogue_vrrp"]
     assert {r["minion"] for r in recorded} == set(NODES), recorded

@@ -6,10 +6,10 @@ network namespaces with private dbus-daemons, and on loopback a real BIND9
 authentication) and an HTTP webhook receiver.
 
 Salt's processes and the servers live in the root namespace on 127.0.0.1 only;
-keepalived runs only in the ``lbpair-r-*`` namespaces.
+keepalived runs only in the ``lbpair-r-*`` namespaces. The master, the minions, the servers and
+the pair are the shared rigs of ``tests/support/``, set up here.
 """
 
-import contextlib
 import datetime
 import json
 import os
@@ -21,17 +21,14 @@ import time
 from pathlib import Path
 
 import pytest
-from saltfactories.utils.functional import Loaders
 
-from lab import netns, vrrp_node
-from lab.salt_master import reactor_settings
-from lab.services import ReactionServices
+from lab.salt_master import EXTENSION_DIRS, REPO, reactor_settings
 from lab.util import small_tmpfs, wait_until
-from lab.vrrp_node import tracked_file_pillar
 from saltext.lbpair.master import reaction_state
-from saltext.lbpair.master.history import History
-from saltext.lbpair.node.journal import Journal
-from tests.conftest import EXTENSION_DIRS, REPO
+from tests.support import journal
+from tests.support.pair import restore
+from tests.support.receivers import clear_received
+from tests.support.session import wait_for_minion
 
 WEBHOOK_TOKEN = "hook-secret-Q7"
 INSTANCE = "lbpair_51"
@@ -47,43 +44,18 @@ def workdir():
     try:
         yield path
     finally:
-        if not os.environ.get("LBPAIR_KEEP_WORKDIR"):  # keep the logs of named, keepalived for a post-mortem
+        if not os.environ.get("LBPAIR_KEEP_WORKDIR"):  # keep keepalived's logs for a post-mortem
             shutil.rmtree(path, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")
-def services(workdir):
-    """named (TSIG updates), the SMTP server (STARTTLS, login) and the webhook receiver, on loopback."""
-    with ReactionServices(workdir, webhook_path=f"/hooks/{WEBHOOK_TOKEN}") as services:
-        yield services
-
-
-# --- the keepalived pair ------------------------------------------------------------
-
-def restore(pair):
-    """Undo what a test broke (link down, VRRP dropped) and make lb1 MASTER with both nodes healthy."""
-    for node in pair.nodes.values():
-        netns.ip(node.namespace, "link", "set", "eth0", "up")
-        netns.run(node.namespace, ["iptables", "-F", "INPUT"])
-    pair.make_master("lb1")
-    for node in pair.nodes.values():
-        node.set_healthy(True)
+def webhook_path():
+    return f"/hooks/{WEBHOOK_TOKEN}"
 
 
 @pytest.fixture(scope="session")
-def keepalived_pair(workdir, seed_pillar_session, salt_factories):
-    pillar = tracked_file_pillar(seed_pillar_session)
-    overrides = {**EXTENSION_DIRS, "file_client": "local"}
-    loaders = Loaders(salt_factories.salt_minion_daemon("render", overrides=overrides).config.copy())
-    try:
-        render = lambda node: loaders.modules.lbpair_keepalived.render(node=node, pillar=pillar)  # noqa: E731
-        with vrrp_node.keepalived_pair("lbpair-r", workdir, pillar, render) as pair:
-            yield pair
-    finally:
-        loaders.reset_state()
-
-
-# --- Salt ---------------------------------------------------------------------------
+def keepalived_prefix():
+    return "lbpair-r"
 
 
 @pytest.fixture(scope="session")
@@ -115,36 +87,20 @@ def reactions(services, history_dir):
 
 
 @pytest.fixture(scope="session")
-def salt_master(salt_factories, state_tree, reactions):
-    overrides = {
-        "interface": "127.0.0.1",
-        "auto_accept": True,
-        **EXTENSION_DIRS,
-        "file_roots": {"base": [str(state_tree)]},
-        **reactor_settings(reactions),
-    }
-    factory = salt_factories.salt_master_daemon("lbpair-reactor-master", overrides=overrides)
-    with factory.started():
-        yield factory
+def salt_master_id():
+    return "lbpair-reactor-master"
 
 
 @pytest.fixture(scope="session")
-def minions(salt_master, keepalived_pair):
-    factories = {}
-    for name in (*PAIR, "lb3"):
-        overrides = dict(EXTENSION_DIRS)
-        if name in keepalived_pair.nodes:
-            overrides["lbpair_keepalived"] = keepalived_pair.nodes[name].minion_options()
-        factories[name] = salt_master.salt_minion_daemon(name, overrides=overrides)
-    with contextlib.ExitStack() as stack:
-        for factory in factories.values():
-            stack.enter_context(factory.started())
-        yield factories
+def salt_master_overrides(state_tree, reactions):
+    return {**EXTENSION_DIRS, "file_roots": {"base": [str(state_tree)]}, **reactor_settings(reactions)}
 
 
 @pytest.fixture(scope="session")
-def salt_run_cli(salt_master):
-    return salt_master.salt_run_cli(timeout=60)
+def minion_overrides(keepalived_pair):
+    """The pair's minions, pointed at their keepalived, and lb3, which is no node."""
+    pair = {name: {**EXTENSION_DIRS, "lbpair_keepalived": keepalived_pair.nodes[name].minion_options()} for name in PAIR}
+    return {**pair, "lb3": dict(EXTENSION_DIRS)}
 
 
 class Harness:
@@ -156,9 +112,6 @@ class Harness:
         self.smtp_password = services.password
         self.history_path = reactions["history"]["path"]
 
-    def journal_path(self, minion):
-        return os.path.join(self.minions[minion].config["cachedir"], "lbpair", "transitions.jsonl")
-
     def journal(self, minion, state, previous, instance=INSTANCE):
         """Journal a transition on ``minion`` as its beacon would; returns the entry with its seq."""
         entry = {
@@ -166,7 +119,7 @@ class Harness:
             "previous_state": previous, "received_at": _now_iso(), "time": time.time(), "source": "live",
             "vips": ["203.0.113.10", "203.0.113.20", "203.0.113.30"], "meta": {},
         }  # fmt: skip
-        return Journal(self.journal_path(minion)).append(entry)
+        return journal.minion_journal(self.minions[minion]).append(entry)
 
     def fire(self, sender, entries, claimed=None):
         """``sender`` sends beacon events for ``entries`` to the master, in ``claimed``'s name if given."""
@@ -185,7 +138,7 @@ class Harness:
         return entry
 
     def history(self):
-        return History(self.history_path).read()
+        return journal.history(self.history_path)
 
     def transitions(self):
         return [r for r in self.history() if r["kind"] == "transition"]
@@ -221,21 +174,18 @@ def _now_iso():
 
 
 @pytest.fixture
-def lab(keepalived_pair, minions, salt_master, services, reactions, history_dir, event_listener):
+def lab(keepalived_pair, minions, salt_master, salt_cli, services, reactions, history_dir, event_listener):
     """A fresh start per test: lb1 MASTER, the pair's minions answering, empty history and reaction state, nothing received."""
     restore(keepalived_pair)
-    salt_cli = salt_master.salt_cli(timeout=30)
     for node in PAIR:  # a minion a test restarted may take a while to answer again
-        wait_until(lambda: salt_cli.run("test.ping", minion_tgt=node, _timeout=10).data is True, 120, what=f"{node} answering")  # noqa: B023
+        wait_for_minion(salt_cli, node, timeout=120)
     state_path = f"{reactions['history']['path']}.state.json"
     wait_until(lambda: _background_work_done(state_path), DAMPING_WINDOW + 20, what="the previous test's background work")
     for path in history_dir.iterdir():
         path.unlink()
     harness = Harness(keepalived_pair, minions, salt_master, services, reactions, event_listener)
-    for minion in minions:
-        journal = Path(harness.journal_path(minion))
-        journal.unlink(missing_ok=True)  # each test starts with empty journals and history
-    harness.mailbox.messages.clear()
-    harness.webhook.posts.clear()
+    for minion in minions.values():  # each test starts with empty journals and history
+        Path(journal.minion_journal(minion).path).unlink(missing_ok=True)
+    clear_received(services)
     yield harness
     restore(keepalived_pair)

@@ -1,0 +1,69 @@
+"""
+What the nodes journalled and the master saw and recorded: the journal of a salt-factories minion,
+the beacon's events on the master's bus, the master's history. Helpers, no fixtures.
+"""
+
+from lab.beacon_rig import BEACON
+from lab.util import wait_until
+from saltext.lbpair.master.history import History
+from saltext.lbpair.node.journal import Journal
+
+INSTANCE = "lbpair_51"
+
+
+def minion_journal(minion):
+    """The journal of a salt-factories minion, where its ``lbpair_journal`` options put it."""
+    options = minion.config.get("lbpair_journal")  # an ImmutableDict, which the schema takes for no mapping
+    return Journal.from_options(None if options is None else dict(options), minion.config["cachedir"])
+
+
+def journal(minion):
+    """The transitions in a minion's journal, oldest first."""
+    return minion_journal(minion).entries()
+
+
+def states_of(entries, instance=INSTANCE):
+    """``(previous_state, state)`` of each entry of *instance*."""
+    return [(entry["previous_state"], entry["state"]) for entry in entries if entry["instance"] == instance]
+
+
+def beacon_events(listener, master, minion_id, since, kind="*"):
+    """The beacon's events of ``minion_id`` that reached ``master``'s bus after ``since``, by seq."""
+    pattern = (master.id, f"salt/beacon/{minion_id}/{BEACON}/{kind}")
+    events = list(listener.get_events([pattern], after_time=since))
+    return sorted(events, key=lambda event: (event.data.get("seq", 0), event.stamp))
+
+
+def wait_beacon_events(listener, master, minion_id, seqs, since=0.0, kind=f"{INSTANCE}/*", timeout=15):
+    """
+    The beacon's events of ``minion_id`` (of *kind*) since ``since``, once those of every
+    sequence number in *seqs* reached the master (not merely any new one); all of them at the
+    deadline, for the caller's assertion to show.
+    """
+
+    def arrived():
+        events = beacon_events(listener, master, minion_id, since, kind)
+        return events if {event.data.get("seq") for event in events} >= set(seqs) else None
+
+    try:
+        return wait_until(arrived, timeout, interval=0.1, what=f"seqs {sorted(seqs)} of {minion_id}")
+    except TimeoutError:
+        return beacon_events(listener, master, minion_id, since, kind)
+
+
+def history(path):
+    """The master's history records at *path*, oldest first."""
+    return History(path).read()
+
+
+def transitions(salt_cli, node, since=0):
+    """The transitions *node*'s beacon journalled after seq *since*, asked through Salt (``lbpair_keepalived.transitions``)."""
+    entries = salt_cli.run("lbpair_keepalived.transitions", f"since={since}", minion_tgt=node, _timeout=30).data
+    assert isinstance(entries, list), entries
+    return entries
+
+
+def last_seq(salt_cli, node):
+    """The seq of *node*'s newest journalled transition (0: none)."""
+    entries = transitions(salt_cli, node)
+    return entries[-1]["seq"] if entries else 0

@@ -1,0 +1,62 @@
+"""
+The suites' salt-master and salt-minions (pytest-salt-factories), for the whole session, on
+loopback unless a suite says otherwise (the session's set-up is :mod:`lab.salt_rig`, loaded first).
+
+A suite describes its daemons by overriding these fixtures in its conftest:
+
+- ``salt_master_id`` and ``salt_master_overrides``: the master's id and options (over
+  :data:`lab.salt_rig.MASTER_DEFAULTS`);
+- ``minion_overrides``: ``{minion id: options}``, one started minion each (none by default).
+
+The beacon's suite, whose modules each start their own master and minions on the same nodes,
+takes its module-scoped rig from :mod:`lab.beacon_rig` (shared with the benchmark) instead.
+"""
+
+import pytest
+
+from lab.salt_rig import started_master, started_minions
+from lab.util import wait_until
+
+
+@pytest.fixture(scope="session")
+def salt_master_id():
+    return "lbpair-master"
+
+
+@pytest.fixture(scope="session")
+def salt_master_overrides():
+    return {}
+
+
+@pytest.fixture(scope="session")
+def salt_master(salt_factories, salt_master_id, salt_master_overrides):
+    with started_master(salt_factories, salt_master_id, salt_master_overrides) as master:
+        yield master
+
+
+@pytest.fixture(scope="session")
+def minion_overrides():
+    return {}
+
+
+@pytest.fixture(scope="session")
+def minions(salt_master, minion_overrides):
+    """``{minion id: started salt-minion}``, one per entry of ``minion_overrides``."""
+    with started_minions(salt_master, minion_overrides) as started:
+        yield started
+
+
+@pytest.fixture(scope="session")
+def salt_cli(salt_master):
+    return salt_master.salt_cli(timeout=180)
+
+
+@pytest.fixture(scope="session")
+def salt_run_cli(salt_master):
+    return salt_master.salt_run_cli(timeout=60)
+
+
+def wait_for_minion(salt_cli, node, timeout=90):
+    """Wait until *node* answers ``test.ping`` (a minion just started, or restarted, takes a while)."""
+    answers = lambda: salt_cli.run("test.ping", minion_tgt=node, _timeout=10).data is True  # noqa: E731
+    wait_until(answers, timeout, interval=1, what=f"minion {node} answering")
