@@ -3,6 +3,8 @@ Size and time bounds of the schema, and DNS records that must follow an instance
 
 Hostile rows: what an attacker (or a generator gone wrong) could put in the pillar to make
 validation slow, and what lbpair does with it: refused at the cap, naming the key, quickly.
+"Quickly" is this process's CPU time (a busy machine does not fail it; a validation gone
+quadratic does); the figures themselves come from ``bench/schema_bounds.py``.
 """
 
 import copy
@@ -70,19 +72,19 @@ ROWS = [
 @pytest.mark.parametrize(("what", "change", "key", "words"), ROWS, ids=[row[0] for row in ROWS])
 def test_hostile_sizes_are_refused_quickly_naming_the_key(seed_pillar, what, change, key, words):
     change(seed_pillar)
-    start = time.perf_counter()
+    start = time.process_time()
     with pytest.raises(InvalidValue, match=words) as error:
         pillar.normalize(seed_pillar)
-    assert time.perf_counter() - start < 1, what
+    assert time.process_time() - start < 1, what
     assert error.value.path == key
 
 
 def test_routes_at_the_cap_of_every_path_length_validate_within_a_second(seed_pillar):
     """Paths of every length, none a prefix of another: the most prefixes a route looks up."""
     shop(seed_pillar)["routes"] = [{"path": "/" + "a" * length + "z", "backend": "web"} for length in range(services.MAX_ROUTES)]
-    start = time.perf_counter()
+    start = time.process_time()
     routes = pillar.normalize(seed_pillar)["services"]["shop"]["routes"]
-    assert time.perf_counter() - start < 1
+    assert time.process_time() - start < 1
     assert len(routes) == services.MAX_ROUTES
 
 
