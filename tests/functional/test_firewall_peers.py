@@ -54,7 +54,33 @@ def segment():
             netns.ip(namespace, "address", "add", f"{ADDRESSES[host][1]}/64", "dev", "eth0", "nodad")  # usable at once
         netns.add_address(HOSTS["lb1"], "eth0", f"{VIP}/32")
         netns.add_route(HOSTS["third"], "203.0.113.0/24", "eth0")
+        _neighbours_resolved()
         yield HOSTS
+
+
+def _neighbours_resolved():
+    """
+    Each host has reached lb1's addresses once: a neighbour solicitation lost on a fresh segment
+    is sent again only after 1 s, longer than :func:`connects` waits for a connection, and the
+    checks below are about the firewall, not about the first packet on a new link.
+    """
+    for host in ("lb2", "third"):
+        with netns.enter(HOSTS[host]):
+            for address in ADDRESSES["lb1"]:
+                _answered(address)
+
+
+def _answered(address, attempts=5):
+    """lb1 answers a connection to *address* (a refusal is an answer: nothing listens yet)."""
+    for _ in range(attempts):
+        try:
+            socket.create_connection((address, NEW_PORT), timeout=2).close()
+            return
+        except ConnectionRefusedError:
+            return
+        except TimeoutError:
+            continue
+    raise AssertionError(f"{address} does not answer on the fresh segment")
 
 
 @pytest.fixture
