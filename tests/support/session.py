@@ -57,6 +57,11 @@ def salt_run_cli(salt_master):
 
 
 def wait_for_minion(salt_cli, node, timeout=90):
-    """Wait until *node* answers ``test.ping`` (a minion just started, or restarted, takes a while)."""
-    answers = lambda: salt_cli.run("test.ping", minion_tgt=node, _timeout=10).data is True  # noqa: E731
+    """
+    Wait until *node* answers ``test.ping`` (a minion just started, or restarted, takes a while).
+    Each ping gives up after 10 s: a ping published while the minion was still connecting is
+    never seen by it, and the CLI's own timeout (180 s, which ``_timeout`` does not lower) would
+    outlast the whole wait.
+    """
+    answers = lambda: salt_cli.run("--timeout=10", "test.ping", minion_tgt=node).data is True  # noqa: E731
     wait_until(answers, timeout, interval=1, what=f"minion {node} answering")
