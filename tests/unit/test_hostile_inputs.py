@@ -32,6 +32,9 @@ def foo(lbpair):
 
 PILLAR_ROWS = [
     # (what it tries, the change, the pillar key named, words of the message)
+    ("a pair name that breaks a log or chat line", lambda p: p.update(pair="web\n*lbpair*: all clear"), "lbpair:pair", "single line"),
+    ("a pair name in chat markup", lambda p: p.update(pair="*web*"), "lbpair:pair", "safe name"),
+    ("a pair name that is not text", lambda p: p.update(pair=["web"]), "lbpair:pair", "string"),
     ("a server address opens a bind line", lambda p: foo(p)["servers"]["foo1"].update(address="198.51.100.11\n    bind 0.0.0.0:22"),
      "lbpair:services:foo:servers:foo1:address", "single line"),
     ("an options line opens a new section", lambda p: foo(p).update(options=["listen x", "bind 0.0.0.0:2222"]),

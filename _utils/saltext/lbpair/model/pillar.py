@@ -9,6 +9,7 @@ nothing is written.
 .. code-block:: yaml
 
     lbpair:
+      pair: web                   # its name on the master (default: the node ids joined by '+')
       nodes:                      # the load balancers of the pair, by minion id
         lb1: {address: 192.0.2.11, priority: 101}
         lb2: {address: 192.0.2.12, priority: 100}
@@ -212,6 +213,13 @@ def _nodes(value, path):
     _unique(nodes, "address6", path)
     _unique(nodes, "priority", path)
     return nodes
+
+
+def _pair_name(value, path, nodes):
+    """The pair's name on the master; a pillar without one keeps a name of its own: its nodes'."""
+    if value is None:
+        return "+".join(sorted(nodes))
+    return schema.name(value, path)
 
 
 def _unique(items, key, path):
@@ -571,11 +579,12 @@ def normalize(pillar, path=PILLAR_KEY):
     schema.mapping(
         pillar,
         path,
-        allowed=("nodes", "vrrp", "services", "haproxy", "keepalived", "firewall"),
+        allowed=("pair", "nodes", "vrrp", "services", "haproxy", "keepalived", "firewall"),
         required=("nodes",),
     )
     nodes = _nodes(pillar["nodes"], f"{path}:nodes")
     model = {
+        "pair": _pair_name(pillar.get("pair"), f"{path}:pair", nodes),
         "nodes": nodes,
         "vrrp": _vrrp(pillar.get("vrrp"), f"{path}:vrrp", nodes),
         "services": services.normalize(pillar.get("services"), f"{path}:services", reserved={PROBE_FRONTEND: "probe frontend"}),

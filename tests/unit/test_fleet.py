@@ -1,0 +1,100 @@
+"""The fleet: pairs learned from the pillar the master compiles for each node, and what it refuses."""
+
+import copy
+
+import pytest
+
+from saltext.lbpair.core.errors import InvalidValue
+from saltext.lbpair.master import fleet
+from saltext.lbpair.model import pillar
+
+
+def second_pair(seed_pillar, name="api", nodes=("lb3", "lb4")):
+    """Another pair on its own addresses and VIPs, named ``name`` (None: no name, the default one)."""
+    other = copy.deepcopy(seed_pillar)
+    other["nodes"] = {nodes[0]: {"address": "192.0.2.13", "priority": 101}, nodes[1]: {"address": "192.0.2.14", "priority": 100}}
+    for index, service in enumerate(other["services"].values()):
+        service["vip"] = f"203.0.113.{110 + index}"
+    if name is not None:
+        other["pair"] = name
+    return other
+
+
+def test_todays_pillar_names_its_pair_after_its_nodes(seed_pillar):
+    pairs, problems = fleet.gather({"lb1": seed_pillar, "lb2": seed_pillar})
+    assert problems == {}
+    assert list(pairs) == ["lb1+lb2"]
+    pair = pairs["lb1+lb2"]
+    assert pair.nodes == {"lb1": {"address": "192.0.2.11", "address6": None}, "lb2": {"address": "192.0.2.12", "address6": None}}
+    assert pair.instances == {"lbpair_51"}
+    assert "lb1" in pair and "lb3" not in pair
+
+
+def test_a_named_pair_keeps_its_name(seed_pillar):
+    seed_pillar["pair"] = "web"
+    assert pillar.normalize(seed_pillar)["pair"] == "web"
+    pairs, _ = fleet.gather({"lb1": seed_pillar, "lb2": seed_pillar})
+    assert list(pairs) == ["web"]
+
+
+def test_two_pairs_on_one_master(seed_pillar):
+    api = second_pair(seed_pillar)
+    pairs, problems = fleet.gather({"lb1": seed_pillar, "lb2": seed_pillar, "lb3": api, "lb4": api})
+    assert problems == {}
+    assert sorted(pairs) == ["api", "lb1+lb2"]
+    assert pairs["api"].nodes["lb4"]["address"] == "192.0.2.14"
+
+
+def test_a_minion_without_an_lbpair_pillar_is_no_node_and_no_problem(seed_pillar):
+    pairs, problems = fleet.gather({"lb1": seed_pillar, "lb2": seed_pillar, "web3": None})
+    assert list(pairs) == ["lb1+lb2"] and problems == {}
+
+
+def test_a_pillar_that_leaves_its_own_minion_out_is_a_problem(seed_pillar):
+    with pytest.raises(InvalidValue, match="'lb9' is not among the nodes of its own pillar") as caught:
+        fleet.pair_of("lb9", seed_pillar)
+    assert caught.value.path == "lbpair:nodes"
+    pairs, problems = fleet.gather({"lb1": seed_pillar, "lb2": seed_pillar, "lb9": seed_pillar})
+    assert list(pairs) == ["lb1+lb2"]
+    assert "lb9" in problems
+
+
+def test_an_invalid_pillar_is_a_problem_naming_its_key(seed_pillar):
+    broken = copy.deepcopy(seed_pillar)
+    broken["nodes"]["lb2"]["priority"] = 999
+    pairs, problems = fleet.gather({"lb1": seed_pillar, "lb2": broken})
+    assert pairs == {}
+    assert "lbpair:nodes:lb2:priority" in problems["lb2"]
+    assert "has no valid lbpair pillar of its own" in problems["lb1+lb2"]
+
+
+def test_a_pillar_that_claims_someone_elses_node_leaves_that_pair_out(seed_pillar):
+    """lb3's pillar puts lb3 into pair web beside lb1, whose own pillar says web is lb1 and lb2."""
+    seed_pillar["pair"] = "web"
+    intruder = second_pair(seed_pillar, name="web", nodes=("lb1", "lb3"))
+    intruder["nodes"]["lb1"]["address"] = "192.0.2.11"
+    pairs, problems = fleet.gather({"lb1": seed_pillar, "lb2": seed_pillar, "lb3": intruder})
+    assert pairs == {}
+    assert "describe the pair differently" in problems["web"]
+
+
+def test_a_node_listed_by_another_pair_whose_own_pillar_says_otherwise(seed_pillar):
+    """lb3's pillar lists lb1 as its peer; lb1's own pillar puts it in pair lb1+lb2."""
+    claim = second_pair(seed_pillar, name="api", nodes=("lb1", "lb3"))
+    pairs, problems = fleet.gather({"lb1": seed_pillar, "lb2": seed_pillar, "lb3": claim})
+    assert list(pairs) == ["lb1+lb2"]
+    assert "its own pillar puts it in pair lb1+lb2" in problems["api"]
+
+
+def test_a_listed_node_without_a_pillar_leaves_the_pair_out(seed_pillar):
+    pairs, problems = fleet.gather({"lb1": seed_pillar, "lb2": None})
+    assert pairs == {}
+    assert "lb2 is listed by lb1's pillar but has no valid lbpair pillar of its own" in problems["lb1+lb2"]
+
+
+def test_nodes_that_disagree_on_an_address_leave_the_pair_out(seed_pillar):
+    moved = copy.deepcopy(seed_pillar)
+    moved["nodes"]["lb2"]["address"] = "192.0.2.22"
+    pairs, problems = fleet.gather({"lb1": seed_pillar, "lb2": moved})
+    assert pairs == {}
+    assert "the pillars of lb1 and lb2 describe the pair differently" in problems["lb1+lb2"]
