@@ -103,8 +103,8 @@ def test_burst_of_transitions_gives_one_message_and_a_summary(lab):
     started = time.time()
     states = ["MASTER", "BACKUP"] * 10
     entries = [lab.journal("lb2", state, "BACKUP" if state == "MASTER" else "MASTER") for state in states]
-    lab.fire("lb2", entries)
-    assert time.time() - started < 2, "the burst must fit in 2 seconds"
+    lab.fire("lb2", entries)  # one salt-call: the 20 events leave together, after its start-up (1-2.5 s)
+    assert time.time() - started < DAMPING_WINDOW / 2, "the burst must fit well inside one damping window"
     lab.wait_history(lambda h: len([r for r in h if r["kind"] == "transition"]) == 20, what="20 history entries")
     lab.wait_reactions("on_beacon", started, 20, timeout=40)
     # The reactor's threads take the events in any order. The first one is announced, and so is
