@@ -144,14 +144,14 @@ def _rogue_senders(model):
 def validate(config):
     """Check the beacon configuration: ``(True, "")`` or ``(False, "a clear message")``."""
     from saltext.lbpair.core import errors
-    from saltext.lbpair.node import beacon, keepalived_process
+    from saltext.lbpair.node import beacon_config, keepalived_process
 
-    valid, message = beacon.check_config(config)
-    if not valid or beacon.config_mapping(config).get("bus", "system") == "none":
+    valid, message = beacon_config.check_config(config)
+    if not valid or beacon_config.config_mapping(config).get("bus", "system") == "none":
         return valid, message
     try:
         local = keepalived_process.Local(__salt__["config.get"]("lbpair_keepalived", {}))
-        return beacon.check_config(config, dbus_built=local.features()["dbus"])
+        return beacon_config.check_config(config, dbus_built=local.features()["dbus"])
     except (errors.LbpairError, errors.InvalidValue) as exc:
         return False, f"lbpair_vrrp: {exc}"
 
@@ -162,14 +162,15 @@ def beacon(config):
     D-Bus: the client runs in a thread of its own.
     """
     from saltext.lbpair.node import beacon as lib
-    from saltext.lbpair.node import journal, keepalived_process
+    from saltext.lbpair.node import beacon_config, journal, keepalived_process
 
     runner = __context__.get(RUNNER_KEY)
     if runner is None or runner.closed:
         local = keepalived_process.Local(__salt__["config.get"]("lbpair_keepalived", {}))
         transitions = journal.Journal.from_options(__salt__["config.get"]("lbpair_journal", {}), __opts__["cachedir"])
         model = _model()
-        runner = lib.Runner(lib.config_mapping(config), transitions, local, lib.InstalledVips(local), _fire, _rogue_senders(model))
+        settings = beacon_config.config_mapping(config)
+        runner = lib.Runner(settings, transitions, local, lib.InstalledVips(local), _fire, _rogue_senders(model))
         __context__[RUNNER_KEY] = runner
     return runner.drain() + runner.follow_json() + runner.rogue_warnings()
 

@@ -6,7 +6,7 @@ import pytest
 
 from saltext.lbpair.core.errors import InvalidValue
 from saltext.lbpair.model import keepalived_model
-from saltext.lbpair.node import beacon, keepalived_process, vrrp_dbus
+from saltext.lbpair.node import beacon, beacon_config, keepalived_process, vrrp_dbus
 from saltext.lbpair.node.journal import Journal
 
 INSTANCE = {"name": "lbpair_51", "interface": "eth0", "vrid": 51, "family": "IPv4"}
@@ -24,7 +24,7 @@ INSTANCE = {"name": "lbpair_51", "interface": "eth0", "vrid": 51, "family": "IPv
     ],
 )
 def test_good_configurations_are_accepted(config):
-    assert beacon.check_config(config) == (True, "")
+    assert beacon_config.check_config(config) == (True, "")
 
 
 @pytest.mark.parametrize(
@@ -39,15 +39,15 @@ def test_good_configurations_are_accepted(config):
     ],
 )
 def test_bad_configurations_say_what_is_wrong(config, words):
-    valid, message = beacon.check_config(config)
+    valid, message = beacon_config.check_config(config)
     assert not valid
     assert words in message
 
 
 def test_keepalived_without_dbus_is_named_plainly_and_json_only_still_works():
-    valid, message = beacon.check_config([{"bus": "system"}], dbus_built=False)
+    valid, message = beacon_config.check_config([{"bus": "system"}], dbus_built=False)
     assert not valid and "built without D-Bus" in message and "bus: none" in message
-    assert beacon.check_config([{"bus": "none"}], dbus_built=False) == (True, "")
+    assert beacon_config.check_config([{"bus": "none"}], dbus_built=False) == (True, "")
 
 
 def test_keepalived_build_features_are_read_from_its_version():

@@ -16,7 +16,7 @@ from saltext.lbpair.core.errors import InvalidValue, LbpairError
 from saltext.lbpair.master import notify, reactions, reactions_config
 from saltext.lbpair.master.history import History
 from saltext.lbpair.model import certificates, pillar
-from saltext.lbpair.node import beacon, deploy, haproxy
+from saltext.lbpair.node import beacon_config, deploy, haproxy
 from saltext.lbpair.node.firewall import iptables, rogue
 from tests.conftest import REPO
 from tests.unit.test_certificates import KEY, NOW, PATH_KEY, shared_pki
@@ -295,8 +295,8 @@ META_ROWS = [
 
 @pytest.mark.parametrize(("meta", "refused"), META_ROWS, ids=[str(row[0]) for row in META_ROWS])
 def test_beacon_meta_refuses_secret_words_not_words_that_contain_them(meta, refused):
-    assert beacon.secret_keys(meta) == refused
-    assert beacon.check_config([{"meta": meta}])[0] is (not refused)
+    assert beacon_config.secret_keys(meta) == refused
+    assert beacon_config.check_config([{"meta": meta}])[0] is (not refused)
 
 
 ROGUE_RECORD_ROWS = [

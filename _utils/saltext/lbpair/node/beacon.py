@@ -28,11 +28,8 @@ and warns once per new sender (:class:`RogueWatch`).
 import asyncio
 import logging
 import queue
-import re
 import threading
 import time
-
-import salt.utils.beacons
 
 from saltext.lbpair.core import times
 from saltext.lbpair.model import keepalived_model
@@ -40,12 +37,6 @@ from saltext.lbpair.node import vrrp_dbus
 
 log = logging.getLogger(__name__)
 
-SALT_KEYS = ("interval", "disable_during_state_run", "enabled", "run_once", "beacon_module", "_beacon_name")
-OWN_KEYS = ("bus", "meta")
-#: words that name a secret; a key that has one as a whole word (``smtp_password``, ``apiKey``) is refused
-SECRET_WORDS = frozenset(
-    ("password", "passwd", "pass", "pwd", "secret", "token", "key", "auth", "credential", "private", "webhook")
-)
 BACKOFF_FIRST, BACKOFF_MAX = 0.2, 2.0
 STABLE_SESSION = 5.0
 NOT_ON_BUS_GRACE = 3.0  # keepalived registers its name just after it starts
@@ -54,62 +45,6 @@ WATCHER_THREAD = "lbpair_vrrp-dbus"
 ROGUE_INTERVAL = 5.0  # s between two reads of the firewall's record of rogue VRRP senders
 #: the rogue senders warned about by this minion process, whichever load of the beacon did it
 REPORTED_ROGUES = set()
-
-
-# --- configuration ------------------------------------------------------------
-
-
-def config_mapping(config):
-    """Salt's list-of-mappings beacon configuration as one mapping (as Salt's own beacons read it)."""
-    return dict(config) if isinstance(config, dict) else salt.utils.beacons.list_to_dict(config)
-
-
-def _valid_bus(bus):
-    return isinstance(bus, str) and (bus in ("system", "none") or ":" in bus and "=" in bus)
-
-
-def _words(key):
-    """The words of a key: ``smtp_password`` -> smtp, password; ``apiKeys`` -> api, key."""
-    spaced = re.sub(r"([a-z0-9])([A-Z])", r"\1 \2", key)
-    return {word[:-1] if word.endswith("s") and word[:-1] in SECRET_WORDS else word for word in re.split(r"[^a-z0-9]+", spaced.lower())}
-
-
-def secret_keys(meta, prefix=""):
-    """The keys of ``meta`` (nested mappings too, as ``outer:inner``) that name a secret."""
-    found = []
-    for key, value in meta.items():
-        if _words(str(key)) & SECRET_WORDS:
-            found.append(f"{prefix}{key}")
-        if isinstance(value, dict):
-            found.extend(secret_keys(value, f"{prefix}{key}:"))
-    return found
-
-
-def check_config(config, dbus_built=True):
-    """``(True, "")`` for a good configuration, ``(False, "why")`` otherwise."""
-    if not isinstance(config, (list, dict)) or (
-        isinstance(config, list) and not all(isinstance(item, dict) for item in config)
-    ):
-        return False, "lbpair_vrrp: the configuration is a list of mappings, e.g. [{bus: system}]"
-    settings = config_mapping(config)
-    unknown = sorted(set(settings) - set(OWN_KEYS) - set(SALT_KEYS))
-    if unknown:
-        return False, f"lbpair_vrrp: unknown key(s) {', '.join(unknown)}; known: {', '.join(OWN_KEYS)}"
-    bus = settings.get("bus", "system")
-    if not _valid_bus(bus):
-        return False, f"lbpair_vrrp: bus must be system, none or a D-Bus address like unix:path=/run/x.sock, not {bus!r}"
-    meta = settings.get("meta", {})
-    if not isinstance(meta, dict) or not all(isinstance(key, str) for key in meta):
-        return False, "lbpair_vrrp: meta must be a mapping with string keys"
-    secret = secret_keys(meta)
-    if secret:
-        return False, f"lbpair_vrrp: meta is copied into every event; keep secrets out of it ({', '.join(secret)})"
-    if bus != "none" and not dbus_built:
-        return False, (
-            "lbpair_vrrp: this keepalived was built without D-Bus (no --enable-dbus in keepalived --version); "
-            "set bus: none to follow its JSON dump at every beacon interval instead"
-        )
-    return True, ""
 
 
 # --- transitions ----------------------------------------------------------------
