@@ -14,12 +14,9 @@ makes that pair a problem to show, not a member to trust.
 """
 
 import dataclasses
-import logging
 
 from saltext.lbpair.core.errors import InvalidValue
 from saltext.lbpair.model import keepalived_model, pillar
-
-log = logging.getLogger(__name__)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -53,8 +50,8 @@ def gather(pillars):
     """
     ``(pairs, problems)`` from ``{minion: lbpair pillar or None}`` as the master compiles them:
     ``pairs`` maps each accepted pair's name to its :class:`Pair`; ``problems`` maps a pair's
-    or a minion's name to why it was left out. A minion without an ``lbpair`` pillar is no node
-    and no problem.
+    or a minion's name to why it was left out (the caller says where: a log line, a status). A
+    minion without an ``lbpair`` pillar is no node and no problem.
     """
     claimed, problems = {}, {}
     for minion, lbpair in pillars.items():
@@ -72,8 +69,6 @@ def gather(pillars):
             problems[name] = problem
         else:
             pairs[name] = next(iter(members.values()))
-    for name, problem in problems.items():
-        log.warning("lbpair: %s left out of the fleet: %s", name, problem)
     return pairs, problems
 
 
