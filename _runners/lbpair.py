@@ -15,20 +15,23 @@ secrets stay there and never reach events, job returns, the history or logs.
 Needs ``dnspython`` (``pip install 'saltext-lbpair[master]'``).
 """
 
+import functools
 import logging
 import os
 import shutil
 import subprocess
 import sys
 
+import salt.cache
 import salt.client
+import salt.key
 import salt.pillar
 import salt.utils.minions
 from salt.exceptions import SaltInvocationError
 
 try:
+    from saltext.lbpair.master import fleet, reactions, reactions_config
     from saltext.lbpair.master import history as history_file
-    from saltext.lbpair.master import reactions, reactions_config
 
     MISSING = None
 except ImportError as exc:  # dnspython (the master extra) or saltext.lbpair itself
@@ -69,9 +72,20 @@ def _wake():
         log.error("lbpair: could not start the background lbpair.flush: %s", exc)
 
 
-def _reactions():
-    return reactions.Reactions(_config(), _ask, _wake)
+def _known_minions():
+    """The minions this master knows: accepted keys, and those whose grains it keeps."""
+    accepted = salt.key.get_key(__opts__).list_status("accepted").get("minions", [])
+    return sorted(set(accepted) | set(salt.cache.factory(__opts__).list("grains") or ()))
 
+
+def _claims():
+    """What each minion's ``lbpair`` pillar, compiled here, says of its pair (kept a minute in the master's cache)."""
+    known = functools.cache(lambda: set(_known_minions()))
+    return fleet.CachedClaims(salt.cache.factory(__opts__), _lbpair_pillar, lambda minion: minion in known())
+
+
+def _reactions(claims=None):
+    return reactions.Reactions(_config(), _ask, _wake, claim_of=claims or _claims(), minions=_known_minions)
 
 def on_beacon(tag, data, **kwargs):
     """
@@ -106,7 +120,11 @@ def on_minion_start(tag, data, **kwargs):
         salt-run lbpair.on_minion_start salt/minion/lb1/start '{"id": "lb1"}'
     """
     parts = str(tag or "").split("/")
-    return _reactions().on_minion_start(parts[2] if len(parts) >= 4 else None)
+    minion = parts[2] if len(parts) >= 4 else None
+    claims = _claims()
+    if minion:
+        claims.forget(minion)  # its pillar may have changed while it was away
+    return _reactions(claims).on_minion_start(minion)
 
 
 def catch_up(minion):
@@ -142,9 +160,9 @@ def flush(wait=False):
     return _reactions().flush()
 
 
-def certificates():
+def certificates(pair=None):
     """
-    Ask the nodes for their TLS certificates and warn about those that expire
+    Ask the nodes of every pair (or of ``pair``) for their TLS certificates and warn about those that expire
     within ``lbpair_reactions:certificates:warn_days`` (30 by default) or could
     not be read, and about stale OCSP responses (nextUpdate passed, or none while
     the certificate names a responder: ``ocsp_stale``): recorded in the history
@@ -157,35 +175,41 @@ def certificates():
     .. code-block:: bash
 
         salt-run lbpair.certificates
+        salt-run lbpair.certificates pair=web
     """
-    return _reactions().check_certificates()
+    return _reactions().check_certificates(pair)
 
 
-def status():
+def status(pair=None):
     """
-    Ask the nodes and show, per VRRP instance, who is MASTER and BACKUP and the
-    VIPs. Split brain, no MASTER or a node that did not answer make the result
-    non-zero. Also shows the open claims (events their node has not confirmed),
-    reactions with steps still to complete, the work due later, and how many
-    damaged lines the history skips.
+    Ask the nodes of every pair (or of ``pair``) and show, per pair and VRRP
+    instance, who is MASTER and BACKUP and the VIPs; the pairs with a problem
+    come first, and ``problems`` lists them all, each naming its pair. Split
+    brain, no MASTER, a node that did not answer, or a pair or minion the fleet
+    leaves out (pillars that disagree, an outsider) make the result non-zero.
+    Also shows the open claims (events their node has not confirmed), reactions
+    with steps still to complete, the work due later, and how many damaged lines
+    the history skips.
 
     CLI Example:
 
     .. code-block:: bash
 
         salt-run lbpair.status
+        salt-run lbpair.status pair=web
     """
-    view = _reactions().status()
+    view = _reactions().status(pair)
     if view.get("retcode"):
         __context__["retcode"] = 1
     return view
 
 
-def history(instance=None, minion=None, since=None, until=None):
+def history(instance=None, minion=None, since=None, until=None, pair=None):
     """
-    The failover history as a timeline, optionally filtered by instance, minion
-    and time (``since``/``until``: ISO 8601 or epoch seconds). With
-    ``--out=json`` (or any structured outputter) the records themselves.
+    The failover history as a timeline, optionally filtered by pair, instance,
+    minion and time (``since``/``until``: ISO 8601 or epoch seconds). Each line
+    names the pair and instance (``web/lbpair_51``). With ``--out=json`` (or any
+    structured outputter) the records themselves.
 
     CLI Example:
 
@@ -193,13 +217,14 @@ def history(instance=None, minion=None, since=None, until=None):
 
         salt-run lbpair.history
         salt-run lbpair.history instance=lbpair_51 minion=lb2 since=2026-11-26T13:00:00Z
+        salt-run lbpair.history pair=web
         salt-run lbpair.history --out=json
     """
     config = _config()
     stored = history_file.History(config["history"]["path"])
     records = stored.read()
     try:
-        chosen = history_file.select(records, instance=instance, minion=minion, since=since, until=until)
+        chosen = history_file.select(records, instance=instance, minion=minion, since=since, until=until, pair=pair)
     except ValueError as exc:
         raise SaltInvocationError(f"since/until: ISO 8601 (2026-11-26T13:00:00Z) or epoch seconds: {exc}") from None
     if __opts__.get("output") in (None, "", "nested", "txt", "raw"):
@@ -218,9 +243,13 @@ def _lbpair_pillar(minion):
 
 def check_config():
     """
-    Validate the ``lbpair_reactions`` block; returns it normalised, secrets masked.
-    A DNS record that names an ``instance`` must name one the pair's keepalived has
-    (from the ``lbpair`` pillar the master compiles for each node of ``lbpair_reactions:nodes``).
+    Validate the ``lbpair_reactions`` block; returns it normalised, secrets masked,
+    with the fleet: each pair the nodes' pillars describe (compiled afresh), its
+    nodes and VRRP instances, and the pairs and minions left out, with why (their
+    pillars disagree, an outsider claims a pair). A DNS record that names an
+    ``instance`` must name one its pair's keepalived has; a DNS record must be able
+    to point at each node of its pair. With ``lbpair_reactions:nodes`` (one pair),
+    the instances come from the ``lbpair`` pillar of each of those nodes.
 
     CLI Example:
 
@@ -229,15 +258,24 @@ def check_config():
         salt-run lbpair.check_config
     """
     config = _config()
-    if reactions_config.records_with_instance(config):
-        pillars = {minion: _lbpair_pillar(minion) for minion in config["nodes"]}
-        reactions_config.check_record_instances(config, reactions_config.pair_instances(pillars))
-    return reactions_config.masked(config)
+    if config["nodes"]:
+        if reactions_config.records_with_instance(config):
+            pillars = {minion: _lbpair_pillar(minion) for minion in config["nodes"]}
+            reactions_config.check_record_instances(config, reactions_config.pair_instances(pillars))
+        return reactions_config.masked(config)
+    claims = _claims()
+    claims.forget_all()
+    pairs, left_out = fleet.Directory(None, claims, _known_minions).fleet()
+    for pair in pairs.values():
+        reactions_config.check_pair(config, pair)
+    shown = {name: {"nodes": sorted(pair.nodes), "instances": sorted(pair.instances)} for name, pair in pairs.items()}
+    unused = sorted(set(config["pairs"]) - set(pairs))
+    return {**reactions_config.masked(config), "fleet": {"pairs": shown, "left_out": left_out, "settings_of_no_pair": unused}}
 
 
 def dns_update(minion):
     """
-    Point the configured DNS records at ``minion`` now (retried, then reported).
+    Point the DNS records of ``minion``'s pair at ``minion`` now (retried, then reported).
 
     CLI Example:
 
@@ -265,10 +303,10 @@ def switchover(to, timeout=30):
         salt-run lbpair.switchover lb2
         salt-run lbpair.switchover to=lb1 timeout=60
     """
-    return _reactions().planned_moves().switchover(to, timeout)
+    return _reactions().switchover(to, timeout)
 
 
-def rebalance(timeout=30):
+def rebalance(timeout=30, pair=None):
     """
     Send each VRRP instance's VIPs back to the node that prefers it (active/active
     again after a switchover or maintenance moved them all to one node): no node
@@ -277,7 +315,8 @@ def rebalance(timeout=30):
     connection under way to a moving VIP may be cut). The nodes say which
     instances they prefer (``lbpair_keepalived.preferred``). Waits (at most
     ``timeout`` seconds) until each instance is there; returns the timeline.
-    Refused unless every node answers and the pair is healthy.
+    Refused unless every node answers and the pair is healthy. With more than
+    one pair, ``pair`` names it.
 
     CLI Example:
 
@@ -285,8 +324,9 @@ def rebalance(timeout=30):
 
         salt-run lbpair.rebalance
         salt-run lbpair.rebalance timeout=60
+        salt-run lbpair.rebalance pair=web
     """
-    return _reactions().planned_moves().rebalance(timeout)
+    return _reactions().planned_moves(pair).rebalance(timeout)
 
 
 def maintenance(node, release=False, timeout=30):
@@ -303,4 +343,4 @@ def maintenance(node, release=False, timeout=30):
         salt-run lbpair.maintenance lb1
         salt-run lbpair.maintenance lb1 release=True
     """
-    return _reactions().planned_moves().maintenance(node, release, timeout)
+    return _reactions().maintenance(node, release, timeout)

@@ -3,6 +3,8 @@
 import copy
 
 import pytest
+import salt.cache
+import salt.config
 
 from saltext.lbpair.core.errors import InvalidValue
 from saltext.lbpair.master import fleet
@@ -68,14 +70,47 @@ def test_an_invalid_pillar_is_a_problem_naming_its_key(seed_pillar):
     assert "has no valid lbpair pillar of its own" in problems["lb1+lb2"]
 
 
-def test_a_pillar_that_claims_someone_elses_node_leaves_that_pair_out(seed_pillar):
-    """lb3's pillar puts lb3 into pair web beside lb1, whose own pillar says web is lb1 and lb2."""
+def test_a_pillar_that_claims_someone_elses_pair_makes_an_outsider(seed_pillar):
+    """lb3's pillar puts lb3 into pair web beside lb1, whose own pillar says web is lb1 and lb2: web stays lb1 and lb2."""
     seed_pillar["pair"] = "web"
     intruder = second_pair(seed_pillar, name="web", nodes=("lb1", "lb3"))
     intruder["nodes"]["lb1"]["address"] = "192.0.2.11"
     pairs, problems = fleet.gather({"lb1": seed_pillar, "lb2": seed_pillar, "lb3": intruder})
-    assert pairs == {}
-    assert "describe the pair differently" in problems["web"]
+    assert list(pairs) == ["web"] and sorted(pairs["web"].nodes) == ["lb1", "lb2"]
+    assert list(problems) == ["lb3"] and "an outsider: its pillar puts it in pair web, whose nodes (lb1, lb2)" in problems["lb3"]
+    pillars = {"lb1": seed_pillar, "lb2": seed_pillar, "lb3": intruder}
+    directory = fleet.Directory(claim_of=lambda minion: fleet.claim_of(minion, pillars.get(minion)))
+    pair, why = directory.find("lb3")
+    assert pair is None and "an outsider" in why
+    assert directory.find("lb1")[0] == pairs["web"]
+
+
+def test_two_pairs_of_the_same_name_are_a_problem(seed_pillar):
+    seed_pillar["pair"] = "web"
+    pairs, problems = fleet.gather({"lb1": seed_pillar, "lb2": seed_pillar, "lb3": second_pair(seed_pillar, "web"),
+                                    "lb4": second_pair(seed_pillar, "web")})  # fmt: skip
+    assert pairs == {} and problems == {"web": "2 different pairs are named web"}
+
+
+def test_the_directory_finds_a_nodes_pair_from_its_own_and_its_peers_pillars_only(seed_pillar):
+    api = second_pair(seed_pillar)
+    pillars = {"lb1": seed_pillar, "lb2": seed_pillar, "lb3": api, "lb4": api, "web9": None}
+    asked = []
+    claim_of = lambda minion: asked.append(minion) or fleet.claim_of(minion, pillars.get(minion))  # noqa: E731
+    directory = fleet.Directory(claim_of=claim_of, minions=lambda: list(pillars))
+    assert directory.find("lb3")[0].name == "api" and sorted(asked) == ["lb3", "lb4"]
+    assert directory.find("lb4")[0].name == "api" and sorted(asked) == ["lb3", "lb4"]  # each pillar read once
+    assert directory.find("web9") == (None, "'web9' is not a node of any pair (it has no lbpair pillar)")
+    assert sorted(directory.fleet()[0]) == ["api", "lb1+lb2"] and directory.named("api").nodes["lb3"]["address"] == "192.0.2.13"
+    assert directory.named("nope") is None
+
+
+def test_the_configured_pair_needs_no_pillar():
+    directory = fleet.Directory(("lb1+lb2", {"lb1": {"address": "192.0.2.11"}, "lb2": {"address": "192.0.2.12"}}))
+    pair, _ = directory.find("lb2")
+    assert pair.name == "lb1+lb2" and pair.nodes["lb2"] == {"address": "192.0.2.12", "address6": None}
+    assert directory.find("lb3") == (None, "'lb3' is not a node of the pair")
+    assert list(directory.fleet()[0]) == ["lb1+lb2"]
 
 
 def test_a_node_listed_by_another_pair_whose_own_pillar_says_otherwise(seed_pillar):
@@ -98,3 +133,38 @@ def test_nodes_that_disagree_on_an_address_leave_the_pair_out(seed_pillar):
     pairs, problems = fleet.gather({"lb1": seed_pillar, "lb2": moved})
     assert pairs == {}
     assert "the pillars of lb1 and lb2 describe the pair differently" in problems["lb1+lb2"]
+
+
+def test_a_tag_naming_no_possible_node_is_looked_up_nowhere(seed_pillar):
+    asked = []
+    directory = fleet.Directory(claim_of=lambda minion: asked.append(minion))
+    for forged in ("../../etc", "lb1 lb2", "", "x" * 100, "lb1\n"):
+        assert directory.find(forged)[0] is None
+    assert asked == []
+
+
+@pytest.fixture
+def salt_cache(tmp_path):
+    return salt.cache.factory({**salt.config.master_config(None), "cachedir": str(tmp_path)})
+
+
+def test_claims_are_compiled_once_kept_in_salts_cache_and_forgotten_on_demand(seed_pillar, salt_cache):
+    compiled = []
+    pillars = {"lb1": seed_pillar, "lb2": seed_pillar, "web3": None}
+    compile_pillar = lambda minion: compiled.append(minion) or pillars[minion]  # noqa: E731
+    claims = fleet.CachedClaims(salt_cache, compile_pillar, known=lambda minion: minion in pillars)
+    assert claims("lb1").name == "lb1+lb2" and claims("web3") is None and claims("lb9") is None
+    again = fleet.CachedClaims(salt_cache, compile_pillar, known=lambda minion: minion in pillars)  # the next reaction
+    assert again("lb1") == claims("lb1") and again("web3") is None
+    assert compiled == ["lb1", "web3"]  # lb9 is unknown to the master: never compiled
+    seed_pillar["pair"] = "web"
+    again.forget("lb1")
+    assert again("lb1").name == "web" and compiled == ["lb1", "web3", "lb1"]
+
+
+def test_an_invalid_pillar_is_kept_as_its_problem(seed_pillar, salt_cache):
+    broken = copy.deepcopy(seed_pillar)
+    broken["nodes"]["lb2"]["priority"] = 999
+    claims = fleet.CachedClaims(salt_cache, lambda minion: broken, known=lambda minion: True)
+    assert "lbpair:nodes:lb2:priority" in claims("lb2")
+    assert "lbpair:nodes:lb2:priority" in fleet.CachedClaims(salt_cache, None, known=None)("lb2")  # from the cache

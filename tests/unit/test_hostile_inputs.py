@@ -470,6 +470,16 @@ CONFIG_ROWS = [
     ("a webhook URL without a host", lambda c: c["webhook"].update(url="https:///hooks/secret-Q7"), "lbpair_reactions:webhook:url"),
     ("a webhook URL the HTTP client refuses", lambda c: c["webhook"].update(url="https://[secret-Q7/x"), "lbpair_reactions:webhook:url"),
     ("a mail recipient that adds another", lambda c: c["smtp"].update(to=["ops@example.net, boss@example.net"]), "lbpair_reactions:smtp:to"),
+    ("pairs given as a list", lambda c: c.update(pairs=["web"]), "lbpair_reactions:pairs"),
+    ("a pair name with a slash (a state key's separator)", lambda c: c.update(pairs={"web/x": {}}), "lbpair_reactions:pairs:web/x"),
+    ("a pair name climbing out of a lock's directory", lambda c: c.update(pairs={"../web": {}}), "lbpair_reactions:pairs:../web"),
+    ("a pair name with a newline", lambda c: c.update(pairs={"web\nCRITICAL": {}}), "lbpair_reactions:pairs:web\nCRITICAL"),
+    ("a pair's own nodes (they come from pillar)", lambda c: c.update(pairs={"web": {"nodes": {}}}), "lbpair_reactions:pairs:web:nodes"),
+    ("a pair's own history (one for the fleet)", lambda c: c.update(pairs={"web": {"history": {}}}), "lbpair_reactions:pairs:web:history"),
+    ("a pair's webhook URL without a host", lambda c: c.update(pairs={"web": {"webhook": {"url": "https:///secret-Q7"}}}),
+     "lbpair_reactions:pairs:web:webhook:url"),
+    ("a pair's damping window given as text", lambda c: c.update(pairs={"web": {"damping_window": "60; rm"}}),
+     "lbpair_reactions:pairs:web:damping_window"),
 ]  # fmt: skip
 
 

@@ -205,7 +205,7 @@ def test_split_brain_is_checked_again_later_not_waited_for(tmp_path, nodes):
     assert answer["pair"]["settling"] == 0.2 and woken
     assert "split_brain" not in _kinds(reacting)
     done = reacting.flush(wait=True)  # the background job: waits for the settle time, checks again
-    assert any("check:lbpair_51" in item for item in done)
+    assert any("check:lb1+lb2/lbpair_51" in item for item in done)
     assert "split_brain" in _kinds(reacting)
 
 
@@ -217,7 +217,7 @@ def test_a_problem_that_changed_before_the_second_look_is_a_new_one_not_an_alarm
     assert reacting.on_beacon(TAG.replace("lb2", "lb1").replace("MASTER", "FAULT"), {**_entry(7, "FAULT", "MASTER"), "id": "lb1"})
     nodes.states = {"lb1": "BACKUP", "lb2": "FAULT"}  # the second move, caught halfway by the settled check
     reacting.sleep(0.25)  # the settle time
-    assert any("check:lbpair_51" in item for item in reacting.flush())
+    assert any("check:lb1+lb2/lbpair_51" in item for item in reacting.flush())
     assert "no_master" not in _kinds(reacting)
     reacting.sleep(0.25)
     reacting.flush()  # it lasted: the next look alarms
@@ -232,7 +232,7 @@ def test_dns_is_retried_by_the_background_job_then_reported(tmp_path, nodes):
     reacting, _ = _reactions(tmp_path, nodes, dns=dns)
     nodes.journals["lb2"] = [_entry(7)]
     answer = reacting.on_beacon(TAG, {**_entry(7), "id": "lb2"})
-    assert answer["pair"]["dns"]["retry"] is True and "dns:lbpair_51" in reacting.store.due()
+    assert answer["pair"]["dns"]["retry"] is True and "dns:lb1+lb2/lbpair_51" in reacting.store.due()
     reacting.flush(wait=True)
     outcome = [r for r in reacting.history.read() if r["kind"] == "dns"]
     assert len(outcome) == 1 and outcome[0]["ok"] is False and outcome[0]["attempts"] == 3

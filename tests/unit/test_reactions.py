@@ -285,7 +285,7 @@ def test_a_check_of_one_instance_does_not_cover_another_instance(tmp_path, shipp
     other = {"lbpair_51": {"state": "BACKUP", "vrid": 51, "vips": []}, "lbpair_52": {"state": "MASTER", "vrid": 52, "vips": []}}
     reacting = reactions.Reactions(config, lambda *args: ({"lb1": both, "lb2": other}, {}))
     requested_at = time.time()
-    reacting.monitor.check_pair("lbpair_51", requested_at)
-    second = reacting.monitor.check_pair("lbpair_52", requested_at)
+    reacting.crew(reacting.directory.named("lb1+lb2")).monitor.check_pair("lbpair_51", requested_at)
+    second = reacting.crew(reacting.directory.named("lb1+lb2")).monitor.check_pair("lbpair_52", requested_at)
     assert "skipped" not in second and second["dns"]["error"], second  # it tried to point shop at lb2
-    assert reacting.monitor.check_pair("lbpair_52", requested_at) == {"skipped": "a newer check covered it"}
+    assert reacting.crew(reacting.directory.named("lb1+lb2")).monitor.check_pair("lbpair_52", requested_at) == {"skipped": "a newer check covered it"}

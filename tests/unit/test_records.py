@@ -143,14 +143,27 @@ def test_severities_are_the_strings_sent():
 @pytest.mark.parametrize(
     "task, stored, key",
     [
-        (Task.check("lbpair_51"), {"kind": "check", "instance": "lbpair_51"}, "check:lbpair_51"),
-        (Task.dns("lbpair_51", "lb2", 2), {"kind": "dns", "instance": "lbpair_51", "minion": "lb2", "attempt": 2}, "dns:lbpair_51"),
+        (Task.check("web", "lbpair_51"), {"kind": "check", "pair": "web", "instance": "lbpair_51"}, "check:web/lbpair_51"),
+        (Task.dns("web", "lbpair_51", "lb2", 2), {"kind": "dns", "pair": "web", "instance": "lbpair_51", "minion": "lb2", "attempt": 2},
+         "dns:web/lbpair_51"),
         (Task.catch_up("lb2", 1), {"kind": "catch_up", "minion": "lb2", "attempt": 1}, "catch_up:lb2"),
     ],
-)
-def test_a_task_is_the_mapping_the_reaction_state_always_kept(task, stored, key):
+)  # fmt: skip
+def test_a_task_is_the_mapping_the_reaction_state_keeps(task, stored, key):
     assert task.to_json() == stored and task.key == key
     assert Task.from_json({**stored, "at": 12.5}) == task
+
+
+@pytest.mark.parametrize(
+    "stored, key",
+    [
+        ({"kind": "check", "instance": "lbpair_51"}, "check:lbpair_51"),
+        ({"kind": "dns", "instance": "lbpair_51", "minion": "lb2", "attempt": 2}, "dns:lbpair_51"),
+    ],
+)
+def test_work_an_older_version_left_names_no_pair_and_keeps_its_key(stored, key):
+    task = Task.from_json(stored)
+    assert task.pair is None and task.key == key
 
 
 def test_task_kinds_are_the_strings_in_the_state():
@@ -163,14 +176,14 @@ def test_work_of_an_unknown_kind_is_logged_and_dropped_and_the_rest_done(tmp_pat
     store = reaction_state.ReactionStore(str(tmp_path / "history.jsonl.state.json"))
     store.schedule("reboot:lb1", 10, {"kind": "reboot", "minion": "lb1"})  # left by another version
     store.schedule("broken", 10, {"instance": "lbpair_51"})
-    store.schedule("check:lbpair_51", 11, Task.check("lbpair_51").to_json())
+    store.schedule("check:web/lbpair_51", 11, Task.check("web", "lbpair_51").to_json())
     scheduler = Scheduler(store, wake=lambda: None, clock=lambda: 20, sleep=lambda seconds: None)
     checked = []
     scheduler.register(TaskKind.CHECK, lambda task: checked.append(task) or "checked")
     with caplog.at_level(logging.ERROR):
         done = scheduler.flush()
-    assert done == [{"broken": "dropped: unknown kind"}, {"reboot:lb1": "dropped: unknown kind"}, {"check:lbpair_51": "checked"}]
-    assert checked == [Task.check("lbpair_51")] and store.due() == {}
+    assert done == [{"broken": "dropped: unknown kind"}, {"reboot:lb1": "dropped: unknown kind"}, {"check:web/lbpair_51": "checked"}]
+    assert checked == [Task.check("web", "lbpair_51")] and store.due() == {}
     assert "dropping work reboot:lb1: its kind 'reboot' is unknown" in caplog.text
 
 
@@ -181,8 +194,9 @@ def test_seen_and_problems_are_the_strings_on_disk():
 
 
 def test_a_transition_built_planned_says_so():
-    built = Transition(minion="lb1", seq=3, state=VrrpState.MASTER, planned=True).to_json()
+    built = Transition(minion="lb1", seq=3, pair="web", state=VrrpState.MASTER, planned=True).to_json()
     assert built["planned"] is True and list(built) == list(records.TRANSITION_KEYS)
+    assert "pair" not in Transition(minion="lb1", seq=3).to_json()  # no pair to name: as an older version wrote it
     read = Transition.from_json({"kind": "transition", "minion": "lb1", "seq": 3})
     assert read.marked_planned().to_json() == {"kind": "transition", "minion": "lb1", "seq": 3, "planned": True}
     old = Transition.from_json({"planned": False, "kind": "transition", "minion": "lb1", "seq": 3})

@@ -73,9 +73,9 @@ def _message(row):
     return f"{row['service']} certificate {row['certificate']} on {row['minion']} {row['problem']}"
 
 
-def check(client, history, store, config, now=None):
+def check(client, chronicle, store, config, now=None):
     """
-    Ask every node (``client``, a :class:`~saltext.lbpair.master.node_client.NodeClient`), record in ``history``
+    Ask every node (``client``, a :class:`~saltext.lbpair.master.node_client.NodeClient`), record (``chronicle``)
     and announce (``config``: the reactions') what expires soon, quiet a day per warning (``store``);
     returns what was found and who did not answer.
     """
@@ -84,8 +84,8 @@ def check(client, history, store, config, now=None):
     rows = expiring(answers) + stale_ocsp(answers)
     fresh = set(store.quiet_certificates([_key(row) for row in rows], now, QUIET))
     due = [row for row in rows if _key(row) in fresh]
-    if due:
-        history.append([records.certificate(iso_utc(now), row, _message(row)) for row in due])
+    for row in due:
+        chronicle.note(records.certificate(iso_utc(now), row, _message(row)))
     notified = [notify.deliver(notify.warning_notice(row["minion"], row["code"], _message(row)), config) for row in due]
     return {
         "expiring": [_message(row) for row in rows if row["code"] == EXPIRY],

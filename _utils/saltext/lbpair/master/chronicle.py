@@ -11,11 +11,15 @@ RECENT_RECORDS = 500  # enough history to know the last MASTER and the VIPs of e
 
 
 class Chronicle:
-    """The reactions' notes in ``history`` (a :class:`~saltext.lbpair.master.history.History`), stamped by ``clock``."""
+    """
+    The notes of one pair's reactions in ``history`` (a :class:`~saltext.lbpair.master.history.History`),
+    stamped with the time (``clock``) and the ``pair``.
+    """
 
-    def __init__(self, history, clock=time.time):
+    def __init__(self, history, clock=time.time, pair=None):
         self.history = history
         self.clock = clock
+        self.pair = pair
 
     def recent(self):
         """The newest records of the history, or none if it cannot be read (what they tell is a nicety)."""
@@ -28,6 +32,6 @@ class Chronicle:
     def note(self, record):
         """Append a record the master concluded (alarm, DNS outcome, warning...); a full disk is logged, not fatal."""
         try:
-            self.history.append([{"at": iso_utc(self.clock()), **record}])
+            self.history.append([{"at": iso_utc(self.clock()), "pair": self.pair, **record}])
         except OSError as exc:
             log.error("lbpair: could not write %s to the history: %s", record.get("kind"), exc)

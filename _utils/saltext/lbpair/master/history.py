@@ -115,15 +115,16 @@ def _admitted(records, state):
     return new
 
 
-def select(records, instance=None, minion=None, since=None, until=None):
-    """The records matching the filters (``since``/``until``: ISO 8601 or epoch seconds), ordered by time."""
+def select(records, instance=None, minion=None, since=None, until=None, pair=None):
+    """
+    The records matching the filters (``since``/``until``: ISO 8601 or epoch seconds), ordered by time.
+    ``pair`` matches the records that name it (an older version's name none: they match no pair).
+    """
     since, until = times.parse(since), times.parse(until)
     chosen = []
     for record in records:
         at = times.parse(record.get("at"))
-        if instance and record.get("instance") != instance:
-            continue
-        if minion and record.get("minion") != minion:
+        if any(wanted and record.get(key) != wanted for key, wanted in (("instance", instance), ("minion", minion), ("pair", pair))):
             continue
         if since and (at is None or at < since):
             continue
@@ -151,4 +152,10 @@ def _describe(record):
 
 def timeline(records):
     """The records as readable lines, one per record."""
-    return [f"{record.get('at', '?')}  {record.get('instance', '-')}  {_describe(record)}" for record in records]
+    return [f"{record.get('at', '?')}  {_where(record)}  {_describe(record)}" for record in records]
+
+
+def _where(record):
+    """The pair and instance a record is about: ``web/lbpair_51``, ``lbpair_51`` (an older record), ``-``."""
+    instance = record.get("instance") or "-"
+    return f"{record['pair']}/{instance}" if record.get("pair") else instance

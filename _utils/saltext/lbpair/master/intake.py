@@ -123,7 +123,8 @@ class Intake:
             return {"ignored": "not in the node's journal"}
         if verdict is Verdict.UNCONFIRMED:
             return self._claim(minion, data, unconfirmed_reason(silent, failures.get(minion)))
-        reactions = self._record_and_react([Transition.confirmed_from(entry, minion, Seen.LIVE, self.clock())], requested_at)
+        record = Transition.confirmed_from(entry, minion, Seen.LIVE, self.clock(), self.config["pair"])
+        reactions = self._record_and_react([record], requested_at)
         if not reactions:
             return {"duplicate": [minion, data["seq"]]}
         return reactions[0]
@@ -160,7 +161,8 @@ class Intake:
         if len(wellformed) < len(journal):
             log.warning("lbpair: %d malformed entries in %s's journal were skipped", len(journal) - len(wellformed), minion)
         settled = self._settle_claims(minion, wellformed, since)
-        found = [Transition.confirmed_from(entry, minion, Seen.LATE, self.clock()) for entry in wellformed if entry["seq"] > since]
+        pair = self.config["pair"]
+        found = [Transition.confirmed_from(entry, minion, Seen.LATE, self.clock(), pair) for entry in wellformed if entry["seq"] > since]
         reactions = self._record_and_react(found, requested_at)
         log.info("lbpair: caught up %d transitions of %s after seq %d", len(reactions), minion, since)
         return {"caught_up": [reaction["recorded"] for reaction in reactions], "claims_settled": settled, "reactions": reactions}

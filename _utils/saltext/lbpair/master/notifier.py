@@ -9,6 +9,7 @@ import time
 
 from saltext.lbpair.master import notify, records
 from saltext.lbpair.master.notify import Admission
+from saltext.lbpair.master.records import scoped
 from saltext.lbpair.master.transitions import previous_master
 
 log = logging.getLogger(__name__)
@@ -32,7 +33,8 @@ class Notifier:
         The notice to send for ``record`` (a :class:`~saltext.lbpair.master.records.Transition`)
         now, or ``None`` when flap damping holds it for the summary.
         """
-        decision = self.store.admit(record.instance, self.clock(), self.config["damping_window"], record.brief())
+        key = scoped(self.config["pair"], record.instance)
+        decision = self.store.admit(key, self.clock(), self.config["damping_window"], record.brief())
         log.info("lbpair: %s %s seq %s: notification %s", record.minion, record.state, record.seq, decision)
         if decision is Admission.HOLD_FIRST:
             self.scheduler.wake_worker()  # the background job sends the summary when the window ends
@@ -45,12 +47,9 @@ class Notifier:
         notify.send(notice, self.config, channel)
         return "sent"
 
-    def send_summaries(self, now):
-        """The flap-damping summaries whose window ended at ``now``, sent."""
-        return [{"summary": instance, "sent": self._send_summary(instance)} for instance in self.store.summaries_due(now)]
-
-    def _send_summary(self, instance):
-        held = self.store.release_summary(instance, self.clock(), self.config["damping_window"])
+    def send_summary(self, instance):
+        """The flap-damping summary of ``instance``, whose window ended, sent (``[]``: nothing was held)."""
+        held = self.store.release_summary(scoped(self.config["pair"], instance), self.clock(), self.config["damping_window"])
         if not held:
             return []
         outcome = notify.deliver(notify.summary_notice(instance, held, self.config["damping_window"]), self.config)

@@ -234,8 +234,11 @@ def channels(config):
 
 
 def send(notice, config, channel):
-    """Send ``notice`` through one configured ``channel``; raise ``OSError`` (without secrets) if it fails."""
-    dict(CHANNELS)[channel](notice, config[channel])
+    """
+    Send ``notice`` through one configured ``channel`` of ``config`` (a pair's settings: the notice
+    names the pair); raise ``OSError`` (without secrets) if it fails.
+    """
+    dict(CHANNELS)[channel](notice.in_pair(config.get("pair")), config[channel])
 
 
 def deliver(notice, config, only=None):

@@ -9,10 +9,9 @@ import logging
 import time
 
 from saltext.lbpair.core.errors import InvalidValue
-from saltext.lbpair.core.times import iso_utc
 from saltext.lbpair.master import dns_update, notify, records
 from saltext.lbpair.master.reactions_config import CONFIG_KEY
-from saltext.lbpair.master.records import Problem, Task, transitions
+from saltext.lbpair.master.records import Problem, Task, scoped, transitions
 from saltext.lbpair.master.transitions import STATUS_FUNCTION
 from saltext.lbpair.model.keepalived_model import VrrpState
 
@@ -65,6 +64,35 @@ def with_problems(view):
     return view
 
 
+def fleet_view(views, left_out):
+    """
+    Every pair's view (``views``: ``{pair: pair_view}``) with its problems, those with a problem
+    first; the fleet's ``problems`` (each naming its pair, then the pairs and minions ``left_out``,
+    ``{name: why}``) and ``retcode`` 1 when there is one (or no pair at all).
+    """
+    pairs = {name: with_problems(view) for name, view in views.items()}
+    problems = [f"{name}: {problem}" for name, view in sorted(pairs.items()) for problem in view["problems"]]
+    problems += [f"{name}: {why}" for name, why in sorted(left_out.items())]
+    view = {"problems": problems, "pairs": dict(sorted(pairs.items(), key=lambda item: (not item[1]["problems"], item[0])))}
+    if problems or not pairs:
+        view["retcode"] = 1
+    return view
+
+
+def read_statuses(client, nodes, timeout):
+    """
+    ``{node: status}`` of the ``nodes`` that answered ``lbpair_keepalived.status`` (``client``: a
+    :class:`~saltext.lbpair.master.node_client.NodeClient`; ``timeout``: the confirm timeout).
+    """
+    # A node that has just reconnected misses publications for a moment: ask briefly,
+    # then once more, with the full timeout, those that did not answer.
+    statuses, _ = client.answers(nodes, STATUS_FUNCTION, timeout=min(3, timeout))
+    missing = [node for node in nodes if node not in statuses]
+    if missing:
+        statuses.update(client.answers(missing, STATUS_FUNCTION, timeout=timeout)[0])
+    return {node: ret for node, ret in statuses.items() if isinstance(ret, dict)}
+
+
 @dataclasses.dataclass(eq=False)
 class PairMonitor:
     """
@@ -79,29 +107,23 @@ class PairMonitor:
     scheduler: object
     clock: object = time.time
 
-    def pair_state(self):
-        """The pair's view (:func:`pair_view`) from the nodes' own status returns."""
+    def _key(self, instance):
+        """How the reaction state keys ``instance`` of this pair (instance names repeat across pairs)."""
+        return scoped(self.config["pair"], instance)
+
+    def pair_state(self, statuses=None):
+        """
+        The pair's view (:func:`pair_view`) from the nodes' own status returns (``statuses``:
+        those :func:`read_statuses` read for several pairs at once; by default they are asked).
+        """
         nodes = self.config["nodes"]
-        # A node that has just reconnected misses publications for a moment: ask briefly,
-        # then once more, with the full timeout, those that did not answer.
-        statuses, _ = self.client.answers(nodes, STATUS_FUNCTION, timeout=min(3, self.config["confirm"]["timeout"]))
-        missing = [node for node in nodes if node not in statuses]
-        if missing:
-            statuses.update(self.client.answers(missing, STATUS_FUNCTION)[0])
-        view = pair_view({node: ret for node, ret in statuses.items() if isinstance(ret, dict)}, nodes)
+        if statuses is None:
+            statuses = read_statuses(self.client, nodes, self.config["confirm"]["timeout"])
+        view = pair_view({node: statuses[node] for node in nodes if node in statuses}, nodes)
         if any(not entry["vips"] for entry in view["instances"].values()):  # D-Bus does not give the VIPs
             records = self.chronicle.recent()
             for instance, entry in view["instances"].items():
                 entry["vips"] = entry["vips"] or known_vips(records, instance)
-        return view
-
-    def status(self):
-        """The pair's view with its problems, the open claims, the work due and the history's damage."""
-        view = with_problems(self.pair_state())
-        view["claims"] = self.store.open_claims()
-        view["due"] = {key: iso_utc(at) for key, at in self.store.due().items()}
-        view["open_reactions"] = self.store.open_reactions()
-        view["history_bad_lines"] = self.chronicle.history.bad_lines()
         return view
 
     def check_pair(self, instance, requested_at, settled=False):
@@ -112,8 +134,8 @@ class PairMonitor:
         instance started after ``requested_at`` already covers it (another instance's does not:
         active/active, each node becomes MASTER of one at the same moment).
         """
-        with self.store.lock("check"):
-            if not self.store.start_check(instance, requested_at, self.clock()):
+        with self.store.lock(f"check-{self.config['pair']}"):
+            if not self.store.start_check(self._key(instance), requested_at, self.clock()):
                 return {"skipped": "a newer check covered it"}
             entry = self.pair_state()["instances"].get(instance)
         result = {"view": entry}
@@ -123,9 +145,9 @@ class PairMonitor:
             if self._problem_seen_before(instance, entry) and settled:
                 return {**result, "alarm": self._alarm(instance, entry["problem"], entry)}
             settle = self.config["confirm"]["settle"]
-            self.scheduler.later(Task.check(instance), settle)
+            self.scheduler.later(Task.check(self.config["pair"], instance), settle)
             return {**result, "settling": settle}
-        self.store.all_clear(instance)
+        self.store.all_clear(self._key(instance))
         if self.config["dns"]:
             result["dns"] = self._follow_master(instance, entry["MASTER"][0])
         return result
@@ -137,11 +159,11 @@ class PairMonitor:
         passes through "no MASTER" twice, each time for well under a second.
         """
         shape = [entry["problem"], [[node, state] for node, state in sorted(entry["states"].items())]]
-        return self.store.problem_seen_before(instance, shape)
+        return self.store.problem_seen_before(self._key(instance), shape)
 
     def _alarm(self, instance, problem, entry):
         """Raise a critical alarm once per episode: recorded in the history and notified."""
-        if not self.store.raise_alarm(instance, problem):
+        if not self.store.raise_alarm(self._key(instance), problem):
             return None
         message = alarm_message(problem, entry)
         log.error("lbpair: CRITICAL %s: %s", instance, message)
@@ -149,7 +171,7 @@ class PairMonitor:
         return notify.deliver(notify.alarm_notice(problem, instance, message, {"states": entry["states"]}), self.config)
 
     def _follow_master(self, instance, master):
-        if self.store.dns_target(instance) == master:
+        if self.store.dns_target(self._key(instance)) == master:
             return None
         return self.point_dns(instance, master)
 
@@ -168,12 +190,12 @@ class PairMonitor:
             error = str(exc)
         if error is None:
             log.info("lbpair: DNS records of %s point at %s, attempt %d", dns_config["zone"], master, attempt)
-            self.store.note_dns(instance, master)
+            self.store.note_dns(self._key(instance), master)
             self.chronicle.note(records.dns(instance, master, True, attempt, None))
             return {"ok": True, "attempts": attempt}
         log.warning("lbpair: DNS update to %s, attempt %d of %d failed: %s", master, attempt, dns_config["attempts"], error)
         if attempt < dns_config["attempts"]:
-            self.scheduler.later(Task.dns(instance, master, attempt + 1), dns_config["backoff"] * 2 ** (attempt - 1))
+            self.scheduler.later(Task.dns(self.config["pair"], instance, master, attempt + 1), dns_config["backoff"] * 2 ** (attempt - 1))
             return {"ok": False, "attempts": attempt, "error": error, "retry": True}
         result = {"ok": False, "attempts": attempt, "error": error}
         self.chronicle.note(records.dns(instance, master, False, attempt, error))

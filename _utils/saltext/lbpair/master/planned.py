@@ -95,13 +95,14 @@ MAX_TIMEOUT = 600  # s: a plan marks the transitions of its instances "planned" 
 class PlannedMoves:
     """
     Planned moves of the pair: ``client`` calls its nodes (:class:`~saltext.lbpair.master.node_client.NodeClient`),
-    ``history`` records the plans, ``pair_state()`` reads the pair's view, ``store`` keeps the plans
+    ``chronicle`` records the plans (:class:`~saltext.lbpair.master.chronicle.Chronicle`), ``pair_state()``
+    reads the pair's view, ``store`` keeps the plans
     (:class:`~saltext.lbpair.master.reaction_state.ReactionStore`).
     """
 
-    def __init__(self, client, history, pair_state, store, sleep=time.sleep, grace=CONFIRM_GRACE, clock=time.time):
+    def __init__(self, client, chronicle, pair_state, store, sleep=time.sleep, grace=CONFIRM_GRACE, clock=time.time):
         self.client = client
-        self.history = history
+        self.chronicle = chronicle
         self.pair_state = pair_state
         self.store = store
         self.nodes = list(client.nodes)
@@ -130,7 +131,8 @@ class PlannedMoves:
         self._note([records.planned(name, target, f"planned {reason}: the VIPs move to {target}") for name, target in moves])
 
     def _note(self, notes):
-        self.history.append([{"at": iso_utc(self.clock()), **note} for note in notes])
+        for note in notes:
+            self.chronicle.note(note)
 
     def switchover(self, target, timeout):
         """Move every instance's VIPs to ``target`` with no failed request; the timeline of what happened."""
@@ -218,7 +220,7 @@ class PlannedMoves:
         """The history since ``started``, once it holds a confirmed MASTER transition of each of ``targets`` (or after a grace time)."""
         deadline = self.clock() + self.grace
         while True:
-            chosen = select(self.history.recent(200), since=iso_utc(started))
+            chosen = select(self.chronicle.history.recent(200), since=iso_utc(started), pair=self.chronicle.pair)
             confirmed = {record.minion for record in records.transitions(chosen) if record.becomes_master}
             if targets <= confirmed or self.clock() >= deadline:
                 return timeline(chosen)

@@ -19,8 +19,11 @@ after the settle time, DNS and catch-up retries) is left to a background
 ``lbpair.flush`` job (:mod:`saltext.lbpair.master.reaction_state`).
 
 :class:`Reactions` is the facade the ``lbpair`` runner calls, which gives it the validated
-configuration (:mod:`saltext.lbpair.master.reactions_config`) and a way to run a function on minions
-(``ask``, Salt's LocalClient). The work is done by its parts, each of one concern: the intake
+configuration (:mod:`saltext.lbpair.master.reactions_config`), a way to run a function on minions
+(``ask``, Salt's LocalClient) and the nodes' pillars (the fleet's pairs:
+:mod:`saltext.lbpair.master.fleet`). Each pair has a crew (:mod:`saltext.lbpair.master.crew`) on
+its own settings; all share the history, the reaction state and the scheduler. The work is done by
+the crew's parts, each of one concern: the intake
 (:mod:`~saltext.lbpair.master.intake`: events, claims, catch-up), the step runner
 (:mod:`~saltext.lbpair.master.step_runner`), the pair monitor (:mod:`~saltext.lbpair.master.pair_monitor`:
 pair state, split brain / no MASTER, DNS), the notifier (:mod:`~saltext.lbpair.master.notifier`:
@@ -31,23 +34,25 @@ functions (:mod:`~saltext.lbpair.master.transitions`); the records, notices and 
 types (:mod:`~saltext.lbpair.master.records`).
 """
 
+import logging
 import time
 
-from saltext.lbpair.master import cert_watch, planned, reaction_state
+from saltext.lbpair.core.errors import InvalidValue
+from saltext.lbpair.core.times import iso_utc
+from saltext.lbpair.master import fleet, planned, reaction_state, reactions_config
 from saltext.lbpair.master import history as history_file
-from saltext.lbpair.master.chronicle import Chronicle
-from saltext.lbpair.master.intake import Intake
+from saltext.lbpair.master.crew import Crew
 from saltext.lbpair.master.node_client import NodeClient
-from saltext.lbpair.master.notifier import Notifier
-from saltext.lbpair.master.pair_monitor import PairMonitor, pair_view, with_problems
-from saltext.lbpair.master.records import TaskKind
+from saltext.lbpair.master.pair_monitor import fleet_view, pair_view, read_statuses, with_problems
+from saltext.lbpair.master.records import TaskKind, unscoped
 from saltext.lbpair.master.scheduler import Scheduler
-from saltext.lbpair.master.step_runner import StepRunner
 from saltext.lbpair.master.transitions import (
     JOURNAL_FUNCTION,
     STATUS_FUNCTION,
+    TAG_RE,
     WARNING_CHECKS,
     journal_verdict,
+    log_text,
     not_synced,
     split_returns,
     trust_problem,
@@ -59,6 +64,8 @@ __all__ = [
     "split_returns", "trust_problem", "with_problems",
 ]  # fmt: skip
 
+log = logging.getLogger(__name__)
+
 
 class Reactions:
     """
@@ -67,71 +74,138 @@ class Reactions:
     failure reason})``, the returns of the successful jobs and the reasons of the others.
     ``wake()`` makes sure a background job does the work due later (:meth:`flush`).
     ``clock()`` and ``sleep(seconds)`` tell and pass the time (a test gives its own).
+    ``claim_of(minion)`` and ``minions()`` tell the pairs (:class:`~saltext.lbpair.master.fleet.Directory`)
+    when the configuration lists no ``nodes``.
     """
 
-    def __init__(self, config, ask, wake=None, clock=time.time, sleep=time.sleep):
+    def __init__(self, config, ask, wake=None, clock=time.time, sleep=time.sleep, claim_of=None, minions=None):
         self.config = config
+        self.ask = ask
         self.wake = wake or (lambda: None)
         self.clock = clock
         self.sleep = sleep
         self.history = history_file.History(config["history"]["path"], config["history"]["max_bytes"])
         self.state_path = f"{config['history']['path']}.state.json"
         self.store = reaction_state.ReactionStore(self.state_path)
-        self.client = NodeClient(ask, config["nodes"], config["confirm"]["timeout"], self.store, clock)
+        self.directory = fleet.Directory(reactions_config.configured_pair(config), claim_of, minions)
         self.scheduler = Scheduler(self.store, lambda: self.wake(), clock, sleep)
-        chronicle = Chronicle(self.history, clock)
-        self.notifier = Notifier(config, self.store, chronicle, self.scheduler, clock)
-        self.monitor = PairMonitor(config, self.client, self.store, chronicle, self.scheduler, clock)
-        self.steps = StepRunner(config, self.store, self.history, self.notifier, self.monitor.check_pair, self._failback)
-        self.intake = Intake(config, self.client, self.store, chronicle, self.scheduler, self.steps, clock)
-        self.scheduler.register(TaskKind.CHECK, lambda task: self.monitor.check_pair(task.instance, None, settled=True))
-        self.scheduler.register(TaskKind.DNS, lambda task: self.monitor.point_dns(task.instance, task.minion, task.attempt))
-        self.scheduler.register(TaskKind.CATCH_UP, lambda task: self.intake.catch_up(task.minion, task.attempt))
-        self.scheduler.register_sweep(self.notifier.send_summaries)
+        monitor = lambda task: self._named(task.pair).monitor  # noqa: E731  (an older version's work names no pair: its only one)
+        self.scheduler.register(TaskKind.CHECK, lambda task: monitor(task).check_pair(task.instance, None, settled=True))
+        self.scheduler.register(TaskKind.DNS, lambda task: monitor(task).point_dns(task.instance, task.minion, task.attempt))
+        self.scheduler.register(TaskKind.CATCH_UP, lambda task: self.catch_up(task.minion, task.attempt))
+        self.scheduler.register_sweep(self._send_summaries)
+        self._crews = {}
 
-    @property
-    def ask(self):
-        """How the nodes are asked (see :class:`~saltext.lbpair.master.node_client.NodeClient`)."""
-        return self.client.ask
+    def crew(self, pair):
+        """The :class:`~saltext.lbpair.master.crew.Crew` of ``pair`` (a :class:`~saltext.lbpair.master.fleet.Pair`)."""
+        if pair.name not in self._crews:
+            settings = reactions_config.pair_settings(self.config, pair.name, pair.nodes)
+            self._crews[pair.name] = Crew(settings, lambda *args: self.ask(*args), self.history, self.store, self.scheduler,
+                                          self.clock, self.sleep)  # fmt: skip
+        return self._crews[pair.name]
 
-    @ask.setter
-    def ask(self, ask):
-        self.client.ask = ask
+    def _crew_of(self, minion):
+        """``(crew, None)`` of the pair ``minion`` is a node of, else ``(None, why not)``."""
+        pair, problem = self.directory.find(minion)
+        return (None, problem) if pair is None else (self.crew(pair), None)
+
+    def _named(self, name=None):
+        """The crew of the pair named ``name`` (``None``: the only pair); :class:`InvalidValue` if there is no such one pair."""
+        pairs, _ = self.directory.fleet()
+        if name is None and len(pairs) != 1:
+            raise InvalidValue("pair", f"name the pair: {', '.join(sorted(pairs)) or 'the master knows none'}")
+        pair = pairs.get(name) if name is not None else next(iter(pairs.values()))
+        if pair is None:
+            raise InvalidValue("pair", f"{name!r} is not a pair the master knows ({', '.join(sorted(pairs)) or 'none'})")
+        return self.crew(pair)
+
+    def _node_crew(self, minion):
+        """The crew of the pair ``minion`` is a node of; :class:`InvalidValue` naming ``node`` if none."""
+        crew, problem = self._crew_of(minion)
+        if crew is None:
+            raise InvalidValue("node", problem)
+        return crew
 
     def on_beacon(self, tag, data):
         """React to an ``lbpair_vrrp`` beacon event; see the ``lbpair`` runner's ``on_beacon``."""
-        return self.intake.on_beacon(tag, data)
+        parts = TAG_RE.fullmatch(tag or "")
+        crew, problem = self._crew_of(parts["minion"]) if parts else (None, f"unexpected tag {tag!r}")
+        if crew is None:
+            log.warning("lbpair: ignoring beacon event %s: %s", log_text(tag), log_text(problem))
+            return {"ignored": problem}
+        return crew.intake.on_beacon(tag, data)
 
     def on_minion_start(self, minion):
-        """A minion (re)connected: catch up if it is a node of the pair (any other minion is none of our business)."""
-        return self.intake.on_minion_start(minion)
+        """A minion (re)connected: catch up if it is a node of a pair (any other minion is none of our business)."""
+        crew, problem = self._crew_of(minion)
+        if crew is None:
+            log.debug("lbpair: no catch-up for %s: %s", log_text(minion), log_text(problem))
+            return {"ignored": problem}
+        return crew.intake.catch_up(minion)
 
     def catch_up(self, minion, attempt=1):
         """Record and react to what ``minion`` journalled since the history's last transition of it (:meth:`Intake.catch_up`)."""
-        return self.intake.catch_up(minion, attempt)
+        crew, problem = self._crew_of(minion)
+        if crew is None:
+            log.warning("lbpair: no catch-up for %s: %s", log_text(minion), log_text(problem))
+            return {"ignored": problem}
+        return crew.intake.catch_up(minion, attempt)
 
-    def pair_state(self):
-        """The pair's view (:func:`~saltext.lbpair.master.pair_monitor.pair_view`) from the nodes' own status returns."""
-        return self.monitor.pair_state()
+    def status(self, pair=None):
+        """
+        Every pair's view (or the one named ``pair``) with its problems, those with a problem first,
+        the pairs and minions the fleet leaves out, the open claims, the work due and the history's damage.
+        """
+        pairs, left_out = ({pair: self._named(pair)}, {}) if pair else self._fleet_crews()
+        nodes = sorted({node for crew in pairs.values() for node in crew.settings["nodes"]})
+        timeout = self.config["confirm"]["timeout"]
+        statuses = read_statuses(NodeClient(self.ask, nodes, timeout, self.store, self.clock), nodes, timeout)
+        view = fleet_view({name: crew.monitor.pair_state(statuses) for name, crew in pairs.items()}, left_out)
+        view["claims"] = self.store.open_claims()
+        view["due"] = {key: iso_utc(at) for key, at in self.store.due().items()}
+        view["open_reactions"] = self.store.open_reactions()
+        view["history_bad_lines"] = self.history.bad_lines()
+        return view
 
-    def status(self):
-        """The pair's view with its problems, the open claims, the work due and the history's damage."""
-        return self.monitor.status()
+    def _fleet_crews(self):
+        """``({name: crew}, {name: why left out})`` of the whole fleet."""
+        pairs, left_out = self.directory.fleet()
+        return {name: self.crew(pair) for name, pair in pairs.items()}, left_out
 
     def dns_update(self, minion):
-        """Point the configured DNS records at ``minion`` now (retried, then reported)."""
-        return self.monitor.dns_update(minion)
+        """Point the records of ``minion``'s pair at ``minion`` now (retried, then reported)."""
+        return self._node_crew(minion).monitor.dns_update(minion)
 
-    def planned_moves(self, sleep=None, grace=planned.CONFIRM_GRACE):
-        """The pair's planned moves (:class:`~saltext.lbpair.master.planned.PlannedMoves`), given what they need of the reactions."""
-        return planned.PlannedMoves(self.client, self.history, self.monitor.pair_state, self.store, sleep or self.sleep, grace, self.clock)
+    def planned_moves(self, pair=None, sleep=None, grace=planned.CONFIRM_GRACE):
+        """The planned moves of the pair named ``pair`` (``None``: the only one): :class:`~saltext.lbpair.master.planned.PlannedMoves`."""
+        return self._named(pair).planned_moves(sleep, grace)
 
-    def _failback(self, minion, instance):
-        return self.planned_moves().failback(minion, instance)
+    def switchover(self, to, timeout):
+        """Move the VIPs of ``to``'s pair to ``to`` (:meth:`~saltext.lbpair.master.planned.PlannedMoves.switchover`)."""
+        return self._node_crew(to).planned_moves().switchover(to, timeout)
 
-    def check_certificates(self, now=None):
-        """The nodes' TLS certificates looked at (:func:`saltext.lbpair.master.cert_watch.check`)."""
-        return cert_watch.check(self.client, self.history, self.store, self.config, now)
+    def maintenance(self, node, release, timeout):
+        """Take ``node`` out of its pair, or release it (:meth:`~saltext.lbpair.master.planned.PlannedMoves.maintenance`)."""
+        return self._node_crew(node).planned_moves().maintenance(node, release, timeout)
+
+    def check_certificates(self, pair=None, now=None):
+        """The TLS certificates of every pair's nodes (or of ``pair``'s) looked at (:func:`saltext.lbpair.master.cert_watch.check`)."""
+        crews = {pair: self._named(pair)} if pair else self._fleet_crews()[0]
+        found = [crew.check_certificates(now) for crew in crews.values()]
+        return {key: [item for result in found for item in result[key]] for key in ("expiring", "ocsp_stale", "notified", "silent")}
+
+    def _send_summaries(self, now):
+        """The flap-damping summaries whose window ended at ``now``, each sent by its pair's crew."""
+        done = []
+        for key in self.store.summaries_due(now):
+            pair, instance = unscoped(key)
+            try:
+                done.append({"summary": key, "sent": self._named(pair).notifier.send_summary(instance)})
+            except InvalidValue as exc:  # the pair is gone from the fleet: nobody to send it to
+                log.error("lbpair: dropping the summary of %s: %s", key, exc)
+                self.store.release_summary(key, now, 0)
+                done.append({"summary": key, "sent": f"dropped: {exc}"})
+        return done
 
     def flush(self, wait=False):
         """

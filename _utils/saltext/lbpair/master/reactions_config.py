@@ -4,9 +4,13 @@ The master's ``lbpair_reactions`` configuration block (see ``salt/master.d/lbpai
 .. code-block:: yaml
 
     lbpair_reactions:
-      nodes:                                  # the pair's minions; events of others are ignored
-        lb1: {address: 192.0.2.11}            # the address DNS points at when lb1 is MASTER
-        lb2: {address: 192.0.2.12}            # address6: for AAAA records
+      # The pairs come from their nodes' pillar (lbpair:pair, lbpair:nodes): see saltext.lbpair.master.fleet.
+      # Or, for one pair, list its nodes here (the pair is then named after them: lb1+lb2):
+      # nodes:
+      #   lb1: {address: 192.0.2.11}          # the address DNS points at when lb1 is MASTER
+      #   lb2: {address: 192.0.2.12}          # address6: for AAAA records
+      pairs:                                  # a pair's own settings (damping_window, webhook, smtp, dns) over the ones below
+        shop: {webhook: {url: "https://chat.example.net/hooks/team-shop"}, dns: {...}}
       history: {path: /var/lib/salt/lbpair/history.jsonl, max_bytes: 10485760}
       damping_window: 60                      # s; at most one message per instance per window
       confirm: {timeout: 10, settle: 5}       # job timeout; wait before an alarm is raised
@@ -48,6 +52,8 @@ TSIG_ALGORITHMS = ("hmac-sha256", "hmac-sha384", "hmac-sha512", "hmac-sha224", "
 WEBHOOK_FORMATS = ("slack", "mattermost", "generic")
 RECORD_TYPES = ("A", "AAAA", "TXT")
 MASKED = "**********"
+#: what a pair's entry under ``lbpair_reactions:pairs`` may set for it; the block's own apply to every other pair
+PAIR_SETTINGS = ("damping_window", "webhook", "smtp", "dns")
 #: a DNS name, relative or absolute: labels of letters, digits and inner hyphens (or ``@``, the zone itself)
 DNS_NAME_RE = re.compile(r"@|((?!-)[A-Za-z0-9_-]{1,63}(?<!-)\.)*(?!-)[A-Za-z0-9_-]{1,63}(?<!-)\.?")
 RECORD_FAMILY = {"A": 4, "AAAA": 6}
@@ -164,33 +170,76 @@ def _dns(value, path):
     }
 
 
+def _settings(value, path):
+    """The :data:`PAIR_SETTINGS` that ``value`` (a mapping) sets, validated; a channel or ``dns`` set empty is none."""
+    settings = {}
+    if "damping_window" in value:
+        settings["damping_window"] = schema.number(value["damping_window"], f"{path}:damping_window", 0, 86400)
+    for key, parse in (("webhook", _webhook), ("smtp", _smtp), ("dns", _dns)):
+        if key in value:
+            settings[key] = parse(value[key], f"{path}:{key}") if value[key] else None
+    return settings
+
+
+def _pair_name(value, path):
+    """A pair's name as a pillar gives it (``lbpair:pair``): a name, or node ids joined by ``+``."""
+    for part in str(value).split("+"):
+        schema.name(part, path)
+    return value
+
+
+def _pairs(value, path):
+    if not isinstance(value, dict):
+        raise InvalidValue(path, "expected a mapping of pair names (lbpair:pair) to their own settings")
+    return {
+        _pair_name(name, f"{path}:{name}"): _settings(schema.mapping(entry or {}, f"{path}:{name}", PAIR_SETTINGS), f"{path}:{name}")
+        for name, entry in value.items()
+    }
+
+
 def normalise(value, path=CONFIG_KEY):
     """The validated ``lbpair_reactions`` block with its defaults; raises :class:`InvalidValue`."""
-    allowed = ("nodes", "history", "damping_window", "confirm", "certificates", "webhook", "smtp", "dns")
-    value = schema.mapping(value, path, allowed, ("nodes",))
+    allowed = ("nodes", "pairs", "history", "confirm", "certificates", *PAIR_SETTINGS)
+    value = schema.mapping(value, path, allowed)
     history = schema.mapping(value.get("history", {}), f"{path}:history", ("path", "max_bytes"))
     confirm = schema.mapping(value.get("confirm", {}), f"{path}:confirm", ("timeout", "settle"))
     certificates = schema.mapping(value.get("certificates", {}), f"{path}:certificates", ("warn_days",))
-    nodes = _nodes(value["nodes"], f"{path}:nodes")
-    dns = _dns(value["dns"], f"{path}:dns") if value.get("dns") else None
-    if dns:
-        _check_record_families(dns["records"], nodes, f"{path}:dns:records")
+    nodes = _nodes(value["nodes"], f"{path}:nodes") if "nodes" in value else None
+    settings = {"damping_window": 60, "webhook": None, "smtp": None, "dns": None, **_settings(value, path)}
+    if settings["dns"] and nodes:
+        _check_record_families(settings["dns"]["records"], nodes, f"{path}:dns:records")
     return {
         "nodes": nodes,
+        "pairs": _pairs(value.get("pairs", {}), f"{path}:pairs"),
+        **settings,
         "history": {
             "path": _history_path(history.get("path", "/var/lib/salt/lbpair/history.jsonl"), f"{path}:history:path"),
             "max_bytes": schema.integer(history.get("max_bytes", 10 * 1024 * 1024), f"{path}:history:max_bytes", 0, 2**40),
         },
-        "damping_window": schema.number(value.get("damping_window", 60), f"{path}:damping_window", 0, 86400),
         "confirm": {
             "timeout": schema.integer(confirm.get("timeout", 10), f"{path}:confirm:timeout", 1, 300),
             "settle": schema.number(confirm.get("settle", 5), f"{path}:confirm:settle", 0, 300),
         },
         "certificates": {"warn_days": schema.integer(certificates.get("warn_days", 30), f"{path}:certificates:warn_days", 0, 3650)},
-        "webhook": _webhook(value["webhook"], f"{path}:webhook") if value.get("webhook") else None,
-        "smtp": _smtp(value["smtp"], f"{path}:smtp") if value.get("smtp") else None,
-        "dns": dns,
     }
+
+
+def configured_pair(config):
+    """``(name, nodes)`` of the one pair ``lbpair_reactions:nodes`` lists (named like its pillar's default), or ``None``."""
+    if not config["nodes"]:
+        return None
+    return "+".join(sorted(config["nodes"])), config["nodes"]
+
+
+def pair_settings(config, pair, nodes):
+    """
+    The settings of the pair named ``pair`` whose nodes are ``nodes`` (``{minion: {"address": ...,
+    "address6": ...}}``): the block's own, then the pair's entry under ``pairs`` over them, with
+    ``pair`` and ``nodes``. They are not checked against the pair's pillar (:func:`check_pair`
+    does, for ``lbpair.check_config``): a pair whose pillar changed keeps its reactions, and a
+    DNS record that cannot follow it fails its step, which is alarmed.
+    """
+    return {**config, **config["pairs"].get(pair, {}), "pair": pair, "nodes": nodes}
 
 
 def _history_path(value, path):
@@ -257,10 +306,24 @@ def check_record_instances(config, instances, path=CONFIG_KEY):
             )
 
 
+def check_pair(config, pair):
+    """
+    Whether ``config`` can serve ``pair`` (a :class:`~saltext.lbpair.master.fleet.Pair`): each DNS
+    record can point at its nodes and names an instance it has. Raises :class:`InvalidValue`
+    naming the record, under the pair's own entry when its ``dns`` is its own.
+    """
+    settings = pair_settings(config, pair.name, pair.nodes)
+    where = f"{CONFIG_KEY}:pairs:{pair.name}" if "dns" in config["pairs"].get(pair.name, {}) else CONFIG_KEY
+    if settings["dns"]:
+        _check_record_families(settings["dns"]["records"], pair.nodes, f"{where}:dns:records")
+    check_record_instances(settings, pair.instances, where)
+
+
 def masked(config):
     """The normalised configuration with every secret replaced by ``**********``."""
     shown = json.loads(json.dumps(config))
-    for section, key in (("webhook", "url"), ("smtp", "password"), ("dns", "key_secret")):
-        if shown.get(section) and shown[section].get(key):
-            shown[section][key] = MASKED
+    for settings in (shown, *shown.get("pairs", {}).values()):
+        for section, key in (("webhook", "url"), ("smtp", "password"), ("dns", "key_secret")):
+            if settings.get(section) and settings[section].get(key):
+                settings[section][key] = MASKED
     return shown

@@ -57,6 +57,20 @@ class Problem(enum.StrEnum):
     NO_MASTER = RecordKind.NO_MASTER.value
 
 
+def scoped(pair, instance):
+    """
+    A VRRP instance of a pair, as the reaction state keys it (instance names repeat across pairs):
+    ``"web/lbpair_51"``; without a pair (an older version's work), the instance alone.
+    """
+    return instance if pair is None else f"{pair}/{instance}"
+
+
+def unscoped(key):
+    """``(pair, instance)`` of a :func:`scoped` key; ``(None, key)`` for a key an older version kept (one pair, no name)."""
+    pair, _, instance = key.rpartition("/")
+    return pair or None, instance
+
+
 def reaction_key(minion, seq):
     """The reaction to a transition, named by its node and sequence number: ``"lb2:7"``."""
     return f"{minion}:{seq}"
@@ -67,11 +81,13 @@ def change(record):
     return f"{record['minion']} {record.get('previous_state', '?')} -> {record.get('state')}"
 
 
-#: a transition's keys in the order this version writes them (``planned`` only when it is)
+#: a transition's keys in the order this version writes them (:data:`OPTIONAL_KEYS` only when set)
 TRANSITION_KEYS = (
-    "kind", "minion", "seq", "instance", "vrid", "interface", "state", "previous_state", "vips", "source", "at",
+    "kind", "pair", "minion", "seq", "instance", "vrid", "interface", "state", "previous_state", "vips", "source", "at",
     "recorded_at", "seen", "confirmed", "planned",
 )  # fmt: skip
+#: the keys a transition of this version has only when they say something (``planned: False`` says nothing)
+OPTIONAL_KEYS = ("pair", "planned")
 #: the keys of a transition that a reaction's return, flap damping and the claims show
 BRIEF_KEYS = ("minion", "seq", "instance", "state", "previous_state", "at", "seen")
 
@@ -87,6 +103,7 @@ class Transition:
 
     minion: str
     seq: int
+    pair: str = None
     instance: str = None
     vrid: int = None
     interface: str = None
@@ -103,11 +120,12 @@ class Transition:
     extra: dict = dataclasses.field(default_factory=dict, repr=False, compare=False, hash=False)
 
     @classmethod
-    def confirmed_from(cls, entry, minion, seen, now=None):
-        """The transition a node's journal ``entry`` holds, confirmed by the node, ``seen`` (a :class:`Seen`)."""
+    def confirmed_from(cls, entry, minion, seen, now=None, pair=None):
+        """The transition of ``pair`` a node's journal ``entry`` holds, confirmed by the node, ``seen`` (a :class:`Seen`)."""
         return cls(
             minion=minion,
             seq=entry.get("seq"),
+            pair=pair,
             instance=entry.get("instance"),
             vrid=entry.get("vrid"),
             interface=entry.get("interface"),
@@ -135,7 +153,7 @@ class Transition:
         """The history line's mapping: the keys read (or this version's), in their order."""
         values = {**dataclasses.asdict(self), **self.extra, "kind": RecordKind.TRANSITION.value}
         values["vips"] = list(self.vips) if isinstance(self.vips, tuple) else self.vips
-        keys = (TRANSITION_KEYS if self.planned else TRANSITION_KEYS[:-1]) if self.keys is None else self.keys
+        keys = [key for key in TRANSITION_KEYS if values[key] or key not in OPTIONAL_KEYS] if self.keys is None else self.keys
         return {key: values[key] for key in keys}
 
     def marked_planned(self):
@@ -253,14 +271,22 @@ class Notice:
     subject: str
     text: str
     details: dict = dataclasses.field(default_factory=dict, hash=False)
+    pair: str = None
 
     @classmethod
     def from_json(cls, data):
         return cls(**{**data, "severity": Severity(data["severity"])})
 
+    def in_pair(self, pair):
+        """This notice about ``pair`` (``None``: about no pair in particular), which its subject and text then name first."""
+        if pair is None or self.pair is not None:
+            return self
+        return dataclasses.replace(self, pair=pair, subject=f"[{pair}] {self.subject}", text=f"[{pair}] {self.text}")
+
     def to_json(self):
-        """The mapping the generic webhook posts and the reaction state keeps."""
-        return {**dataclasses.asdict(self), "severity": self.severity.value}
+        """The mapping the generic webhook posts and the reaction state keeps (``pair`` when it names one)."""
+        values = {**dataclasses.asdict(self), "severity": self.severity.value}
+        return values if self.pair else {key: value for key, value in values.items() if key != "pair"}
 
     @property
     def critical(self):
@@ -280,8 +306,8 @@ class TaskKind(enum.StrEnum):
 
 #: the fields each kind of task holds, in the order the reaction state keeps them
 TASK_FIELDS = {
-    TaskKind.CHECK: ("instance",),
-    TaskKind.DNS: ("instance", "minion", "attempt"),
+    TaskKind.CHECK: ("pair", "instance"),
+    TaskKind.DNS: ("pair", "instance", "minion", "attempt"),
     TaskKind.CATCH_UP: ("minion", "attempt"),
 }
 
@@ -294,14 +320,15 @@ class Task:
     instance: str = None
     minion: str = None
     attempt: int = None
+    pair: str = None  # None in the work an older version left: its one pair
 
     @classmethod
-    def check(cls, instance):
-        return cls(TaskKind.CHECK, instance=instance)
+    def check(cls, pair, instance):
+        return cls(TaskKind.CHECK, instance=instance, pair=pair)
 
     @classmethod
-    def dns(cls, instance, minion, attempt):
-        return cls(TaskKind.DNS, instance=instance, minion=minion, attempt=attempt)
+    def dns(cls, pair, instance, minion, attempt):
+        return cls(TaskKind.DNS, instance=instance, minion=minion, attempt=attempt, pair=pair)
 
     @classmethod
     def catch_up(cls, minion, attempt):
@@ -318,5 +345,5 @@ class Task:
 
     @property
     def key(self):
-        """What it is due for: newer work of the same key replaces older (``check:lbpair_51``, ``catch_up:lb2``)."""
-        return f"{self.kind}:{self.minion if self.kind is TaskKind.CATCH_UP else self.instance}"
+        """What it is due for: newer work of the same key replaces older (``check:web/lbpair_51``, ``catch_up:lb2``)."""
+        return f"{self.kind}:{self.minion if self.kind is TaskKind.CATCH_UP else scoped(self.pair, self.instance)}"
