@@ -127,6 +127,26 @@ def on_minion_start(tag, data, **kwargs):
     return _reactions(claims).on_minion_start(minion)
 
 
+def on_pillar_refresh(tag, **kwargs):
+    """
+    React to ``minion/refresh/<id>`` (the master compiled ``<id>``'s pillar; the
+    master fires it with ``minion_data_cache_events: true``): forget what lbpair
+    learnt of its pair, so that the next reaction compiles its pillar afresh
+    (else it is kept a minute).
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt-run lbpair.on_pillar_refresh minion/refresh/lb1
+    """
+    parts = str(tag or "").split("/")
+    if len(parts) == 3 and parts[:2] == ["minion", "refresh"]:
+        _claims().forget(parts[2])
+        return {"forgot": parts[2]}
+    return {"ignored": f"unexpected tag {tag!r}"}
+
+
 def catch_up(minion):
     """
     Pull the transitions ``minion`` journalled after the last one in the history

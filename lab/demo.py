@@ -395,9 +395,8 @@ def seeded_lab(steps):
         with steps.step("BIND9, an SMTP server and a webhook receiver start for the reactions"):
             services = stack.enter_context(ReactionServices(pathlib.Path(workdir)))
         history_path = f"{workdir}/history.jsonl"
-        block = services.reactions_block(
-            pillar.node_addresses, history_path, damping_window=2, addresses6=NODE_ADDRESSES6, records=scenarios.LAB_RECORDS
-        )
+        # no nodes: the master learns the pair (lb1+lb2) from its nodes' pillar
+        block = services.reactions_block(None, history_path, damping_window=2, records=scenarios.LAB_RECORDS)
         master = Master(f"{workdir}/master", "0.0.0.0", pillar, reactions=block)
         stack.callback(master.stop)
         with steps.step("salt-master starts in the mgmt namespace, with lbpair's reactor"):

@@ -55,9 +55,9 @@ def seed_pillar():
 
 
 def reactor_settings(reactions):
-    """The master settings that turn lbpair's reactions on: the shipped ``reactor`` list and *reactions*."""
+    """The master settings that turn lbpair's reactions on: the shipped ones (``reactor``, ``schedule``...) and *reactions*."""
     shipped = yaml.safe_load((REPO / "salt" / "master.d" / "lbpair.conf").read_text())
-    return {"reactor": shipped["reactor"], "schedule": shipped["schedule"], "lbpair_reactions": reactions}
+    return {**shipped, "lbpair_reactions": reactions}
 
 
 def state_tree(directory):

@@ -216,11 +216,15 @@ class ReactionServices:
         """
         The ``lbpair_reactions`` master configuration pointing at these servers: *nodes*
         ``{node: address}``, their IPv6 *addresses6* (for AAAA records) and the DNS *records*.
+        With *nodes* ``None``, the master learns the pairs from the nodes' pillars.
         """
         addresses6 = addresses6 or {}
-        return {
+        listed = {} if nodes is None else {
             "nodes": {name: {"address": address, **({"address6": addresses6[name]} if name in addresses6 else {})}
-                      for name, address in nodes.items()},  # fmt: skip
+                      for name, address in nodes.items()},
+        }  # fmt: skip
+        return {
+            **listed,
             "history": {"path": str(history_path)},
             "damping_window": damping_window,
             "webhook": {"url": self.webhook.url, "format": "slack"},

@@ -5,16 +5,16 @@ the webhooks are real HTTP receivers on loopback (pytest-httpserver).
 """
 
 import copy
-import time
 
 import pytest
 
 from saltext.lbpair.core.errors import InvalidValue
-from saltext.lbpair.master import fleet, reactions, reactions_config
+from saltext.lbpair.master import fleet, reactions, reactions_config, storm
 from saltext.lbpair.master import history as history_file
+from tests.unit.clock import Clock
 
 INSTANCE = "lbpair_51"
-PAIRS = {"lb1+lb2": ("lb1", "lb2"), "api": ("lb3", "lb4")}
+PAIRS = {"lb1+lb2": ("lb1", "lb2"), "api": ("lb3", "lb4"), "db": ("lb5", "lb6")}
 
 
 def _tag(minion, state="MASTER"):
@@ -30,7 +30,7 @@ class Fleet:
 
     def __init__(self):
         self.journals = {node: [] for nodes in PAIRS.values() for node in nodes}
-        self.states = {"lb1": "MASTER", "lb2": "BACKUP", "lb3": "MASTER", "lb4": "BACKUP"}
+        self.states = {"lb1": "MASTER", "lb2": "BACKUP", "lb3": "MASTER", "lb4": "BACKUP", "lb5": "MASTER", "lb6": "BACKUP"}
         self.asked = []
 
     def ask(self, targets, fun, kwarg, timeout):
@@ -48,32 +48,24 @@ class Fleet:
         return {**_entry(seq, state, previous), "id": node}
 
 
+def _named_pair(seed_pillar, name, first, second):
+    """The seed's services on nodes ``first`` and ``second`` (192.0.2.1N), as pair ``name``."""
+    pair = copy.deepcopy(seed_pillar)
+    pair["pair"] = name
+    pair["nodes"] = {node: {"address": f"192.0.2.{10 + int(node[2:])}", "priority": priority} for node, priority in ((first, 101), (second, 100))}
+    return pair
+
+
 @pytest.fixture
 def pillars(seed_pillar):
-    api = copy.deepcopy(seed_pillar)
-    api["pair"] = "api"
-    api["nodes"] = {"lb3": {"address": "192.0.2.13", "priority": 101}, "lb4": {"address": "192.0.2.14", "priority": 100}}
-    outsider = copy.deepcopy(api)  # lb9's pillar puts it into pair api, whose nodes do not list it
-    outsider["nodes"] = {"lb3": {"address": "192.0.2.13", "priority": 101}, "lb9": {"address": "192.0.2.19", "priority": 100}}
-    return {"lb1": seed_pillar, "lb2": seed_pillar, "lb3": api, "lb4": api, "lb9": outsider, "web1": None}
+    api, db = _named_pair(seed_pillar, "api", "lb3", "lb4"), _named_pair(seed_pillar, "db", "lb5", "lb6")
+    outsider = _named_pair(seed_pillar, "api", "lb3", "lb9")  # lb9's pillar puts it into pair api, whose nodes do not list it
+    return {"lb1": seed_pillar, "lb2": seed_pillar, "lb3": api, "lb4": api, "lb5": db, "lb6": db, "lb9": outsider, "web1": None}
 
 
 @pytest.fixture
 def nodes():
     return Fleet()
-
-
-class Clock:
-    """The reactions' clock: it moves only when they (or the test) sleep."""
-
-    def __init__(self):
-        self.now = time.time()
-
-    def __call__(self):
-        return self.now
-
-    def sleep(self, seconds):
-        self.now += seconds
 
 
 def _reactions(tmp_path, nodes, pillars, **settings):
@@ -136,20 +128,20 @@ def test_status_shows_every_pair_problems_first_and_narrows_to_one(tmp_path, nod
     reacting = _reactions(tmp_path, nodes, pillars)
     nodes.states["lb4"] = "MASTER"  # api: split brain
     view = reacting.status()
-    assert list(view["pairs"]) == ["api", "lb1+lb2"] and view["retcode"] == 1
+    assert list(view["pairs"]) == ["api", "db", "lb1+lb2"] and view["retcode"] == 1
     assert view["problems"] == ["api: lbpair_51: split_brain", "lb9: " + fleet.agree(
         {minion: fleet.claim_of(minion, pillar) for minion, pillar in pillars.items()})[1]["lb9"]]  # fmt: skip
     assert view["pairs"]["lb1+lb2"]["instances"][INSTANCE]["MASTER"] == ["lb1"]
-    assert [targets for targets, fun in nodes.asked if fun == reactions.STATUS_FUNCTION] == [("lb1", "lb2", "lb3", "lb4")]  # one job
+    assert [targets for targets, fun in nodes.asked if fun == reactions.STATUS_FUNCTION] == [("lb1", "lb2", "lb3", "lb4", "lb5", "lb6")]
     one = reacting.status(pair="lb1+lb2")
     assert list(one["pairs"]) == ["lb1+lb2"] and one["problems"] == [] and "retcode" not in one
-    with pytest.raises(InvalidValue, match="'web' is not a pair the master knows \\(api, lb1\\+lb2\\)"):
+    with pytest.raises(InvalidValue, match="'web' is not a pair the master knows \\(api, db, lb1\\+lb2\\)"):
         reacting.status(pair="web")
 
 
 def test_moves_need_the_pair_named_once_there_are_two(tmp_path, nodes, pillars):
     reacting = _reactions(tmp_path, nodes, pillars)
-    with pytest.raises(InvalidValue, match="name the pair: api, lb1\\+lb2"):
+    with pytest.raises(InvalidValue, match="name the pair: api, db, lb1\\+lb2"):
         reacting.planned_moves()
     assert reacting.planned_moves("api").nodes == ["lb3", "lb4"]
     with pytest.raises(InvalidValue, match="'lb9' is not a node of any pair"):
@@ -178,3 +170,31 @@ def test_work_left_for_later_is_done_by_its_own_pair(tmp_path, nodes, pillars):
     assert {targets for targets, _ in nodes.asked} == {("lb3", "lb4")}
     alarms = [record for record in reacting.history.read() if record["kind"] == "split_brain"]
     assert [(alarm["pair"], alarm["instance"]) for alarm in alarms] == [("api", INSTANCE)]
+
+
+def test_a_storm_sends_the_first_pairs_messages_then_one_summary_per_channel(tmp_path, nodes, pillars, httpserver):
+    httpserver.expect_request("/ops").respond_with_data("ok")
+    httpserver.expect_request("/db-team").respond_with_data("ok")
+    pillars["lb7"] = pillars["lb8"] = _named_pair(pillars["lb1"], "cache", "lb7", "lb8")
+    nodes.journals.update(lb7=[], lb8=[])
+    nodes.states.update(lb7="BACKUP", lb8="MASTER")
+    reacting = _reactions(
+        tmp_path, nodes, pillars, webhook={"url": httpserver.url_for("/ops"), "format": "generic"},
+        pairs={"db": {"webhook": {"url": httpserver.url_for("/db-team"), "format": "generic"}}},
+    )  # fmt: skip
+    steps = {}
+    for name in ("lb1+lb2", "api", "db", "cache"):  # four pairs fail over in the same second
+        first, second = PAIRS.get(name, ("lb7", "lb8"))
+        steps[first] = reacting.on_beacon(_tag(first, "BACKUP"), nodes.journal(first, 1, "BACKUP", "MASTER"))["steps"]["webhook"]
+        steps[second] = reacting.on_beacon(_tag(second), nodes.journal(second, 1))["steps"]["webhook"]
+    held = "held for the storm's summary"
+    assert steps == {"lb1": "sent", "lb2": "sent", "lb3": "sent", "lb4": "sent", "lb5": "sent", "lb6": "sent", "lb7": held, "lb8": held}
+    posted = [request.path for request, _ in httpserver.log]
+    # the ops channel: lb1+lb2's and api's messages, then cache's held; db's own channel is no part of that storm
+    assert posted == ["/ops", "/ops", "/ops", "/ops", "/db-team", "/db-team"]
+    reacting.sleep(storm.WINDOW)
+    summaries = [entry for entry in reacting.flush() if "storm" in entry]
+    assert [entry["storm"] for entry in summaries] == ["storm:webhook:default"]
+    sent = [request.get_json() for request, _ in httpserver.log if request.get_json()["kind"] == "storm"]
+    assert len(sent) == 1 and sent[0]["subject"] == "lbpair storm: 2 more transitions in 1 pairs (cache)", sent
+    assert "cache/lbpair_51: lb7 MASTER -> BACKUP" in sent[0]["text"] and "cache/lbpair_51: lb8 BACKUP -> MASTER" in sent[0]["text"]

@@ -446,7 +446,9 @@ def test_a_webhook_url_the_http_client_refuses_is_not_shown():
 
 
 def shipped_reactions():
-    return yaml.safe_load((REPO / "salt" / "master.d" / "lbpair.conf").read_text())["lbpair_reactions"]
+    """The shipped block, for the one pair its comment shows (``nodes``)."""
+    block = yaml.safe_load((REPO / "salt" / "master.d" / "lbpair.conf").read_text())["lbpair_reactions"]
+    return {**block, "nodes": {"lb1": {"address": "192.0.2.11"}, "lb2": {"address": "192.0.2.12"}}}
 
 
 CONFIG_ROWS = [

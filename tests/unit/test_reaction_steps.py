@@ -5,11 +5,11 @@ would; the webhook and DNS server are closed loopback ports (real failures).
 """
 
 import socket
-import time
 
 import pytest
 
 from saltext.lbpair.master import reaction_state, reactions, reactions_config
+from tests.unit.clock import Clock
 
 INSTANCE = "lbpair_51"
 TAG = f"salt/beacon/lb2/lbpair_vrrp/{INSTANCE}/MASTER"
@@ -50,19 +50,6 @@ class Nodes:
 @pytest.fixture
 def nodes():
     return Nodes()
-
-
-class Clock:
-    """The reactions' clock in a test: it starts at the real time and moves only when they (or the test) sleep."""
-
-    def __init__(self):
-        self.now = time.time()
-
-    def __call__(self):
-        return self.now
-
-    def sleep(self, seconds):
-        self.now += seconds
 
 
 def _reactions(tmp_path, nodes, **extra):

@@ -17,7 +17,9 @@ from tests.conftest import REPO
 
 @pytest.fixture
 def shipped():
-    return yaml.safe_load((REPO / "salt" / "master.d" / "lbpair.conf").read_text())["lbpair_reactions"]
+    """The shipped block, for the one pair its comment shows (``nodes``)."""
+    block = yaml.safe_load((REPO / "salt" / "master.d" / "lbpair.conf").read_text())["lbpair_reactions"]
+    return {**block, "nodes": {"lb1": {"address": "192.0.2.11"}, "lb2": {"address": "192.0.2.12"}}}
 
 
 # --- configuration ------------------------------------------------------------------

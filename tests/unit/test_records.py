@@ -57,7 +57,7 @@ def test_a_confirmed_transition_is_the_record_the_reactions_always_wrote():
     assert record.marked_planned().to_json() == {**record.to_json(), "planned": True}
     assert record.key == "lb2:7" and record.becomes_master and not record.back_from_fault()
     assert record.brief() == {"minion": "lb2", "seq": 7, "instance": "lbpair_51", "state": "MASTER", "previous_state": "BACKUP",
-                              "at": AT, "seen": "live"}  # fmt: skip
+                              "at": AT, "seen": "live", "pair": None}  # fmt: skip
 
 
 def test_a_transition_without_previous_state_says_unknown():

@@ -49,9 +49,8 @@ def history_path(tmp_path_factory):
 @pytest.fixture(scope="session")
 def salt_master_overrides(tmp_path_factory, pillar, services, history_path):
     """On every address of mgmt (the machines' minions reach it at 192.0.2.5), with the reactions on."""
-    block = services.reactions_block(
-        pillar.node_addresses, history_path, damping_window=DAMPING_WINDOW, addresses6=ADDRESSES6, records=scenarios.LAB_RECORDS
-    )
+    # no nodes: the master learns the pair from its nodes' pillar, as a fleet's master does
+    block = services.reactions_block(None, history_path, damping_window=DAMPING_WINDOW, records=scenarios.LAB_RECORDS)
     return {
         "interface": "0.0.0.0",
         "file_roots": {"base": [str(state_tree(tmp_path_factory.mktemp("file_roots")))]},

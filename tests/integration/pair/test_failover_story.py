@@ -89,7 +89,9 @@ def test_the_operator_reads_the_failover_in_history_and_status(drill, salt_maste
     assert "lb2 BACKUP -> MASTER" in history.stdout and "lb2 MASTER -> FAULT" in history.stdout, history.stdout
     handed_back = [line for line in history.stdout.splitlines() if "lb2 MASTER -> FAULT" in line or "lb2 FAULT -> BACKUP" in line]
     assert handed_back and all("planned" in line for line in handed_back[-2:]), history.stdout  # the graceful failback
+    assert "lb1+lb2/lbpair_51" in history.stdout, history.stdout  # the pair its nodes' pillar names, by default
     status = salt_run.run("lbpair.status")
     assert status.returncode == 0, status.stdout
-    pair = status.data["instances"]["lbpair_51"]
+    assert list(status.data["pairs"]) == ["lb1+lb2"], status.data  # learnt from the nodes' pillar: the master lists no nodes
+    pair = status.data["pairs"]["lb1+lb2"]["instances"]["lbpair_51"]
     assert (pair["MASTER"], pair["BACKUP"], pair["vips"]) == (["lb1"], ["lb2"], VIPS), status.data

@@ -95,7 +95,7 @@ def test_https_is_routed_by_host_and_path_with_the_certificate_sni_picks_over_ip
 def test_each_node_is_master_of_its_instance_and_dns_follows_each(lab, shop, salt_master, services):
     assert lab.vips_on("lb1", VIPS + SHOP_VIPS) == VIPS and lab.vips_on("lb2", VIPS + SHOP_VIPS) == SHOP_VIPS
     status = salt_master.salt_run_cli(timeout=60).run("lbpair.status").data
-    states = {instance: entry["states"] for instance, entry in status["instances"].items()}
+    states = {instance: entry["states"] for instance, entry in status["pairs"]["lb1+lb2"]["instances"].items()}
     assert states == {
         "lbpair_51": {"lb1": "MASTER", "lb2": "BACKUP"},
         "lbpair_52": {"lb1": "BACKUP", "lb2": "MASTER"},

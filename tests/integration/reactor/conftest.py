@@ -10,24 +10,17 @@ keepalived runs only in the ``lbpair-r-*`` namespaces. The master, the minions, 
 the pair are the shared rigs of ``tests/support/``, set up here.
 """
 
-import datetime
-import json
 import os
 import shutil
-import subprocess
-import sys
 import tempfile
-import time
 from pathlib import Path
 
 import pytest
 
 from lab.salt_master import EXTENSION_DIRS, REPO, reactor_settings
-from lab.util import small_tmpfs, wait_until
-from saltext.lbpair.master import reaction_state
-from tests.support import journal
+from lab.util import small_tmpfs
+from tests.support.harness import Harness, start_afresh
 from tests.support.pair import restore
-from tests.support.receivers import clear_received
 from tests.support.session import wait_for_minion
 
 WEBHOOK_TOKEN = "hook-secret-Q7"
@@ -103,89 +96,12 @@ def minion_overrides(keepalived_pair):
     return {**pair, "lb3": dict(EXTENSION_DIRS)}
 
 
-class Harness:
-    """What the tests drive: the pair, the minions, and what the outside world received."""
-
-    def __init__(self, pair, minions, master, services, reactions, events):
-        self.pair, self.minions, self.master, self.events = pair, minions, master, events
-        self.named, self.mailbox, self.webhook = services.named, services.smtp.mailbox, services.webhook
-        self.smtp_password = services.password
-        self.history_path = reactions["history"]["path"]
-
-    def journal(self, minion, state, previous, instance=INSTANCE):
-        """Journal a transition on ``minion`` as its beacon would; returns the entry with its seq."""
-        entry = {
-            "instance": instance, "interface": "eth0", "vrid": 51, "family": "IPv4", "state": state,
-            "previous_state": previous, "received_at": _now_iso(), "time": time.time(), "source": "live",
-            "vips": ["203.0.113.10", "203.0.113.20", "203.0.113.30"], "meta": {},
-        }  # fmt: skip
-        return journal.minion_journal(self.minions[minion]).append(entry)
-
-    def fire(self, sender, entries, claimed=None):
-        """``sender`` sends beacon events for ``entries`` to the master, in ``claimed``'s name if given."""
-        who = claimed or sender
-        events = [
-            {"tag": f"salt/beacon/{who}/lbpair_vrrp/{e['instance']}/{e['state']}", "data": {**e, "id": who}} for e in entries
-        ]
-        ret = self.minions[sender].salt_call_cli(timeout=30).run(
-            "event.fire_master", "{}", "lbpair/test", preload=json.dumps({"events": events})
-        )
-        assert ret.returncode == 0, ret.stderr
-
-    def transition(self, minion, state, previous):
-        entry = self.journal(minion, state, previous)
-        self.fire(minion, [entry])
-        return entry
-
-    def history(self):
-        return journal.history(self.history_path)
-
-    def transitions(self):
-        return [r for r in self.history() if r["kind"] == "transition"]
-
-    def salt_run(self, *args):
-        """``salt-run`` as an operator types it (default outputter); returns its output."""
-        command = [str(Path(sys.executable).parent / "salt-run"), "-c", str(self.master.config_dir), *args]
-        done = subprocess.run(command, capture_output=True, text=True, timeout=60)
-        assert done.returncode == 0, done.stdout + done.stderr
-        return done.stdout
-
-    def reactions(self, fun, after):
-        """The returns of the lbpair runner's ``fun`` the reactor ran since ``after`` (epoch)."""
-        events = self.events.get_events([(self.master.id, "salt/run/*/ret")], after_time=after)
-        return [event.data["return"] for event in events if event.data.get("fun") == f"runner.lbpair.{fun}"]
-
-    def wait_reactions(self, fun, after, count, timeout=60):
-        return wait_until(lambda: len(self.reactions(fun, after)) >= count and self.reactions(fun, after), timeout,
-                          interval=0.2, what=f"{count} {fun} reactions")
-
-    def wait_history(self, predicate, timeout=30, what="history"):
-        return wait_until(lambda: predicate(self.history()), timeout, interval=0.2, what=what)
-
-
-def _background_work_done(state_path):
-    """Whether no ``lbpair.flush`` works in the background (it would write into the next test's state)."""
-    with reaction_state.worker_slot(state_path) as free:
-        return free
-
-
-def _now_iso():
-    return datetime.datetime.now(datetime.timezone.utc).isoformat()
-
-
 @pytest.fixture
 def lab(keepalived_pair, minions, salt_master, salt_cli, services, reactions, history_dir, event_listener):
     """A fresh start per test: lb1 MASTER, the pair's minions answering, empty history and reaction state, nothing received."""
     restore(keepalived_pair)
     for node in PAIR:  # a minion a test restarted may take a while to answer again
         wait_for_minion(salt_cli, node, timeout=120)
-    state_path = f"{reactions['history']['path']}.state.json"
-    wait_until(lambda: _background_work_done(state_path), DAMPING_WINDOW + 20, what="the previous test's background work")
-    for path in history_dir.iterdir():
-        path.unlink()
-    harness = Harness(keepalived_pair, minions, salt_master, services, reactions, event_listener)
-    for minion in minions.values():  # each test starts with empty journals and history
-        Path(journal.minion_journal(minion).path).unlink(missing_ok=True)
-    clear_received(services)
-    yield harness
+    start_afresh(reactions, history_dir, minions, services, DAMPING_WINDOW)
+    yield Harness(keepalived_pair, minions, salt_master, services, reactions, event_listener)
     restore(keepalived_pair)

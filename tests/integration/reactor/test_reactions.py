@@ -12,6 +12,8 @@ from lab import netns
 from lab.util import fill, wait_until
 from tests.integration.reactor.conftest import DAMPING_WINDOW, INSTANCE, WEBHOOK_TOKEN
 
+PAIR_NAME = "lb1+lb2"  # the name of the pair lbpair_reactions:nodes lists
+
 
 def test_master_transition_updates_dns_notifies_and_is_recorded(lab, salt_run_cli):
     lab.pair.make_master("lb2")
@@ -60,7 +62,8 @@ def test_status_shows_master_backup_and_vips(lab, salt_run_cli):
     lab.wait_history(lambda h: h, what="a transition")
     ret = salt_run_cli.run("lbpair.status", "--out=json")
     assert ret.returncode == 0, ret.stdout
-    instance = ret.data["instances"][INSTANCE]
+    assert list(ret.data["pairs"]) == [PAIR_NAME] and ret.data["problems"] == []  # the one pair lbpair_reactions:nodes lists
+    instance = ret.data["pairs"][PAIR_NAME]["instances"][INSTANCE]
     assert instance["MASTER"] == ["lb1"] and instance["BACKUP"] == ["lb2"] and instance["problem"] is None
     assert "203.0.113.10" in instance["vips"]
     assert ret.data["claims"] == {} and ret.data["open_reactions"] == {} and ret.data["history_bad_lines"] == 0
@@ -85,7 +88,8 @@ def test_split_brain_is_critical(lab, salt_run_cli):
     wait_until(lambda: any("CRITICAL" in m["body"] and "split brain" in m["body"] for m in lab.mailbox.messages), 15)
     assert [r["kind"] for r in lab.history()].count("split_brain") == 1
     status = salt_run_cli.run("lbpair.status", "--out=json")
-    assert status.returncode != 0 and status.data["instances"][INSTANCE]["problem"] == "split_brain"
+    assert status.returncode != 0 and status.data["pairs"][PAIR_NAME]["instances"][INSTANCE]["problem"] == "split_brain"
+    assert status.data["problems"] == [f"{PAIR_NAME}: {INSTANCE}: split_brain"]
 
 
 def test_no_master_is_critical(lab, salt_run_cli):
@@ -96,7 +100,7 @@ def test_no_master_is_critical(lab, salt_run_cli):
     wait_until(lambda: any("CRITICAL" in t and "no MASTER" in t for t in lab.webhook.texts()), 30, what="critical webhook")
     wait_until(lambda: any("no MASTER" in m["body"] for m in lab.mailbox.messages), 15)
     status = salt_run_cli.run("lbpair.status", "--out=json")
-    assert status.returncode != 0 and status.data["instances"][INSTANCE]["problem"] == "no_master"
+    assert status.returncode != 0 and status.data["pairs"][PAIR_NAME]["instances"][INSTANCE]["problem"] == "no_master"
 
 
 def test_burst_of_transitions_gives_one_message_and_a_summary(lab):

@@ -7,9 +7,9 @@ import dataclasses
 import logging
 import time
 
-from saltext.lbpair.master import notify, records
+from saltext.lbpair.master import notify, records, storm
 from saltext.lbpair.master.notify import Admission
-from saltext.lbpair.master.records import scoped
+from saltext.lbpair.master.records import RecordKind, scoped
 from saltext.lbpair.master.transitions import previous_master
 
 log = logging.getLogger(__name__)
@@ -44,6 +44,14 @@ class Notifier:
         return notify.transition_notice(record, origin)
 
     def send(self, notice, channel):
+        """Send ``notice`` through ``channel``, unless a storm holds it for its summary (:mod:`~saltext.lbpair.master.storm`)."""
+        if notice.kind == RecordKind.TRANSITION:
+            storm_key = storm.key(channel, self.config)
+            decision = self.store.admit_storm(storm_key, self.clock(), storm.brief(notice, self.config["pair"]))
+            if decision is Admission.HOLD_FIRST:
+                self.scheduler.wake_worker()  # the background job sends the storm's summary when its window ends
+            if decision is not Admission.SEND:
+                return "held for the storm's summary"
         notify.send(notice, self.config, channel)
         return "sent"
 

@@ -75,6 +75,22 @@ def summary_notice(instance, records, window):
     return Notice("summary", Severity.INFO, instance, subject, text, details)
 
 
+def storm_notice(records, window):
+    """
+    The one notification, per channel, of the transitions a storm held back (``records``: their
+    briefs): more failovers within ``window`` seconds than messages worth reading one by one.
+    """
+    pairs = sorted({str(r.get("pair")) for r in records})
+    lines = [f"{r.get('pair')}/{r.get('instance')}: {change(r)} at {r.get('at')}" for r in records[:SUMMARY_LINES]]
+    if len(records) > SUMMARY_LINES:
+        lines.append(f"... and {len(records) - SUMMARY_LINES} more (salt-run lbpair.history, salt-run lbpair.status)")
+    subject = f"lbpair storm: {len(records)} more transitions in {len(pairs)} pairs ({', '.join(pairs[:SUMMARY_LINES])})"
+    text = f"{subject}, held back to send one message for them (at most two messages per {window} s and channel before it):\n"
+    details = {"suppressed": len(records), "pairs": pairs, "transitions": [{k: r.get(k) for k in ("pair", "minion", "seq", "state", "at")}
+                                                                         for r in records]}  # fmt: skip
+    return Notice("storm", Severity.INFO, None, subject, text + "\n".join(lines), details)
+
+
 def alarm_notice(kind, instance, message, details=None):
     """
     A critical notification (``split_brain``, ``no_master``, ``dns_failed``).

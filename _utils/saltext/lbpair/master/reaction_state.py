@@ -27,7 +27,7 @@ import json
 import logging
 
 from saltext.lbpair.core import store
-from saltext.lbpair.master import notify
+from saltext.lbpair.master import notify, storm
 
 log = logging.getLogger(__name__)
 
@@ -246,6 +246,23 @@ class ReactionStore:
         """The transitions held for ``instance``'s summary, taken (none: nothing due)."""
         with self.transaction() as state:
             return notify.release(state.setdefault("damping", {}), instance, now, window)
+
+    # storms: transition messages per channel destination (:mod:`saltext.lbpair.master.storm`)
+
+    def admit_storm(self, storm_key, now, record):
+        """Whether ``record``'s message goes out through the destination of ``storm_key`` (:func:`saltext.lbpair.master.storm.admit`)."""
+        with self.transaction() as state:
+            return storm.admit(state.setdefault("storms", {}), storm_key, now, record)
+
+    def storms_due(self, now):
+        """The storm keys whose held summary is due at ``now``."""
+        with self.transaction() as state:
+            return storm.due(state.get("storms", {}), now)
+
+    def release_storm(self, storm_key, now):
+        """The transitions held for ``storm_key``'s summary, taken (none: nothing due)."""
+        with self.transaction() as state:
+            return storm.release(state.setdefault("storms", {}), storm_key, now)
 
     # the steps of each reaction
 

@@ -39,7 +39,7 @@ import time
 
 from saltext.lbpair.core.errors import InvalidValue
 from saltext.lbpair.core.times import iso_utc
-from saltext.lbpair.master import fleet, planned, reaction_state, reactions_config
+from saltext.lbpair.master import fleet, planned, reaction_state, reactions_config, storm
 from saltext.lbpair.master import history as history_file
 from saltext.lbpair.master.crew import Crew
 from saltext.lbpair.master.node_client import NodeClient
@@ -195,8 +195,8 @@ class Reactions:
         return {key: [item for result in found for item in result[key]] for key in ("expiring", "ocsp_stale", "notified", "silent")}
 
     def _send_summaries(self, now):
-        """The flap-damping summaries whose window ended at ``now``, each sent by its pair's crew."""
-        done = []
+        """The flap-damping summaries whose window ended at ``now``, each sent by its pair's crew, and the storms' summaries."""
+        done = [{"storm": key, "sent": self._send_storm(key, now)} for key in self.store.storms_due(now)]
         for key in self.store.summaries_due(now):
             pair, instance = unscoped(key)
             try:
@@ -206,6 +206,16 @@ class Reactions:
                 self.store.release_summary(key, now, 0)
                 done.append({"summary": key, "sent": f"dropped: {exc}"})
         return done
+
+    def _send_storm(self, storm_key, now):
+        """A storm's summary, through the destination its key names: the block's, or a pair's own."""
+        _, pair = storm.parse(storm_key)
+        try:
+            return storm.send_summary(self.store, storm_key, self.config if pair is None else self._named(pair).settings, now)
+        except InvalidValue as exc:  # the pair is gone from the fleet: nobody to send it to
+            log.error("lbpair: dropping the storm summary of %s: %s", storm_key, exc)
+            self.store.release_storm(storm_key, now)
+            return f"dropped: {exc}"
 
     def flush(self, wait=False):
         """

@@ -89,7 +89,7 @@ TRANSITION_KEYS = (
 #: the keys a transition of this version has only when they say something (``planned: False`` says nothing)
 OPTIONAL_KEYS = ("pair", "planned")
 #: the keys of a transition that a reaction's return, flap damping and the claims show
-BRIEF_KEYS = ("minion", "seq", "instance", "state", "previous_state", "at", "seen")
+BRIEF_KEYS = ("minion", "seq", "instance", "state", "previous_state", "at", "seen", "pair")
 
 
 @dataclasses.dataclass(frozen=True)
