@@ -71,7 +71,7 @@ def test_dbus_daemon_killed_on_the_active_node(pair, lab, salt_cli, events, hist
     )  # fmt: skip
     assert "restart keepalived" in warning[2]["message"]
     # the operator is told, and the central history has it
-    wait_until(lambda: [t for t in services.webhook.texts() if t.startswith("WARNING lbpair: lb1 keepalived not on bus")], 30,
+    wait_until(lambda: [t for t in services.webhook.texts() if t.startswith("[lb1+lb2] WARNING lbpair: lb1 keepalived not on bus")], 30,
                what="the warning's webhook message")  # fmt: skip
     assert [r["code"] for r in history_records(history_path) if r.get("kind") == "warning"][-1:] == ["keepalived_not_on_bus"]
     assert status_on(salt_cli, "lb1")["source"] == "json"  # keepalived stays off the bus: the JSON dump answers
