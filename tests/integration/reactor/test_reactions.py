@@ -123,7 +123,7 @@ def test_burst_of_transitions_gives_one_message_and_a_summary(lab):
     assert f"{20 - len(announced)} more transitions held back" in texts[-1], texts[-1]
     assert len(lab.mailbox.messages) == len(texts)
     background = wait_until(lambda: [r for r in lab.reactions("flush", started) if isinstance(r, dict)], 20, what="the job's return")
-    assert any(item.get("summary") == INSTANCE for ret in background for item in ret["done"]), background
+    assert any(item.get("summary") == f"{PAIR_NAME}/{INSTANCE}" for ret in background for item in ret["done"]), background
     assert sorted(r["seq"] for r in lab.transitions()) == sorted(e["seq"] for e in entries)
 
 
