@@ -234,3 +234,13 @@ def test_a_state_in_a_folder_that_cannot_be_made_lives_in_memory(tmp_path):
     store = ReactionStore(str(tmp_path / "file" / "history.jsonl.state.json"))
     assert store.add_claim("lb2", {"seq": 1}, 0, 60) == (1, True)
     assert store.open_claims() == {"lb2": [{"seq": 1}]} and store.database.in_memory
+
+
+def test_a_damaged_database_is_set_aside_and_the_state_starts_anew(path, caplog):
+    with open(reaction_state.database_path(path), "wb") as handle:
+        handle.write(b"not SQLite: a hand edit" * 100)
+    with caplog.at_level(logging.ERROR):
+        store = ReactionStore(path)
+        assert store.add_claim("lb2", {"seq": 1}, 0, 60) == (1, True)
+    assert "is damaged" in caplog.text and os.path.exists(reaction_state.database_path(path) + ".damaged")
+    assert ReactionStore(path).claim_count("lb2") == 1 and not store.database.in_memory

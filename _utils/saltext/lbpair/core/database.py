@@ -120,7 +120,7 @@ class Database:
             self._local.held = (os.getpid(), db)
         return db
 
-    def _open(self):
+    def _open(self, again=True):
         os.makedirs(os.path.dirname(self.path) or ".", exist_ok=True)
         db = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT, isolation_level=None)
         try:
@@ -129,10 +129,26 @@ class Database:
                 with store.locked(self.path):  # its first user makes it; the others wait, then find it made
                     db.execute("PRAGMA journal_mode=WAL")
                     self._prepare(db)
-        except BaseException:
+        except BaseException as exc:
             db.close()
-            raise
+            if not again or type(exc) is not sqlite3.DatabaseError:  # its subclasses say full, locked, ..., not damaged
+                raise
+            self._set_aside()
+            return self._open(again=False)
         return db
+
+    def _set_aside(self):
+        """Rename a damaged file (another program's, a hand edit) ``<path>.damaged``, unless another process did."""
+        with store.locked(self.path):
+            try:
+                with contextlib.closing(sqlite3.connect(self.path)) as db:
+                    db.execute("SELECT count(*) FROM sqlite_master").fetchone()
+                return
+            except sqlite3.DatabaseError as exc:
+                log.error("lbpair: %s is damaged (%s): set aside as %s.damaged, starting anew", self.path, exc, self.path)
+            os.replace(self.path, f"{self.path}.damaged")
+            for name in (f"{self.path}-wal", f"{self.path}-shm"):
+                store.remove(name)
 
     def _ready(self, db):
         return db.execute("PRAGMA user_version").fetchone()[0] == self.version
