@@ -121,6 +121,7 @@ def _slots(db, where="", args=()):
 
 
 def _put_slots(db, slots):
+    # held as json.dumps writes it: "[]" when nothing is held (the queries need no JSON functions in SQLite)
     rows = [(instance, slot["until"], slot.get("master_announced"), json.dumps(slot["held"])) for instance, slot in slots.items()]
     db.executemany("INSERT OR REPLACE INTO damping VALUES (?, ?, ?, ?)", rows)
 
@@ -134,7 +135,7 @@ def _damp(db, decide, instance, *args):
 
 
 def _summaries_due(db, now):
-    return notify.due(_slots(db, "WHERE json_array_length(held) > 0"), now)
+    return notify.due(_slots(db, "WHERE held != '[]'"), now)
 
 
 # --- the steps of each reaction -------------------------------------------------------------
@@ -269,7 +270,7 @@ def _take_due(db, now):
 
 
 def _next_due(db):
-    return _value(db, "SELECT min(at) FROM (SELECT at FROM due UNION ALL SELECT until FROM damping WHERE json_array_length(held) > 0)", ())
+    return _value(db, "SELECT min(at) FROM (SELECT at FROM due UNION ALL SELECT until FROM damping WHERE held != '[]')", ())
 
 
 def _due(db):
