@@ -2,10 +2,12 @@
 A full disk under the master's history and the minion's journal, on a real tmpfs of 256 KiB:
 the append fails with OSError (the caller alarms it) and leaves the files as they were; once
 there is room again the next append works, on lines of its own, and deduplication and the
-journal's sequence are still right. Root: it mounts the tmpfs.
+journal's sequence are still right. The master's reaction state goes on in memory meanwhile and
+is written once there is room. Root: it mounts the tmpfs.
 """
 
 import errno
+import gc
 import os
 
 import pytest
@@ -13,6 +15,7 @@ import pytest
 from lab.util import fill, small_tmpfs
 from saltext.lbpair.core import store
 from saltext.lbpair.master.history import History
+from saltext.lbpair.master.reaction_state import ReactionStore
 from saltext.lbpair.node.journal import Journal
 
 PAGE = 4096
@@ -82,3 +85,25 @@ def test_journal_on_a_full_disk_refuses_the_entry_and_its_sequence_goes_on_after
     filler.unlink()
     assert journal.append({"instance": "lbpair_51", "state": "BACKUP"})["seq"] == 3
     assert [entry["seq"] for entry in journal.entries()] == [1, 2, 3] and journal.bad_lines() == 0
+
+
+def test_reaction_state_on_a_full_disk_goes_on_in_memory_and_is_written_once_there_is_room(small_disk):
+    path = str(small_disk / "history.jsonl.state.json")
+    before = ReactionStore(path)
+    before.add_claim("lb1", {"seq": 1}, 0, 60)
+    del before
+    gc.collect()  # its connection closed: the next one must make SQLite's shared memory on the full disk
+    filler = fill(small_disk)
+    store = ReactionStore(path)
+    for seq in range(2, 40):
+        store.add_claim("lb1", {"seq": seq, "pad": "x" * 200}, 0, 60)
+    store.begin_steps("lb1:39", ["record", "webhook"], {"record": {"seq": 39}})
+    store.step_done("lb1:39", "webhook")
+    assert store.database.in_memory and store.claim_count("lb1") == 39 and store.open_reactions() == {"lb1:39": ["record"]}
+    filler.unlink()
+    store.step_done("lb1:39", "record")  # the first change once there is room writes it all
+    assert not store.database.in_memory
+    del store
+    gc.collect()
+    after = ReactionStore(path)
+    assert after.claim_count("lb1") == 39 and after.open_reactions() == {}

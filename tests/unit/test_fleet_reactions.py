@@ -192,6 +192,7 @@ def test_a_storm_sends_the_first_pairs_messages_then_one_summary_per_channel(tmp
     posted = [request.path for request, _ in httpserver.log]
     # the ops channel: lb1+lb2's and api's messages, then cache's held; db's own channel is no part of that storm
     assert posted == ["/ops", "/ops", "/ops", "/ops", "/db-team", "/db-team"]
+    assert reacting.store.next_due() <= reacting.clock() + storm.WINDOW  # the background job waits for the storm's summary
     reacting.sleep(storm.WINDOW)
     summaries = [entry for entry in reacting.flush() if "storm" in entry]
     assert [entry["storm"] for entry in summaries] == ["storm:webhook:default"]

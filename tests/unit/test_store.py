@@ -5,7 +5,6 @@ import json
 import os
 import pathlib
 import resource
-import signal
 
 import pytest
 
@@ -75,22 +74,6 @@ def test_records_backward_are_the_records_newest_first_across_blocks(tmp_path):
     assert backward[0] == {"long": "y" * 5000}
     assert backward[1:] == records[::-1]
     assert list(store.records_backward(str(tmp_path / "missing.jsonl"))) == []
-
-
-@pytest.fixture
-def file_size_limit():
-    """Lower RLIMIT_FSIZE (a write past it fails with EFBIG, as a full disk fails with ENOSPC); restored after."""
-    soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
-    handler = signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
-
-    def limit(size):
-        resource.setrlimit(resource.RLIMIT_FSIZE, (size, hard))
-
-    try:
-        yield limit
-    finally:
-        resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
-        signal.signal(signal.SIGXFSZ, handler)
 
 
 def test_a_failed_append_leaves_the_file_as_it_was(tmp_path, file_size_limit):
