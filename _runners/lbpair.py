@@ -38,6 +38,8 @@ except ImportError as exc:  # dnspython (the master extra) or saltext.lbpair its
     MISSING = str(exc)
 
 __virtualname__ = "lbpair"
+#: where a master of masters keeps the minions below its syndics (Salt's cache: bank, key)
+BELOW_SYNDICS = ("lbpair/fleet", "below_syndics")
 
 log = logging.getLogger(__name__)
 
@@ -73,19 +75,43 @@ def _wake():
 
 
 def _known_minions():
-    """The minions this master knows: accepted keys, and those whose grains it keeps."""
+    """The minions this master knows: accepted keys, those whose grains it keeps, and those below its syndics."""
     accepted = salt.key.get_key(__opts__).list_status("accepted").get("minions", [])
-    return sorted(set(accepted) | set(salt.cache.factory(__opts__).list("grains") or ()))
+    return sorted(set(accepted) | set(salt.cache.factory(__opts__).list("grains") or ()) | set(_below_syndics()))
+
+
+def _below_syndics():
+    """
+    On a master of masters (``order_masters``), the minions below its syndics: it keeps neither
+    their keys nor their grains, so a ping of every minion tells them, kept a minute.
+    """
+    if not __opts__.get("order_masters"):
+        return []
+    cache = salt.cache.factory(__opts__)
+    below = cache.fetch(*BELOW_SYNDICS)
+    if not below:
+        client = salt.client.get_local_client(mopts=__opts__)
+        try:
+            below = sorted(client.cmd("*", "test.ping", timeout=_config()["confirm"]["timeout"]))
+        finally:
+            client.destroy()
+        cache.store(*BELOW_SYNDICS, below, expires=fleet.CLAIM_TTL)
+    return below
 
 
 def _claims():
     """What each minion's ``lbpair`` pillar, compiled here, says of its pair (kept a minute in the master's cache)."""
-    known = functools.cache(lambda: set(_known_minions()))
-    return fleet.CachedClaims(salt.cache.factory(__opts__), _lbpair_pillar, lambda minion: minion in known())
+    if __opts__.get("order_masters"):  # nodes below syndics are known by no key: any id a node may have is looked up
+        known = lambda minion: True  # noqa: E731
+    else:
+        minions = functools.cache(lambda: set(_known_minions()))
+        known = lambda minion: minion in minions()  # noqa: E731
+    return fleet.CachedClaims(salt.cache.factory(__opts__), _lbpair_pillar, known)
 
 
 def _reactions(claims=None):
     return reactions.Reactions(_config(), _ask, _wake, claim_of=claims or _claims(), minions=_known_minions)
+
 
 def on_beacon(tag, data, **kwargs):
     """
