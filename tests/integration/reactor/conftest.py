@@ -10,19 +10,16 @@ keepalived runs only in the ``lbpair-r-*`` namespaces. The master, the minions, 
 the pair are the shared rigs of ``tests/support/``, set up here.
 """
 
-import datetime
-import json
 import os
 import shutil
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import pytest
 
-from lab.salt_master import EXTENSION_DIRS, REPO, reactor_settings
+from lab.salt_master import EXTENSION_DIRS, reactor_settings
 from lab.util import small_tmpfs, wait_until
 from saltext.lbpair.master import reaction_state
 from tests.support import journal
@@ -56,13 +53,6 @@ def webhook_path():
 @pytest.fixture(scope="session")
 def keepalived_prefix():
     return "lbpair-r"
-
-
-@pytest.fixture(scope="session")
-def state_tree(tmp_path_factory):
-    root = tmp_path_factory.mktemp("file_roots")
-    (root / "reactor").symlink_to(REPO / "salt" / "reactor")
-    return root
 
 
 @pytest.fixture(scope="session")
@@ -114,23 +104,11 @@ class Harness:
 
     def journal(self, minion, state, previous, instance=INSTANCE):
         """Journal a transition on ``minion`` as its beacon would; returns the entry with its seq."""
-        entry = {
-            "instance": instance, "interface": "eth0", "vrid": 51, "family": "IPv4", "state": state,
-            "previous_state": previous, "received_at": _now_iso(), "time": time.time(), "source": "live",
-            "vips": ["203.0.113.10", "203.0.113.20", "203.0.113.30"], "meta": {},
-        }  # fmt: skip
-        return journal.minion_journal(self.minions[minion]).append(entry)
+        return journal.journal_transition(self.minions[minion], state, previous, instance)
 
     def fire(self, sender, entries, claimed=None):
         """``sender`` sends beacon events for ``entries`` to the master, in ``claimed``'s name if given."""
-        who = claimed or sender
-        events = [
-            {"tag": f"salt/beacon/{who}/lbpair_vrrp/{e['instance']}/{e['state']}", "data": {**e, "id": who}} for e in entries
-        ]
-        ret = self.minions[sender].salt_call_cli(timeout=30).run(
-            "event.fire_master", "{}", "lbpair/test", preload=json.dumps({"events": events})
-        )
-        assert ret.returncode == 0, ret.stderr
+        journal.fire_beacon_events(self.minions[sender], entries, claimed)
 
     def transition(self, minion, state, previous):
         entry = self.journal(minion, state, previous)
@@ -152,8 +130,7 @@ class Harness:
 
     def reactions(self, fun, after):
         """The returns of the lbpair runner's ``fun`` the reactor ran since ``after`` (epoch)."""
-        events = self.events.get_events([(self.master.id, "salt/run/*/ret")], after_time=after)
-        return [event.data["return"] for event in events if event.data.get("fun") == f"runner.lbpair.{fun}"]
+        return journal.runner_returns(self.events, self.master, fun, after)
 
     def wait_reactions(self, fun, after, count, timeout=60):
         return wait_until(lambda: len(self.reactions(fun, after)) >= count and self.reactions(fun, after), timeout,
@@ -167,10 +144,6 @@ def _background_work_done(state_path):
     """Whether no ``lbpair.flush`` works in the background (it would write into the next test's state)."""
     with reaction_state.worker_slot(state_path) as free:
         return free
-
-
-def _now_iso():
-    return datetime.datetime.now(datetime.timezone.utc).isoformat()
 
 
 @pytest.fixture
