@@ -1,6 +1,6 @@
 """
 Salt's daemons under pytest (pytest-salt-factories), kept on loopback: a pytest plugin with the
-session's set-up, and the helpers that start a master and its minions and render a node's
+session's set-up, and the helpers that start a master, its minions and syndics, and render a node's
 keepalived.conf through Salt's loader.
 
 Loaded with ``pytest_plugins`` by ``tests/conftest.py`` (every test suite); ``bench/conftest.py``
@@ -48,6 +48,25 @@ def started_minions(master, overrides):
         for factory in factories.values():
             stack.enter_context(factory.started())
         yield factories
+
+
+@contextlib.contextmanager
+def started_syndic(top_master, syndic_id, master_overrides):
+    """
+    A salt-syndic below *top_master* (a master with ``order_masters``), started for the block with
+    its own salt-master (:data:`MASTER_DEFAULTS` and *master_overrides*) and the salt-minion
+    salt-factories gives it, all three of id *syndic_id*; its minions: ``started_minions(syndic.master, ...)``.
+    """
+    # The syndic subscribes to the publish port in its options (its minion's, else its master's),
+    # unless that is 4506, Salt's "the one the master reports": the top master's, not its own.
+    syndic = top_master.salt_syndic_daemon(
+        syndic_id, master_overrides={**MASTER_DEFAULTS, **master_overrides}, minion_overrides={"publish_port": 4506}
+    )
+    with contextlib.ExitStack() as stack:
+        # salt-factories starts the syndic's master and minion before it but never stops them
+        for factory in (syndic.master, syndic.minion, syndic):
+            stack.enter_context(factory.started())
+        yield syndic
 
 
 @contextlib.contextmanager

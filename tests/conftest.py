@@ -11,8 +11,11 @@ import pytest
 from lab.salt_master import EXTENSION_DIRS  # noqa: F401  (the suites' minion and master options)
 
 #: Salt's daemons on loopback (lab/salt_rig.py, shared with bench/), then the shared rigs
-#: (tests/support/): the session's salt-master and minions, the reactions' receivers, a keepalived pair
-pytest_plugins = ["lab.salt_rig", "tests.support.session", "tests.support.receivers", "tests.support.pair"]
+#: (tests/support/): the session's salt-master and minions, syndics below it, the reactions' receivers,
+#: a keepalived pair
+pytest_plugins = [
+    "lab.salt_rig", "tests.support.session", "tests.support.syndic", "tests.support.receivers", "tests.support.pair",
+]  # fmt: skip
 
 REPO = pathlib.Path(__file__).resolve().parent.parent
 #: each test's time limit (pytest-timeout) by suite, unless it sets its own: a hang fails that test

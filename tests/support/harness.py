@@ -3,11 +3,8 @@ What a reactions suite drives: its nodes' journals and the beacon events they se
 runner, and what the outside world received (:class:`Harness`). Helpers, no fixtures.
 """
 
-import datetime
-import json
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 from lab.util import wait_until
@@ -16,10 +13,6 @@ from tests.support import journal
 from tests.support.receivers import clear_received
 
 INSTANCE = journal.INSTANCE
-
-
-def _now_iso():
-    return datetime.datetime.now(datetime.timezone.utc).isoformat()
 
 
 class Harness:
@@ -33,23 +26,11 @@ class Harness:
 
     def journal(self, minion, state, previous, instance=INSTANCE):
         """Journal a transition on ``minion`` as its beacon would; returns the entry with its seq."""
-        entry = {
-            "instance": instance, "interface": "eth0", "vrid": 51, "family": "IPv4", "state": state,
-            "previous_state": previous, "received_at": _now_iso(), "time": time.time(), "source": "live",
-            "vips": ["203.0.113.10", "203.0.113.20", "203.0.113.30"], "meta": {},
-        }  # fmt: skip
-        return journal.minion_journal(self.minions[minion]).append(entry)
+        return journal.journal_transition(self.minions[minion], state, previous, instance)
 
     def fire(self, sender, entries, claimed=None):
         """``sender`` sends beacon events for ``entries`` to the master, in ``claimed``'s name if given."""
-        who = claimed or sender
-        events = [
-            {"tag": f"salt/beacon/{who}/lbpair_vrrp/{e['instance']}/{e['state']}", "data": {**e, "id": who}} for e in entries
-        ]
-        ret = self.minions[sender].salt_call_cli(timeout=30).run(
-            "event.fire_master", "{}", "lbpair/test", preload=json.dumps({"events": events})
-        )
-        assert ret.returncode == 0, ret.stderr
+        journal.fire_beacon_events(self.minions[sender], entries, claimed)
 
     def transition(self, minion, state, previous):
         entry = self.journal(minion, state, previous)
@@ -71,8 +52,7 @@ class Harness:
 
     def reactions(self, fun, after):
         """The returns of the lbpair runner's ``fun`` the reactor ran since ``after`` (epoch)."""
-        events = self.events.get_events([(self.master.id, "salt/run/*/ret")], after_time=after)
-        return [event.data["return"] for event in events if event.data.get("fun") == f"runner.lbpair.{fun}"]
+        return journal.runner_returns(self.events, self.master, fun, after)
 
     def wait_reactions(self, fun, after, count, timeout=60):
         return wait_until(lambda: len(self.reactions(fun, after)) >= count and self.reactions(fun, after), timeout,

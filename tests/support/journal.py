@@ -1,7 +1,12 @@
 """
-What the nodes journalled and the master saw and recorded: the journal of a salt-factories minion,
-the beacon's events on the master's bus, the master's history. Helpers, no fixtures.
+What the nodes journalled and the master saw and recorded: the journal of a salt-factories minion
+(and a transition written into it, its beacon event sent, as the beacon would), the beacon's
+events on the master's bus, the runner's returns, the master's history. Helpers, no fixtures.
 """
+
+import datetime
+import json
+import time
 
 from lab.beacon_rig import BEACON
 from lab.util import wait_until
@@ -20,6 +25,29 @@ def minion_journal(minion):
 def journal(minion):
     """The transitions in a minion's journal, oldest first."""
     return minion_journal(minion).entries()
+
+
+def journal_transition(minion, state, previous, instance=INSTANCE):
+    """Journal a transition on a salt-factories ``minion`` as its beacon would; returns the entry with its seq."""
+    entry = {
+        "instance": instance, "interface": "eth0", "vrid": 51, "family": "IPv4", "state": state,
+        "previous_state": previous, "received_at": datetime.datetime.now(datetime.timezone.utc).isoformat(),
+        "time": time.time(), "source": "live", "vips": ["203.0.113.10", "203.0.113.20", "203.0.113.30"], "meta": {},
+    }  # fmt: skip
+    return minion_journal(minion).append(entry)
+
+
+def fire_beacon_events(minion, entries, claimed=None):
+    """
+    ``minion`` sends its master the beacon's events for journal ``entries`` (one ``salt-call``), in
+    the name of the minion id ``claimed`` if given.
+    """
+    who = claimed or minion.id
+    events = [
+        {"tag": f"salt/beacon/{who}/{BEACON}/{e['instance']}/{e['state']}", "data": {**e, "id": who}} for e in entries
+    ]
+    ret = minion.salt_call_cli(timeout=30).run("event.fire_master", "{}", "lbpair/test", preload=json.dumps({"events": events}))
+    assert ret.returncode == 0, ret.stderr
 
 
 def states_of(entries, instance=INSTANCE):
@@ -49,6 +77,12 @@ def wait_beacon_events(listener, master, minion_id, seqs, since=0.0, kind=f"{INS
         return wait_until(arrived, timeout, interval=0.1, what=f"seqs {sorted(seqs)} of {minion_id}")
     except TimeoutError:
         return beacon_events(listener, master, minion_id, since, kind)
+
+
+def runner_returns(listener, master, fun, since):
+    """The returns of the lbpair runner's ``fun`` that ``master``'s reactor ran after ``since`` (epoch)."""
+    events = listener.get_events([(master.id, "salt/run/*/ret")], after_time=since)
+    return [event.data["return"] for event in events if event.data.get("fun") == f"runner.lbpair.{fun}"]
 
 
 def history(path):

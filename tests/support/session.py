@@ -8,12 +8,15 @@ A suite describes its daemons by overriding these fixtures in its conftest:
   :data:`lab.salt_rig.MASTER_DEFAULTS`);
 - ``minion_overrides``: ``{minion id: options}``, one started minion each (none by default).
 
+``state_tree`` is a master's file_roots with lbpair's reactor SLS.
+
 The beacon's suite, whose modules each start their own master and minions on the same nodes,
 takes its module-scoped rig from :mod:`lab.beacon_rig` (shared with the benchmark) instead.
 """
 
 import pytest
 
+from lab.salt_master import REPO
 from lab.salt_rig import started_master, started_minions
 from lab.util import wait_until
 
@@ -26,6 +29,14 @@ def salt_master_id():
 @pytest.fixture(scope="session")
 def salt_master_overrides():
     return {}
+
+
+@pytest.fixture(scope="session")
+def state_tree(tmp_path_factory):
+    """A master's file_roots with lbpair's reactor SLS (``salt://reactor/lbpair/*.sls``)."""
+    root = tmp_path_factory.mktemp("file_roots")
+    (root / "reactor").symlink_to(REPO / "salt" / "reactor")
+    return root
 
 
 @pytest.fixture(scope="session")

@@ -18,7 +18,7 @@ import pytest
 import yaml
 
 from lab import vrrp_node
-from lab.salt_master import EXTENSION_DIRS, REPO, reactor_settings
+from lab.salt_master import EXTENSION_DIRS, reactor_settings
 from lab.salt_rig import keepalived_renderer
 from lab.vrrp_node import tracked_file_pillar
 from tests.support.harness import Harness, start_afresh
@@ -104,13 +104,6 @@ def reactions(services, history_dir):
     block["dns"].update(attempts=3, backoff=0.5, timeout=2)
     block["pairs"] = {"api": {"dns": {**block["dns"], "records": [{"name": API_RECORD, "type": "A", "ttl": 30}]}}}
     return block
-
-
-@pytest.fixture(scope="session")
-def state_tree(tmp_path_factory):
-    root = tmp_path_factory.mktemp("file_roots")
-    (root / "reactor").symlink_to(REPO / "salt" / "reactor")
-    return root
 
 
 @pytest.fixture(scope="session")

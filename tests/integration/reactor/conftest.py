@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from lab.salt_master import EXTENSION_DIRS, REPO, reactor_settings
+from lab.salt_master import EXTENSION_DIRS, reactor_settings
 from lab.util import small_tmpfs
 from tests.support.harness import Harness, start_afresh
 from tests.support.pair import restore
@@ -49,13 +49,6 @@ def webhook_path():
 @pytest.fixture(scope="session")
 def keepalived_prefix():
     return "lbpair-r"
-
-
-@pytest.fixture(scope="session")
-def state_tree(tmp_path_factory):
-    root = tmp_path_factory.mktemp("file_roots")
-    (root / "reactor").symlink_to(REPO / "salt" / "reactor")
-    return root
 
 
 @pytest.fixture(scope="session")
