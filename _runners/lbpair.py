@@ -15,6 +15,7 @@ secrets stay there and never reach events, job returns, the history or logs.
 Needs ``dnspython`` (``pip install 'saltext-lbpair[master]'``).
 """
 
+import copy
 import functools
 import logging
 import os
@@ -283,7 +284,8 @@ def history(instance=None, minion=None, since=None, until=None, pair=None):
 def _lbpair_pillar(minion):
     """The ``lbpair`` pillar the master compiles for ``minion`` (as ``salt-run pillar.show_pillar`` does), or None."""
     minion_id, grains, _cached = salt.utils.minions.get_minion_data(minion, __opts__)
-    compiled = salt.pillar.Pillar(__opts__, grains or {"fqdn": minion}, minion_id, "base").compile_pillar()
+    opts = copy.deepcopy(dict(__opts__))  # the reactor's threads share __opts__: a compile must not touch it
+    compiled = salt.pillar.Pillar(opts, grains or {"fqdn": minion}, minion_id, "base").compile_pillar()
     return compiled.get("lbpair")
 
 

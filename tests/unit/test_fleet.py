@@ -1,6 +1,8 @@
 """The fleet: pairs learned from the pillar the master compiles for each node, and what it refuses."""
 
+import concurrent.futures
 import copy
+import threading
 
 import pytest
 import salt.cache
@@ -168,3 +170,21 @@ def test_an_invalid_pillar_is_kept_as_its_problem(seed_pillar, salt_cache):
     claims = fleet.CachedClaims(salt_cache, lambda minion: broken, known=lambda minion: True)
     assert "lbpair:nodes:lb2:priority" in claims("lb2")
     assert "lbpair:nodes:lb2:priority" in fleet.CachedClaims(salt_cache, None, known=None)("lb2")  # from the cache
+
+
+def test_pillars_are_compiled_one_at_a_time_and_once_by_threads_at_once(seed_pillar, salt_cache):
+    """Salt's compiles in the reactor's threads at once mixed up their minions (bench/storm): one at a time."""
+    inside, most, compiled = [0], [0], []
+
+    def compile_pillar(minion):
+        inside[0] += 1
+        most[0] = max(most[0], inside[0])
+        compiled.append(minion)
+        threading.Event().wait(0.01)
+        inside[0] -= 1
+        return seed_pillar
+
+    claims = fleet.CachedClaims(salt_cache, compile_pillar, known=lambda minion: True)
+    with concurrent.futures.ThreadPoolExecutor(8) as threads:
+        found = list(threads.map(claims, ["lb1", "lb2"] * 8))
+    assert {claim.name for claim in found} == {"lb1+lb2"} and most[0] == 1 and sorted(compiled) == ["lb1", "lb2"]

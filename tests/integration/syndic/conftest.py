@@ -23,9 +23,12 @@ def pillar_roots(tmp_path_factory, seed_pillar_session):
 
 @pytest.fixture(scope="session")
 def reactions(tmp_path_factory):
-    """The top master's lbpair_reactions block: the nodes, a history, short waits; no channels."""
+    """
+    The top master's lbpair_reactions block: no nodes (the top master learns the pair from the
+    nodes' pillar, which it compiles itself: it keeps neither their keys nor their grains), a
+    history, short waits; no channels.
+    """
     return {
-        "nodes": {name: {"address": address} for name, address in NODES.items()},
         "history": {"path": str(tmp_path_factory.mktemp("history") / "history.jsonl")},
         "damping_window": 10,
         "confirm": {"timeout": 10, "settle": 1.5},

@@ -14,12 +14,14 @@ makes that pair a problem to show, not a member to trust.
 """
 
 import dataclasses
+import threading
 
 from saltext.lbpair.core.errors import InvalidValue
 from saltext.lbpair.model import keepalived_model, pillar, schema
 
 #: s a minion's claim is kept before its pillar is compiled again (a minion's start forgets it at once)
 CLAIM_TTL = 60
+_COMPILING = threading.Lock()
 
 
 @dataclasses.dataclass(frozen=True)
@@ -216,8 +218,14 @@ class CachedClaims:
             return claim_from_json(stored)
         if not self.known(minion):
             return None
-        claim = claim_of(minion, self.compile(minion))
-        self.cache.store(self.BANK, minion, claim_to_json(claim), expires=self.ttl)
+        # Salt's pillar compiles in the reactor's threads at once mix up their minions (a storm
+        # measured it): one at a time in this process, and one done meanwhile is not done again.
+        with _COMPILING:
+            stored = self.cache.fetch(self.BANK, minion)
+            if stored:
+                return claim_from_json(stored)
+            claim = claim_of(minion, self.compile(minion))
+            self.cache.store(self.BANK, minion, claim_to_json(claim), expires=self.ttl)
         return claim
 
     def forget(self, minion):
