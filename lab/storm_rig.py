@@ -4,7 +4,7 @@ running the unmodified ``lbpair_vrrp`` beacon on its own dbus-daemon, where :mod
 plays keepalived (``storm_driver.set({...})`` fails pairs over at will).
 
 The master learns the pairs from the nodes' pillar (its ``lbpair_reactions`` lists no nodes): pair
-``pNN`` is the seed's pillar on nodes ``pNNa`` (192.0.2.NN) and ``pNNb`` (198.51.100.NN), ``a`` the
+``pNN`` is the seed's pillar on nodes ``pNNa`` (192.0.2.NN) and ``pNNb`` (198.51.100.1NN), ``a`` the
 MASTER at first, with a DNS record of its own, ``pNN-active``, through ``lbpair_reactions:pairs``.
 BIND9, the SMTP server and the webhook receiver (:class:`lab.services.ReactionServices`) listen
 beside the master on the loopback of the beacon rig's namespace (:mod:`lab.beacon_rig`, whose
@@ -33,19 +33,20 @@ from lab.vrrp_driver import Driver
 
 DAMPING_WINDOW = 60  # the shipped default
 PARALLEL_STARTS = 8  # minions started at once
+MAX_PAIRS = 150  # a node address each in 192.0.2.0/24 and in 198.51.100.101-250
 
 
 def pair_names(count):
-    """``p01``, ``p02``, ...: *count* pair names (at most 254: one address each in a /24)."""
-    if not 1 <= count <= 254:
-        raise ValueError("between 1 and 254 pairs")
+    """``p01``, ``p02``, ...: *count* pair names (at most :data:`MAX_PAIRS`)."""
+    if not 1 <= count <= MAX_PAIRS:
+        raise ValueError(f"between 1 and {MAX_PAIRS} pairs")
     return [f"p{index:0{max(2, len(str(count)))}d}" for index in range(1, count + 1)]
 
 
 def pair_nodes(pair):
-    """``{node: address}`` of *pair*: ``pNNa`` in 192.0.2.0/24, ``pNNb`` in 198.51.100.0/24."""
+    """``{node: address}`` of *pair*: ``pNNa`` 192.0.2.NN, ``pNNb`` 198.51.100.1NN (the seed's servers are below .100)."""
     index = int(pair[1:])
-    return {f"{pair}a": f"192.0.2.{index}", f"{pair}b": f"198.51.100.{index}"}
+    return {f"{pair}a": f"192.0.2.{index}", f"{pair}b": f"198.51.100.{100 + index}"}
 
 
 def pair_pillar(seed, pair):
