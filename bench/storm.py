@@ -48,7 +48,7 @@ REPO = pathlib.Path(__file__).resolve().parent.parent
 OPTIONS = {"pairs": 20}
 IDLE = 20  # s of the idle CPU measurement
 QUIET = 10  # s without a new runner job before the master counts as settled
-GOAL = 10.0  # s after the last transition
+COMPLETE_TIMEOUT = 180  # s for every transition and DNS record
 MODEL_PAIRS, SYNDICS = 1000, 10
 BEACON_EVENTS = "salt/beacon/*/lbpair_vrrp/lbpair_51/*"
 #: named's log line of an RFC 2136 update that adds an A record: its time and the record
@@ -205,6 +205,11 @@ class Outcome:
     def events(self):
         return [event.stamp.timestamp() for event in self.listener.get_events([(self.master_id, BEACON_EVENTS)], after_time=self.since)]
 
+    def returns(self):
+        """What the reactor's ``lbpair.on_beacon`` jobs returned since the storm, counted (as text)."""
+        events = self.listener.get_events([(self.master_id, "salt/run/*/ret")], after_time=self.since)
+        return collections.Counter(str(event.data.get("return")) for event in events if event.data.get("fun") == "runner.lbpair.on_beacon")
+
     def reactions(self):
         return runner_jobs(self.listener, self.master_id, self.since, fun="runner.lbpair.on_beacon")
 
@@ -243,7 +248,10 @@ def test_storm(storm_pairs, storm_driver, storm_minions, storm_master, storm_ser
         flips = {node: state for pair in pairs for node, state in zip(pair_nodes(pair), ("BACKUP", "MASTER"), strict=True)}
         first, last = storm_driver.set(flips)
         outcome = Outcome(pairs, first, skip, storm_reactions["history"]["path"], storm_services, master_events, storm_master.id)
-        wait_until(outcome.complete, 300, interval=0.5, what="every transition recorded and every DNS record moved")
+        try:
+            wait_until(outcome.complete, COMPLETE_TIMEOUT, interval=0.5, what="every transition recorded and every DNS record moved")
+        except TimeoutError:
+            not_done(pairs, outcome)
         # what is sent later by design: the storm's summary (window end), flap damping's (damping window end)
         time.sleep(max(0.0, first + DAMPING_WINDOW + 10 - time.time()))
         settle(master_events, storm_master.id, first)
@@ -253,6 +261,17 @@ def test_storm(storm_pairs, storm_driver, storm_minions, storm_master, storm_ser
         spent = master_cpu.total() - before - idle_rate * elapsed - forwarding
 
     report(pairs, first, last, outcome, spent, idle_rate, titles, storm_master, sum(master_cpu.detached.values()) - detached_before)
+
+
+def not_done(pairs, outcome):
+    """Say what the master did not do, and why its reactions say it did not; fail."""
+    moved = [pair for pair in pairs if outcome.services.named.query(record_name(pair), "A") == [pair_nodes(pair)[f"{pair}b"]]]
+    lines = [f"\nNot done within {COMPLETE_TIMEOUT} s. What the reactions to the storm's events returned:"]
+    lines.extend(f"  {count} x {text}" for text, count in outcome.returns().most_common())
+    lines.append(f"storm: {len(pairs)} pairs, not done: {len(outcome.records('transition'))} of {2 * len(pairs)} transitions "
+                 f"recorded, {len(moved)} of {len(pairs)} DNS records moved within {COMPLETE_TIMEOUT} s")  # fmt: skip
+    print("\n".join(lines), flush=True)
+    pytest.fail("the storm was not handled", pytrace=False)
 
 
 def report(pairs, first, last, outcome, spent, idle_rate, titles, master, detached):
