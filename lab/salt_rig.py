@@ -10,6 +10,7 @@ and ``salt_factories_config`` override salt-factories' own fixtures of those nam
 address, long socket paths); ``-p lab.salt_rig`` would register before it.
 """
 
+import concurrent.futures
 import contextlib
 import logging
 import shutil
@@ -41,13 +42,26 @@ def started_master(factories, master_id, overrides):
 
 
 @contextlib.contextmanager
-def started_minions(master, overrides):
-    """A salt-minion of *master* per ``{minion id: options}`` in *overrides*, started for the block."""
-    factories = {name: master.salt_minion_daemon(name, overrides=options) for name, options in overrides.items()}
-    with contextlib.ExitStack() as stack:
-        for factory in factories.values():
-            stack.enter_context(factory.started())
+def started_minions(master, overrides, parallel=1, **factory_options):
+    """
+    A salt-minion of *master* per ``{minion id: options}`` in *overrides*, started for the block,
+    *parallel* at a time (and stopped so); *factory_options* go to salt-factories (``start_timeout``).
+    """
+    factories = {name: master.salt_minion_daemon(name, overrides=options, **factory_options) for name, options in overrides.items()}
+    started = []
+
+    def start(factory):
+        factory.start()
+        started.append(factory)
+
+    try:
+        with concurrent.futures.ThreadPoolExecutor(parallel) as pool:
+            for future in [pool.submit(start, factory) for factory in factories.values()]:
+                future.result()
         yield factories
+    finally:
+        with concurrent.futures.ThreadPoolExecutor(parallel) as pool:
+            list(pool.map(lambda factory: factory.terminate(), started))
 
 
 @contextlib.contextmanager
@@ -73,7 +87,7 @@ def started_syndic(top_master, syndic_id, master_overrides):
 def keepalived_renderer(factories, pillar):
     """
     ``render(node) -> keepalived.conf`` through ``lbpair_keepalived.render`` in Salt's loader, for
-    the ``lbpair`` *pillar*; the loader lives for the block.
+    the ``lbpair`` *pillar* (``render(node, other)``: for pillar *other*); the loader lives for the block.
     """
     from saltfactories.utils.functional import Loaders  # noqa: PLC0415  (a test-side dependency)
 
@@ -81,7 +95,7 @@ def keepalived_renderer(factories, pillar):
     # salt-factories hands out its options as an ImmutableDict: the loader gets a copy of its own.
     loaders = Loaders(dict(factories.salt_minion_daemon("render", overrides=overrides).config))
     try:
-        yield lambda node: loaders.modules.lbpair_keepalived.render(node=node, pillar=pillar)
+        yield lambda node, other=None: loaders.modules.lbpair_keepalived.render(node=node, pillar=other or pillar)
     finally:
         loaders.reset_state()
 

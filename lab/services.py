@@ -11,6 +11,7 @@ import logging
 import os
 import ssl
 import subprocess
+import time
 
 import dns.message
 import dns.query
@@ -98,7 +99,7 @@ def self_signed_certificate(directory, address="127.0.0.1"):
 
 
 class Mailbox:
-    """aiosmtpd handler keeping every message received."""
+    """aiosmtpd handler keeping every message received (``at``: when, epoch)."""
 
     def __init__(self):
         self.messages = []
@@ -111,6 +112,7 @@ class Mailbox:
                 "tls": session.ssl is not None,
                 "login": session.authenticated,
                 "body": envelope.content.decode("utf-8", "replace"),
+                "at": time.time(),
             }
         )
         return "250 OK"
@@ -148,7 +150,7 @@ class SmtpServer:
 
 class WebhookReceiver:
     """
-    An HTTP server (pytest-httpserver's) on *address* keeping every JSON body POSTed to *path*;
+    An HTTP server (pytest-httpserver's) on *address* keeping every JSON body POSTed to *path* (and when: ``at``);
     ``.url`` is the hook's address once started. While ``failing`` is set it answers 503 and keeps
     nothing (a chat service that is down).
     """
@@ -168,7 +170,7 @@ class WebhookReceiver:
 
         if self.failing:
             return Response("down", status=503)
-        self.posts.append({"path": request.path, "json": json.loads(request.get_data())})
+        self.posts.append({"path": request.path, "json": json.loads(request.get_data()), "at": time.time()})
         return Response("ok")
 
     @property
