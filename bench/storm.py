@@ -40,6 +40,7 @@ import pytest
 
 from lab.storm_rig import DAMPING_WINDOW, pair_names, pair_nodes, record_name, tree, tree_rss
 from lab.util import pids_mentioning, wait_until
+from saltext.lbpair.master import reaction_state
 from saltext.lbpair.master.history import History
 from saltext.lbpair.master.storm import PAIRS_BEFORE_A_STORM
 from saltext.lbpair.master.storm import WINDOW as STORM_WINDOW
@@ -189,8 +190,9 @@ class Outcome:
         return found
 
     def state_size(self):
-        """The size of the reactions' state document (bytes)."""
-        return os.path.getsize(f"{self.history_path}.state.json")
+        """The size of the reactions' state database, its write-ahead log included (bytes)."""
+        database = reaction_state.database_path(f"{self.history_path}.state.json")
+        return sum(os.path.getsize(path) for path in (database, f"{database}-wal") if os.path.exists(path))
 
     def dns_follows(self):
         """Whether BIND answers each pair's record with its ``b`` node's address."""
@@ -306,8 +308,8 @@ def report(pairs, first, last, outcome, spent, idle_rate, titles, master, detach
         f"{STORM_WINDOW} s): " + ", ".join(f"{channel} {kind} {count}" for (channel, kind), count in sorted(counts.items())),
         f"  reactor's lbpair.on_beacon jobs       {len(blocks)}: longest {blocks[-1]:.2f} s, "
         f"median {statistics.median(blocks):.2f} s (new -> ret: a reactor worker thread held)",
-        f"  the reaction state                    {outcome.state_size() / 1024:.0f} KiB after the storm (every transaction "
-        "reads the whole document, and writes it when changed, under one lock)",
+        f"  the reaction state                    {outcome.state_size() / 1024:.0f} KiB after the storm (SQLite, WAL: "
+        "a transaction per change, writers take turns)",
         f"  master CPU over the storm             {spent:.1f} s (idle {idle_rate * 100:.1f} % of a core subtracted) "
         f"= {per_event * 1000:.0f} ms per event (salt-factories' event forwarding engine left out)",
         "  by process: " + ", ".join(f"{name} {seconds:.2f} s" for name, seconds in busiest(titles))
