@@ -15,7 +15,7 @@ import threading
 
 import pytest
 
-from saltext.lbpair.master import notify, reaction_state, reaction_tables
+from saltext.lbpair.master import notify, reaction_state
 from saltext.lbpair.master.reaction_state import ReactionStore
 
 INSTANCE = "lb1+lb2/lbpair_51"  # keys are opaque: the pair's name may come with the instance's
@@ -54,7 +54,7 @@ def test_a_method_failing_midway_leaves_nothing_of_its_change(path, monkeypatch)
     def broken(*args):
         raise RuntimeError("crash after the claim was inserted")
 
-    monkeypatch.setattr(reaction_tables, "quiet_due", broken)
+    monkeypatch.setattr(reaction_state, "_quiet_due", broken)
     with pytest.raises(RuntimeError):
         store.add_claim("lb2", {"seq": 2}, 200, 60)
     assert store.open_claims() == {"lb2": [{"seq": 1}]}
@@ -87,14 +87,14 @@ def test_due_work_is_taken_once_earliest_first_and_held_summaries_count_as_due(p
 
 def test_claims_and_open_reactions_stay_bounded(path):
     store = ReactionStore(path)
-    for seq in range(reaction_tables.MAX_CLAIMS + 5):
+    for seq in range(reaction_state.MAX_CLAIMS + 5):
         count, _ = store.add_claim("lb2", {"seq": seq}, seq, 60)
-    assert count == reaction_tables.MAX_CLAIMS and store.claim_count("lb2") == reaction_tables.MAX_CLAIMS
+    assert count == reaction_state.MAX_CLAIMS and store.claim_count("lb2") == reaction_state.MAX_CLAIMS
     assert store.take_claims("lb2")[0] == {"seq": 5} and store.claim_count("lb2") == 0  # the oldest went first
-    for seq in range(reaction_tables.MAX_STEP_ENTRIES + 3):
+    for seq in range(reaction_state.MAX_STEP_ENTRIES + 3):
         store.begin_steps(f"lb2:{seq}", ["record"], {})
     kept = store.open_reactions()
-    assert len(kept) == reaction_tables.MAX_STEP_ENTRIES and "lb2:2" not in kept and "lb2:3" in kept
+    assert len(kept) == reaction_state.MAX_STEP_ENTRIES and "lb2:2" not in kept and "lb2:3" in kept
 
 
 # --- threads and processes at once ----------------------------------------------------------

@@ -8,7 +8,7 @@ import socket
 
 import pytest
 
-from saltext.lbpair.master import reaction_state, reaction_tables, reactions, reactions_config
+from saltext.lbpair.master import reaction_state, reactions, reactions_config
 from tests.unit.clock import Clock
 
 INSTANCE = "lbpair_51"
@@ -138,10 +138,10 @@ def test_a_forged_huge_seq_blinds_nothing(tmp_path, nodes):
 def test_a_flood_of_events_for_a_silent_node_holds_no_thread_and_is_bounded(tmp_path, nodes):
     reacting, _ = _reactions(tmp_path, nodes)
     nodes.journals["lb2"] = None
-    for seq in range(1, reaction_tables.MAX_CLAIMS + 20):
+    for seq in range(1, reaction_state.MAX_CLAIMS + 20):
         reacting.on_beacon(TAG, {**_entry(seq), "id": "lb2"})
     assert [fun for _, fun in nodes.asked] == [reactions.JOURNAL_FUNCTION]  # asked once: then known silent
-    assert _kinds(reacting).count("claim") == reaction_tables.MAX_CLAIMS
+    assert _kinds(reacting).count("claim") == reaction_state.MAX_CLAIMS
     assert "open claims already" in reacting.on_beacon(TAG, {**_entry(99), "id": "lb2"})["ignored"]
 
 

@@ -8,7 +8,7 @@ import dataclasses
 import logging
 import time
 
-from saltext.lbpair.master import notify, planned, reaction_tables, records
+from saltext.lbpair.master import notify, planned, reaction_state, records
 from saltext.lbpair.master.records import Seen, Task, Transition
 from saltext.lbpair.master.transitions import (
     JOURNAL_FUNCTION,
@@ -54,9 +54,9 @@ class Intake:
         """
         claim = records.claim(data, minion, self.clock())
         # the open ones are announced already; the journal settles them all
-        if self.store.claim_count(minion) >= reaction_tables.MAX_CLAIMS:
-            log.debug("lbpair: %s has %d open claims: not recording more", minion, reaction_tables.MAX_CLAIMS)
-            return {"ignored": f"{minion} has {reaction_tables.MAX_CLAIMS} open claims already"}
+        if self.store.claim_count(minion) >= reaction_state.MAX_CLAIMS:
+            log.debug("lbpair: %s has %d open claims: not recording more", minion, reaction_state.MAX_CLAIMS)
+            return {"ignored": f"{minion} has {reaction_state.MAX_CLAIMS} open claims already"}
         self.chronicle.note(claim)
         now = self.clock()
         count, announce = self.store.add_claim(minion, records.brief(claim), now, self.config["damping_window"])
