@@ -16,7 +16,6 @@ Needs ``dnspython`` (``pip install 'saltext-lbpair[master]'``).
 """
 
 import copy
-import functools
 import logging
 import os
 import shutil
@@ -27,6 +26,7 @@ import salt.cache
 import salt.client
 import salt.key
 import salt.pillar
+import salt.utils.event
 import salt.utils.minions
 from salt.exceptions import SaltInvocationError
 
@@ -41,6 +41,8 @@ except ImportError as exc:  # dnspython (the master extra) or saltext.lbpair its
 __virtualname__ = "lbpair"
 #: where a master of masters keeps the minions below its syndics (Salt's cache: bank, key)
 BELOW_SYNDICS = ("lbpair/fleet", "below_syndics")
+#: the event the background work fires after each round, with what it did (``{"done": [...]}``)
+DONE_TAG = "lbpair/worker/done"
 
 log = logging.getLogger(__name__)
 
@@ -75,6 +77,15 @@ def _wake():
         log.error("lbpair: could not start the background lbpair.flush: %s", exc)
 
 
+def _report(done):
+    """Fire what a round of the background work did on the master's event bus (:data:`DONE_TAG`)."""
+    try:
+        with salt.utils.event.get_master_event(__opts__, __opts__["sock_dir"], listen=False) as bus:
+            bus.fire_event({"done": done}, DONE_TAG)
+    except Exception as exc:  # noqa: BLE001  (telling is a courtesy: the work is done and in the history)
+        log.warning("lbpair: could not fire %s: %s", DONE_TAG, exc)
+
+
 def _known_minions():
     """The minions this master knows: accepted keys, those whose grains it keeps, and those below its syndics."""
     accepted = salt.key.get_key(__opts__).list_status("accepted").get("minions", [])
@@ -105,20 +116,25 @@ def _claims():
     if __opts__.get("order_masters"):  # nodes below syndics are known by no key: any id a node may have is looked up
         known = lambda minion: True  # noqa: E731
     else:
-        minions = functools.cache(lambda: set(_known_minions()))
+        minions = fleet.kept_for(fleet.CLAIM_TTL, lambda: set(_known_minions()))  # the resident worker learns new minions
         known = lambda minion: minion in minions()  # noqa: E731
     return fleet.CachedClaims(salt.cache.factory(__opts__), _lbpair_pillar, known)
 
 
 def _reactions(claims=None):
-    return reactions.Reactions(_config(), _ask, _wake, claim_of=claims or _claims(), minions=_known_minions)
+    return reactions.Reactions(_config(), _ask, _wake, claim_of=claims or _claims(), minions=_known_minions, report=_report)
 
 
-def on_beacon(tag, data, **kwargs):
+def on_beacon(tag, data, wait=False, **kwargs):
     """
     React to an ``lbpair_vrrp`` beacon event (the reactor calls it).
 
-    Ignores events whose minion is not a node of the pair, and transitions that
+    The reactor's call only queues the event (its thread waits for nothing); the
+    background worker (the ``lbpair`` engine, else a background ``lbpair.flush``
+    this call starts) reacts to all queued events at once. ``wait=True`` reacts
+    here and returns the outcome (an operator replaying an event).
+
+    Ignores events whose minion is not a node of a pair, and transitions that
     the node's own journal does not hold (forged). A transition the journal holds
     is recorded in the history and reacted to: notified (damped), and the pair
     checked (DNS follows the sole MASTER, split brain and no MASTER raise critical
@@ -131,14 +147,18 @@ def on_beacon(tag, data, **kwargs):
 
     .. code-block:: bash
 
-        salt-run lbpair.on_beacon salt/beacon/lb2/lbpair_vrrp/lbpair_51/MASTER '{"seq": 7, "instance": "lbpair_51", "state": "MASTER"}'
+        salt-run lbpair.on_beacon salt/beacon/lb2/lbpair_vrrp/lbpair_51/MASTER \\
+            '{"seq": 7, "instance": "lbpair_51", "state": "MASTER"}' wait=True
     """
-    return _reactions().on_beacon(tag, data)
+    if wait:
+        return _reactions().on_beacon(tag, data)
+    return _reactions().queue(tag, data)
 
 
 def on_minion_start(tag, data, **kwargs):
     """
-    React to ``salt/minion/<id>/start``: catch up with a node of the pair.
+    React to ``salt/minion/<id>/start``: leave a catch-up with a node of a pair to
+    the background worker (``lbpair.catch_up`` does it at once).
 
     CLI Example:
 
@@ -151,7 +171,7 @@ def on_minion_start(tag, data, **kwargs):
     claims = _claims()
     if minion:
         claims.forget(minion)  # its pillar may have changed while it was away
-    return _reactions(claims).on_minion_start(minion)
+    return _reactions(claims).later_catch_up(minion)
 
 
 def on_pillar_refresh(tag, **kwargs):
@@ -188,13 +208,16 @@ def catch_up(minion):
     return _reactions().catch_up(minion)
 
 
-def flush(wait=False):
+def flush(wait=False, resident=False):
     """
-    Do the reactions' work that is due: flap-damping summaries whose window has
-    ended, pair checks after the settle time, DNS and catch-up retries. The
-    reactions start it as a background job (``wait=True``: it keeps working until
-    nothing is left), so that no reactor thread ever waits; the master's schedule
-    runs it every minute as well, to cover a master restarted in between.
+    Do the reactions' work that is due: the queued beacon events, flap-damping
+    summaries whose window has ended, pair checks after the settle time, DNS and
+    catch-up retries. ``wait=True``: keep working until nothing is left (the
+    background job the reactions start when the ``lbpair`` engine does not run);
+    ``resident=True``: keep working for good, waiting for work (what the
+    ``lbpair`` engine runs). The master's schedule runs it every minute as well,
+    to cover a master restarted in between. Each round's work is fired as the
+    event ``lbpair/worker/done``.
 
     CLI Example:
 
@@ -202,8 +225,8 @@ def flush(wait=False):
 
         salt-run lbpair.flush
     """
-    if wait:
-        return _reactions().work_in_background()
+    if wait or resident:
+        return _reactions().work_in_background(resident)
     return _reactions().flush()
 
 

@@ -28,6 +28,7 @@ STATE_TREE = {
     "_states": REPO / "_states",
     "_beacons": REPO / "_beacons",
     "_runners": REPO / "_runners",
+    "_engines": REPO / "_engines",
     "reactor": REPO / "salt" / "reactor",
     "lbpair": REPO / "salt" / "lbpair",
     "top.sls": REPO / "salt" / "top.sls",
@@ -39,6 +40,7 @@ EXTENSION_DIRS = {
     "states_dirs": [str(REPO / "_states")],
     "beacons_dirs": [str(REPO / "_beacons")],
     "runner_dirs": [str(REPO / "_runners")],
+    "engines_dirs": [str(REPO / "_engines")],
     "utils_dirs": [str(REPO / "_utils")],
 }
 

@@ -80,9 +80,18 @@ def wait_beacon_events(listener, master, minion_id, seqs, since=0.0, kind=f"{INS
 
 
 def runner_returns(listener, master, fun, since):
-    """The returns of the lbpair runner's ``fun`` that ``master``'s reactor ran after ``since`` (epoch)."""
+    """
+    The returns of the lbpair runner's ``fun`` that ``master`` ran after ``since`` (epoch). The
+    reactor's ``on_beacon`` only queues the event: its reactions are what the background worker
+    did with each event (its ``lbpair/worker/done`` events); ``flush``'s are those rounds too.
+    """
     events = listener.get_events([(master.id, "salt/run/*/ret")], after_time=since)
-    return [event.data["return"] for event in events if event.data.get("fun") == f"runner.lbpair.{fun}"]
+    returns = [event.data["return"] for event in events if event.data.get("fun") == f"runner.lbpair.{fun}"]
+    rounds = [event.data for event in listener.get_events([(master.id, "lbpair/worker/done")], after_time=since)]
+    if fun == "on_beacon":
+        queued = [ret for ret in returns if isinstance(ret, dict) and "queued" in ret]
+        return [ret for ret in returns if ret not in queued] + [item["outcome"] for done in rounds for item in done["done"] if "event" in item]
+    return returns + rounds if fun == "flush" else returns
 
 
 def history(path):

@@ -9,7 +9,7 @@ import copy
 import pytest
 
 from saltext.lbpair.core.errors import InvalidValue
-from saltext.lbpair.master import fleet, reactions, reactions_config, storm
+from saltext.lbpair.master import event_queue, fleet, intake, reactions, reactions_config, storm
 from saltext.lbpair.master import history as history_file
 from tests.unit.clock import Clock
 
@@ -32,13 +32,18 @@ class Fleet:
         self.journals = {node: [] for nodes in PAIRS.values() for node in nodes}
         self.states = {"lb1": "MASTER", "lb2": "BACKUP", "lb3": "MASTER", "lb4": "BACKUP", "lb5": "MASTER", "lb6": "BACKUP"}
         self.asked = []
+        self.elsewhere = set()  # (node, seq): transitions another master claimed on the node first
 
     def ask(self, targets, fun, kwarg, timeout):
         self.asked.append((tuple(targets), fun))
         answers = {}
         for node in targets:
             if fun == reactions.JOURNAL_FUNCTION and self.journals.get(node) is not None:
-                answers[node] = [entry for entry in self.journals[node] if entry["seq"] > kwarg["since"]]
+                since = kwarg.get("since_of", {}).get(node, kwarg["since"])
+                claimed = {"acting": True} if kwarg.get("claim") else {}
+                answers[node] = [{**entry, **claimed} for entry in self.journals[node] if entry["seq"] > since]
+                for entry in answers[node]:
+                    entry["acting"] = entry.get("acting") and (node, entry["seq"]) not in self.elsewhere
             elif fun == reactions.STATUS_FUNCTION and self.states.get(node) is not None:
                 answers[node] = {INSTANCE: {"state": self.states[node], "vrid": 51, "vips": [], "source": "dbus"}}
         return answers, {}
@@ -199,3 +204,122 @@ def test_a_storm_sends_the_first_pairs_messages_then_one_summary_per_channel(tmp
     sent = [request.get_json() for request, _ in httpserver.log if request.get_json()["kind"] == "storm"]
     assert len(sent) == 1 and sent[0]["subject"] == "lbpair storm: 2 more transitions in 1 pairs (cache)", sent
     assert "cache/lbpair_51: lb7 MASTER -> BACKUP" in sent[0]["text"] and "cache/lbpair_51: lb8 BACKUP -> MASTER" in sent[0]["text"]
+
+
+def _storm_of_three_pairs(reacting, nodes):
+    """Both nodes of each of the three pairs fail over; the reactor queues their six events."""
+    for first, second in PAIRS.values():
+        assert "queued" in reacting.queue(_tag(first, "BACKUP"), nodes.journal(first, 1, "BACKUP", "MASTER"))
+        assert "queued" in reacting.queue(_tag(second), nodes.journal(second, 1))
+        nodes.states[first], nodes.states[second] = "BACKUP", "MASTER"
+
+
+def test_queued_events_of_many_pairs_take_one_journal_job_and_one_status_job(tmp_path, nodes, pillars):
+    told = []
+    reacting = _reactions(tmp_path, nodes, pillars)
+    reacting.scheduler.report = told.append
+    _storm_of_three_pairs(reacting, nodes)
+    assert nodes.asked == [] and reacting.store.events_waiting() == 6  # the reactor's threads asked nobody
+    done = reacting.flush()
+    everyone = ("lb1", "lb2", "lb3", "lb4", "lb5", "lb6")
+    assert nodes.asked == [(everyone, reactions.JOURNAL_FUNCTION), (everyone, reactions.STATUS_FUNCTION)]
+    assert [item["outcome"]["recorded"]["minion"] for item in done if "event" in item] == list(everyone)
+    assert reacting.store.events_waiting() == 0 and told == [done]
+    recorded = {(record["pair"], record["minion"]) for record in reacting.history.read() if record["kind"] == "transition"}
+    assert recorded == {(pair, node) for pair, pair_nodes in PAIRS.items() for node in pair_nodes}
+    assert all(not view["problems"] for view in reacting.status()["pairs"].values())
+
+
+def test_a_batch_tells_forged_claimed_and_duplicate_events_apart(tmp_path, nodes, pillars):
+    reacting = _reactions(tmp_path, nodes, pillars)
+    event = nodes.journal("lb1", 1)
+    reacting.queue(_tag("lb1"), event)
+    reacting.queue(_tag("lb1"), event)  # the same event twice
+    reacting.queue(_tag("lb3"), {**_entry(4), "id": "lb3"})  # lb3's journal has no seq 4: forged
+    nodes.journals["lb5"] = None  # lb5 does not answer: its event is a claim
+    reacting.queue(_tag("lb5"), {**_entry(1), "id": "lb5"})
+    reacting.queue(_tag("web1"), {**_entry(1), "id": "web1"})  # no node of any pair
+    outcomes = [item["outcome"] for item in reacting.flush() if "event" in item]
+    assert "recorded" in outcomes[0] and outcomes[1] == {"duplicate": ["lb1", 1]}
+    assert outcomes[2] == {"ignored": "not in the node's journal"}
+    assert outcomes[3]["claim"]["minion"] == "lb5" and "ignored" in outcomes[4]
+    assert [targets for targets, fun in nodes.asked if fun == reactions.JOURNAL_FUNCTION] == [("lb1", "lb3", "lb5")]
+
+
+def test_the_queue_is_bounded_per_minion_and_refuses_odd_events(tmp_path, nodes, pillars, monkeypatch):
+    monkeypatch.setattr(event_queue, "MAX_PER_MINION", 3)
+    reacting = _reactions(tmp_path, nodes, pillars)
+    assert ["queued" in reacting.queue(_tag("lb1"), _entry(seq)) for seq in range(1, 5)] == [True, True, True, False]
+    assert reacting.queue(_tag("lb1"), _entry(5)) == {"ignored": "3 events of lb1 are waiting already"}
+    assert "queued" in reacting.queue(_tag("lb2"), _entry(1))  # another node's events still get in
+    assert reacting.queue(_tag("lb2"), {**_entry(2), "junk": "x" * event_queue.MAX_EVENT_BYTES})["ignored"].startswith("the event is larger")
+    assert reacting.queue("salt/beacon/lb1/other/x", _entry(6)) == {"ignored": "unexpected tag 'salt/beacon/lb1/other/x'"}
+    assert reacting.queue(_tag("lb1"), ["not", "a", "mapping"]) == {"ignored": "the data is not a mapping"}
+
+
+def test_a_batch_that_fails_is_not_retried_for_ever_but_caught_up_from_the_journals(tmp_path, nodes, pillars, monkeypatch):
+    reacting = _reactions(tmp_path, nodes, pillars)
+    _storm_of_three_pairs(reacting, nodes)
+
+    def broken(*args):
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr(reactions.batch, "react", broken)
+    done = reacting.flush(wait=True)
+    assert reacting.store.events_waiting() == 0
+    assert {item["outcome"]["failed"] for item in done if "event" in item} == {"RuntimeError: a bug"}
+    caught_up = {key for item in done for key in item if key.startswith("catch_up:")}
+    assert caught_up == {f"catch_up:{node}" for node in ("lb1", "lb2", "lb3", "lb4", "lb5", "lb6")}
+    assert len([record for record in reacting.history.read() if record["kind"] == "transition"]) == 6
+
+
+def test_the_background_job_wakes_from_its_nap_for_a_queued_event(tmp_path, nodes, pillars):
+    reacting = _reactions(tmp_path, nodes, pillars)
+    started = reacting.clock()
+    reacting.scheduler._nap(5)
+    assert reacting.clock() - started == pytest.approx(5)
+    reacting.queue(_tag("lb1"), nodes.journal("lb1", 1))
+    started = reacting.clock()
+    reacting.scheduler._nap(5)
+    assert reacting.clock() == started
+
+
+def test_a_pair_whose_pillar_changed_gets_a_crew_on_its_new_settings(tmp_path, nodes, pillars):
+    reacting = _reactions(tmp_path, nodes, pillars)
+    before = reacting._crew_of("lb3")[0]
+    assert reacting._crew_of("lb3")[0] is before
+    changed = copy.deepcopy(pillars["lb3"])
+    changed["nodes"]["lb3"]["address"] = "192.0.2.99"
+    pillars["lb3"] = pillars["lb4"] = changed
+    reacting.directory = fleet.Directory(None, lambda minion: fleet.claim_of(minion, pillars.get(minion)), lambda: list(pillars))
+    after = reacting._crew_of("lb3")[0]
+    assert after is not before and after.settings["nodes"]["lb3"]["address"] == "192.0.2.99"
+
+
+def test_what_a_long_lived_worker_knows_is_made_again_once_it_is_old():
+    made, now = [], [0.0]
+    known = fleet.kept_for(60, lambda: made.append(1) or len(made), clock=lambda: now[0])
+    assert (known(), known()) == (1, 1)
+    now[0] = 61
+    assert known() == 2
+
+
+def test_a_transition_another_master_claimed_on_its_node_is_recorded_and_left_to_it(tmp_path, nodes, pillars, httpserver):
+    httpserver.expect_request("/ops").respond_with_data("ok")
+    reacting = _reactions(tmp_path, nodes, pillars, webhook={"url": httpserver.url_for("/ops"), "format": "generic"})
+    nodes.elsewhere |= {("lb1", 1), ("lb2", 1), ("lb2", 2)}
+    reacting.queue(_tag("lb1", "BACKUP"), nodes.journal("lb1", 1, "BACKUP", "MASTER"))
+    reacting.queue(_tag("lb2"), nodes.journal("lb2", 1))
+    reacting.queue(_tag("lb3"), nodes.journal("lb3", 1))  # this master claimed it first
+    outcomes = {item["outcome"]["recorded"]["minion"]: item["outcome"] for item in reacting.flush() if "event" in item}
+    assert outcomes["lb1"]["acting"] == outcomes["lb2"]["acting"] == intake.ELSEWHERE and outcomes["lb1"]["steps"] == {}
+    assert outcomes["lb3"]["steps"]["webhook"] == "sent"
+    assert [request.get_json()["subject"].split(": ")[1] for request, _ in httpserver.log] == ["lb3 is MASTER (was BACKUP)"]
+    # only the pair of the transition this master acts on is checked
+    assert [targets for targets, fun in nodes.asked if fun == reactions.STATUS_FUNCTION] == [("lb3", "lb4")]
+    # a catch-up records what the node journalled meanwhile, and acts on what it got to claim only
+    nodes.journal("lb2", 2, "BACKUP", "MASTER")
+    nodes.journal("lb2", 3)
+    caught = reacting.catch_up("lb2")["reactions"]
+    assert [(reaction["recorded"]["seq"], "acting" in reaction) for reaction in caught] == [(2, True), (3, False)]
+    assert len([record for record in reacting.history.read() if record["kind"] == "transition"]) == 5

@@ -41,7 +41,7 @@ class Nodes:
             if node in self.failing:
                 failures[node] = self.failing[node]
             elif fun == reactions.JOURNAL_FUNCTION and self.journals.get(node) is not None:
-                answers[node] = [e for e in self.journals[node] if e["seq"] > kwarg["since"]]
+                answers[node] = [e for e in self.journals[node] if e["seq"] > kwarg.get("since_of", {}).get(node, kwarg["since"])]
             elif fun == reactions.STATUS_FUNCTION and self.states.get(node) is not None:
                 answers[node] = {INSTANCE: {"state": self.states[node], "vrid": 51, "vips": [], "source": "dbus"}}
         return answers, failures

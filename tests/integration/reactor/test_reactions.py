@@ -221,9 +221,9 @@ def test_a_failing_channel_stops_no_other_step_and_a_replay_completes_it(lab):
         lab.webhook.failing = False
     assert lab.webhook.posts == []
     tag, data = _event(entry, "lb2")
-    lab.salt_run("lbpair.on_beacon", tag, data)  # the operator replays the event: only the webhook is redone
+    lab.salt_run("lbpair.on_beacon", tag, data, "wait=True")  # the operator replays the event: only the webhook is redone
     assert [t for t in lab.webhook.texts() if "lb2 is MASTER" in t]
-    assert "duplicate" in lab.salt_run("lbpair.on_beacon", tag, data)
+    assert "duplicate" in lab.salt_run("lbpair.on_beacon", tag, data, "wait=True")
     assert len([m for m in lab.mailbox.messages if "lb2 is MASTER" in m["body"]]) == 1
     assert len(lab.webhook.texts()) == 1 and len(lab.transitions()) == 1
 

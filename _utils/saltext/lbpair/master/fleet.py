@@ -15,6 +15,7 @@ makes that pair a problem to show, not a member to trust.
 
 import dataclasses
 import threading
+import time
 
 from saltext.lbpair.core.errors import InvalidValue
 from saltext.lbpair.model import keepalived_model, pillar, schema
@@ -22,6 +23,18 @@ from saltext.lbpair.model import keepalived_model, pillar, schema
 #: s a minion's claim is kept before its pillar is compiled again (a minion's start forgets it at once)
 CLAIM_TTL = 60
 _COMPILING = threading.Lock()
+
+
+def kept_for(seconds, make, clock=time.monotonic):
+    """A function that gives ``make()``, made again once it is older than ``seconds`` (what a long-lived worker knows of the minions)."""
+    kept = {}
+
+    def value():
+        if not kept or clock() - kept["at"] > seconds:
+            kept.update(at=clock(), value=make())
+        return kept["value"]
+
+    return value
 
 
 @dataclasses.dataclass(frozen=True)

@@ -21,13 +21,23 @@ from saltext.lbpair.master.transitions import (
     log_text,
     not_synced,
     trust_problem,
-    unconfirmed_reason,
 )
 
 log = logging.getLogger(__name__)
 
+#: what a reaction says of a transition another master acts on (:func:`acting`)
+ELSEWHERE = "another master claimed it on its node: recorded here, notified and followed by DNS there"
 CATCH_UP_TIMEOUTS = (2, 2, 4, 8, 16)  # s, one ask per attempt: a just-connected minion may not answer at once
 CLAIM_RECHECK = 5  # s before a node that did not confirm its event is asked for its journal again
+
+
+def acting(entry):
+    """
+    Whether this master acts on (notifies, points DNS for) a journal entry its node answered with
+    ``claim``: with two masters, the node gives each transition to the first master that claims it
+    (``acting``); a node that does not claim gives every transition to every master.
+    """
+    return entry.get("acting") is not False
 
 
 @dataclasses.dataclass(eq=False)
@@ -98,47 +108,68 @@ class Intake:
         notified = "damped" if damped else notify.deliver(notify.warning_notice(minion, code, message), self.config)
         return {"warning": code, "notified": notified}
 
-    def on_beacon(self, tag, data):
-        """React to an ``lbpair_vrrp`` beacon event; see the ``lbpair`` runner's ``on_beacon``."""
-        requested_at = self.clock()
+    def screen(self, tag, data, requested_at):
+        """
+        The first look at an ``lbpair_vrrp`` beacon event: ``(outcome, None)`` when that settles it
+        (ignored, a warning, a reaction replayed), else ``(None, minion)``: the transition of ``minion``
+        that its journal must confirm (:meth:`confirm`).
+        """
         data = data if isinstance(data, dict) else {}
         problem = trust_problem(tag, data, self.config["nodes"])
         if problem:
             log.warning("lbpair: ignoring beacon event %s: %s", log_text(tag), problem)
-            return {"ignored": problem}
+            return {"ignored": problem}, None
         parts = TAG_RE.fullmatch(tag)
         minion = parts["minion"]
         if parts["instance"] == "warning":
-            return self._warn(minion, parts["state"])
+            return self._warn(minion, parts["state"]), None
         key = records.reaction_key(minion, data["seq"])
         open_steps = self.store.unfinished(key)
         if open_steps is not None:
-            return self.steps.replay(key, open_steps, requested_at)
-        silent = self.client.silent(minion)
-        answers, failures = ({}, {}) if silent else self.client.answers([minion], JOURNAL_FUNCTION, {"since": data["seq"] - 1})
-        self.client.heard(minion, answers, failures)
-        verdict, entry = journal_verdict(data, answers.get(minion))
+            return self.steps.replay(key, open_steps, requested_at), None
+        return None, minion
+
+    def confirm(self, tag, data, journal, why_unconfirmed):
+        """
+        What the node's ``journal`` (its answer; ``None``: it gave none, ``why_unconfirmed``) says
+        of the event :meth:`screen` let through: ``(outcome, None)`` when it is ignored or a claim,
+        else ``(None, record)``: the confirmed :class:`~saltext.lbpair.master.records.Transition`,
+        with whether this master acts on it (:func:`acting`).
+        """
+        minion = TAG_RE.fullmatch(tag)["minion"]
+        verdict, entry = journal_verdict(data, journal)
         if verdict is Verdict.REFUTED:
             log.warning("lbpair: ignoring %s: %s's own journal has no such transition (forged?)", log_text(tag), minion)
-            return {"ignored": "not in the node's journal"}
+            return {"ignored": "not in the node's journal"}, None
         if verdict is Verdict.UNCONFIRMED:
-            return self._claim(minion, data, unconfirmed_reason(silent, failures.get(minion)))
-        record = Transition.confirmed_from(entry, minion, Seen.LIVE, self.clock(), self.config["pair"])
-        reactions = self._record_and_react([record], requested_at)
-        if not reactions:
-            return {"duplicate": [minion, data["seq"]]}
-        return reactions[0]
+            return self._claim(minion, data, why_unconfirmed), None
+        return None, (Transition.confirmed_from(entry, minion, Seen.LIVE, self.clock(), self.config["pair"]), acting(entry))
 
-    def _record_and_react(self, found, requested_at):
-        """Append the transitions ``found``; react to the new ones (all of them when the history cannot be written)."""
+    def record(self, found):
+        """
+        Append the transitions ``found`` (marked planned when a planned move expects them):
+        ``(the new ones, None)``, or all of them and why the history could not take them.
+        """
         plans = self.store.plans()
         found = [record.marked_planned() if planned.planned_for(plans, record, self.clock()) else record for record in found]
         try:
-            new, error = self.chronicle.history.append(found), None
+            return self.chronicle.history.append(found), None
         except OSError as exc:
-            new, error = found, f"the history could not be written: {exc}"
+            error = f"the history could not be written: {exc}"
             log.error("lbpair: %s", error)
-        return [self.steps.react(record, requested_at, error) for record in new]
+            return found, error
+
+    def react(self, new, requested_at, record_error=None, statuses=None, passive=frozenset()):
+        """
+        React to the transitions :meth:`record` found ``new``, except those whose reaction keys are
+        in ``passive`` (another master acts on them: only recorded here). ``statuses``: the nodes'
+        status returns for the pair checks, read once for a batch (by default each check asks).
+        """
+        return [
+            {"recorded": record.brief(), "steps": {}, "acting": ELSEWHERE} if record.key in passive
+            else self.steps.react(record, requested_at, record_error, statuses)
+            for record in new
+        ]  # fmt: skip
 
     def catch_up(self, minion, attempt=1):
         """
@@ -152,7 +183,7 @@ class Intake:
             return {"ignored": f"{minion!r} is not a node of the pair"}
         since = self.chronicle.history.last_seq(minion)
         timeout = CATCH_UP_TIMEOUTS[min(attempt, len(CATCH_UP_TIMEOUTS)) - 1]
-        answers, failures = self.client.answers([minion], JOURNAL_FUNCTION, {"since": since}, timeout)
+        answers, failures = self.client.answers([minion], JOURNAL_FUNCTION, {"since": since, "claim": True}, timeout)
         journal = answers.get(minion)
         self.client.heard(minion, answers, failures)
         if not isinstance(journal, list):
@@ -162,8 +193,11 @@ class Intake:
             log.warning("lbpair: %d malformed entries in %s's journal were skipped", len(journal) - len(wellformed), minion)
         settled = self._settle_claims(minion, wellformed, since)
         pair = self.config["pair"]
-        found = [Transition.confirmed_from(entry, minion, Seen.LATE, self.clock(), pair) for entry in wellformed if entry["seq"] > since]
-        reactions = self._record_and_react(found, requested_at)
+        fresh = [entry for entry in wellformed if entry["seq"] > since]
+        found = [Transition.confirmed_from(entry, minion, Seen.LATE, self.clock(), pair) for entry in fresh]
+        passive = {records.reaction_key(minion, entry["seq"]) for entry in fresh if not acting(entry)}
+        new, error = self.record(found)
+        reactions = self.react(new, requested_at, error, passive=passive)
         log.info("lbpair: caught up %d transitions of %s after seq %d", len(reactions), minion, since)
         return {"caught_up": [reaction["recorded"] for reaction in reactions], "claims_settled": settled, "reactions": reactions}
 

@@ -126,18 +126,19 @@ class PairMonitor:
                 entry["vips"] = entry["vips"] or known_vips(records, instance)
         return view
 
-    def check_pair(self, instance, requested_at, settled=False):
+    def check_pair(self, instance, requested_at, settled=False, statuses=None):
         """
         Read the pair's state from the nodes; follow the sole MASTER with DNS. A split
         brain or no MASTER is checked again ``confirm:settle`` seconds later (by the
         background job) and alarmed if it lasts. Checks are serialised; one of the same
         instance started after ``requested_at`` already covers it (another instance's does not:
-        active/active, each node becomes MASTER of one at the same moment).
+        active/active, each node becomes MASTER of one at the same moment). ``statuses``: the nodes'
+        status returns, read once for a batch of reactions (by default they are asked).
         """
         with self.store.lock(f"check-{self.config['pair']}"):
             if not self.store.start_check(self._key(instance), requested_at, self.clock()):
                 return {"skipped": "a newer check covered it"}
-            entry = self.pair_state()["instances"].get(instance)
+            entry = self.pair_state(statuses)["instances"].get(instance)
         result = {"view": entry}
         if not entry:
             return result

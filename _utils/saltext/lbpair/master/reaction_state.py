@@ -17,7 +17,8 @@ It holds what must outlive one reaction, a table per concern:
 - ``due``: work for later (a pair check after the settle time, a DNS retry, a catch-up retry),
   keyed so that newer work of the same kind replaces older;
 - ``silent``: when a node last left a job unanswered; ``planned``: the planned moves under way;
-- ``quiet``: quiet periods of announcements (node warnings, a node's claims, certificate warnings).
+- ``quiet``: quiet periods of announcements (node warnings, a node's claims, certificate warnings);
+- ``queue``: the beacon events waiting for the background worker (:mod:`saltext.lbpair.master.event_queue`).
 
 :class:`ReactionStore` is the only way in: each of its methods is one transaction; no caller
 sees a table. Keys (instances, minions, reactions) are opaque text; values that are structures
@@ -39,28 +40,31 @@ import os
 import sqlite3
 
 from saltext.lbpair.core import database, store
-from saltext.lbpair.master import notify, storm
+from saltext.lbpair.master import event_queue, notify, storm
 
 log = logging.getLogger(__name__)
 
 MAX_CLAIMS = 50  # per node: a flood of forged events must not grow the state without bound
 MAX_STEP_ENTRIES = 500
 
-SCHEMA_VERSION = 1
+# 2: the event queue; every statement creates only what is missing, so that a database of version 1 gains it
+SCHEMA_VERSION = 2
 TABLES = (
-    "CREATE TABLE silent (minion TEXT PRIMARY KEY, since REAL NOT NULL)",
-    "CREATE TABLE planned (instance TEXT PRIMARY KEY, target TEXT NOT NULL, until REAL NOT NULL)",
-    "CREATE TABLE quiet (section TEXT NOT NULL, key TEXT NOT NULL, until REAL NOT NULL, PRIMARY KEY (section, key))",
-    "CREATE TABLE damping (instance TEXT PRIMARY KEY, until REAL NOT NULL, master_announced INTEGER, held TEXT NOT NULL)",
-    "CREATE TABLE storms (key TEXT PRIMARY KEY, until REAL NOT NULL, pairs TEXT NOT NULL, held TEXT NOT NULL)",
-    "CREATE TABLE reactions (id INTEGER PRIMARY KEY, key TEXT NOT NULL UNIQUE, pending TEXT NOT NULL, failed TEXT NOT NULL,"
+    "CREATE TABLE IF NOT EXISTS silent (minion TEXT PRIMARY KEY, since REAL NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS planned (instance TEXT PRIMARY KEY, target TEXT NOT NULL, until REAL NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS quiet (section TEXT NOT NULL, key TEXT NOT NULL, until REAL NOT NULL, PRIMARY KEY (section, key))",
+    "CREATE TABLE IF NOT EXISTS damping (instance TEXT PRIMARY KEY, until REAL NOT NULL, master_announced INTEGER, held TEXT NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS storms (key TEXT PRIMARY KEY, until REAL NOT NULL, pairs TEXT NOT NULL, held TEXT NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS reactions (id INTEGER PRIMARY KEY, key TEXT NOT NULL UNIQUE, pending TEXT NOT NULL, failed TEXT NOT NULL,"
     " context TEXT NOT NULL)",
-    "CREATE TABLE claims (id INTEGER PRIMARY KEY, minion TEXT NOT NULL, claim TEXT NOT NULL)",
-    "CREATE INDEX claims_of_minion ON claims (minion, id)",
-    "CREATE TABLE due (key TEXT PRIMARY KEY, at REAL NOT NULL, task TEXT NOT NULL)",
-    "CREATE INDEX due_by_time ON due (at, key)",
-    "CREATE TABLE instances (instance TEXT PRIMARY KEY, checked REAL, problem TEXT, alarm TEXT, dns TEXT)",
-    "CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS claims (id INTEGER PRIMARY KEY, minion TEXT NOT NULL, claim TEXT NOT NULL)",
+    "CREATE INDEX IF NOT EXISTS claims_of_minion ON claims (minion, id)",
+    "CREATE TABLE IF NOT EXISTS due (key TEXT PRIMARY KEY, at REAL NOT NULL, task TEXT NOT NULL)",
+    "CREATE INDEX IF NOT EXISTS due_by_time ON due (at, key)",
+    "CREATE TABLE IF NOT EXISTS instances (instance TEXT PRIMARY KEY, checked REAL, problem TEXT, alarm TEXT, dns TEXT)",
+    "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
+    event_queue.TABLE,
+    event_queue.INDEX,
 )
 QUIET_SECTIONS = ("warned", "claim_notices", "certificates_warned")  # also the JSON document's keys
 
@@ -295,7 +299,7 @@ def _take_due(db, now):
 
 def _next_due(db):
     held = "SELECT until FROM damping WHERE held != '[]' UNION ALL SELECT until FROM storms WHERE held != '[]'"
-    return _value(db, f"SELECT min(at) FROM (SELECT at FROM due UNION ALL {held})", ())
+    return _value(db, f"SELECT min(at) FROM (SELECT at FROM due UNION ALL {held} UNION ALL SELECT at FROM queue)", ())
 
 
 def _due(db):
@@ -364,6 +368,11 @@ class ReactionStore:
             with contextlib.suppress(FileNotFoundError):  # another process took it over meanwhile
                 os.replace(path, f"{path}.migrated")
                 log.warning("lbpair: the reaction state %s is now in %s", path, self.database.path)
+
+    @property
+    def in_memory(self):
+        """Whether this process works on a copy in memory (the database cannot be written): other processes do not see its changes."""
+        return self.database.in_memory
 
     def lock(self, name):
         """A lock of its own beside the state (``name``: what it serialises), not held by the transactions."""
@@ -511,3 +520,21 @@ class ReactionStore:
     def due(self):
         """``{key: epoch}``: when each piece of work is due."""
         return self.database.read(_due)
+
+    # beacon events waiting for the background worker (:mod:`saltext.lbpair.master.event_queue`)
+
+    def queue_event(self, minion, tag, data, now):
+        """Queue an event of ``minion``: ``(id, None)``, or ``(None, why it was refused)``."""
+        return self.database.write(event_queue.put, minion, tag, data, now)
+
+    def queued_events(self, limit):
+        """The oldest ``limit`` queued events, left in the queue: ``[(id, tag, data, queued at)]``."""
+        return self.database.read(event_queue.peek, limit)
+
+    def events_done(self, ids):
+        """Remove the events ``ids`` from the queue (reacted to)."""
+        self.database.write(event_queue.remove, ids)
+
+    def events_waiting(self):
+        """How many events are queued."""
+        return self.database.read(event_queue.waiting)

@@ -34,17 +34,18 @@ functions (:mod:`~saltext.lbpair.master.transitions`); the records, notices and 
 types (:mod:`~saltext.lbpair.master.records`).
 """
 
+import json
 import logging
 import time
 
 from saltext.lbpair.core.errors import InvalidValue
 from saltext.lbpair.core.times import iso_utc
-from saltext.lbpair.master import fleet, planned, reaction_state, reactions_config, storm
+from saltext.lbpair.master import batch, fleet, planned, reaction_state, reactions_config, storm
 from saltext.lbpair.master import history as history_file
 from saltext.lbpair.master.crew import Crew
 from saltext.lbpair.master.node_client import NodeClient
 from saltext.lbpair.master.pair_monitor import fleet_view, pair_view, read_statuses, with_problems
-from saltext.lbpair.master.records import TaskKind, unscoped
+from saltext.lbpair.master.records import Task, TaskKind, unscoped
 from saltext.lbpair.master.scheduler import Scheduler
 from saltext.lbpair.master.transitions import (
     JOURNAL_FUNCTION,
@@ -66,6 +67,7 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
+BATCH = 500  # queued events reacted to at once: a storm of 250 pairs
 
 class Reactions:
     """
@@ -75,10 +77,11 @@ class Reactions:
     ``wake()`` makes sure a background job does the work due later (:meth:`flush`).
     ``clock()`` and ``sleep(seconds)`` tell and pass the time (a test gives its own).
     ``claim_of(minion)`` and ``minions()`` tell the pairs (:class:`~saltext.lbpair.master.fleet.Directory`)
-    when the configuration lists no ``nodes``.
+    when the configuration lists no ``nodes``. ``report(done)`` tells what the background work did
+    in each round (the runner fires it as an event).
     """
 
-    def __init__(self, config, ask, wake=None, clock=time.time, sleep=time.sleep, claim_of=None, minions=None):
+    def __init__(self, config, ask, wake=None, clock=time.time, sleep=time.sleep, claim_of=None, minions=None, report=None):
         self.config = config
         self.ask = ask
         self.wake = wake or (lambda: None)
@@ -88,21 +91,24 @@ class Reactions:
         self.state_path = f"{config['history']['path']}.state.json"
         self.store = reaction_state.ReactionStore(self.state_path)
         self.directory = fleet.Directory(reactions_config.configured_pair(config), claim_of, minions)
-        self.scheduler = Scheduler(self.store, lambda: self.wake(), clock, sleep)
+        self.client = NodeClient(lambda *args: self.ask(*args), [], config["confirm"]["timeout"], self.store, clock)
+        self.scheduler = Scheduler(self.store, lambda: self.wake(), clock, sleep, report)
         monitor = lambda task: self._named(task.pair).monitor  # noqa: E731  (an older version's work names no pair: its only one)
         self.scheduler.register(TaskKind.CHECK, lambda task: monitor(task).check_pair(task.instance, None, settled=True))
         self.scheduler.register(TaskKind.DNS, lambda task: monitor(task).point_dns(task.instance, task.minion, task.attempt))
         self.scheduler.register(TaskKind.CATCH_UP, lambda task: self.catch_up(task.minion, task.attempt))
+        self.scheduler.register_sweep(self._react_to_queue)
         self.scheduler.register_sweep(self._send_summaries)
         self._crews = {}
 
     def crew(self, pair):
         """The :class:`~saltext.lbpair.master.crew.Crew` of ``pair`` (a :class:`~saltext.lbpair.master.fleet.Pair`)."""
-        if pair.name not in self._crews:
+        key = json.dumps(pair.to_json(), sort_keys=True)  # a pair whose pillar changed gets a crew on its new settings
+        if key not in self._crews:
             settings = reactions_config.pair_settings(self.config, pair.name, pair.nodes)
-            self._crews[pair.name] = Crew(settings, lambda *args: self.ask(*args), self.history, self.store, self.scheduler,
-                                          self.clock, self.sleep)  # fmt: skip
-        return self._crews[pair.name]
+            self._crews[key] = Crew(settings, lambda *args: self.ask(*args), self.history, self.store, self.scheduler,
+                                    self.clock, self.sleep)  # fmt: skip
+        return self._crews[key]
 
     def _crew_of(self, minion):
         """``(crew, None)`` of the pair ``minion`` is a node of, else ``(None, why not)``."""
@@ -127,13 +133,56 @@ class Reactions:
         return crew
 
     def on_beacon(self, tag, data):
-        """React to an ``lbpair_vrrp`` beacon event; see the ``lbpair`` runner's ``on_beacon``."""
+        """React to an ``lbpair_vrrp`` beacon event here and now; see the ``lbpair`` runner's ``on_beacon``."""
+        return batch.react([(tag, data)], self._crew_of, self.client, self.clock)[0]
+
+    def queue(self, tag, data):
+        """
+        Queue an ``lbpair_vrrp`` beacon event for the background worker (:meth:`flush`) and make sure
+        one is at work: the reactor's thread waits for nothing. Only the tag's shape is checked here;
+        an event refused by the queue's bounds (:mod:`~saltext.lbpair.master.event_queue`) is ignored.
+        While the reaction state is only in this process's memory (a full disk), no worker could
+        see the queue: the event is reacted to here.
+        """
         parts = TAG_RE.fullmatch(tag or "")
-        crew, problem = self._crew_of(parts["minion"]) if parts else (None, f"unexpected tag {tag!r}")
-        if crew is None:
-            log.warning("lbpair: ignoring beacon event %s: %s", log_text(tag), log_text(problem))
+        if not parts or not isinstance(data, dict):
+            log.warning("lbpair: ignoring beacon event %s: unexpected tag or data", log_text(tag))
+            return {"ignored": f"unexpected tag {tag!r}" if not parts else "the data is not a mapping"}
+        queued, problem = self.store.queue_event(parts["minion"], tag, data, self.clock())
+        if problem:
+            log.warning("lbpair: ignoring beacon event %s: %s", log_text(tag), problem)
             return {"ignored": problem}
-        return crew.intake.on_beacon(tag, data)
+        if self.store.in_memory:
+            self.store.events_done([queued])
+            return self.on_beacon(tag, data)
+        self.scheduler.wake_worker()
+        return {"queued": queued}
+
+    def _react_to_queue(self, now):
+        """The queued events (a batch), reacted to and then taken off the queue: what each came to."""
+        events = self.store.queued_events(BATCH)
+        if not events:
+            return []
+        try:
+            outcomes = batch.react([(tag, data) for _, tag, data, _ in events], self._crew_of, self.client, self.clock)
+        except Exception as exc:  # a batch that fails must not come back for ever: the nodes' journals still hold it all
+            log.exception("lbpair: reacting to %d queued events failed: catching up with their nodes instead", len(events))
+            outcomes = [{"failed": f"{type(exc).__name__}: {exc}", "catch_up": "queued"}] * len(events)
+            for minion in sorted({TAG_RE.fullmatch(tag)["minion"] for _, tag, _, _ in events}):
+                self.scheduler.later(Task.catch_up(minion, 1), 0)
+        self.store.events_done([event_id for event_id, *_ in events])
+        latency = [now - at for *_, at in events]
+        log.info("lbpair: reacted to %d queued events, queued %.2f s to %.2f s before", len(events), min(latency), max(latency))
+        return [{"event": tag, "outcome": outcome} for (_, tag, _, _), outcome in zip(events, outcomes, strict=True)]
+
+    def later_catch_up(self, minion):
+        """Leave the catch-up with ``minion`` to the background worker (:meth:`catch_up`), if it is a node of a pair."""
+        crew, problem = self._crew_of(minion)
+        if crew is None:
+            log.debug("lbpair: no catch-up for %s: %s", log_text(minion), log_text(problem))
+            return {"ignored": problem}
+        self.scheduler.later(Task.catch_up(minion, 1), 0)
+        return {"catch_up": "queued"}
 
     def on_minion_start(self, minion):
         """A minion (re)connected: catch up if it is a node of a pair (any other minion is none of our business)."""
@@ -158,8 +207,7 @@ class Reactions:
         """
         pairs, left_out = ({pair: self._named(pair)}, {}) if pair else self._fleet_crews()
         nodes = sorted({node for crew in pairs.values() for node in crew.settings["nodes"]})
-        timeout = self.config["confirm"]["timeout"]
-        statuses = read_statuses(NodeClient(self.ask, nodes, timeout, self.store, self.clock), nodes, timeout)
+        statuses = read_statuses(self.client, nodes, self.client.timeout)
         view = fleet_view({name: crew.monitor.pair_state(statuses) for name, crew in pairs.items()}, left_out)
         view["claims"] = self.store.open_claims()
         view["due"] = {key: iso_utc(at) for key, at in self.store.due().items()}
@@ -219,13 +267,16 @@ class Reactions:
 
     def flush(self, wait=False):
         """
-        Do the work that is due: flap-damping summaries whose window ended, pair
+        Do the work that is due: the queued events, flap-damping summaries whose window ended, pair
         checks after the settle time, DNS and catch-up retries. With ``wait``, keep
         doing it until nothing is left (the background job); else start that job if
         work remains for later.
         """
         return self.scheduler.flush(wait)
 
-    def work_in_background(self):
-        """:meth:`flush` with ``wait``, unless another background job already does it."""
-        return self.scheduler.work_in_background()
+    def work_in_background(self, resident=False):
+        """
+        :meth:`flush` with ``wait``, unless another background job already does it; ``resident``:
+        for good, waiting for work (the ``lbpair`` engine), and taking over when another one ends.
+        """
+        return self.scheduler.work_in_background(resident)

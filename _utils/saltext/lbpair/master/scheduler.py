@@ -5,7 +5,8 @@ retries, flap-damping summaries): kept in the reaction state, done by one backgr
 registered for its :class:`~saltext.lbpair.master.records.TaskKind`.
 
 Nothing here sleeps in the reactor's threads: :meth:`Scheduler.later` notes the task and wakes
-a background job unless one is at work already.
+a background job unless one is at work already. The background job naps between rounds, and wakes
+as soon as a beacon event is queued (:mod:`~saltext.lbpair.master.event_queue`).
 """
 
 import logging
@@ -16,6 +17,7 @@ from saltext.lbpair.master.records import Task
 log = logging.getLogger(__name__)
 
 MAX_NAP = 5  # s: the background job looks for new work at least this often
+QUEUE_POLL = 0.05  # s: how often a napping background job looks for queued events (a read of an index)
 
 
 class Scheduler:
@@ -24,14 +26,16 @@ class Scheduler:
     ``wake()`` starts a background job. ``register(kind, handler)`` names who does a task of a
     :class:`~saltext.lbpair.master.records.TaskKind` (``handler(task)``); ``register_sweep(sweep)``
     adds work found at each round (``sweep(now)`` returns what it did: the summaries whose damping
-    window ended). Work of a kind this version does not know is logged and dropped.
+    window ended). Work of a kind this version does not know is logged and dropped. ``report(done)``
+    is told what each round did.
     """
 
-    def __init__(self, store, wake, clock=time.time, sleep=time.sleep):
+    def __init__(self, store, wake, clock=time.time, sleep=time.sleep, report=None):
         self.store = store
         self.wake = wake
         self.clock = clock
         self.sleep = sleep
+        self.report = report or (lambda done: None)
         self.handlers = {}
         self.sweeps = []
 
@@ -63,25 +67,52 @@ class Scheduler:
         """
         done = []
         while True:
-            done.extend(self._due_work())
+            done.extend(self._round())
             next_at = self.store.next_due()
             if next_at is None:
                 return done
             if not wait:
                 self.wake_worker()
                 return done
-            self.sleep(min(max(0.0, next_at - self.clock()), MAX_NAP))
+            self._nap(min(max(0.0, next_at - self.clock()), MAX_NAP))
 
-    def work_in_background(self):
-        """:meth:`flush` with ``wait``, unless another background job already does it."""
+    def work_in_background(self, resident=False):
+        """
+        :meth:`flush` with ``wait``, unless another background job already does it. ``resident``:
+        for good, napping while there is no work, and waiting for its turn while another job works.
+        """
         done = []
         while True:
             with self.store.worker_slot() as mine:
-                if not mine:
+                if mine and resident:
+                    self._keep_working()
+                if not mine and not resident:
                     return {"done": done, "busy": "another lbpair.flush works in the background"}
-                done.extend(self.flush(wait=True))
-            if self.store.next_due() is None:  # work added while the slot was being given up is not left behind
+                if mine:
+                    done.extend(self.flush(wait=True))
+            if resident:
+                self._nap(MAX_NAP)
+            elif self.store.next_due() is None:  # work added while the slot was being given up is not left behind
                 return {"done": done}
+
+    def _keep_working(self):
+        while True:
+            self._round()
+            next_at = self.store.next_due()
+            self._nap(MAX_NAP if next_at is None else min(max(0.0, next_at - self.clock()), MAX_NAP))
+
+    def _nap(self, seconds):
+        """Sleep ``seconds``, or less: until a beacon event is queued."""
+        until = self.clock() + seconds
+        while self.clock() < until and not self.store.events_waiting():
+            self.sleep(min(QUEUE_POLL, until - self.clock()))
+
+    def _round(self):
+        """The work due now, done and reported."""
+        done = self._due_work()
+        if done:
+            self.report(done)
+        return done
 
     def _due_work(self):
         now = self.clock()

@@ -18,7 +18,7 @@ log = logging.getLogger(__name__)
 class StepRunner:
     """
     Runs the steps of reactions. ``store`` keeps each reaction's open steps, ``notifier`` damps and
-    sends, ``check_pair(instance, requested_at)`` checks the pair, ``failback(minion, instance)``
+    sends, ``check_pair(instance, requested_at, statuses=)`` checks the pair, ``failback(minion, instance)``
     hands an instance back to a node back from FAULT.
     """
 
@@ -29,11 +29,12 @@ class StepRunner:
     check_pair: object
     failback: object
 
-    def react(self, record, requested_at, record_error=None):
+    def react(self, record, requested_at, record_error=None, statuses=None):
         """
         React to a new transition (a :class:`~saltext.lbpair.master.records.Transition`): its
         notification (damped), one step per channel, and the pair check (DNS, alarms).
         ``record_error``: the history could not take the record; that step stays open for a replay.
+        ``statuses``: the nodes' status returns the pair check is to use (read once for a batch).
         """
         key = record.key
         notice = self.notifier.admit(record)
@@ -43,7 +44,8 @@ class StepRunner:
         self.store.begin_steps(key, steps, {"record": record.to_json(), "notice": notice and notice.to_json()})
         if record_error:
             self._step_failed(key, record.instance, "record", record_error)
-        return {"recorded": record.brief(), **self._run_steps(key, [s for s in steps if s != "record"], record, notice, requested_at)}
+        rest = [step for step in steps if step != "record"]
+        return {"recorded": record.brief(), **self._run_steps(key, rest, record, notice, requested_at, statuses)}
 
     def replay(self, key, open_steps, requested_at):
         """Do again the steps of reaction ``key`` that have not succeeded yet (and only those)."""
@@ -53,11 +55,11 @@ class StepRunner:
         outcome = self._run_steps(key, open_steps["pending"], record, notice, requested_at)
         return {"completed": record.brief(), **outcome}
 
-    def _run_steps(self, key, steps, record, notice, requested_at):
+    def _run_steps(self, key, steps, record, notice, requested_at, statuses=None):
         outcome = {"steps": {}}
         actions = {
             "record": lambda: self.history.append([record]) and "recorded",
-            "pair": lambda: self.check_pair(record.instance, requested_at),
+            "pair": lambda: self.check_pair(record.instance, requested_at, statuses=statuses),
             "failback": lambda: self.failback(record.minion, record.instance),
             **{channel: functools.partial(self.notifier.send, notice, channel) for channel in notify.channels(self.config)},
         }
