@@ -23,7 +23,7 @@ The state ``lbpair_keepalived.configured`` installs the configuration; the
 """
 
 from saltext.lbpair.model import pillar, schema
-from saltext.lbpair.node import deploy, handover, journal, keepalived_config, keepalived_process, track
+from saltext.lbpair.node import deploy, handover, journal, journal_claims, keepalived_config, keepalived_process, track
 
 __virtualname__ = "lbpair_keepalived"
 
@@ -148,11 +148,22 @@ def preferred(failback=False):
     return [name for name in awaited if name not in below]
 
 
-def transitions(since=0):
+def transitions(since=0, since_of=None, claim=False):
     """
     The VRRP transitions this node's ``lbpair_vrrp`` beacon journalled after
     sequence number ``since``, oldest first: what the master may have missed
     while it could not hear this minion.
+
+    since_of
+        ``{minion id: seq}``: one job to many nodes, each reading after its own
+        sequence number (``since`` for a node it does not name).
+
+    claim
+        With ``True``, the job's master claims each transition returned unless
+        another master claimed it first, and each entry gets ``acting``: whether
+        this master owns it (notifies, updates DNS). The first claim of a
+        sequence number holds for good; the same master claiming again gets
+        ``True`` again. Two hot masters so act once per transition.
 
     CLI Example:
 
@@ -160,9 +171,14 @@ def transitions(since=0):
 
         salt lb1 lbpair_keepalived.transitions
         salt lb1 lbpair_keepalived.transitions since=41
+        salt -L lb1,lb2 lbpair_keepalived.transitions since_of='{lb1: 41, lb2: 7}'
+        salt lb1 lbpair_keepalived.transitions since=41 claim=True
     """
-    since = schema.integer(since, "since", 0, 2**63)
-    return journal.Journal.from_options(__salt__["config.get"]("lbpair_journal", {}), __opts__["cachedir"]).since(since)
+    since = journal.since_for(__opts__["id"], since, since_of)
+    node_journal = journal.Journal.from_options(__salt__["config.get"]("lbpair_journal", {}), __opts__["cachedir"])
+    if not schema.boolean(claim, "claim"):
+        return node_journal.since(since)
+    return journal_claims.Claims(node_journal).since(since, __opts__["master"])
 
 
 def _set_track(name, on):

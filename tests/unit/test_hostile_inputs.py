@@ -16,7 +16,7 @@ from saltext.lbpair.core.errors import InvalidValue, LbpairError
 from saltext.lbpair.master import notify, reactions, reactions_config
 from saltext.lbpair.master.history import History
 from saltext.lbpair.model import certificates, pillar
-from saltext.lbpair.node import beacon_config, deploy, haproxy
+from saltext.lbpair.node import beacon_config, deploy, haproxy, journal
 from saltext.lbpair.node.firewall import iptables, rogue
 from tests.conftest import REPO
 from tests.unit.test_certificates import KEY, NOW, PATH_KEY, shared_pki
@@ -541,6 +541,28 @@ def test_a_hostile_planned_move_is_refused_and_moves_nothing(tmp_path, what, cal
     with pytest.raises((InvalidValue, LbpairError), match=words):
         call(moves)
     assert pair.states == {"lb1": "MASTER", "lb2": "BACKUP"} and not pair.deferring and not pair.in_maintenance
+
+
+SINCE_OF_ROWS = [
+    # (what a caller of lbpair_keepalived.transitions gives as since_of, the key named, words of the message)
+    ("a sequence number as text", {"lb1": "41; rm -rf /"}, "since_of:lb1", "integer"),
+    ("a sequence number as a boolean (a count to Python)", {"lb1": True}, "since_of:lb1", "integer"),
+    ("a negative sequence number", {"lb1": -1}, "since_of:lb1", "from 0"),
+    ("a sequence number past 2**63", {"lb1": 2**63 + 1}, "since_of:lb1", "from 0"),
+    ("a fractional sequence number", {"lb1": 41.5}, "since_of:lb1", "integer"),
+    ("another node's bad number fails the whole job", {"lb1": 41, "lb2": [7]}, "since_of:lb2", "integer"),
+    ("a list, not a mapping", ["lb1", 41], "since_of", "mapping"),
+    ("a minion id that is not text", {41: 7}, "since_of", "string"),
+    ("a minion id that breaks a log line", {"lb1\nCRITICAL lbpair: split brain": 7}, "since_of", "single line"),
+    ("more nodes than the cap", {f"lb{i}": 1 for i in range(journal.MAX_SINCE_OF + 1)}, "since_of", f"at most {journal.MAX_SINCE_OF}"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("what", "since_of", "path", "words"), SINCE_OF_ROWS, ids=[row[0] for row in SINCE_OF_ROWS])
+def test_a_hostile_since_of_is_refused_naming_its_key(what, since_of, path, words):
+    with pytest.raises(InvalidValue, match=words) as error:
+        journal.since_for("lb1", 0, since_of)
+    assert error.value.path == path, (what, str(error.value))
 
 
 CERTIFICATE_ROWS = [

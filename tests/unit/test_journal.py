@@ -6,7 +6,7 @@ import pytest
 
 from saltext.lbpair.core import store
 from saltext.lbpair.core.errors import InvalidValue
-from saltext.lbpair.node.journal import Journal
+from saltext.lbpair.node.journal import Journal, since_for
 
 
 def journal_in(tmp_path, **kwargs):
@@ -94,3 +94,23 @@ def test_append_does_not_read_the_journal_again_while_it_is_as_it_was_left(tmp_p
     store.append_records(journal.path, [{"seq": 62, "state": "MASTER"}])  # another writer: read again
     assert journal.append({"state": "BACKUP"})["seq"] == 63 and len(reads) == 2
     assert len(journal.entries()) <= 50
+
+
+def test_since_alone_is_the_sequence_number_read_after():
+    assert since_for("lb1", 41) == 41 and since_for("lb1") == 0
+
+
+def test_since_of_gives_each_node_its_own_sequence_number():
+    since_of = {"lb1": 41, "lb2": 7}
+    assert since_for("lb1", 0, since_of) == 41
+    assert since_for("lb2", 0, since_of) == 7
+
+
+def test_a_node_since_of_does_not_name_reads_after_since():
+    assert since_for("lb3", 12, {"lb1": 41, "lb2": 7}) == 12
+    assert since_for("lb3", 12, {}) == 12
+
+
+def test_since_is_checked_even_where_since_of_names_the_node():
+    with pytest.raises(InvalidValue, match="^since: "):
+        since_for("lb1", "41", {"lb1": 41})

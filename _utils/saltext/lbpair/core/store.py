@@ -156,15 +156,27 @@ def rewrite_records(path, records):
     write_atomic(path, _lines(records))
 
 
+def load_json(path):
+    """
+    The JSON document at ``path``. Raises ``FileNotFoundError`` if there is none, and
+    ``ValueError`` if it is damaged: cut short, not UTF-8, not JSON, nested beyond reason.
+    """
+    with open(path, "rb") as handle:
+        text = handle.read()
+    try:
+        return json.loads(text.decode("utf-8"))
+    except RecursionError as error:
+        raise ValueError(f"{path}: nested too deeply") from error
+
+
 def read_json(path, default):
     """
     The JSON document at ``path``; ``default`` if it is missing, unreadable, or not of
     the type of ``default`` (a state file holding ``[]`` where an object belongs).
     """
     try:
-        with open(path, "rb") as handle:
-            document = json.loads(handle.read().decode("utf-8"))
-    except (FileNotFoundError, ValueError, RecursionError):
+        document = load_json(path)
+    except (FileNotFoundError, ValueError):
         return default
     return document if isinstance(document, type(default)) else default
 

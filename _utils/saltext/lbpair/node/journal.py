@@ -23,9 +23,13 @@ Minion configuration (optional):
 import os
 
 from saltext.lbpair.core import store
+from saltext.lbpair.core.errors import InvalidValue
 from saltext.lbpair.model import schema
 
 DEFAULT_MAX_ENTRIES = 10000
+MAX_SEQ = 2**63
+#: the most nodes one ``since_of`` may name: one job to a whole fleet, not a file's worth
+MAX_SINCE_OF = 10000
 
 
 class Journal:
@@ -55,7 +59,7 @@ class Journal:
 
     def since(self, seq):
         """The entries whose ``seq`` is greater than ``seq``, oldest first."""
-        return [entry for entry in self.entries() if _seq(entry) > seq]
+        return after(self.entries(), seq)
 
     def last_known(self):
         """The newest entry of each instance: ``{instance: entry}``."""
@@ -63,7 +67,7 @@ class Journal:
 
     def append(self, entry):
         """Give ``entry`` the next sequence number, append it durably (fsync'd), and return it."""
-        with store.locked(self.path):
+        with self.locked():
             count, last = self._count_and_last_seq()
             entry = {**entry, "seq": last + 1}
             if count + 1 > self.max_entries:
@@ -77,15 +81,41 @@ class Journal:
             self._tally = (_identity(self.path), count, entry["seq"])
         return entry
 
+    def locked(self):
+        """Hold the journal's lock: an append holds it, and so does the settling of claims (``journal_claims``)."""
+        return store.locked(self.path)
+
     def _count_and_last_seq(self):
         """How many entries the file holds and its last ``seq``: remembered if the file is as this object left it."""
         if self._tally and self._tally[0] == _identity(self.path):
             return self._tally[1:]
         entries = self.entries()
-        return len(entries), next((_seq(entry) for entry in reversed(entries) if _seq(entry)), 0)
+        return len(entries), next((seq_of(entry) for entry in reversed(entries) if seq_of(entry)), 0)
 
 
-def _seq(entry):
+def since_for(node, since=0, since_of=None):
+    """
+    The sequence number after which ``node`` reads: its own entry of ``since_of``
+    (``{minion id: seq}``: one job to many nodes gives each the same arguments), else
+    ``since``. Every value is checked, each naming its key (``since_of:lb1``).
+    """
+    since = schema.integer(since, "since", 0, MAX_SEQ)
+    if since_of is None:
+        return since
+    schema.named_mapping(since_of, "since_of")
+    if len(since_of) > MAX_SINCE_OF:
+        raise InvalidValue("since_of", f"must name at most {MAX_SINCE_OF} nodes, got {len(since_of)}")
+    for minion, seq in since_of.items():
+        schema.integer(seq, f"since_of:{schema.string(minion, 'since_of')}", 0, MAX_SEQ)
+    return since_of.get(node, since)
+
+
+def after(entries, seq):
+    """The ``entries`` whose ``seq`` is greater than ``seq``, in their order."""
+    return [entry for entry in entries if seq_of(entry) > seq]
+
+
+def seq_of(entry):
     """An entry's ``seq``; 0 for one that is not a count (text, a boolean, a float, negative: damage)."""
     seq = entry.get("seq")
     return seq if type(seq) is int and seq > 0 else 0
