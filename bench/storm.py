@@ -3,7 +3,7 @@ Benchmark: a failover storm. Many pairs fail over within one second (a switch re
 until the master has recorded every transition, pointed every pair's DNS record at its new MASTER
 and sent its messages, and what each event costs the master.
 
-    flock /tmp/lbpair-netns.lock .venv/bin/python -m bench.storm [--pairs 20]   # root
+    flock /tmp/lbpair-netns.lock .venv/bin/python -m bench.storm [--pairs 20] [--masters 2]   # root
 
 Set-up (the storm's rig, ``lab/storm_rig.py``, through ``bench/conftest.py``): a real salt-master
 with lbpair's reactor, learning the pairs from the nodes' pillar; BIND9, an SMTP server and a
@@ -18,10 +18,15 @@ keeps what it learnt of a node's pillar (as a fleet that was stable), and its id
 Measured from the master's side, all on one clock: the beacon events on the master's bus (their
 stamp), the history's records (``recorded_at``: transitions, DNS updates), what the webhook
 receiver and the SMTP server received (arrival), the reactor's ``lbpair.on_beacon`` jobs (from
-their ``salt/run/<jid>/new`` to ``.../ret`` events: the time a reactor worker thread is held), and
-the CPU time (user + system) of the salt-master's process tree, the background ``lbpair.flush``
-jobs included, less its idle rate. Prints the figures and the model for 1,000 pairs; its last line
+their ``salt/run/<jid>/new`` to ``.../ret`` events: the time a reactor worker thread is held; they
+only queue the event), and the CPU time (user + system) of the salt-master's process tree (the
+``lbpair`` engine, which reacts to the queued events in batches, included) and of any background
+``lbpair.flush`` job, less its idle rate. Prints the figures and the model for 1,000 pairs; its last line
 is ``storm: <pairs> pairs, all done <seconds> s after the last transition``.
+
+With ``--masters 2`` the minions are connected to two hot masters (``master: [m1, m2]``), each
+keeping its own history: both must record every transition, and the messages are counted: each
+channel must mention each transition once (one by one, or in a storm or flap-damping summary).
 """
 
 import argparse
@@ -46,7 +51,7 @@ from saltext.lbpair.master.storm import PAIRS_BEFORE_A_STORM
 from saltext.lbpair.master.storm import WINDOW as STORM_WINDOW
 
 REPO = pathlib.Path(__file__).resolve().parent.parent
-OPTIONS = {"pairs": 20}
+OPTIONS = {"pairs": 20, "masters": 1}
 IDLE = 20  # s of the idle CPU measurement
 QUIET = 10  # s without a new runner job before the master counts as settled
 COMPLETE_TIMEOUT = 180  # s for every transition and DNS record
@@ -59,6 +64,11 @@ NAMED_UPDATE = re.compile(r"^(\d\d-\w{3}-\d{4} \d\d:\d\d:\d\d\.\d{3}) .*updating
 @pytest.fixture(scope="module")
 def storm_pairs():
     return OPTIONS["pairs"]
+
+
+@pytest.fixture(scope="module")
+def storm_masters():
+    return OPTIONS["masters"]
 
 
 class MasterCpu:
@@ -120,7 +130,12 @@ def title(cmdline):
 
 def instrumentation(name):
     """Whether a salt-master process is salt-factories' (its engine forwards every event to the benchmark)."""
-    return "pytest" in name or name.startswith("Engine(salt.loaded.ext")
+    return "pytest" in name
+
+
+def worker_process(name):
+    """Whether a salt-master process is the ``lbpair`` engine (the resident worker)."""
+    return "engines.lbpair" in name
 
 
 def reactor_process(name):
@@ -170,13 +185,15 @@ class Outcome:
     the history's first *skip* records are from before.
     """
 
-    def __init__(self, pairs, since, skip, history_path, services, listener, master_id):
-        self.pairs, self.since, self.skip = pairs, since, skip
-        self.history_path, self.services, self.listener, self.master_id = history_path, services, listener, master_id
+    def __init__(self, pairs, since, skips, services, listener, master_id):
+        self.pairs, self.since, self.skips = pairs, since, skips  # skips: {history path: its records from before}, the first master's first
+        self.history_path = next(iter(skips))
+        self.services, self.listener, self.master_id = services, listener, master_id
 
-    def records(self, kind=None):
-        """The history's records since the storm (of *kind*, if given)."""
-        return [r for r in History(self.history_path).read()[self.skip :] if kind in (None, r["kind"])]
+    def records(self, kind=None, path=None):
+        """The history's records since the storm (of *kind*, if given; of the history at *path*, by default the first master's)."""
+        path = path or self.history_path
+        return [r for r in History(path).read()[self.skips[path] :] if kind in (None, r["kind"])]
 
     def dns_updates(self):
         """``{record: when}`` (epoch): the last update of each pair's record since the storm, from named's log."""
@@ -216,9 +233,17 @@ class Outcome:
         return runner_jobs(self.listener, self.master_id, self.since, fun="runner.lbpair.on_beacon")
 
     def complete(self):
-        """Every transition recorded, every DNS record moved, every reaction returned."""
-        done = len(self.records("transition")) >= 2 * len(self.pairs) and self.dns_follows()
+        """Every transition recorded (by both masters, with two), every DNS record moved, every reaction returned."""
+        done = all(len(self.records("transition", path)) >= 2 * len(self.pairs) for path in self.skips) and self.dns_follows()
         return done and all(ended is not None for _, _, ended in self.reactions().values())
+
+    def mentions(self):
+        """``{channel: transitions its messages mention}``: one by one, or counted in a storm or flap-damping summary."""
+        found = collections.Counter()
+        for _, channel, text in self.messages():
+            held = re.match(r"lbpair (?:storm|\S+): (\d+) more transitions", text)
+            found[channel] += int(held.group(1)) if held else int(" is " in text.split(";")[0] and "CRITICAL" not in text)
+        return found
 
 
 def kind_of(text):
@@ -229,8 +254,13 @@ def kind_of(text):
     return "one by one"
 
 
-def test_storm(storm_pairs, storm_driver, storm_minions, storm_master, storm_services, storm_reactions, master_events):
+def test_storm(
+    storm_pairs, storm_masters, storm_driver, storm_minions, storm_master, storm_services, storm_reactions, master_events, request
+):
     pairs = pair_names(storm_pairs)
+    paths = [storm_reactions["history"]["path"]]
+    if storm_masters == 2:
+        paths.append(request.getfixturevalue("second_reactions")["history"]["path"])
     master_rss = tree_rss(storm_master.pid)
     print(f"\n{len(storm_minions)} salt-minions started in {storm_minions.seconds:.0f} s "
           f"({storm_minions.rss / len(storm_minions) / 2**20:.0f} MiB each, {storm_minions.rss / 2**30:.1f} GiB in all; "
@@ -246,10 +276,10 @@ def test_storm(storm_pairs, storm_driver, storm_minions, storm_master, storm_ser
 
         before, before_titles, started = master_cpu.total(), master_cpu.by_title(), time.monotonic()
         detached_before = sum(master_cpu.detached.values())
-        skip = len(History(storm_reactions["history"]["path"]).read())
+        skips = {path: len(History(path).read()) for path in paths}
         flips = {node: state for pair in pairs for node, state in zip(pair_nodes(pair), ("BACKUP", "MASTER"), strict=True)}
         first, last = storm_driver.set(flips)
-        outcome = Outcome(pairs, first, skip, storm_reactions["history"]["path"], storm_services, master_events, storm_master.id)
+        outcome = Outcome(pairs, first, skips, storm_services, master_events, storm_master.id)
         try:
             wait_until(outcome.complete, COMPLETE_TIMEOUT, interval=0.5, what="every transition recorded and every DNS record moved")
         except TimeoutError:
@@ -315,7 +345,8 @@ def report(pairs, first, last, outcome, spent, idle_rate, titles, master, detach
         "  by process: " + ", ".join(f"{name} {seconds:.2f} s" for name, seconds in busiest(titles))
         + f"; background lbpair.flush jobs {detached:.2f} s",
     ]
-    lines.extend(model(per_event, statistics.median(blocks), titles, spent, len(events), master))
+    lines.extend(two_masters(pairs, outcome))
+    lines.extend(model(per_event, statistics.median(blocks), titles, len(events), master))
     lines.append(f"storm: {len(pairs)} pairs, all done {finished - last:.1f} s after the last transition")
     print("\n".join(lines), flush=True)
 
@@ -325,38 +356,56 @@ def busiest(titles):
     return [(name, seconds) for name, seconds in sorted(titles.items(), key=lambda item: -item[1]) if seconds >= 0.05]
 
 
-def model(per_event, block, titles, spent, events, master):
+def two_masters(pairs, outcome):
+    """With two masters: what each recorded, and the messages counted against the transitions."""
+    if len(outcome.skips) < 2:
+        return []
+    recorded = [len(outcome.records("transition", path)) for path in outcome.skips]
+    mentions = outcome.mentions()
+    once = all(count == 2 * len(pairs) for count in mentions.values()) and len(mentions) == 2
+    return [
+        f"Two masters: transitions recorded by m1 {recorded[0]}, by m2 {recorded[1]} (of {2 * len(pairs)} each); "
+        "transitions the messages mention, per channel: " + ", ".join(f"{channel} {count}" for channel, count in sorted(mentions.items()))
+        + f" -> each transition told once per channel: {once}",
+    ]
+
+
+def model(per_event, block, titles, events, master):
     """The modelled time for :data:`MODEL_PAIRS` pairs on one master and under :data:`SYNDICS` syndics."""
     threads = master.config.get("reactor_worker_threads", 10)
     cores = os.cpu_count()
-    # one process: its threads share one core (the GIL)
+    # one process each: its threads share one core (the GIL)
     reactor = sum(seconds for name, seconds in titles.items() if reactor_process(name)) / max(1, events)
+    worker = sum(seconds for name, seconds in titles.items() if worker_process(name)) / max(1, events)
     count = 2 * MODEL_PAIRS
-    by_cpu, by_reactor, by_threads = count * per_event / cores, count * reactor, count * block / threads
-    limit = max(("master CPU", by_cpu), ("the reactor process (one core)", by_reactor), ("reactor worker threads", by_threads),
-                key=lambda item: item[1])  # fmt: skip
+    by_cpu, by_reactor, by_worker, by_threads = count * per_event / cores, count * reactor, count * worker, count * block / threads
+    limit = max(("master CPU", by_cpu), ("the reactor process (one core)", by_reactor), ("the lbpair engine (one core)", by_worker),
+                ("reactor worker threads", by_threads), key=lambda item: item[1])  # fmt: skip
     return [
         f"Model, {MODEL_PAIRS} pairs ({count} events at once), from the per-event figures above:",
         f"  one master ({cores} cores): CPU {count} x {per_event * 1000:.0f} ms / {cores} = {by_cpu:.0f} s; reactor process "
-        f"{count} x {reactor * 1000:.0f} ms = {by_reactor:.0f} s; {threads} reactor threads x {block:.2f} s per reaction "
-        f"= {by_threads:.0f} s -> about {limit[1]:.0f} s, limited by {limit[0]}",
-        f"  master of masters, {SYNDICS} syndics: the reactor, its runner jobs and their 2 LocalClient jobs per event "
-        "(journal confirm, pair status) all run on the top master, so the same per-event cost and the same "
-        f"{limit[1]:.0f} s; the syndics only take the minions' connections, publications and returns",
+        f"{count} x {reactor * 1000:.1f} ms = {by_reactor:.0f} s; lbpair engine {count} x {worker * 1000:.1f} ms = {by_worker:.0f} s; "
+        f"{threads} reactor threads x {block:.3f} s per queued event = {by_threads:.0f} s -> about {limit[1]:.0f} s, limited by {limit[0]}",
+        f"  master of masters, {SYNDICS} syndics: the reactor, the engine and its batches' jobs (one journal job, one status "
+        f"job) all run on the top master, so the same per-event cost and about the same {limit[1]:.0f} s (each job there also "
+        "waits syndic_wait, 5 s, once per batch); the syndics take the minions' connections, publications and returns",
     ]
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n", 1)[0])
     parser.add_argument("--pairs", type=int, default=OPTIONS["pairs"], help="pairs failing over at once (two minions each)")
+    parser.add_argument("--masters", type=int, choices=(1, 2), default=1, help="hot masters the minions are connected to")
     args = parser.parse_args()
     os.environ["LBPAIR_BENCH_STORM"] = str(args.pairs)
+    os.environ["LBPAIR_BENCH_STORM_MASTERS"] = str(args.masters)
     os.chdir(REPO)
     return pytest.main(["-q", "-s", "-p", "no:cacheprovider", "--rootdir", str(REPO), f"{__file__}::test_storm"])
 
 
 if "LBPAIR_BENCH_STORM" in os.environ:
     OPTIONS["pairs"] = int(os.environ["LBPAIR_BENCH_STORM"])
+    OPTIONS["masters"] = int(os.environ.get("LBPAIR_BENCH_STORM_MASTERS", "1"))
 
 if __name__ == "__main__":
     sys.exit(main())

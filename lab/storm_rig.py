@@ -10,12 +10,14 @@ BIND9, the SMTP server and the webhook receiver (:class:`lab.services.ReactionSe
 beside the master on the loopback of the beacon rig's namespace (:mod:`lab.beacon_rig`, whose
 ``salt_namespace``, ``master_events`` and ``vrrp_factories`` this rig uses).
 
-Module-scoped; ``storm_pairs`` (2 here) says how many pairs. Users: ``bench/storm.py`` and
-``tests/integration/storm``.
+Module-scoped; ``storm_pairs`` (2 here) says how many pairs, ``storm_damping_window`` the flap
+damping, ``storm_masters`` whether a second hot master (``second_master``) serves them too.
+Users: ``bench/storm.py``, ``tests/integration/storm`` and ``tests/integration/twomasters``.
 """
 
 import copy
 import os
+import pathlib
 import shutil
 import tempfile
 import time
@@ -69,6 +71,12 @@ def storm_pairs():
 
 
 @pytest.fixture(scope="module")
+def storm_masters():
+    """1, or 2: hot multi-master, the minions connected to both (``storm_master`` and ``second_master``)."""
+    return 1
+
+
+@pytest.fixture(scope="module")
 def storm_dir():
     """A short-named folder (Unix socket paths stay short), outside /tmp, removed after."""
     path = Path(tempfile.mkdtemp(prefix="lbpair-storm-", dir="/var/tmp"))
@@ -101,10 +109,15 @@ def storm_services(salt_namespace, storm_dir):
 
 
 @pytest.fixture(scope="module")
-def storm_reactions(storm_pairs, storm_services, storm_dir):
+def storm_damping_window():
+    return DAMPING_WINDOW
+
+
+@pytest.fixture(scope="module")
+def storm_reactions(storm_pairs, storm_services, storm_dir, storm_damping_window):
     """No nodes (the master learns the pairs from their pillar); each pair's own DNS record."""
     (storm_dir / "history").mkdir()
-    block = storm_services.reactions_block(None, storm_dir / "history" / "history.jsonl", damping_window=DAMPING_WINDOW)
+    block = storm_services.reactions_block(None, storm_dir / "history" / "history.jsonl", damping_window=storm_damping_window)
     block["pairs"] = {
         pair: {"dns": {**block["dns"], "records": [{"name": record_name(pair), "type": "A", "ttl": 30}]}}
         for pair in pair_names(storm_pairs)
@@ -136,6 +149,45 @@ def storm_master(vrrp_factories, storm_dir, storm_pillar_tree, storm_reactions):
         yield master
 
 
+@pytest.fixture(scope="module")
+def second_reactions(storm_reactions, storm_dir):
+    """The second master's block: the first's, with a history of its own."""
+    block = copy.deepcopy(storm_reactions)
+    (storm_dir / "history2").mkdir()
+    block["history"]["path"] = str(storm_dir / "history2" / "history.jsonl")
+    return block
+
+
+@pytest.fixture(scope="module")
+def second_master(vrrp_factories, storm_master, storm_dir, storm_pillar_tree, second_reactions):
+    """
+    A second hot master on 127.0.0.2 (the namespace's loopback holds all of 127/8: no address is
+    added), on the first's ports and with its key pair, as in docs/facts-multimaster.md.
+    """
+    ports = {key: storm_master.config[key] for key in ("ret_port", "publish_port")}
+    overrides = {
+        **EXTENSION_DIRS, "interface": "127.0.0.2", "auto_accept": True, **ports,
+        "file_roots": {"base": [str(state_tree(storm_dir / "file_roots2"))]},
+        "pillar_roots": {"base": [str(storm_pillar_tree)]},
+        **reactor_settings(second_reactions),
+    }  # fmt: skip
+    factory = vrrp_factories.salt_master_daemon("lbpair-storm-master2", overrides=overrides)
+    for name in ("master.pem", "master.pub"):
+        shutil.copyfile(pathlib.Path(storm_master.config["pki_dir"], name), pathlib.Path(factory.config["pki_dir"], name))
+    with factory.started():
+        yield factory
+
+
+def both_masters(first, second):
+    """A minion's options for hot multi-master (both masters), with ``beacons_before_connect`` as docs/operations.md asks."""
+    port = first.config["ret_port"]
+    return {
+        "master": [f"{first.config['interface']}:{port}", f"{second.config['interface']}:{port}"],
+        "publish_port": first.config["publish_port"],
+        "beacons_before_connect": True,
+    }
+
+
 class StartedMinions(dict):
     """``{minion id: started salt-minion}``; ``seconds``: how long starting them took, ``rss``: their memory after (bytes)."""
 
@@ -144,11 +196,16 @@ class StartedMinions(dict):
 
 
 @pytest.fixture(scope="module")
-def storm_minions(storm_master, storm_driver, storm_dir):
-    """A salt-minion per node, :data:`PARALLEL_STARTS` started at once, beacon on, each journalling into a file of its own."""
+def storm_minions(storm_master, storm_driver, storm_dir, storm_masters, request):
+    """
+    A salt-minion per node, :data:`PARALLEL_STARTS` started at once, beacon on, each journalling
+    into a file of its own; with ``storm_masters`` 2, connected to both masters.
+    """
     journals = storm_dir / "journals"
     journals.mkdir()
-    overrides = {name: minion_overrides(node, journals / f"{name}.jsonl", pair=name[:-1]) for name, node in storm_driver.nodes.items()}
+    masters = both_masters(storm_master, request.getfixturevalue("second_master")) if storm_masters == 2 else {}
+    overrides = {name: {**minion_overrides(node, journals / f"{name}.jsonl", pair=name[:-1]), **masters}
+                 for name, node in storm_driver.nodes.items()}  # fmt: skip
     started = time.monotonic()
     with started_minions(storm_master, overrides, parallel=PARALLEL_STARTS, start_timeout=300) as factories:
         minions = StartedMinions(factories)
@@ -179,11 +236,15 @@ def tree_rss(pid):
 
 __all__ = [
     "storm_pairs",
+    "storm_damping_window",
     "storm_dir",
     "storm_driver",
     "storm_services",
     "storm_reactions",
     "storm_pillar_tree",
     "storm_master",
+    "storm_masters",
+    "second_reactions",
+    "second_master",
     "storm_minions",
 ]

@@ -126,14 +126,16 @@ class PairMonitor:
                 entry["vips"] = entry["vips"] or known_vips(records, instance)
         return view
 
-    def check_pair(self, instance, requested_at, settled=False, statuses=None):
+    def check_pair(self, instance, requested_at, settled=False, statuses=None, follow=True):
         """
         Read the pair's state from the nodes; follow the sole MASTER with DNS. A split
         brain or no MASTER is checked again ``confirm:settle`` seconds later (by the
         background job) and alarmed if it lasts. Checks are serialised; one of the same
         instance started after ``requested_at`` already covers it (another instance's does not:
         active/active, each node becomes MASTER of one at the same moment). ``statuses``: the nodes'
-        status returns, read once for a batch of reactions (by default they are asked).
+        status returns, read once for a batch of reactions (by default they are asked). ``follow``:
+        whether DNS follows the sole MASTER from this check (the reaction to a node becoming MASTER
+        points DNS at it; with two masters that is the one the node gave that transition to).
         """
         with self.store.lock(f"check-{self.config['pair']}"):
             if not self.store.start_check(self._key(instance), requested_at, self.clock()):
@@ -149,7 +151,7 @@ class PairMonitor:
             self.scheduler.later(Task.check(self.config["pair"], instance), settle)
             return {**result, "settling": settle}
         self.store.all_clear(self._key(instance))
-        if self.config["dns"]:
+        if self.config["dns"] and follow:
             result["dns"] = self._follow_master(instance, entry["MASTER"][0])
         return result
 

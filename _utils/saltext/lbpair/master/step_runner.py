@@ -18,8 +18,9 @@ log = logging.getLogger(__name__)
 class StepRunner:
     """
     Runs the steps of reactions. ``store`` keeps each reaction's open steps, ``notifier`` damps and
-    sends, ``check_pair(instance, requested_at, statuses=)`` checks the pair, ``failback(minion, instance)``
-    hands an instance back to a node back from FAULT.
+    sends, ``check_pair(instance, requested_at, statuses=, follow=)`` checks the pair (DNS follows
+    from a transition into MASTER), ``failback(minion, instance)`` hands an instance back to a node
+    back from FAULT.
     """
 
     config: dict
@@ -59,7 +60,7 @@ class StepRunner:
         outcome = {"steps": {}}
         actions = {
             "record": lambda: self.history.append([record]) and "recorded",
-            "pair": lambda: self.check_pair(record.instance, requested_at, statuses=statuses),
+            "pair": lambda: self.check_pair(record.instance, requested_at, statuses=statuses, follow=record.becomes_master),
             "failback": lambda: self.failback(record.minion, record.instance),
             **{channel: functools.partial(self.notifier.send, notice, channel) for channel in notify.channels(self.config)},
         }

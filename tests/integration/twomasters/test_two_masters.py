@@ -1,0 +1,79 @@
+"""
+Two hot masters, one pair: each master records every transition, and each transition is notified
+and followed by DNS once in total, by the master its node gave it to (a claim on the node). With
+one master stopped the other does it all; the master back catches up and repeats nothing.
+"""
+
+import time
+
+import pytest
+
+from lab.storm_rig import pair_nodes, record_name
+from lab.util import wait_until
+from saltext.lbpair.master.history import History
+
+pytestmark = pytest.mark.timeout(300)
+
+A, B = pair_nodes("p01")
+
+
+def transitions(history, *moves):
+    """Whether ``history`` holds the transitions ``moves`` (``(minion, state)``), in any order, with the records."""
+    records = [record for record in history.read() if record["kind"] == "transition"]
+    return {(record["minion"], record["state"]) for record in records} >= set(moves) and records
+
+
+def messages(services, minion, state):
+    """The webhook posts that announce ``minion`` becoming ``state``."""
+    return [text for text in services.webhook.texts() if f"{minion} is {state}" in text]
+
+
+def dns_updates(*histories):
+    return [record for history in histories for record in history.read() if record["kind"] == "dns" and record.get("ok")]
+
+
+@pytest.fixture
+def histories(storm_reactions, second_reactions):
+    return History(storm_reactions["history"]["path"]), History(second_reactions["history"]["path"])
+
+
+def fail_over(driver, to):
+    """Make ``to`` (a node of p01) MASTER and the other BACKUP, as keepalived would."""
+    driver.set({node: "MASTER" if node == to else "BACKUP" for node in (A, B)})
+
+
+def test_each_transition_is_recorded_by_both_masters_and_acted_on_by_one(storm_driver, storm_minions, storm_services, histories):
+    fail_over(storm_driver, B)
+    for history in histories:
+        wait_until(lambda history=history: transitions(history, (A, "BACKUP"), (B, "MASTER")), 60, interval=0.5,
+                   what=f"the failover in {history.path}")  # fmt: skip
+    wait_until(lambda: storm_services.named.query(record_name("p01"), "A") == [pair_nodes("p01")[B]], 30, what="DNS on B")
+    wait_until(lambda: messages(storm_services, B, "MASTER") and messages(storm_services, A, "BACKUP"), 30, what="the messages")
+    time.sleep(5)  # a second message or update, if one were sent, would be here by now
+    assert len(messages(storm_services, B, "MASTER")) == 1 and len(messages(storm_services, A, "BACKUP")) == 1, storm_services.webhook.texts()
+    assert [update["minion"] for update in dns_updates(*histories)] == [B]
+
+
+def test_with_one_master_stopped_the_other_does_it_all_and_the_first_back_repeats_nothing(
+    storm_driver, storm_minions, storm_master, storm_services, histories
+):
+    first, second = histories
+    before = len(storm_services.webhook.posts)
+    storm_master.terminate()
+    try:
+        fail_over(storm_driver, A)
+        wait_until(lambda: transitions(second, (A, "MASTER"), (B, "BACKUP")) and len(transitions(second)) >= 4, 60, interval=0.5,
+                   what="the failover in m2's history")  # fmt: skip
+        wait_until(lambda: storm_services.named.query(record_name("p01"), "A") == [pair_nodes("p01")[A]], 30, what="DNS on A")
+        wait_until(lambda: len(storm_services.webhook.posts) >= before + 2, 30, what="m2's messages")
+    finally:
+        storm_master.start()
+    sent = storm_services.webhook.texts()
+    # m1 back: its minions reconnect, it catches up with what they journalled meanwhile, and says nothing of it
+    wait_until(lambda: len(transitions(first) or []) >= 4, 120, interval=1, what="m1's catch-up")
+    time.sleep(5)
+    assert storm_services.webhook.texts() == sent
+    assert len(sent) == before + 2, sent
+    late = [record for record in transitions(first) if record["seq"] > 1]
+    assert {(record["minion"], record["state"]) for record in late} >= {(A, "MASTER"), (B, "BACKUP")}
+    assert [update["minion"] for update in dns_updates(first, second)] == [B, A]
