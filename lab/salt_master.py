@@ -138,7 +138,18 @@ class Master:
         (self.config_dir / "master").write_text(yaml.safe_dump(config))
 
     def start(self, timeout=60):
-        """Start salt-master and wait until its request port answers."""
+        """
+        Start salt-master, wait until its request port answers, and sync lbpair's modules from its
+        file_roots (``salt-run saltutil.sync_all``); with the reactions on, restart it then, as an
+        operator does: a master starts its engines (lbpair's worker) only at its start.
+        """
+        self._start(timeout)
+        self.run("saltutil.sync_all")
+        if "engines" in self.config:
+            stop_process(self.process, timeout=30)
+            self._start(timeout)
+
+    def _start(self, timeout):
         self.process = subprocess.Popen(
             [salt_script("salt-master"), "-c", str(self.config_dir), "--log-level=quiet"],
             stdin=subprocess.DEVNULL,
@@ -152,7 +163,6 @@ class Master:
             with socket.socket() as probe:
                 probe.settimeout(0.5)
                 if probe.connect_ex(("127.0.0.1" if self.address == "0.0.0.0" else self.address, 4506)) == 0:
-                    self.run("saltutil.sync_all")
                     return
             time.sleep(0.2)
         raise TimeoutError(f"salt-master did not listen on {self.address}:4506 within {timeout} s")

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from lab.util import wait_until
 from saltext.lbpair.master import reaction_state
+from saltext.lbpair.master.scheduler import Scheduler
 from tests.support import journal
 from tests.support.receivers import clear_received
 
@@ -63,17 +64,23 @@ class Harness:
 
 
 def _background_work_done(state_path):
-    """Whether no ``lbpair.flush`` works in the background (it would write into the next test's state)."""
-    with reaction_state.worker_slot(state_path) as free:
-        return free
+    """
+    Whether the background worker (the ``lbpair`` engine, or a ``lbpair.flush`` job) has nothing due
+    or queued and no round under way: it would write into the next test's state.
+    """
+    return Scheduler(reaction_state.ReactionStore(state_path), wake=None).idle()
 
 
 def start_afresh(reactions, history_dir, minions, services, damping_window):
-    """Empty history, reaction state and journals, nothing received, once the previous test's background work ended."""
+    """
+    Empty history, reaction state and journals, nothing received, once the previous test's
+    background work ended. The locks stay: the resident worker holds its slot's for good.
+    """
     state_path = f"{reactions['history']['path']}.state.json"
     wait_until(lambda: _background_work_done(state_path), damping_window + 20, what="the previous test's background work")
     for path in history_dir.iterdir():
-        path.unlink()
+        if not path.name.endswith((".lock", ".worker")):
+            path.unlink()
     for minion in minions.values():
         Path(journal.minion_journal(minion).path).unlink(missing_ok=True)
     clear_received(services)

@@ -244,3 +244,27 @@ def test_a_damaged_database_is_set_aside_and_the_state_starts_anew(path, caplog)
         assert store.add_claim("lb2", {"seq": 1}, 0, 60) == (1, True)
     assert "is damaged" in caplog.text and os.path.exists(reaction_state.database_path(path) + ".damaged")
     assert ReactionStore(path).claim_count("lb2") == 1 and not store.database.in_memory
+
+
+def test_a_database_removed_under_a_long_lived_store_is_made_anew_where_the_others_see_it(path):
+    worker = ReactionStore(path)  # the resident worker: its connection stays open
+    worker.schedule(CHECK, 10, {"kind": "check", "instance": INSTANCE})
+    database = reaction_state.database_path(path)
+    for name in (database, f"{database}-wal", f"{database}-shm"):
+        if os.path.exists(name):
+            os.unlink(name)  # an operator starting afresh (and each test of the reactor suite)
+    ReactionStore(path).queue_event("lb1", "salt/beacon/lb1/lbpair_vrrp/lbpair_51/MASTER", {"seq": 1}, 5)
+    assert worker.events_waiting() == 1 and worker.due() == {}
+
+
+def test_a_version_1_database_gains_the_event_queue(path):
+    db = sqlite3.connect(reaction_state.database_path(path))
+    for statement in reaction_state.TABLES[:-2]:  # all but the queue: version 1
+        db.execute(statement.replace(" IF NOT EXISTS", ""))
+    db.execute("INSERT INTO due VALUES ('check:x', 10, '{}')")
+    db.execute("PRAGMA user_version=1")
+    db.commit()
+    db.close()
+    store = ReactionStore(path)
+    assert store.due() == {"check:x": 10} and store.events_waiting() == 0
+    assert store.queue_event("lb1", "salt/beacon/lb1/lbpair_vrrp/lbpair_51/MASTER", {"seq": 1}, 5)[0] == 1

@@ -61,10 +61,16 @@ def salt_master_overrides(tmp_path_factory, pillar, services, history_path):
 
 @pytest.fixture(scope="session")
 def salt_master(salt_master):
-    """The shared master, with lbpair's runner and library synced from its file_roots."""
+    """
+    The shared master, with lbpair's runner, engine and library synced from its file_roots, then
+    restarted as an operator does (a master starts its engines, lbpair's worker, at its start).
+    """
     synced = salt_master.salt_run_cli().run("saltutil.sync_all")
     assert "runners.lbpair" in synced.data["runners"], synced.stdout
+    assert "engines.lbpair" in synced.data["engines"], synced.stdout
     assert "utils.saltext.lbpair.master.reactions" in synced.data["utils"], synced.stdout
+    salt_master.terminate()
+    salt_master.start()
     return salt_master
 
 

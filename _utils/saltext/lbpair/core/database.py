@@ -40,6 +40,14 @@ _COPIES_LOCK = threading.Lock()
 _INHERITED = []  # a parent's connections, never used nor closed in a child (SQLite: a connection never crosses fork)
 
 
+def _inode(path):
+    """The inode of the file at ``path`` (``None``: there is none)."""
+    try:
+        return os.stat(path).st_ino
+    except OSError:
+        return None
+
+
 def unwritable(exc):
     """Whether ``exc`` (raised by SQLite or the OS) says that the database cannot be written."""
     return isinstance(exc, OSError) or any(message in str(exc) for message in UNWRITABLE)
@@ -111,13 +119,18 @@ class Database:
             return result
 
     def _connection(self):
-        """This thread's connection, opened on first use in this process."""
-        pid, db = getattr(self._local, "held", (None, None))
-        if pid != os.getpid():
-            if db is not None:
+        """
+        This thread's connection, opened on first use in this process, and again when the file was
+        removed or replaced meanwhile (a long-lived worker must not go on with a file nobody else sees).
+        """
+        pid, db, inode = getattr(self._local, "held", (None, None, None))
+        if pid != os.getpid() or inode != _inode(self.path):
+            if db is not None and pid != os.getpid():
                 _INHERITED.append(db)
+            elif db is not None:
+                db.close()
             db = self._open()
-            self._local.held = (os.getpid(), db)
+            self._local.held = (os.getpid(), db, _inode(self.path))
         return db
 
     def _open(self, again=True):

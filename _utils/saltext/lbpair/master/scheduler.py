@@ -95,6 +95,11 @@ class Scheduler:
             elif self.store.next_due() is None:  # work added while the slot was being given up is not left behind
                 return {"done": done}
 
+    def idle(self):
+        """Whether no work is due or waiting, and no round is under way."""
+        with self.store.lock("round"):
+            return self.store.next_due() is None
+
     def _keep_working(self):
         while True:
             self._round()
@@ -108,8 +113,9 @@ class Scheduler:
             self.sleep(min(QUEUE_POLL, until - self.clock()))
 
     def _round(self):
-        """The work due now, done and reported."""
-        done = self._due_work()
+        """The work due now, done (under the ``round`` lock: :meth:`idle` waits for it) and reported."""
+        with self.store.lock("round"):
+            done = self._due_work()
         if done:
             self.report(done)
         return done
