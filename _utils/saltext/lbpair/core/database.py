@@ -123,15 +123,22 @@ class Database:
         This thread's connection, opened on first use in this process, and again when the file was
         removed or replaced meanwhile (a long-lived worker must not go on with a file nobody else sees).
         """
-        pid, db, inode = getattr(self._local, "held", (None, None, None))
-        if pid != os.getpid() or inode != _inode(self.path):
+        pid, db, files = getattr(self._local, "held", (None, None, None))
+        if pid != os.getpid() or files != self._files():
             if db is not None and pid != os.getpid():
                 _INHERITED.append(db)
             elif db is not None:
                 db.close()
             db = self._open()
-            self._local.held = (os.getpid(), db, _inode(self.path))
+            self._local.held = (os.getpid(), db, self._files())
         return db
+
+    def _files(self):
+        """
+        The inodes of the database file and of its WAL: SQLite never removes the WAL while a
+        connection is open, so a new one means the files were removed or replaced by someone else.
+        """
+        return _inode(self.path), _inode(f"{self.path}-wal")
 
     def _open(self, again=True):
         os.makedirs(os.path.dirname(self.path) or ".", exist_ok=True)
