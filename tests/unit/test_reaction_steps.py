@@ -113,9 +113,13 @@ def test_the_log_says_why_an_event_is_a_claim(tmp_path, nodes, caplog):
     assert "(no answer)" in claims[1] and "left a job unanswered in the last 30 s" in claims[2]
 
 
-def test_a_node_salt_reports_failed_is_silent(tmp_path, nodes):
+@pytest.mark.parametrize("no_return", [
+    {"failed": True},
+    {"ret": "Minion did not return. [No response]\nThe minions may not have all finished running", "retcode": 1},
+])  # fmt: skip
+def test_a_node_salt_reports_failed_is_silent(tmp_path, nodes, no_return):
     reacting, _ = _reactions(tmp_path, nodes)
-    returns = {"lb2": {"failed": True}}  # Salt's word for a minion that did not return the job
+    returns = {"lb2": no_return}  # Salt's words for a minion that did not return the job
     reacting.ask = lambda targets, fun, kwarg, timeout: (nodes.asked.append(fun), reactions.split_returns(fun, returns))[1]
     reacting.on_beacon(TAG, {**_entry(1), "id": "lb2"})
     reacting.on_beacon(TAG, {**_entry(2), "id": "lb2"})

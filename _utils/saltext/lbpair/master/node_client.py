@@ -13,6 +13,7 @@ import time
 from saltext.lbpair.core.errors import LbpairError
 
 SILENT_WINDOW = 30  # s after an unanswered job during which a node's events are claims without asking it
+NO_RETURN = "Minion did not return"  # how Salt's job return begins for a minion that did not answer
 
 
 class NodeClient:
@@ -49,8 +50,10 @@ class NodeClient:
     def heard(self, minion, answers, failures):
         """
         Note whether ``minion`` answered a job (a failed job is an answer too: "... is not
-        available" before ``saltutil.sync_all``) or left it unanswered (no return, or Salt's
-        ``{"failed": True}`` for a minion that did not return: no ``ret``).
+        available" before ``saltutil.sync_all``) or left it unanswered (no return, Salt's
+        ``{"failed": True}`` for a minion that did not return: no ``ret``, or its "Minion did not
+        return. [No response]").
         """
-        answered = answers.get(minion) is not None or failures.get(minion) is not None
+        failure = failures.get(minion)
+        answered = answers.get(minion) is not None or (failure is not None and not str(failure).startswith(NO_RETURN))
         self.silence.note_silence(minion, None if answered else self.clock())
