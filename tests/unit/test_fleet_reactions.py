@@ -243,7 +243,8 @@ def test_a_batch_tells_forged_claimed_and_duplicate_events_apart(tmp_path, nodes
     assert "recorded" in outcomes[0] and outcomes[1] == {"duplicate": ["lb1", 1]}
     assert outcomes[2] == {"ignored": "not in the node's journal"}
     assert outcomes[3]["claim"]["minion"] == "lb5" and "ignored" in outcomes[4]
-    assert [targets for targets, fun in nodes.asked if fun == reactions.JOURNAL_FUNCTION] == [("lb1", "lb3", "lb5")]
+    # one job for the three nodes, and once more for the one that did not answer (it may have just reconnected)
+    assert [targets for targets, fun in nodes.asked if fun == reactions.JOURNAL_FUNCTION] == [("lb1", "lb3", "lb5"), ("lb5",)]
 
 
 def test_the_queue_is_bounded_per_minion_and_refuses_odd_events(tmp_path, nodes, pillars, monkeypatch):

@@ -45,7 +45,7 @@ def react(events, crew_of, client, clock):
     passive = {record.key for indexed in found.values() for _, record, acting in indexed if not acting}
     nodes = sorted({node for crew, (_, new, _) in recorded.items() for record in new if record.key not in passive
                     for node in crew.settings["nodes"]})  # fmt: skip
-    statuses = read_statuses(client, nodes, client.timeout) if nodes else {}
+    statuses = read_statuses(client, nodes) if nodes else {}
     for crew, (indexed, new, error) in recorded.items():
         reactions = crew.intake.react(new, requested_at, error, statuses, passive)
         by_seq = {(reaction["recorded"]["minion"], reaction["recorded"]["seq"]): reaction for reaction in reactions}
@@ -87,4 +87,4 @@ def journals(client, since_of):
     kwarg = {"since": min(since_of.values()), "claim": True}
     if len(since_of) > 1:
         kwarg["since_of"] = since_of
-    return client.answers(sorted(since_of), JOURNAL_FUNCTION, kwarg)
+    return client.answers_soon(sorted(since_of), JOURNAL_FUNCTION, kwarg)

@@ -13,6 +13,7 @@ import time
 from saltext.lbpair.core.errors import LbpairError
 
 SILENT_WINDOW = 30  # s after an unanswered job during which a node's events are claims without asking it
+FIRST_TRY = 3  # s of the first, brief ask of :meth:`NodeClient.answers_soon`
 NO_RETURN = "Minion did not return"  # how Salt's job return begins for a minion that did not answer
 
 
@@ -29,6 +30,18 @@ class NodeClient:
     def answers(self, targets, fun, kwarg=None, timeout=None):
         """``({minion: return}, {minion: failure})`` of ``fun`` on ``targets``, with the confirm timeout unless told."""
         return self.ask(list(targets), fun, kwarg or {}, timeout or self.timeout)
+
+    def answers_soon(self, targets, fun, kwarg=None):
+        """
+        :meth:`answers`, asked briefly, then once more, with the full timeout, of those that did not
+        answer: a node that has just (re)connected misses publications for a moment.
+        """
+        answers, failures = self.answers(targets, fun, kwarg, timeout=min(FIRST_TRY, self.timeout))
+        missing = [target for target in targets if answers.get(target) is None]
+        if missing:
+            more, failures = self.answers(missing, fun, kwarg)
+            answers.update(more)
+        return answers, failures
 
     def tell(self, targets, fun, on=None, **kwarg):
         """Run ``fun`` on every one of ``targets``, which must all succeed (else :class:`LbpairError`); their answers."""

@@ -79,17 +79,12 @@ def fleet_view(views, left_out):
     return view
 
 
-def read_statuses(client, nodes, timeout):
+def read_statuses(client, nodes):
     """
     ``{node: status}`` of the ``nodes`` that answered ``lbpair_keepalived.status`` (``client``: a
-    :class:`~saltext.lbpair.master.node_client.NodeClient`; ``timeout``: the confirm timeout).
+    :class:`~saltext.lbpair.master.node_client.NodeClient`, with the confirm timeout).
     """
-    # A node that has just reconnected misses publications for a moment: ask briefly,
-    # then once more, with the full timeout, those that did not answer.
-    statuses, _ = client.answers(nodes, STATUS_FUNCTION, timeout=min(3, timeout))
-    missing = [node for node in nodes if node not in statuses]
-    if missing:
-        statuses.update(client.answers(missing, STATUS_FUNCTION, timeout=timeout)[0])
+    statuses, _ = client.answers_soon(nodes, STATUS_FUNCTION)
     return {node: ret for node, ret in statuses.items() if isinstance(ret, dict)}
 
 
@@ -118,7 +113,7 @@ class PairMonitor:
         """
         nodes = self.config["nodes"]
         if statuses is None:
-            statuses = read_statuses(self.client, nodes, self.config["confirm"]["timeout"])
+            statuses = read_statuses(self.client, nodes)
         view = pair_view({node: statuses[node] for node in nodes if node in statuses}, nodes)
         if any(not entry["vips"] for entry in view["instances"].values()):  # D-Bus does not give the VIPs
             records = self.chronicle.recent()

@@ -207,7 +207,7 @@ class Reactions:
         """
         pairs, left_out = ({pair: self._named(pair)}, {}) if pair else self._fleet_crews()
         nodes = sorted({node for crew in pairs.values() for node in crew.settings["nodes"]})
-        statuses = read_statuses(self.client, nodes, self.client.timeout)
+        statuses = read_statuses(self.client, nodes)
         view = fleet_view({name: crew.monitor.pair_state(statuses) for name, crew in pairs.items()}, left_out)
         view["claims"] = self.store.open_claims()
         view["due"] = {key: iso_utc(at) for key, at in self.store.due().items()}
