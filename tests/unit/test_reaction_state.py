@@ -229,6 +229,21 @@ def test_a_state_the_disk_refuses_is_kept_in_memory_and_written_once_it_can(path
     ]
 
 
+def test_a_worker_on_a_copy_in_memory_says_so_and_writes_it_back_as_soon_as_it_can(path, file_size_limit):
+    worker, reactor = ReactionStore(path), ReactionStore(path)
+    worker.add_claim("lb2", {"seq": 1}, 0, 60)
+    worker.settle()
+    assert not reactor.worker_in_memory()
+    file_size_limit(0)  # a full disk
+    worker.add_claim("lb2", {"seq": 2}, 0, 60)
+    worker.settle()  # the worker naps: it still cannot write, and says so
+    assert worker.in_memory and reactor.worker_in_memory()
+    file_size_limit(resource.RLIM_INFINITY)
+    worker.settle()  # room again: written back without waiting for a change
+    assert not worker.in_memory and not reactor.worker_in_memory()
+    assert _on_disk(path, "SELECT count(*) FROM claims") == [(2,)]
+
+
 def test_a_state_in_a_folder_that_cannot_be_made_lives_in_memory(tmp_path):
     (tmp_path / "file").write_text("")
     store = ReactionStore(str(tmp_path / "file" / "history.jsonl.state.json"))

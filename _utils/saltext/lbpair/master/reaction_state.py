@@ -355,6 +355,7 @@ class ReactionStore:
     def __init__(self, path):
         self.path = path
         self.database = database.Database(database_path(path), SCHEMA_VERSION, _create)
+        self._memory_flag = None  # held while this process works on a copy in memory (:meth:`settle`)
         if os.path.exists(path):
             self._take_over(path)
 
@@ -380,6 +381,25 @@ class ReactionStore:
 
     def worker_slot(self):
         return worker_slot(self.path)
+
+    def settle(self):
+        """
+        Write a copy in memory back if the disk has room again. While this process still works in
+        memory it holds the ``memory`` flag (a lock beside the state): the background worker is
+        then blind to the events the reactor queues on disk, and the reactor reacts itself.
+        """
+        if self.database.write_back():
+            if self._memory_flag is not None:
+                self._memory_flag.close()
+                self._memory_flag = None
+        elif self._memory_flag is None:
+            self._memory_flag = contextlib.ExitStack()
+            self._memory_flag.enter_context(store.try_locked(f"{self.path}.memory"))
+
+    def worker_in_memory(self):
+        """Whether the background worker works on a copy in memory (it holds the ``memory`` flag: :meth:`settle`)."""
+        with store.try_locked(f"{self.path}.memory") as free:
+            return not free
 
     # node silence (see :class:`saltext.lbpair.master.node_client.NodeClient`)
 

@@ -141,8 +141,8 @@ class Reactions:
         Queue an ``lbpair_vrrp`` beacon event for the background worker (:meth:`flush`) and make sure
         one is at work: the reactor's thread waits for nothing. Only the tag's shape is checked here;
         an event refused by the queue's bounds (:mod:`~saltext.lbpair.master.event_queue`) is ignored.
-        While the reaction state is only in this process's memory (a full disk), no worker could
-        see the queue: the event is reacted to here.
+        While the reaction state is only in this process's memory, or only in the worker's (a full
+        disk), the worker cannot see the queue: the event is reacted to here.
         """
         parts = TAG_RE.fullmatch(tag or "")
         if not parts or not isinstance(data, dict):
@@ -152,7 +152,7 @@ class Reactions:
         if problem:
             log.warning("lbpair: ignoring beacon event %s: %s", log_text(tag), problem)
             return {"ignored": problem}
-        if self.store.in_memory:
+        if self.store.in_memory or self.store.worker_in_memory():
             self.store.events_done([queued])
             return self.on_beacon(tag, data)
         self.scheduler.wake_worker()

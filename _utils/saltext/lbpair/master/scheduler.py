@@ -107,10 +107,12 @@ class Scheduler:
             self._nap(MAX_NAP if next_at is None else min(max(0.0, next_at - self.clock()), MAX_NAP))
 
     def _nap(self, seconds):
-        """Sleep ``seconds``, or less: until a beacon event is queued."""
+        """Sleep ``seconds``, or less: until a beacon event is queued (and say whether this job works on the state in memory)."""
         until = self.clock() + seconds
+        self.store.settle()
         while self.clock() < until and not self.store.events_waiting():
-            self.sleep(min(QUEUE_POLL, until - self.clock()))
+            self.sleep(max(0.0, min(QUEUE_POLL, until - self.clock())))
+            self.store.settle()
 
     def _round(self):
         """The work due now, done (under the ``round`` lock: :meth:`idle` waits for it) and reported."""
