@@ -16,12 +16,9 @@ Users: ``bench/storm.py``, ``tests/integration/storm`` and ``tests/integration/t
 """
 
 import copy
-import os
 import pathlib
 import shutil
-import tempfile
 import time
-from pathlib import Path
 
 import psutil
 import pytest
@@ -31,6 +28,7 @@ from lab.beacon_rig import minion_overrides
 from lab.salt_master import EXTENSION_DIRS, reactor_settings, state_tree
 from lab.salt_rig import keepalived_renderer, started_master, started_minions
 from lab.services import ReactionServices
+from lab.util import work_dir
 from lab.vrrp_driver import Driver
 
 DAMPING_WINDOW = 60  # the shipped default
@@ -79,12 +77,8 @@ def storm_masters():
 @pytest.fixture(scope="module")
 def storm_dir():
     """A short-named folder (Unix socket paths stay short), outside /tmp, removed after."""
-    path = Path(tempfile.mkdtemp(prefix="lbpair-storm-", dir="/var/tmp"))
-    try:
+    with work_dir("lbpair-storm-") as path:
         yield path
-    finally:
-        if not os.environ.get("LBPAIR_KEEP_WORKDIR"):
-            shutil.rmtree(path, ignore_errors=True)
 
 
 @pytest.fixture(scope="module")

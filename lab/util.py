@@ -18,6 +18,7 @@ import socket
 import stat
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from pathlib import Path
@@ -229,6 +230,20 @@ def free_port(address="127.0.0.1"):
     with socket.socket() as probe:
         probe.bind((address, 0))
         return probe.getsockname()[1]
+
+
+@contextlib.contextmanager
+def work_dir(prefix):
+    """
+    A short-named folder outside /tmp (each keepalived gets a /tmp of its own; Unix socket paths
+    stay short), removed after the block unless ``LBPAIR_KEEP_WORKDIR`` is set (logs for a post-mortem).
+    """
+    path = pathlib.Path(tempfile.mkdtemp(prefix=prefix, dir="/var/tmp"))
+    try:
+        yield path
+    finally:
+        if not os.environ.get("LBPAIR_KEEP_WORKDIR"):
+            shutil.rmtree(path, ignore_errors=True)
 
 
 @contextlib.contextmanager

@@ -9,10 +9,6 @@ servers on 127.0.0.1.
 """
 
 import copy
-import os
-import shutil
-import tempfile
-from pathlib import Path
 
 import pytest
 import yaml
@@ -20,6 +16,7 @@ import yaml
 from lab import vrrp_node
 from lab.salt_master import EXTENSION_DIRS, reactor_settings
 from lab.salt_rig import keepalived_renderer
+from lab.util import work_dir
 from lab.vrrp_node import tracked_file_pillar
 from tests.support.harness import Harness, start_afresh
 from tests.support.pair import restore
@@ -49,12 +46,8 @@ def outsider_pillar(seed):
 @pytest.fixture(scope="session")
 def workdir():
     # Outside /tmp: each keepalived gets its own /tmp (TMPDIR) for its JSON dump.
-    path = Path(tempfile.mkdtemp(prefix="lbpair-fleet-", dir="/var/tmp"))
-    try:
+    with work_dir("lbpair-fleet-") as path:
         yield path
-    finally:
-        if not os.environ.get("LBPAIR_KEEP_WORKDIR"):
-            shutil.rmtree(path, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")

@@ -10,15 +10,10 @@ keepalived runs only in the ``lbpair-r-*`` namespaces. The master, the minions, 
 the pair are the shared rigs of ``tests/support/``, set up here.
 """
 
-import os
-import shutil
-import tempfile
-from pathlib import Path
-
 import pytest
 
 from lab.salt_master import EXTENSION_DIRS, reactor_settings
-from lab.util import small_tmpfs
+from lab.util import small_tmpfs, work_dir
 from tests.support.harness import Harness, start_afresh
 from tests.support.pair import restore
 from tests.support.session import wait_for_minion
@@ -33,12 +28,8 @@ SETTLE = 1.5
 @pytest.fixture(scope="session")
 def workdir():
     # Outside /tmp: each keepalived gets its own /tmp (TMPDIR) for its JSON dump.
-    path = Path(tempfile.mkdtemp(prefix="lbpair-reactor-", dir="/var/tmp"))
-    try:
+    with work_dir("lbpair-reactor-") as path:
         yield path
-    finally:
-        if not os.environ.get("LBPAIR_KEEP_WORKDIR"):  # keep keepalived's logs for a post-mortem
-            shutil.rmtree(path, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")
