@@ -232,11 +232,13 @@ def test_a_full_disk_stops_no_reaction_and_the_event_again_records_it(lab, histo
     filler = fill(history_dir)  # (an append that fits in the last page of a file would still succeed)
     try:
         lab.pair.make_master("lb2")
+        started = time.time()
         entry = lab.transition("lb2", "MASTER", "BACKUP")
         wait_until(lambda: lab.named.query("active", "A") == ["192.0.2.12"], 30, what="DNS on lb2 all the same")
         wait_until(lambda: any("step record failed" in t for t in lab.webhook.texts()), 30, what="the alarm")
         # the alarm about the record step goes out first, then the webhook step sends the transition
         wait_until(lambda: [t for t in lab.webhook.texts() if "lb2 is MASTER" in t], 10, what="the transition's message")
+        lab.wait_reactions("on_beacon", started, 1)  # the reaction ended (its last step, the pair check, moved DNS)
         assert lab.transitions() == []
     finally:
         filler.unlink()
