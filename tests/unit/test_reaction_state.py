@@ -229,19 +229,19 @@ def test_a_state_the_disk_refuses_is_kept_in_memory_and_written_once_it_can(path
     ]
 
 
-def test_a_worker_that_cannot_write_drops_its_copy_says_so_and_works_again_once_it_can(path, file_size_limit):
+def test_a_worker_on_a_copy_in_memory_says_so_and_writes_it_back_as_soon_as_it_can(path, file_size_limit):
     worker, reactor = ReactionStore(path), ReactionStore(path)
     worker.add_claim("lb2", {"seq": 1}, 0, 60)
-    assert worker.writable(0) and not reactor.worker_blind()
+    worker.settle()
+    assert not reactor.worker_in_memory()
     file_size_limit(0)  # a full disk
-    worker.add_claim("lb2", {"seq": 2}, 0, 60)  # made in memory, never to be written over what others change
-    assert not worker.writable(0) and reactor.worker_blind() and not worker.in_memory
-    assert worker.claim_count("lb2") == 1  # the file's
-    assert not worker.writable(reaction_state.BLIND_RETRY)  # tried again: still full
+    worker.add_claim("lb2", {"seq": 2}, 0, 60)
+    worker.settle()  # the worker naps: it still cannot write, and says so
+    assert worker.in_memory and reactor.worker_in_memory()
     file_size_limit(resource.RLIM_INFINITY)
-    assert not worker.writable(reaction_state.BLIND_RETRY + 0.5)  # not tried again so soon
-    assert worker.writable(2 * reaction_state.BLIND_RETRY) and not reactor.worker_blind()
-    assert _on_disk(path, "SELECT count(*) FROM claims") == [(1,)]
+    worker.settle()  # room again: written back without waiting for a change
+    assert not worker.in_memory and not reactor.worker_in_memory()
+    assert _on_disk(path, "SELECT count(*) FROM claims") == [(2,)]
 
 
 def test_a_state_in_a_folder_that_cannot_be_made_lives_in_memory(tmp_path):

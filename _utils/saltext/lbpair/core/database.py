@@ -100,11 +100,14 @@ class Database:
         """Whether this process works on a copy in memory (the file could not be written)."""
         return self.path in _COPIES
 
-    def drop_copy(self):
-        """Forget this process's copy in memory and its changes (a long-lived process must not write a stale copy back)."""
-        with _COPIES_LOCK:
-            if _COPIES.pop(self.path, None) is not None:
-                log.error("lbpair: %s: this process drops the changes it made in memory", self.path)
+    def write_back(self):
+        """Write this process's copy in memory back to the file if it can now (a disk with room again); whether it works on the file."""
+        copy = _COPIES.get(self.path)
+        if copy is not None:
+            with copy.lock:
+                if _COPIES.get(self.path) is copy:
+                    self._write_back(copy)
+        return not self.in_memory
 
     def _run(self, change, args, begin):
         copy = _COPIES.get(self.path)

@@ -46,7 +46,6 @@ log = logging.getLogger(__name__)
 
 MAX_CLAIMS = 50  # per node: a flood of forged events must not grow the state without bound
 MAX_STEP_ENTRIES = 500
-BLIND_RETRY = 1  # s between a blind worker's tries to write the state (each is fsync'd)
 
 # 2: the event queue; every statement creates only what is missing, so that a database of version 1 gains it
 SCHEMA_VERSION = 2
@@ -89,10 +88,6 @@ def worker_slot(path):
 
 
 # --- node silence, planned moves, quiet periods ---------------------------------------------
-
-
-def _note_alive(db, now):
-    db.execute("INSERT OR REPLACE INTO meta VALUES ('worker', ?)", (str(now),))
 
 
 def _note_silence(db, minion, since):
@@ -360,7 +355,7 @@ class ReactionStore:
     def __init__(self, path):
         self.path = path
         self.database = database.Database(database_path(path), SCHEMA_VERSION, _create)
-        self._blind = None  # the flag held while this worker cannot write the state (:meth:`writable`), and when it last tried
+        self._memory_flag = None  # held while this process works on a copy in memory (:meth:`settle`)
         if os.path.exists(path):
             self._take_over(path)
 
@@ -387,33 +382,23 @@ class ReactionStore:
     def worker_slot(self):
         return worker_slot(self.path)
 
-    def writable(self, now):
+    def settle(self):
         """
-        Whether the background worker can write the state: it works only on the file, never on a copy
-        in memory that it would write back over what the reactor changed meanwhile. A copy this
-        process made (a full disk) is dropped, and the worker holds the ``blind`` flag (a lock beside
-        the state) until a write works again, tried at most every :data:`BLIND_RETRY` seconds: the
-        reactor then reacts to each event itself (:meth:`worker_blind`).
+        Write a copy in memory back if the disk has room again. While this process still works in
+        memory it holds the ``memory`` flag (a lock beside the state): the background worker is
+        then blind to the events the reactor queues on disk, and the reactor reacts itself.
         """
-        if self.database.in_memory:
-            self.database.drop_copy()
-            if self._blind is None:
-                self._blind = [contextlib.ExitStack(), now]
-                self._blind[0].enter_context(store.try_locked(f"{self.path}.blind"))
-        if self._blind is None or now - self._blind[1] < BLIND_RETRY:
-            return self._blind is None
-        self.database.write(_note_alive, now)
-        if self.database.in_memory:
-            self.database.drop_copy()
-            self._blind[1] = now
-            return False
-        self._blind[0].close()
-        self._blind = None
-        return True
+        if self.database.write_back():
+            if self._memory_flag is not None:
+                self._memory_flag.close()
+                self._memory_flag = None
+        elif self._memory_flag is None:
+            self._memory_flag = contextlib.ExitStack()
+            self._memory_flag.enter_context(store.try_locked(f"{self.path}.memory"))
 
-    def worker_blind(self):
-        """Whether the background worker cannot write the state (it holds the ``blind`` flag: :meth:`writable`)."""
-        with store.try_locked(f"{self.path}.blind") as free:
+    def worker_in_memory(self):
+        """Whether the background worker works on a copy in memory (it holds the ``memory`` flag: :meth:`settle`)."""
+        with store.try_locked(f"{self.path}.memory") as free:
             return not free
 
     # node silence (see :class:`saltext.lbpair.master.node_client.NodeClient`)

@@ -141,20 +141,18 @@ class Reactions:
         Queue an ``lbpair_vrrp`` beacon event for the background worker (:meth:`flush`) and make sure
         one is at work: the reactor's thread waits for nothing. Only the tag's shape is checked here;
         an event refused by the queue's bounds (:mod:`~saltext.lbpair.master.event_queue`) is ignored.
-        While the worker cannot write the reaction state, or this process could not queue the event
-        but in its memory (a full disk), the event is reacted to here.
+        While the reaction state is only in this process's memory, or only in the worker's (a full
+        disk), the worker cannot see the queue: the event is reacted to here.
         """
         parts = TAG_RE.fullmatch(tag or "")
         if not parts or not isinstance(data, dict):
             log.warning("lbpair: ignoring beacon event %s: unexpected tag or data", log_text(tag))
             return {"ignored": f"unexpected tag {tag!r}" if not parts else "the data is not a mapping"}
-        if self.store.worker_blind():
-            return self.on_beacon(tag, data)
         queued, problem = self.store.queue_event(parts["minion"], tag, data, self.clock())
         if problem:
             log.warning("lbpair: ignoring beacon event %s: %s", log_text(tag), problem)
             return {"ignored": problem}
-        if self.store.in_memory:
+        if self.store.in_memory or self.store.worker_in_memory():
             self.store.events_done([queued])
             return self.on_beacon(tag, data)
         self.scheduler.wake_worker()

@@ -101,19 +101,18 @@ class Scheduler:
             return self.store.next_due() is None
 
     def _keep_working(self):
-        """Rounds for good, while the state can be written (a full disk: the reactor reacts itself meanwhile)."""
         while True:
-            next_at = None
-            if self.store.writable(self.clock()):
-                self._round()
-                next_at = self.store.next_due()
-            self._nap(MAX_NAP if next_at is None else min(max(0.0, next_at - self.clock()), MAX_NAP), resident=True)
+            self._round()
+            next_at = self.store.next_due()
+            self._nap(MAX_NAP if next_at is None else min(max(0.0, next_at - self.clock()), MAX_NAP))
 
-    def _nap(self, seconds, resident=False):
-        """Sleep ``seconds``, or less: until a beacon event is queued (that the resident worker can take)."""
+    def _nap(self, seconds):
+        """Sleep ``seconds``, or less: until a beacon event is queued (and say whether this job works on the state in memory)."""
         until = self.clock() + seconds
-        while self.clock() < until and not ((not resident or self.store.writable(self.clock())) and self.store.events_waiting()):
+        self.store.settle()
+        while self.clock() < until and not self.store.events_waiting():
             self.sleep(max(0.0, min(QUEUE_POLL, until - self.clock())))
+            self.store.settle()
 
     def _round(self):
         """The work due now, done (under the ``round`` lock: :meth:`idle` waits for it) and reported."""
