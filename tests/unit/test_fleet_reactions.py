@@ -8,6 +8,7 @@ import copy
 
 import pytest
 
+from saltext.lbpair.core import store
 from saltext.lbpair.core.errors import InvalidValue
 from saltext.lbpair.master import event_queue, fleet, intake, reactions, reactions_config, storm
 from saltext.lbpair.master import history as history_file
@@ -324,3 +325,10 @@ def test_a_transition_another_master_claimed_on_its_node_is_recorded_and_left_to
     caught = reacting.catch_up("lb2")["reactions"]
     assert [(reaction["recorded"]["seq"], "acting" in reaction) for reaction in caught] == [(2, True), (3, False)]
     assert len([record for record in reacting.history.read() if record["kind"] == "transition"]) == 5
+
+
+def test_while_the_worker_works_on_a_copy_in_memory_the_reactor_reacts_itself(tmp_path, nodes, pillars):
+    reacting = _reactions(tmp_path, nodes, pillars)
+    with store.try_locked(f"{reacting.state_path}.memory"):  # the worker's flag: the disk refused its writes
+        outcome = reacting.queue(_tag("lb1"), nodes.journal("lb1", 1))
+    assert outcome["recorded"]["minion"] == "lb1" and reacting.store.events_waiting() == 0

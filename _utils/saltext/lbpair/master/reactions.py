@@ -148,11 +148,13 @@ class Reactions:
         if not parts or not isinstance(data, dict):
             log.warning("lbpair: ignoring beacon event %s: unexpected tag or data", log_text(tag))
             return {"ignored": f"unexpected tag {tag!r}" if not parts else "the data is not a mapping"}
+        if self.store.worker_in_memory():  # it would not see the event, and write its copy back over it
+            return self.on_beacon(tag, data)
         queued, problem = self.store.queue_event(parts["minion"], tag, data, self.clock())
         if problem:
             log.warning("lbpair: ignoring beacon event %s: %s", log_text(tag), problem)
             return {"ignored": problem}
-        if self.store.in_memory or self.store.worker_in_memory():
+        if self.store.in_memory:
             self.store.events_done([queued])
             return self.on_beacon(tag, data)
         self.scheduler.wake_worker()
