@@ -306,9 +306,11 @@ def history(instance=None, minion=None, since=None, until=None, pair=None):
 
 def _lbpair_pillar(minion):
     """The ``lbpair`` pillar the master compiles for ``minion`` (as ``salt-run pillar.show_pillar`` does), or None."""
-    minion_id, grains, _cached = salt.utils.minions.get_minion_data(minion, __opts__)
+    _cached_id, grains, _cached = salt.utils.minions.get_minion_data(minion, __opts__)
     opts = copy.deepcopy(dict(__opts__))  # the reactor's threads share __opts__: a compile must not touch it
-    compiled = salt.pillar.Pillar(opts, grains or {"fqdn": minion}, minion_id, "base").compile_pillar()
+    # the minion's own id even when the master's cache has nothing of it (being rewritten, or a
+    # minion below a syndic): Salt would compile the master's own pillar instead
+    compiled = salt.pillar.Pillar(opts, grains or {"fqdn": minion}, minion, "base").compile_pillar()
     return compiled.get("lbpair")
 
 
