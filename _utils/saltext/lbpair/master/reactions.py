@@ -148,7 +148,9 @@ class Reactions:
         if not parts or not isinstance(data, dict):
             log.warning("lbpair: ignoring beacon event %s: unexpected tag or data", log_text(tag))
             return {"ignored": f"unexpected tag {tag!r}" if not parts else "the data is not a mapping"}
-        if self.store.worker_in_memory():  # it would not see the event, and write its copy back over it
+        # a copy in memory (a full disk), this process's or the worker's, is where this event's reaction
+        # state is: the worker would not see it, and one copy written back over the other would lose it
+        if self.store.in_memory or self.store.worker_in_memory():
             return self.on_beacon(tag, data)
         queued, problem = self.store.queue_event(parts["minion"], tag, data, self.clock())
         if problem:
