@@ -158,10 +158,12 @@ def test_claims_are_compiled_once_kept_in_salts_cache_and_forgotten_on_demand(se
     assert claims("lb1").name == "lb1+lb2" and claims("web3") is None and claims("lb9") is None
     again = fleet.CachedClaims(salt_cache, compile_pillar, known=lambda minion: minion in pillars)  # the next reaction
     assert again("lb1") == claims("lb1") and again("web3") is None
-    assert compiled == ["lb1", "web3"]  # lb9 is unknown to the master: never compiled
+    # web3 has no lbpair pillar: asked again (a busy master's compile may fail), then kept a few seconds;
+    # lb9 is unknown to the master: never compiled
+    assert compiled == ["lb1"] + ["web3"] * fleet.COMPILE_TRIES
     seed_pillar["pair"] = "web"
     again.forget("lb1")
-    assert again("lb1").name == "web" and compiled == ["lb1", "web3", "lb1"]
+    assert again("lb1").name == "web" and compiled == ["lb1"] + ["web3"] * fleet.COMPILE_TRIES + ["lb1"]
 
 
 def test_an_invalid_pillar_is_kept_as_its_problem(seed_pillar, salt_cache):

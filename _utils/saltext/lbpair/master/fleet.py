@@ -22,6 +22,8 @@ from saltext.lbpair.model import keepalived_model, pillar, schema
 
 #: s a minion's claim is kept before its pillar is compiled again (a minion's start forgets it at once)
 CLAIM_TTL = 60
+NO_PILLAR_TTL = 5  # s a minion found without an lbpair pillar is kept so: a node's compile may have failed
+COMPILE_TRIES = 3
 _COMPILING = threading.Lock()
 
 
@@ -237,9 +239,21 @@ class CachedClaims:
             stored = self.cache.fetch(self.BANK, minion)
             if stored:
                 return claim_from_json(stored)
-            claim = claim_of(minion, self.compile(minion))
-            self.cache.store(self.BANK, minion, claim_to_json(claim), expires=self.ttl)
+            pillar = self._compile(minion)
+            claim = claim_of(minion, pillar)
+            self.cache.store(self.BANK, minion, claim_to_json(claim), expires=self.ttl if pillar is not None else NO_PILLAR_TTL)
         return claim
+
+    def _compile(self, minion):
+        """
+        The minion's ``lbpair`` pillar, asked again when there is none: Salt's compile on a busy master
+        (40 minions starting, a storm) now and then gives a known node no pillar (bench/storm).
+        """
+        for _ in range(COMPILE_TRIES):
+            pillar = self.compile(minion)
+            if pillar is not None:
+                return pillar
+        return None
 
     def forget(self, minion):
         """Compile ``minion``'s pillar again when next asked: it (re)connected, its pillar may have changed."""
