@@ -117,7 +117,7 @@ def _claims():
         known = lambda minion: True  # noqa: E731
     else:
         minions = fleet.kept_for(fleet.CLAIM_TTL, lambda: set(_known_minions()))  # the resident worker learns new minions
-        known = lambda minion: minion in minions()  # noqa: E731
+        known = lambda minion: minion in minions() or minion in minions(fresh=True)  # noqa: E731
     return fleet.CachedClaims(salt.cache.factory(__opts__), _lbpair_pillar, known)
 
 

@@ -304,6 +304,7 @@ def test_what_a_long_lived_worker_knows_is_made_again_once_it_is_old():
     assert (known(), known()) == (1, 1)
     now[0] = 61
     assert known() == 2
+    assert known(fresh=True) == 3 and known() == 3
 
 
 def test_a_transition_another_master_claimed_on_its_node_is_recorded_and_left_to_it(tmp_path, nodes, pillars, httpserver):

@@ -28,11 +28,14 @@ _COMPILING = threading.Lock()
 
 
 def kept_for(seconds, make, clock=time.monotonic):
-    """A function that gives ``make()``, made again once it is older than ``seconds`` (what a long-lived worker knows of the minions)."""
+    """
+    A function that gives ``make()``, made again once it is older than ``seconds``, or when called
+    with ``fresh=True`` (what a long-lived worker knows of the minions: a new one is looked for again).
+    """
     kept = {}
 
-    def value():
-        if not kept or clock() - kept["at"] > seconds:
+    def value(fresh=False):
+        if fresh or not kept or clock() - kept["at"] > seconds:
             kept.update(at=clock(), value=make())
         return kept["value"]
 
