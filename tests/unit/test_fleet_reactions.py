@@ -333,3 +333,28 @@ def test_while_the_worker_works_on_a_copy_in_memory_the_reactor_reacts_itself(tm
     with store.try_locked(f"{reacting.state_path}.memory"):  # the worker's flag: the disk refused its writes
         outcome = reacting.queue(_tag("lb1"), nodes.journal("lb1", 1))
     assert outcome["recorded"]["minion"] == "lb1" and reacting.store.events_waiting() == 0
+
+
+def test_dns_follows_a_batch_with_the_old_masters_transition_first(tmp_path, nodes, pillars, monkeypatch):
+    pointed = []
+    monkeypatch.setattr(reactions_config, "pair_settings", _with_dns(reactions_config.pair_settings))
+    reacting = _reactions(tmp_path, nodes, pillars)
+    asked = reacting.ask
+    reacting.ask = lambda *args: (reacting.clock.sleep(0.01), asked(*args))[1]  # a job takes time
+    monkeypatch.setattr("saltext.lbpair.master.dns_update.send_update", lambda config, master, node: pointed.append(master))
+    nodes.states.update(lb1="BACKUP", lb2="MASTER")
+    reacting.queue(_tag("lb1", "BACKUP"), nodes.journal("lb1", 1, "BACKUP", "MASTER"))  # the old MASTER's event first
+    reacting.queue(_tag("lb2"), nodes.journal("lb2", 1))
+    reacting.flush()
+    assert pointed == ["lb2"]
+
+
+def _with_dns(pair_settings):
+    """The pairs' settings with a DNS record that follows every instance (the update itself is the test's)."""
+
+    def settings(config, pair, nodes):
+        found = pair_settings(config, pair, nodes)
+        return {**found, "dns": {"zone": "pair.example", "records": [{"name": "active", "type": "A", "ttl": 30}], "attempts": 1,
+                                 "backoff": 0}}  # fmt: skip
+
+    return settings

@@ -133,7 +133,7 @@ class PairMonitor:
         points DNS at it; with two masters that is the one the node gave that transition to).
         """
         with self.store.lock(f"check-{self.config['pair']}"):
-            if not self.store.start_check(self._key(instance), requested_at, self.clock()):
+            if self._covered(instance, requested_at, follow):
                 return {"skipped": "a newer check covered it"}
             entry = self.pair_state(statuses)["instances"].get(instance)
         result = {"view": entry}
@@ -149,6 +149,18 @@ class PairMonitor:
         if self.config["dns"] and follow:
             result["dns"] = self._follow_master(instance, entry["MASTER"][0])
         return result
+
+    def _covered(self, instance, requested_at, follow):
+        """
+        Whether a check of ``instance`` started after ``requested_at`` covers this one; notes this one.
+        Only a check that followed DNS covers one that does (a batch checks the pair for the old
+        MASTER's transition first).
+        """
+        now = self.clock()
+        covered = not self.store.start_check(self._key(instance), requested_at, now)
+        if follow:
+            covered = not self.store.start_check(f"{self._key(instance)} dns", requested_at, now)
+        return covered
 
     def _problem_seen_before(self, instance, entry):
         """
