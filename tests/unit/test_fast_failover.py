@@ -4,6 +4,7 @@ import pytest
 
 from saltext.lbpair.core.errors import InvalidValue
 from saltext.lbpair.model import pillar
+from saltext.lbpair.model import vrrp as vrrp_section
 from saltext.lbpair.node import haproxy, haproxy_watch, keepalived_config, track
 
 
@@ -30,7 +31,7 @@ def test_the_fast_profile_is_vrrpv3_with_tenth_second_adverts_under_sched_rr(see
     keys = keys_of(keepalived_config.render_lines(model_for(fast(seed_pillar))))
     assert keys["advert_int 0.1"] == "lbpair:vrrp:advert_int"
     assert keys["version 3"] == "lbpair:vrrp:version"
-    assert keys[f"vrrp_rt_priority {pillar.REALTIME_PRIORITY}"] == "lbpair:vrrp:realtime"
+    assert keys[f"vrrp_rt_priority {vrrp_section.REALTIME_PRIORITY}"] == "lbpair:vrrp:realtime"
 
 
 def test_a_key_set_in_the_pillar_wins_over_the_profile(seed_pillar):

@@ -6,16 +6,17 @@ HAProxy reads it (:mod:`saltext.lbpair.model.haproxy_syntax`), then its directiv
 below (the table "What a service entry may set" in docs/security.md) and each argument of the right kind.
 What lbpair models (``balance``, ``cookie``, ``health``, ``stick``, ``mode``, servers, binds,
 routes) is set with its key, never by a line. Anything else is refused naming the key, with the
-way to ask for it. The ``global``/``defaults`` overrides (the pair owner's) get a deny-list of
-sockets, listeners, programs and files instead (:func:`override_problem`).
+way to ask for it. Sample expressions (conditions, ``%[...]``) are checked by
+:mod:`saltext.lbpair.model.haproxy_fetches`. The ``global``/``defaults`` overrides (the pair owner's)
+get a deny-list of sockets, listeners, programs and files instead (:func:`override_problem`).
 """
 
 import re
 
 from saltext.lbpair.core.errors import InvalidValue
+from saltext.lbpair.model.haproxy_fetches import ASK, LineProblem, log_format, sample_expression
 from saltext.lbpair.model.haproxy_syntax import HAPROXY_SECTIONS
 
-ASK = "see 'What a service entry may set' in lbpair's docs/security.md; ask lbpair's maintainers to add it to the allow-list"
 MAX_LINES = 64
 TIME_RE = re.compile(r"\d{1,9}(us|ms|s|m|h|d)?")
 HEADER_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}")
@@ -24,34 +25,6 @@ MIME_RE = re.compile(r"[a-z0-9.+-]+/[a-z0-9.+*-]+(;[a-z0-9=_.-]+)?")
 URI_RE = re.compile(r"/[A-Za-z0-9._~!&'()*+,;=:@%/?-]{0,1023}")
 URL_RE = re.compile(r"(https?://[A-Za-z0-9.:\[\]-]+)?/?[A-Za-z0-9._~!&'()*+,;=:@%/?-]{0,1023}")
 NETWORK_RE = re.compile(r"[0-9a-fA-F.:]+(/\d{1,3})?")
-#: a sample expression: ``fetch[(args)][,converter[(args)]]...``
-SAMPLE_NAME_RE = re.compile(r"[A-Za-z0-9_.+-]+")
-SAMPLE_RE = re.compile(r"\s*[A-Za-z0-9_.+-]+(\s*,\s*[A-Za-z0-9_.+-]+)*\s*")
-#: the sample fetches a service may read (HAProxy 2.6 manual, 7.3.2-7.3.6): the connection, its TLS
-#: and the HTTP message. Not the process, tables, variables, other proxies, files, Lua or the environment.
-SAMPLE_FETCHES = frozenset(
-    """
-    always_false always_true bool int ipv4 ipv6 meth str rand uuid
-    src src_port src_is_local dst dst_port dst_is_local
-    ssl_fc ssl_fc_alpn ssl_fc_cipher ssl_fc_has_sni ssl_fc_is_resumed ssl_fc_protocol ssl_fc_sni ssl_fc_use_keysize
-    base base32 base32+src baseq capture.req.hdr capture.req.method capture.req.uri capture.req.ver
-    capture.res.hdr capture.res.ver cook cook_cnt cook_val hdr hdr_cnt hdr_ip hdr_val http_first_req method
-    path pathq query req.cook req.cook_cnt req.cook_val req.fhdr req.fhdr_cnt req.hdr req.hdr_cnt req.hdr_ip
-    req.hdr_val req.ver req_ver res.cook res.cook_cnt res.cook_val res.fhdr res.fhdr_cnt res.hdr res.hdr_cnt
-    res.hdr_ip res.hdr_val res.ver resp_ver scook scook_cnt scook_val shdr shdr_cnt shdr_ip shdr_val status
-    unique-id url url32 url32+src url_ip url_param url_port urlp urlp_val
-    """.split()
-)
-#: the converters a service may apply (manual 7.3.1): pure functions of the sample
-SAMPLE_CONVERTERS = frozenset(
-    """
-    add and b64dec base64 bool bytes cpl crc32 cut_crlf div djb2 even field hex hex2i htonl http_date json
-    language length lower ltime ltrim mod mul neg not odd or regsub rtrim sdbm sha1 sha2 sub ub64dec ub64enc
-    upper url_dec utime word wt6 xor xxh32 xxh64
-    """.split()
-)
-#: an ACL's criterion may also be a fetch with a matching-method suffix (``path_beg``, ``hdr_dom``)
-MATCH_SUFFIXES = ("_beg", "_dir", "_dom", "_end", "_len", "_reg", "_sub", "_found")
 #: predefined ACLs a condition may name
 PREDEFINED_ACLS = {
     "FALSE", "HTTP", "HTTP_1.0", "HTTP_1.1", "HTTP_2.0", "HTTP_CONTENT", "HTTP_URL_ABS", "HTTP_URL_SLASH", "HTTP_URL_STAR",
@@ -114,10 +87,6 @@ OVERRIDE_DENIED = {
 OVERRIDE_STATS_ALLOWED = {"global": ("timeout", "maxconn")}
 
 
-class LineProblem(ValueError):
-    """Why a line is refused (the message), optionally naming the key to use instead."""
-
-
 # --- argument kinds -------------------------------------------------------------
 
 
@@ -159,44 +128,6 @@ def _regex(value):
     return value
 
 
-def _sample(expression):
-    """A sample expression: a fetch of :data:`SAMPLE_FETCHES` and converters of :data:`SAMPLE_CONVERTERS`."""
-    names = _without_arguments(expression)
-    if not SAMPLE_RE.fullmatch(names):
-        raise LineProblem(f"{expression!r} is not a sample expression (fetch[(args)][,converter[(args)]]...)")
-    fetch, *converters = SAMPLE_NAME_RE.findall(names)
-    if not _is_fetch(fetch):
-        raise LineProblem(f"the sample fetch {fetch!r} is not allowed in a service ({ASK})")
-    for name in converters:
-        if name not in SAMPLE_CONVERTERS:
-            raise LineProblem(f"the converter {name!r} is not allowed in a service ({ASK})")
-    return expression
-
-
-def _is_fetch(name):
-    return name in SAMPLE_FETCHES or any(name.endswith(suffix) and name[: -len(suffix)] in SAMPLE_FETCHES for suffix in MATCH_SUFFIXES)
-
-
-def _without_arguments(expression):
-    """``expression`` with the parenthesised arguments emptied (a converter's argument is no name of its own)."""
-    depth, kept = 0, []
-    for character in expression:
-        depth += character == "("
-        if depth == 0:
-            kept.append(character)
-        depth -= character == ")" and depth > 0
-    return "".join(kept)
-
-
-def _format(value):
-    """A log-format string: each ``%[...]`` expression is a checked sample expression."""
-    for expression in re.findall(r"%\[([^\]]*)\]", value):
-        _sample(expression)
-    if re.search(r"%\[(?![^\]]*\])", value):
-        raise LineProblem(f"{value!r} has an unclosed %[")
-    return value
-
-
 # --- conditions -----------------------------------------------------------------
 
 
@@ -204,7 +135,7 @@ def _acl_body(words):
     """A criterion and its patterns (an ``acl`` line's or ``{ ... }``): no file (-f), no map (-M)."""
     if not words:
         raise LineProblem("an empty condition")
-    _sample(words[0])
+    sample_expression(words[0])
     for flag in words[1:]:
         if flag in ("-f", "-M"):
             raise LineProblem(f"{flag} reads patterns from a file: write them in the line")
@@ -275,7 +206,7 @@ def _redirect(arguments):
     if len(arguments) < 2:
         raise LineProblem("redirect needs location, prefix or scheme and its value")
     _choice(arguments[0], ("location", "prefix", "scheme"), "redirect")
-    (_format if arguments[0] == "location" else lambda value: _matching(value, URL_RE, "a URL"))(arguments[1])
+    (log_format if arguments[0] == "location" else lambda value: _matching(value, URL_RE, "a URL"))(arguments[1])
     code = lambda value: _choice(value, ("301", "302", "303", "307", "308"), "code")  # noqa: E731
     _pairs(arguments[2:], {"code": code, "drop-query": None, "append-slash": None})
 
@@ -288,12 +219,12 @@ def _return_checked(arguments):
             if index + 2 >= len(arguments):
                 raise LineProblem("'hdr' needs a name and a value")
             _header(arguments[index + 1])
-            _format(arguments[index + 2])
+            log_format(arguments[index + 2])
             index += 3
             continue
         rest.append(arguments[index])
         index += 1
-    _pairs(rest, {"status": _status, "content-type": _mime, "string": str, "lf-string": _format})
+    _pairs(rest, {"status": _status, "content-type": _mime, "string": str, "lf-string": log_format})
 
 
 def _mime(value):
@@ -322,10 +253,10 @@ def _set_status(arguments):
 
 
 HTTP_ACTIONS = {
-    "set-header": lambda a: _exactly(a, _header, _format), "add-header": lambda a: _exactly(a, _header, _format),
-    "del-header": _del_header, "replace-header": lambda a: _exactly(a, _header, _regex, _format),
-    "replace-value": lambda a: _exactly(a, _header, _regex, _format), "set-path": lambda a: _exactly(a, _format),
-    "set-query": lambda a: _exactly(a, _format), "set-status": _set_status, "redirect": _redirect, "deny": _deny,
+    "set-header": lambda a: _exactly(a, _header, log_format), "add-header": lambda a: _exactly(a, _header, log_format),
+    "del-header": _del_header, "replace-header": lambda a: _exactly(a, _header, _regex, log_format),
+    "replace-value": lambda a: _exactly(a, _header, _regex, log_format), "set-path": lambda a: _exactly(a, log_format),
+    "set-query": lambda a: _exactly(a, log_format), "set-status": _set_status, "redirect": _redirect, "deny": _deny,
     "tarpit": _deny, "allow": lambda a: _exactly(a), "return": _return_checked,
 }  # fmt: skip
 #: the actions HAProxy 2.6 has on one side only
@@ -524,7 +455,7 @@ def _hdr(name, arguments):
 #: written ``algorithm(argument)``, ``check(argument, arguments)``
 BALANCE = {
     "roundrobin": _no_arguments, "static-rr": _no_arguments, "leastconn": _no_arguments, "first": _no_arguments,
-    "source": _no_arguments, "uri": _uri, "url_param": _url_param, "hash": lambda a: _exactly(a, _sample),
+    "source": _no_arguments, "uri": _uri, "url_param": _url_param, "hash": lambda a: _exactly(a, sample_expression),
 }  # fmt: skip
 BALANCE_CALLS = {
     "random": lambda draws, a: (_integer(draws, 1, 100, "a number of draws"), _no_arguments(a)),

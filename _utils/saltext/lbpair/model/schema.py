@@ -46,6 +46,17 @@ def mapping(value, path, allowed, required=()):
     return value
 
 
+def unique(items, field, path):
+    """No two of ``items`` (``{name: item}``, at ``path``) share a value of ``field``; ``None`` (not given) is no value."""
+    seen = {}
+    for name, item in items.items():
+        if item[field] is None:
+            continue
+        if item[field] in seen:
+            raise InvalidValue(f"{path}:{name}:{field}", f"{item[field]} is already used by {seen[item[field]]}")
+        seen[item[field]] = name
+
+
 def integer(value, path, low, high):
     if isinstance(value, bool) or not isinstance(value, int):
         raise InvalidValue(path, f"expected an integer from {low} to {high}, got {value!r}")

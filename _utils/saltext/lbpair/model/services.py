@@ -332,6 +332,13 @@ def addresses(service):
         yield service["vip6"], "vip6"
 
 
+def service_vips(services):
+    """``(service name, service, vip, key)`` of every VIP of every service (``key``: ``vip`` or ``vip6``)."""
+    for name, service in services.items():
+        for vip, key in addresses(service):
+            yield name, service, vip, key
+
+
 def pools(services):
     """``(service, backend or None, pool)`` of every pool: the plain services and the routed ones' backends."""
     for name, service in services.items():

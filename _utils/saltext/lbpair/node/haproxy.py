@@ -12,7 +12,7 @@ to bind an address it does not hold yet (the backup node): the ``lbpair.haproxy`
 import functools
 import re
 
-from saltext.lbpair.model import pillar, schema, services, tls, tls_profiles
+from saltext.lbpair.model import pillar, schema, services, tls, tls_profiles, vrrp
 from saltext.lbpair.node import tls_files
 from saltext.lbpair.node.deploy import Daemon, sections_after_header, text_of, written_by_lbpair
 
@@ -241,7 +241,7 @@ def _probe_section(probe):
         ("mode http", path),
         ("http-request return status 200 content-type text/plain string alive", path),
     ]
-    return _section(f"frontend {pillar.PROBE_FRONTEND}", f"{path}:enabled", lines)
+    return _section(f"frontend {vrrp.PROBE_FRONTEND}", f"{path}:enabled", lines)
 
 
 def render_lines(model, certificate_dir=tls.MANAGED_DIRECTORY):

@@ -28,7 +28,7 @@ import os
 
 from saltext.lbpair.core import command, store
 from saltext.lbpair.core.errors import LbpairError
-from saltext.lbpair.model import pillar
+from saltext.lbpair.model import vrrp
 from saltext.lbpair.node import deploy, track
 
 LIB_DIR = "/usr/local/lib/lbpair"
@@ -64,7 +64,7 @@ def probe_script(model):
     attempts = probe_attempts(model)
     return f"""#!/bin/sh
 {HEADER}
-# keepalived's vrrp_script {pillar.PROBE_FRONTEND}: does HAProxy answer? A hung HAProxy accepts the
+# keepalived's vrrp_script {vrrp.PROBE_FRONTEND}: does HAProxy answer? A hung HAProxy accepts the
 # connection and never answers: that fails at once. No HAProxy there (refused, or killed while it
 # answered) is HAProxy starting again after a crash: ask again, {attempts} times in all.
 attempt=0

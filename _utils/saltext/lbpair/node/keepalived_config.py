@@ -25,6 +25,7 @@ reloaded first when the advertised address itself changes).
 import re
 
 from saltext.lbpair.model import keepalived_model, pillar, services
+from saltext.lbpair.model import vrrp as vrrp_section
 from saltext.lbpair.node import haproxy_watch, track
 from saltext.lbpair.node.deploy import sections_after_header, text_of, written_by_lbpair
 
@@ -104,7 +105,7 @@ def _global_defs(model):
     path, vrrp = pillar.key("keepalived", "global_defs"), model["vrrp"]
     directives = [(f"{keyword} {value}".rstrip(), f"{path}:{keyword}") for keyword, value in model["keepalived"]["global_defs"]]
     router_id = (f"router_id {model['node']['name']}", pillar.key("nodes", model["node"]["name"]))
-    realtime = [(f"vrrp_rt_priority {pillar.REALTIME_PRIORITY}", pillar.key("vrrp", "realtime"))] if vrrp["realtime"] else []
+    realtime = [(f"vrrp_rt_priority {vrrp_section.REALTIME_PRIORITY}", pillar.key("vrrp", "realtime"))] if vrrp["realtime"] else []
     strict = [("vrrp_strict", pillar.key("vrrp", "strict"))] if vrrp["strict"] else []
     return _block("global_defs", [router_id, *directives, *realtime, *strict], written_by_lbpair("global_defs"))
 
@@ -164,7 +165,7 @@ def _priority_owner(model, instance):
     gap between the priorities stays, so the check's and defer's weights still move the VIPs).
     """
     node, preferred = model["node"]["name"], model["vrrp"]["instances"][instance]["preferred"]
-    highest = pillar.preferred_by_priority(model["nodes"])
+    highest = vrrp_section.preferred_by_priority(model["nodes"])
     return {preferred: highest, highest: preferred}.get(node, node)
 
 
