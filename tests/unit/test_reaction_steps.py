@@ -201,6 +201,24 @@ def test_split_brain_is_checked_again_later_not_waited_for(tmp_path, nodes):
     assert "split_brain" in _kinds(reacting)
 
 
+def test_the_second_look_after_a_node_left_master_does_not_point_dns(tmp_path, nodes):
+    """DNS follows from the reaction to a node becoming MASTER (with two masters: the one acting on it), never from another."""
+    dns = {
+        "server": "127.0.0.1", "port": _closed_port(), "zone": "example.net", "key_name": "k",
+        "key_secret": "c2VjcmV0", "records": [{"name": "active", "type": "A"}], "attempts": 1, "backoff": 0.05,
+    }  # fmt: skip
+    reacting, _ = _reactions(tmp_path, nodes, dns=dns)
+    nodes.states = {"lb1": "BACKUP", "lb2": "BACKUP"}
+    nodes.journals["lb1"] = [_entry(7, "BACKUP", "MASTER")]
+    answer = reacting.on_beacon(TAG.replace("lb2", "lb1").replace("MASTER", "BACKUP"), {**_entry(7, "BACKUP", "MASTER"), "id": "lb1"})
+    assert answer["pair"]["settling"] == 0.2
+    assert list(reacting.store.due()) == ["check:lb1+lb2/lbpair_51 no DNS"]
+    nodes.states["lb2"] = "MASTER"  # lb2's own reaction points DNS (not seen by this master here)
+    reacting.sleep(0.25)
+    assert any("check:lb1+lb2/lbpair_51 no DNS" in item for item in reacting.flush())
+    assert "dns" not in _kinds(reacting) and reacting.store.due() == {}
+
+
 def test_a_problem_that_changed_before_the_second_look_is_a_new_one_not_an_alarm(tmp_path, nodes):
     """A switchover passes through "no MASTER" twice; a settled check must not take the second for the first."""
     reacting, _ = _reactions(tmp_path, nodes)
@@ -209,7 +227,7 @@ def test_a_problem_that_changed_before_the_second_look_is_a_new_one_not_an_alarm
     assert reacting.on_beacon(TAG.replace("lb2", "lb1").replace("MASTER", "FAULT"), {**_entry(7, "FAULT", "MASTER"), "id": "lb1"})
     nodes.states = {"lb1": "BACKUP", "lb2": "FAULT"}  # the second move, caught halfway by the settled check
     reacting.sleep(0.25)  # the settle time
-    assert any("check:lb1+lb2/lbpair_51" in item for item in reacting.flush())
+    assert any("check:lb1+lb2/lbpair_51 no DNS" in item for item in reacting.flush())  # lb1 left MASTER: DNS does not follow
     assert "no_master" not in _kinds(reacting)
     reacting.sleep(0.25)
     reacting.flush()  # it lasted: the next look alarms

@@ -143,7 +143,9 @@ def test_severities_are_the_strings_sent():
 @pytest.mark.parametrize(
     "task, stored, key",
     [
-        (Task.check("web", "lbpair_51"), {"kind": "check", "pair": "web", "instance": "lbpair_51"}, "check:web/lbpair_51"),
+        (Task.check("web", "lbpair_51"), {"kind": "check", "pair": "web", "instance": "lbpair_51", "follow": True}, "check:web/lbpair_51"),
+        (Task.check("web", "lbpair_51", follow=False), {"kind": "check", "pair": "web", "instance": "lbpair_51", "follow": False},
+         "check:web/lbpair_51 no DNS"),
         (Task.dns("web", "lbpair_51", "lb2", 2), {"kind": "dns", "pair": "web", "instance": "lbpair_51", "minion": "lb2", "attempt": 2},
          "dns:web/lbpair_51"),
         (Task.catch_up("lb2", 1), {"kind": "catch_up", "minion": "lb2", "attempt": 1}, "catch_up:lb2"),
@@ -164,6 +166,7 @@ def test_a_task_is_the_mapping_the_reaction_state_keeps(task, stored, key):
 def test_work_an_older_version_left_names_no_pair_and_keeps_its_key(stored, key):
     task = Task.from_json(stored)
     assert task.pair is None and task.key == key
+    assert task.follow is True  # an older version's checks all pointed DNS
 
 
 def test_task_kinds_are_the_strings_in_the_state():

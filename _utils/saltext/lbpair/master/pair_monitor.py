@@ -129,8 +129,9 @@ class PairMonitor:
         instance started after ``requested_at`` already covers it (another instance's does not:
         active/active, each node becomes MASTER of one at the same moment). ``statuses``: the nodes'
         status returns, read once for a batch of reactions (by default they are asked). ``follow``:
-        whether DNS follows the sole MASTER from this check (the reaction to a node becoming MASTER
-        points DNS at it; with two masters that is the one the node gave that transition to).
+        whether DNS follows the sole MASTER from this check and from its check after the settle time (the
+        reaction to a node becoming MASTER points DNS at it; with two masters that is the one the node
+        gave that transition to).
         """
         with self.store.lock(f"check-{self.config['pair']}"):
             if self._covered(instance, requested_at, follow):
@@ -143,7 +144,7 @@ class PairMonitor:
             if self._problem_seen_before(instance, entry) and settled:
                 return {**result, "alarm": self._alarm(instance, entry["problem"], entry)}
             settle = self.config["confirm"]["settle"]
-            self.scheduler.later(Task.check(self.config["pair"], instance), settle)
+            self.scheduler.later(Task.check(self.config["pair"], instance, follow), settle)
             return {**result, "settling": settle}
         self.store.all_clear(self._key(instance))
         if self.config["dns"] and follow:

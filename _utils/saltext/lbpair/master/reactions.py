@@ -94,7 +94,8 @@ class Reactions:
         self.client = NodeClient(lambda *args: self.ask(*args), [], config["confirm"]["timeout"], self.store, clock)
         self.scheduler = Scheduler(self.store, lambda: self.wake(), clock, sleep, report)
         monitor = lambda task: self._named(task.pair).monitor  # noqa: E731  (an older version's work names no pair: its only one)
-        self.scheduler.register(TaskKind.CHECK, lambda task: monitor(task).check_pair(task.instance, None, settled=True))
+        settled_check = lambda task: monitor(task).check_pair(task.instance, None, settled=True, follow=task.follow)  # noqa: E731
+        self.scheduler.register(TaskKind.CHECK, settled_check)
         self.scheduler.register(TaskKind.DNS, lambda task: monitor(task).point_dns(task.instance, task.minion, task.attempt))
         self.scheduler.register(TaskKind.CATCH_UP, lambda task: self.catch_up(task.minion, task.attempt))
         self.scheduler.register_sweep(self._react_to_queue)

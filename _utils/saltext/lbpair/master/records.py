@@ -306,7 +306,7 @@ class TaskKind(enum.StrEnum):
 
 #: the fields each kind of task holds, in the order the reaction state keeps them
 TASK_FIELDS = {
-    TaskKind.CHECK: ("pair", "instance"),
+    TaskKind.CHECK: ("pair", "instance", "follow"),
     TaskKind.DNS: ("pair", "instance", "minion", "attempt"),
     TaskKind.CATCH_UP: ("minion", "attempt"),
 }
@@ -321,10 +321,11 @@ class Task:
     minion: str = None
     attempt: int = None
     pair: str = None  # None in the work an older version left: its one pair
+    follow: bool = True  # whether DNS follows the sole MASTER from a check (an older version's checks all did)
 
     @classmethod
-    def check(cls, pair, instance):
-        return cls(TaskKind.CHECK, instance=instance, pair=pair)
+    def check(cls, pair, instance, follow=True):
+        return cls(TaskKind.CHECK, instance=instance, pair=pair, follow=follow)
 
     @classmethod
     def dns(cls, pair, instance, minion, attempt):
@@ -338,12 +339,17 @@ class Task:
     def from_json(cls, data):
         """The task the reaction state holds; ``ValueError`` if its kind is not one this version knows."""
         kind = TaskKind(data.get("kind"))
-        return cls(kind, **{name: data.get(name) for name in TASK_FIELDS[kind]})
+        return cls(kind, **{name: data[name] for name in TASK_FIELDS[kind] if name in data})
 
     def to_json(self):
         return {"kind": self.kind.value, **{name: getattr(self, name) for name in TASK_FIELDS[self.kind]}}
 
     @property
     def key(self):
-        """What it is due for: newer work of the same key replaces older (``check:web/lbpair_51``, ``catch_up:lb2``)."""
-        return f"{self.kind}:{self.minion if self.kind is TaskKind.CATCH_UP else scoped(self.pair, self.instance)}"
+        """
+        What it is due for: newer work of the same key replaces older (``check:web/lbpair_51``,
+        ``catch_up:lb2``). A check DNS does not follow has a key of its own (``check:web/lbpair_51
+        no DNS``): it must not replace one that DNS follows.
+        """
+        subject = self.minion if self.kind is TaskKind.CATCH_UP else scoped(self.pair, self.instance)
+        return f"{self.kind}:{subject}{'' if self.follow else ' no DNS'}"
