@@ -358,3 +358,14 @@ def _with_dns(pair_settings):
                                  "backoff": 0}}  # fmt: skip
 
     return settings
+
+
+def test_a_long_lived_worker_learns_a_changed_pillar_at_its_next_round(tmp_path, nodes, pillars):
+    """The resident worker lives for good: a pillar that gained the nodes' IPv6 addresses shows at the next round (AAAA records)."""
+    reacting = _reactions(tmp_path, nodes, pillars)
+    assert reacting.directory.find("lb3")[0].nodes["lb3"]["address6"] is None
+    for node, address6 in (("lb3", "2001:db8::13"), ("lb4", "2001:db8::14")):
+        pillars["lb3"]["nodes"][node]["address6"] = address6  # lb3's and lb4's pillars are one mapping
+    assert reacting.directory.find("lb3")[0].nodes["lb3"]["address6"] is None  # one round reads each claim once
+    reacting.flush()
+    assert reacting.directory.find("lb3")[0].nodes["lb3"]["address6"] == "2001:db8::13"

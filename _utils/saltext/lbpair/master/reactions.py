@@ -90,7 +90,8 @@ class Reactions:
         self.history = history_file.History(config["history"]["path"], config["history"]["max_bytes"])
         self.state_path = f"{config['history']['path']}.state.json"
         self.store = reaction_state.ReactionStore(self.state_path)
-        self.directory = fleet.Directory(reactions_config.configured_pair(config), claim_of, minions)
+        self._new_directory = lambda: fleet.Directory(reactions_config.configured_pair(config), claim_of, minions)
+        self.directory = self._new_directory()
         self.client = NodeClient(lambda *args: self.ask(*args), [], config["confirm"]["timeout"], self.store, clock)
         self.scheduler = Scheduler(self.store, lambda: self.wake(), clock, sleep, report)
         monitor = lambda task: self._named(task.pair).monitor  # noqa: E731  (an older version's work names no pair: its only one)
@@ -98,9 +99,20 @@ class Reactions:
         self.scheduler.register(TaskKind.CHECK, settled_check)
         self.scheduler.register(TaskKind.DNS, lambda task: monitor(task).point_dns(task.instance, task.minion, task.attempt))
         self.scheduler.register(TaskKind.CATCH_UP, lambda task: self.catch_up(task.minion, task.attempt))
+        self.scheduler.register_sweep(self._look_at_the_pillars_again)  # first: the round's work sees today's pairs
         self.scheduler.register_sweep(self._react_to_queue)
         self.scheduler.register_sweep(self._send_summaries)
         self._crews = {}
+
+    def _look_at_the_pillars_again(self, now):
+        """
+        Each round of the background work learns the pairs afresh (a directory reads each claim once,
+        and the resident worker lives for good: a pillar that gained a node's ``address6`` must show).
+        The claims themselves stay a minute in the master's cache, or until a pillar refresh.
+        """
+        self.directory = self._new_directory()
+        self._crews.clear()
+        return []
 
     def crew(self, pair):
         """The :class:`~saltext.lbpair.master.crew.Crew` of ``pair`` (a :class:`~saltext.lbpair.master.fleet.Pair`)."""
