@@ -15,7 +15,7 @@ import threading
 
 import pytest
 
-from saltext.lbpair.master import notify, reaction_state
+from saltext.lbpair.master import notify, reaction_state, reaction_tables
 from saltext.lbpair.master.reaction_state import ReactionStore
 
 INSTANCE = "lb1+lb2/lbpair_51"  # keys are opaque: the pair's name may come with the instance's
@@ -54,7 +54,7 @@ def test_a_method_failing_midway_leaves_nothing_of_its_change(path, monkeypatch)
     def broken(*args):
         raise RuntimeError("crash after the claim was inserted")
 
-    monkeypatch.setattr(reaction_state, "_quiet_due", broken)
+    monkeypatch.setattr(reaction_tables, "quiet_over", broken)
     with pytest.raises(RuntimeError):
         store.add_claim("lb2", {"seq": 2}, 200, 60)
     assert store.open_claims() == {"lb2": [{"seq": 1}]}
