@@ -247,10 +247,10 @@ class Outcome:
 
 
 def kind_of(text):
+    if "held back by flap damping" in text:  # sent when the damping window ends: alone, or in a storm's summary
+        return "damping storm summary" if "lbpair storm:" in text else "damping summary"
     if "lbpair storm:" in text:
         return "storm summary"
-    if "held back by flap damping" in text:
-        return "damping summary"
     return "one by one"
 
 
@@ -284,8 +284,9 @@ def test_storm(
             wait_until(outcome.complete, COMPLETE_TIMEOUT, interval=0.5, what="every transition recorded and every DNS record moved")
         except TimeoutError:
             not_done(pairs, outcome)
-        # what is sent later by design: the storm's summary (window end), flap damping's (damping window end)
-        time.sleep(max(0.0, first + DAMPING_WINDOW + 10 - time.time()))
+        # what is sent later by design: the storm's summary (window end), flap damping's (damping window end), and
+        # the storm's summary of the flap-damping summaries it held
+        time.sleep(max(0.0, first + DAMPING_WINDOW + STORM_WINDOW + 10 - time.time()))
         settle(master_events, storm_master.id, first)
         elapsed = time.monotonic() - started
         titles = {name: seconds - before_titles.get(name, 0.0) for name, seconds in master_cpu.by_title().items()}
@@ -314,7 +315,7 @@ def report(pairs, first, last, outcome, spent, idle_rate, titles, master, detach
     messages = outcome.messages()
     reactions = outcome.reactions()
     blocks = sorted(ended - started for _, started, ended in reactions.values())
-    storm_messages = [at for at, _, text in messages if kind_of(text) != "damping summary"]
+    storm_messages = [at for at, _, text in messages if not kind_of(text).startswith("damping")]
     finished = max([last_record, *dns.values(), *storm_messages])
     per_event = spent / max(1, len(events))
     counts = collections.Counter((channel, kind_of(text)) for _, channel, text in messages)

@@ -181,9 +181,7 @@ def test_work_left_for_later_is_done_by_its_own_pair(tmp_path, nodes, pillars):
 def test_a_storm_sends_the_first_pairs_messages_then_one_summary_per_channel(tmp_path, nodes, pillars, httpserver):
     httpserver.expect_request("/ops").respond_with_data("ok")
     httpserver.expect_request("/db-team").respond_with_data("ok")
-    pillars["lb7"] = pillars["lb8"] = _named_pair(pillars["lb1"], "cache", "lb7", "lb8")
-    nodes.journals.update(lb7=[], lb8=[])
-    nodes.states.update(lb7="BACKUP", lb8="MASTER")
+    _add_pair(pillars, nodes, "cache", "lb7", "lb8", states=("BACKUP", "MASTER"))
     reacting = _reactions(
         tmp_path, nodes, pillars, webhook={"url": httpserver.url_for("/ops"), "format": "generic"},
         pairs={"db": {"webhook": {"url": httpserver.url_for("/db-team"), "format": "generic"}}},
@@ -193,7 +191,7 @@ def test_a_storm_sends_the_first_pairs_messages_then_one_summary_per_channel(tmp
         first, second = PAIRS.get(name, ("lb7", "lb8"))
         steps[first] = reacting.on_beacon(_tag(first, "BACKUP"), nodes.journal(first, 1, "BACKUP", "MASTER"))["steps"]["webhook"]
         steps[second] = reacting.on_beacon(_tag(second), nodes.journal(second, 1))["steps"]["webhook"]
-    held = "held for the storm's summary"
+    held = storm.HELD
     assert steps == {"lb1": "sent", "lb2": "sent", "lb3": "sent", "lb4": "sent", "lb5": "sent", "lb6": "sent", "lb7": held, "lb8": held}
     posted = [request.path for request, _ in httpserver.log]
     # the ops channel: lb1+lb2's and api's messages, then cache's held; db's own channel is no part of that storm
@@ -205,6 +203,80 @@ def test_a_storm_sends_the_first_pairs_messages_then_one_summary_per_channel(tmp
     sent = [request.get_json() for request, _ in httpserver.log if request.get_json()["kind"] == "storm"]
     assert len(sent) == 1 and sent[0]["subject"] == "lbpair storm: 2 more transitions in 1 pairs (cache)", sent
     assert "cache/lbpair_51: lb7 MASTER -> BACKUP" in sent[0]["text"] and "cache/lbpair_51: lb8 BACKUP -> MASTER" in sent[0]["text"]
+
+
+def _add_pair(pillars, nodes, name, first, second, states=("MASTER", "BACKUP")):
+    """Pair ``name`` of nodes ``first`` and ``second``, in ``states`` now."""
+    pillars[first] = pillars[second] = _named_pair(pillars["lb1"], name, first, second)
+    nodes.journals.update({first: [], second: []})
+    nodes.states.update(zip((first, second), states, strict=True))
+
+
+def _flap(reacting, nodes, first, second):
+    """``first`` hands its pair over to ``second``, which hands it back: flap damping holds the last two transitions."""
+    moves = ((first, 1, "BACKUP", "MASTER"), (second, 1, "MASTER", "BACKUP"), (second, 2, "BACKUP", "MASTER"), (first, 2, "MASTER", "BACKUP"))
+    return [reacting.on_beacon(_tag(node, state), nodes.journal(node, seq, state, previous))["steps"].get("webhook")
+            for node, seq, state, previous in moves]  # fmt: skip
+
+
+def _posted(httpserver, kind):
+    return [request.get_json() for request, _ in httpserver.log if request.get_json()["kind"] == kind]
+
+
+def test_the_flap_damping_summaries_of_a_storm_go_out_as_the_first_pairs_then_one_storm_summary(tmp_path, nodes, pillars, httpserver):
+    httpserver.expect_request("/ops").respond_with_data("ok")
+    httpserver.expect_request("/db-team").respond_with_data("ok")
+    _add_pair(pillars, nodes, "cache", "lb7", "lb8")
+    _add_pair(pillars, nodes, "web", "lb10", "lb11")
+    _add_pair(pillars, nodes, "shop", "lb12", "lb13")
+    reacting = _reactions(
+        tmp_path, nodes, pillars, webhook={"url": httpserver.url_for("/ops"), "format": "generic"},
+        pairs={"db": {"webhook": {"url": httpserver.url_for("/db-team"), "format": "generic"}}},
+    )  # fmt: skip
+    storm_pairs = {"lb1+lb2": ("lb1", "lb2"), "api": ("lb3", "lb4"), "cache": ("lb7", "lb8"), "web": ("lb10", "lb11"), "shop": ("lb12", "lb13")}
+    sent = [_flap(reacting, nodes, first, second)[:2] for first, second in (*storm_pairs.values(), PAIRS["db"])]
+    held = storm.HELD
+    assert sent == [["sent", "sent"]] * 2 + [[held, held]] * 3 + [["sent", "sent"]]  # db: its own channel, no storm
+    reacting.sleep(storm.WINDOW)
+    reacting.flush()
+    assert [message["details"]["pairs"] for message in _posted(httpserver, "storm")] == [["cache", "shop", "web"]]
+    reacting.sleep(reacting.store.next_due() - reacting.clock())  # the damping windows end, all at once
+    done = [entry for entry in reacting.flush() if "summary" in entry]
+    assert len(done) == 6 and reacting.store.next_due() <= reacting.clock() + storm.WINDOW
+    summaries = {message["pair"]: message for message in _posted(httpserver, "summary")}
+    assert len(summaries) == 3 and "db" in summaries  # the first two of the storm's pairs, and db on its own
+    assert summaries["db"]["subject"] == "[db] lbpair lbpair_51: 2 more transitions held back by flap damping"
+    reacting.sleep(storm.WINDOW)
+    assert [entry["storm"] for entry in reacting.flush() if "storm" in entry] == ["storm:webhook:default"]
+    storms = _posted(httpserver, "storm")
+    assert len(storms) == 2 and len(_posted(httpserver, "summary")) == 3  # one message for the rest
+    rest = sorted(set(storm_pairs) - set(summaries))
+    assert storms[1]["subject"] == f"lbpair storm: 6 more transitions in 3 pairs ({', '.join(rest)})"
+    for pair in rest:
+        assert f"{pair}/lbpair_51: 2 transitions held back by flap damping (" in storms[1]["text"], storms[1]["text"]
+    assert [summary["summary"] for summary in storms[1]["details"]["summaries"]] == [2, 2, 2]
+
+
+def test_the_flap_damping_summary_of_one_pair_goes_out_as_before(tmp_path, nodes, pillars, httpserver):
+    httpserver.expect_request("/ops").respond_with_data("ok")
+    reacting = _reactions(tmp_path, nodes, pillars, webhook={"url": httpserver.url_for("/ops"), "format": "generic"})
+    assert _flap(reacting, nodes, "lb1", "lb2") == ["sent", "sent", None, None]
+    reacting.sleep(reacting.store.next_due() - reacting.clock())
+    assert [entry["sent"] for entry in reacting.flush() if "summary" in entry] == [[{"webhook": "sent"}]]
+    summary = _posted(httpserver, "summary")[0]
+    assert summary["subject"] == "[lb1+lb2] lbpair lbpair_51: 2 more transitions held back by flap damping"
+    assert [held["seq"] for held in summary["details"]["transitions"]] == [2, 2] and not _posted(httpserver, "storm")
+
+
+def test_a_flap_damping_summary_a_channel_refused_is_reported(tmp_path, nodes, pillars, httpserver):
+    httpserver.expect_request("/ops").respond_with_data("down", status=500)
+    reacting = _reactions(tmp_path, nodes, pillars, webhook={"url": httpserver.url_for("/ops"), "format": "generic"})
+    _flap(reacting, nodes, "lb1", "lb2")
+    reacting.sleep(reacting.store.next_due() - reacting.clock())
+    failed = "failed: the webhook answered HTTP 500"
+    assert [entry["sent"] for entry in reacting.flush() if "summary" in entry] == [[{"webhook": failed}]]
+    reported = [record["message"] for record in reacting.history.read() if record["kind"] == "step_failed"]
+    assert reported[-1] == f"the summary of 2 held transitions: webhook {failed}"
 
 
 def _storm_of_three_pairs(reacting, nodes):

@@ -9,7 +9,7 @@ import pytest
 import yaml
 
 from saltext.lbpair.core.errors import InvalidValue
-from saltext.lbpair.master import dns_update, notify, reactions, reactions_config
+from saltext.lbpair.master import dns_update, notify, reactions, reactions_config, storm
 from saltext.lbpair.master.history import History, select, timeline
 from saltext.lbpair.master.records import Transition
 from tests.conftest import REPO
@@ -186,6 +186,19 @@ def test_the_new_master_is_announced_even_when_the_old_one_opened_the_window():
     assert notify.admit(state, "lbpair_51", 105, 60, {"seq": 5, "state": "MASTER"}) == "hold_first"
     notify.release(state, "lbpair_51", 160, 60)
     assert notify.admit(state, "lbpair_51", 161, 60, {"seq": 6, "state": "MASTER"}) == "send"  # a new window
+
+
+def test_a_storm_summary_counts_the_transitions_of_the_flap_damping_summaries_it_holds():
+    transition = notify.transition_notice(Transition.from_json(_transition("lb2", 7)), "lb1")
+    later = [_transition("lb1", 8, at="2026-11-26T10:00:20+00:00"), _transition("lb2", 8, at="2026-11-26T10:00:40+00:00")]
+    summary = notify.summary_notice("lbpair_51", later, 60)
+    notice = notify.storm_notice([storm.brief(transition, "shop"), storm.brief(summary, "web")], storm.WINDOW)
+    assert notice.subject == "lbpair storm: 3 more transitions in 2 pairs (shop, web)"
+    assert notice.text.splitlines()[1:] == [
+        "shop/lbpair_51: lb2 BACKUP -> MASTER at 2026-11-26T10:00:00+00:00",
+        "web/lbpair_51: 2 transitions held back by flap damping (2026-11-26T10:00:20+00:00 to 2026-11-26T10:00:40+00:00)",
+    ]
+    assert [len(notice.details[key]) for key in ("transitions", "summaries")] == [1, 1] and notice.details["suppressed"] == 3
 
 
 def test_transition_message_says_what_moved_where_and_how_it_was_seen():

@@ -9,7 +9,7 @@ import time
 
 from saltext.lbpair.master import notify, records, storm
 from saltext.lbpair.master.notify import Admission
-from saltext.lbpair.master.records import RecordKind, scoped
+from saltext.lbpair.master.records import scoped
 from saltext.lbpair.master.transitions import previous_master
 
 log = logging.getLogger(__name__)
@@ -45,24 +45,26 @@ class Notifier:
 
     def send(self, notice, channel):
         """Send ``notice`` through ``channel``, unless a storm holds it for its summary (:mod:`~saltext.lbpair.master.storm`)."""
-        if notice.kind == RecordKind.TRANSITION:
+        if notice.kind in storm.KINDS:
             storm_key = storm.key(channel, self.config)
             decision = self.store.admit_storm(storm_key, self.clock(), storm.brief(notice, self.config["pair"]))
             if decision is Admission.HOLD_FIRST:
                 self.scheduler.wake_worker()  # the background job sends the storm's summary when its window ends
             if decision is not Admission.SEND:
-                return "held for the storm's summary"
-        notify.send(notice, self.config, channel)
-        return "sent"
+                return storm.HELD
+        return notify.send(notice, self.config, channel)
 
     def send_summary(self, instance):
-        """The flap-damping summary of ``instance``, whose window ended, sent (``[]``: nothing was held)."""
+        """
+        The flap-damping summary of ``instance``, whose window ended, sent through each channel as a
+        transition's message is, so that a storm may hold it (``[]``: nothing was held).
+        """
         held = self.store.release_summary(scoped(self.config["pair"], instance), self.clock(), self.config["damping_window"])
         if not held:
             return []
-        outcome = notify.deliver(notify.summary_notice(instance, held, self.config["damping_window"]), self.config)
+        outcome = notify.deliver(notify.summary_notice(instance, held, self.config["damping_window"]), self.config, through=self.send)
         for channel, result in outcome.items():
-            if result != "sent":
+            if result not in ("sent", storm.HELD):
                 self.report_failure(instance, channel, f"the summary of {len(held)} held transitions: {channel} {result}")
         return [outcome]
 

@@ -75,19 +75,31 @@ def summary_notice(instance, records, window):
     return Notice("summary", Severity.INFO, instance, subject, text, details)
 
 
+def _storm_line(record):
+    """A line of a storm's summary: a transition, or a flap-damping summary (its brief counts ``summary`` transitions)."""
+    where = f"{record.get('pair')}/{record.get('instance')}"
+    if "summary" in record:
+        held = f"{record['summary']} transitions held back by flap damping"
+        return f"{where}: {held} ({record.get('first')} to {record.get('last')})"
+    return f"{where}: {change(record)} at {record.get('at')}"
+
+
 def storm_notice(records, window):
     """
-    The one notification, per channel, of the transitions a storm held back (``records``: their
-    briefs): more failovers within ``window`` seconds than messages worth reading one by one.
+    The one notification, per channel, of the messages a storm held back (``records``: their
+    briefs, of transitions and of flap-damping summaries): more failovers within ``window`` seconds
+    than messages worth reading one by one.
     """
     pairs = sorted({str(r.get("pair")) for r in records})
-    lines = [f"{r.get('pair')}/{r.get('instance')}: {change(r)} at {r.get('at')}" for r in records[:SUMMARY_LINES]]
+    count = sum(r.get("summary", 1) for r in records)
+    lines = [_storm_line(r) for r in records[:SUMMARY_LINES]]
     if len(records) > SUMMARY_LINES:
         lines.append(f"... and {len(records) - SUMMARY_LINES} more (salt-run lbpair.history, salt-run lbpair.status)")
-    subject = f"lbpair storm: {len(records)} more transitions in {len(pairs)} pairs ({', '.join(pairs[:SUMMARY_LINES])})"
+    subject = f"lbpair storm: {count} more transitions in {len(pairs)} pairs ({', '.join(pairs[:SUMMARY_LINES])})"
     text = f"{subject}, held back to send one message for them (at most two messages per {window} s and channel before it):\n"
-    details = {"suppressed": len(records), "pairs": pairs, "transitions": [{k: r.get(k) for k in ("pair", "minion", "seq", "state", "at")}
-                                                                         for r in records]}  # fmt: skip
+    transitions = [{k: r.get(k) for k in ("pair", "minion", "seq", "state", "at")} for r in records if "summary" not in r]
+    summaries = [{k: r.get(k) for k in ("pair", "instance", "summary", "first", "last")} for r in records if "summary" in r]
+    details = {"suppressed": count, "pairs": pairs, "transitions": transitions, "summaries": summaries}
     return Notice("storm", Severity.INFO, None, subject, text + "\n".join(lines), details)
 
 
@@ -252,26 +264,29 @@ def channels(config):
 def send(notice, config, channel):
     """
     Send ``notice`` through one configured ``channel`` of ``config`` (a pair's settings: the notice
-    names the pair); raise ``OSError`` (without secrets) if it fails.
+    names the pair), ``"sent"``; raise ``OSError`` (without secrets) if it fails.
     """
     dict(CHANNELS)[channel](notice.in_pair(config.get("pair")), config[channel])
+    return "sent"
 
 
-def deliver(notice, config, only=None):
+def deliver(notice, config, only=None, through=None):
     """
     Send ``notice`` through every configured channel (or those in ``only``);
-    returns ``{channel: "sent" | "failed: <reason>"}``.
+    returns ``{channel: "sent" | "failed: <reason>"}``. ``through(notice, channel)`` sends through
+    one channel and says what became of the notice: by default :func:`send`; a pair's notifier
+    may instead hold it for a storm's summary.
 
     A failure is logged as an error and reported in the result, never raised:
     one broken channel must not silence the others.
     """
+    through = through or (lambda notice, channel: send(notice, config, channel))
     outcome = {}
     for name in channels(config):
         if only is not None and name not in only:
             continue
         try:
-            send(notice, config, name)
-            outcome[name] = "sent"
+            outcome[name] = through(notice, name)
         except OSError as exc:
             log.error("lbpair: %s notification %r failed: %s", name, notice.subject, exc)
             outcome[name] = f"failed: {exc}"

@@ -3,7 +3,9 @@ Storms: many pairs failing over at once (a switch reboots) must not flood a chan
 destination (the block's webhook, or a pair's own; the same for mail) sends, within a storm window,
 the transition messages of the first two pairs as usual (flap damping per instance applies first);
 the messages of any further pair are held and sent as one summary when the window ends (by the
-background job). Alarms, claims and warnings are never held.
+background job). Flap-damping summaries pass the same gate: after a storm in which every pair
+flapped, their windows end together, and the summaries of the pairs beyond the first two are
+folded into one storm summary too. Alarms, claims and warnings are never held.
 
 The storm's state lives in the reaction state under keys that name the channel and its
 destination (``storm:webhook:default``, ``storm:smtp:pair=shop``), never a secret.
@@ -13,6 +15,7 @@ import logging
 
 from saltext.lbpair.master import notify
 from saltext.lbpair.master.notify import Admission
+from saltext.lbpair.master.records import RecordKind
 
 log = logging.getLogger(__name__)
 
@@ -20,6 +23,8 @@ WINDOW = 5  # s: short, so that a message held for the summary is at most this l
 PAIRS_BEFORE_A_STORM = 2  # pairs whose messages go out one by one in a window: one pair's failover, or two, is no storm
 PREFIX = "storm:"
 DEFAULT = "default"
+KINDS = (RecordKind.TRANSITION, "summary")  # the kinds of notice a storm may hold: a failover's, and their flap-damping summaries
+HELD = "held for the storm's summary"
 
 
 def key(channel, settings):
@@ -39,8 +44,9 @@ def parse(storm_key):
 
 def admit(state, storm_key, now, record):
     """
-    Whether the transition message of ``record`` (its brief, naming its ``pair``) goes out through
-    the destination of ``storm_key`` now: an :class:`~saltext.lbpair.master.notify.Admission`.
+    Whether the message of ``record`` (the brief of a transition or of a flap-damping summary,
+    naming its ``pair``) goes out through the destination of ``storm_key`` now: an
+    :class:`~saltext.lbpair.master.notify.Admission`.
     Updates ``state`` (``{storm key: slot}``) in place. The messages of the first
     :data:`PAIRS_BEFORE_A_STORM` pairs of a window go out; those of any further pair are held.
     """
@@ -69,7 +75,14 @@ def release(state, storm_key, now):
 
 
 def brief(notice, pair):
-    """What a storm's summary says of a transition ``notice`` of ``pair``."""
+    """
+    What a storm's summary says of ``notice`` of ``pair``: of a transition, or of a flap-damping
+    summary (``summary``: the transitions it counts, ``first`` and ``last``: when).
+    """
+    if notice.kind == "summary":
+        held = notice.details["transitions"]
+        times = {"summary": notice.details["suppressed"], "first": held[0]["at"], "last": held[-1]["at"]}
+        return {**times, "instance": notice.instance, "pair": pair}
     fields = {name: notice.details.get(name) for name in ("minion", "seq", "state", "previous_state", "at")}
     return {**fields, "instance": notice.instance, "pair": pair}
 
@@ -80,5 +93,5 @@ def send_summary(store, storm_key, settings, now):
     held = store.release_storm(storm_key, now)
     if not held:
         return []
-    log.warning("lbpair: a storm: %d transition messages held back for %s, sent as one", len(held), storm_key)
+    log.warning("lbpair: a storm: %d messages held back for %s, sent as one", len(held), storm_key)
     return [notify.deliver(notify.storm_notice(held, WINDOW), settings, only=[channel])]
