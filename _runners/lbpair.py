@@ -127,12 +127,13 @@ def _reactions(claims=None):
 
 def on_beacon(tag, data, wait=False, **kwargs):
     """
-    React to an ``lbpair_vrrp`` beacon event (the reactor calls it).
+    React to an ``lbpair_vrrp`` beacon event (the ``lbpair`` engine calls it for
+    each one it reads off the bus; or the reactor, ``salt://reactor/lbpair/vrrp.sls``).
 
-    The reactor's call only queues the event (its thread waits for nothing); the
-    background worker (the ``lbpair`` engine, else a background ``lbpair.flush``
-    this call starts) reacts to all queued events at once. ``wait=True`` reacts
-    here and returns the outcome (an operator replaying an event).
+    The call only queues the event (it waits for nothing); the background worker
+    (the ``lbpair`` engine, else a background ``lbpair.flush`` this call starts)
+    reacts to all queued events at once. ``wait=True`` reacts here and returns
+    the outcome (an operator replaying an event).
 
     Ignores events whose minion is not a node of a pair, and transitions that
     the node's own journal does not hold (forged). A transition the journal holds

@@ -2,7 +2,8 @@
 The beacon events waiting for the reactions, a table of the reaction state
 (:mod:`saltext.lbpair.master.reaction_state`).
 
-The reactor only queues an event (a few milliseconds in its thread); the background worker takes
+The ``lbpair`` engine queues each event it reads off the master's bus (a few milliseconds; or the
+reactor does, in one of its threads); the background worker takes
 what is queued, reacts to it in one batch and then removes it. An event taken but not yet removed
 (the worker died) is taken again: the reactions to it are idempotent (the history keeps a
 transition once; a reaction's steps are done once).
