@@ -10,7 +10,7 @@ import pytest
 
 from saltext.lbpair.core import store
 from saltext.lbpair.core.errors import InvalidValue
-from saltext.lbpair.master import event_queue, fleet, intake, reactions, reactions_config, storm
+from saltext.lbpair.master import event_queue, fleet, intake, reactions, reactions_config, scheduler, storm
 from saltext.lbpair.master import history as history_file
 from tests.unit.clock import Clock
 
@@ -355,7 +355,22 @@ def test_the_background_job_wakes_from_its_nap_for_a_queued_event(tmp_path, node
     reacting.queue(_tag("lb1"), nodes.journal("lb1", 1))
     started = reacting.clock()
     reacting.scheduler._nap(5)
-    assert reacting.clock() == started
+    assert reacting.clock() == started  # queued during the last round: no wait
+
+
+def test_a_napping_job_gathers_the_events_that_come_with_the_first(tmp_path, nodes, pillars):
+    reacting = _reactions(tmp_path, nodes, pillars)
+    sleep = reacting.scheduler.sleep
+
+    def event_after_a_second(seconds):
+        sleep(seconds)
+        if reacting.clock() - started >= 1 and not reacting.store.events_waiting():
+            reacting.queue(_tag("lb1"), nodes.journal("lb1", 1))
+
+    reacting.scheduler.sleep = event_after_a_second
+    started = reacting.clock()
+    reacting.scheduler._nap(5)
+    assert reacting.clock() - started == pytest.approx(1 + scheduler.GATHER, abs=scheduler.QUEUE_POLL)  # seen at its next look
 
 
 def test_a_pair_whose_pillar_changed_gets_a_crew_on_its_new_settings(tmp_path, nodes, pillars):
