@@ -80,7 +80,7 @@ class MasterCpu:
     """
 
     def __init__(self, master):
-        self.pid, self.config_dir = master.pid, str(master.config_dir)
+        self.pid, self.config_dir, self.log_file = master.pid, str(master.config_dir), master.config["log_file"]
         self.detached = {}  # pid -> last CPU seen
         self.stop = threading.Event()
         self.thread = threading.Thread(target=self._sample, daemon=True)
@@ -106,11 +106,11 @@ class MasterCpu:
         return sum(self.by_title().values()) + sum(self.detached.values())
 
     def by_title(self):
-        """``{process title: CPU seconds}`` of the master's tree (Salt names its processes: ReqServer, Reactor...)."""
-        found = {}
+        """``{process name: CPU seconds}`` of the master's tree (Salt names its processes: ReqServer, Reactor...)."""
+        found, logged = {}, logged_names(self.log_file)
         for process in tree(self.pid):
             try:
-                name = title(process.cmdline())
+                name = logged.get(process.pid) or title(process.cmdline())
                 found[name] = found.get(name, 0.0) + cpu(process)
             except psutil.NoSuchProcess:
                 pass
@@ -124,8 +124,19 @@ def title(cmdline):
 
 
 # Salt names an engine's process Engine(<module>): salt.loaded.int.engines.reactor for the reactor,
-# salt.loaded.ext.engines.pytest_engine for salt-factories'; the title may be cut short (setproctitle
-# has only the room of the original command line).
+# salt.loaded.int.engines.pytest_engine for salt-factories', salt.loaded.ext.engines.lbpair for lbpair's;
+# the title is cut short (setproctitle has only the room of the original command line), the name in
+# the master's log lines is whole.
+LOGGED_PROCESS = re.compile(r"\]\[([^\[\]]+)\((\d+)\)\]")  # a master log line's [<process name>(<pid>)]
+
+
+def logged_names(log_file):
+    """``{pid: process name}`` of the master's processes that wrote to its log."""
+    names = {}
+    with open(log_file, errors="replace") as log:
+        for line in log:
+            names.update((int(pid), name.strip()) for name, pid in LOGGED_PROCESS.findall(line))
+    return names
 
 
 def instrumentation(name):
@@ -139,7 +150,7 @@ def worker_process(name):
 
 
 def reactor_process(name):
-    return "reactor" in name.lower() or name.startswith("Engine(salt.loaded.int")
+    return "reactor" in name.lower()
 
 
 def cpu(process):
@@ -337,8 +348,7 @@ def report(pairs, first, last, outcome, spent, idle_rate, titles, master, detach
         f"flap damping's summaries are sent when its {DAMPING_WINDOW} s window ends)",
         f"  messages (the first {PAIRS_BEFORE_A_STORM} pairs' one by one, the rest in one summary per channel after "
         f"{STORM_WINDOW} s): " + ", ".join(f"{channel} {kind} {count}" for (channel, kind), count in sorted(counts.items())),
-        f"  reactor's lbpair.on_beacon jobs       {len(blocks)}: longest {blocks[-1]:.2f} s, "
-        f"median {statistics.median(blocks):.2f} s (new -> ret: a reactor worker thread held)",
+        reactor_blocks(blocks),
         f"  the reaction state                    {outcome.state_size() / 1024:.0f} KiB after the storm (SQLite, WAL: "
         "a transaction per change, writers take turns)",
         f"  master CPU over the storm             {spent:.1f} s (idle {idle_rate * 100:.1f} % of a core subtracted) "
@@ -347,9 +357,17 @@ def report(pairs, first, last, outcome, spent, idle_rate, titles, master, detach
         + f"; background lbpair.flush jobs {detached:.2f} s",
     ]
     lines.extend(two_masters(pairs, outcome))
-    lines.extend(model(per_event, statistics.median(blocks), titles, len(events), master))
+    lines.extend(model(per_event, statistics.median(blocks) if blocks else 0.0, titles, len(events), master))
     lines.append(f"storm: {len(pairs)} pairs, all done {finished - last:.1f} s after the last transition")
     print("\n".join(lines), flush=True)
+
+
+def reactor_blocks(blocks):
+    """What the reactor's ``lbpair.on_beacon`` jobs held its worker threads (none: the engine reads the events off the bus)."""
+    if not blocks:
+        return "  reactor's lbpair.on_beacon jobs       none (the lbpair engine reads the beacon's events off the bus)"
+    return (f"  reactor's lbpair.on_beacon jobs       {len(blocks)}: longest {blocks[-1]:.2f} s, "
+            f"median {statistics.median(blocks):.2f} s (new -> ret: a reactor worker thread held)")  # fmt: skip
 
 
 def busiest(titles):
