@@ -19,6 +19,7 @@ Master configuration (``salt/master.d/lbpair.conf``)::
       - lbpair: {}
 """
 
+import contextvars
 import logging
 import threading
 import time
@@ -42,7 +43,9 @@ def __virtual__():
 def start(listen=True):
     """Work for good: the reactions' background work, resident; ``listen``: queue the beacon events from the bus."""
     if listen:
-        threading.Thread(target=_queue_beacon_events, name="lbpair-beacon-events", daemon=True).start()
+        # in this context: Salt's loader finds __opts__ and __runners__ through context variables, which a thread does not inherit
+        in_context = contextvars.copy_context().run
+        threading.Thread(target=in_context, args=(_queue_beacon_events,), name="lbpair-beacon-events", daemon=True).start()
     while True:
         try:
             __runners__["lbpair.flush"](resident=True)
