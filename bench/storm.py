@@ -51,7 +51,7 @@ from saltext.lbpair.master.storm import PAIRS_BEFORE_A_STORM
 from saltext.lbpair.master.storm import WINDOW as STORM_WINDOW
 
 REPO = pathlib.Path(__file__).resolve().parent.parent
-OPTIONS = {"pairs": 20, "masters": 1}
+OPTIONS = {"pairs": 20, "masters": 1, "minion_threads": False}
 IDLE = 20  # s of the idle CPU measurement
 QUIET = 10  # s without a new runner job before the master counts as settled
 COMPLETE_TIMEOUT = 180  # s for every transition and DNS record
@@ -69,6 +69,13 @@ def storm_pairs():
 @pytest.fixture(scope="module")
 def storm_masters():
     return OPTIONS["masters"]
+
+
+@pytest.fixture(scope="module")
+def storm_minion_settings():
+    # jobs in a thread of the minion rather than a process forked from it: forty minions sharing two
+    # cores then answer a job about as fast as forty hosts would, each on its own
+    return {"multiprocessing": False} if OPTIONS["minion_threads"] else {}
 
 
 class MasterCpu:
@@ -415,9 +422,12 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n", 1)[0])
     parser.add_argument("--pairs", type=int, default=OPTIONS["pairs"], help="pairs failing over at once (two minions each)")
     parser.add_argument("--masters", type=int, choices=(1, 2), default=1, help="hot masters the minions are connected to")
+    parser.add_argument("--minion-threads", action="store_true",
+                        help="the minions run jobs in threads (multiprocessing: False): 40 minions on 2 cores answer as 40 hosts would")
     args = parser.parse_args()
     os.environ["LBPAIR_BENCH_STORM"] = str(args.pairs)
     os.environ["LBPAIR_BENCH_STORM_MASTERS"] = str(args.masters)
+    os.environ["LBPAIR_BENCH_STORM_MINION_THREADS"] = "1" if args.minion_threads else ""
     os.chdir(REPO)
     return pytest.main(["-q", "-s", "-p", "no:cacheprovider", "--rootdir", str(REPO), f"{__file__}::test_storm"])
 
@@ -425,6 +435,7 @@ def main():
 if "LBPAIR_BENCH_STORM" in os.environ:
     OPTIONS["pairs"] = int(os.environ["LBPAIR_BENCH_STORM"])
     OPTIONS["masters"] = int(os.environ.get("LBPAIR_BENCH_STORM_MASTERS", "1"))
+    OPTIONS["minion_threads"] = bool(os.environ.get("LBPAIR_BENCH_STORM_MINION_THREADS"))
 
 if __name__ == "__main__":
     sys.exit(main())

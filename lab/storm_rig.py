@@ -190,7 +190,13 @@ class StartedMinions(dict):
 
 
 @pytest.fixture(scope="module")
-def storm_minions(storm_master, storm_driver, storm_dir, storm_masters, request):
+def storm_minion_settings():
+    """Minion settings of every node beyond the beacon's (none: Salt's defaults)."""
+    return {}
+
+
+@pytest.fixture(scope="module")
+def storm_minions(storm_master, storm_driver, storm_dir, storm_masters, storm_minion_settings, request):
     """
     A salt-minion per node, :data:`PARALLEL_STARTS` started at once, beacon on, each journalling
     into a file of its own; with ``storm_masters`` 2, connected to both masters.
@@ -198,7 +204,7 @@ def storm_minions(storm_master, storm_driver, storm_dir, storm_masters, request)
     journals = storm_dir / "journals"
     journals.mkdir()
     masters = both_masters(storm_master, request.getfixturevalue("second_master")) if storm_masters == 2 else {}
-    overrides = {name: {**minion_overrides(node, journals / f"{name}.jsonl", pair=name[:-1]), **masters}
+    overrides = {name: {**minion_overrides(node, journals / f"{name}.jsonl", pair=name[:-1]), **masters, **storm_minion_settings}
                  for name, node in storm_driver.nodes.items()}  # fmt: skip
     started = time.monotonic()
     with started_minions(storm_master, overrides, parallel=PARALLEL_STARTS, start_timeout=300) as factories:
@@ -230,6 +236,7 @@ def tree_rss(pid):
 
 __all__ = [
     "storm_pairs",
+    "storm_minion_settings",
     "storm_damping_window",
     "storm_dir",
     "storm_driver",
