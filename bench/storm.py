@@ -242,7 +242,7 @@ class Outcome:
     def messages(self):
         """``[(arrival, channel, text)]`` since the storm: webhook posts and mail."""
         posts = [(post["at"], "webhook", post["json"]["text"]) for post in list(self.services.webhook.posts)]
-        mails = [(mail["at"], "mail", mail["body"]) for mail in list(self.services.smtp.mailbox.messages)]
+        mails = [(mail["at"], "mail", mail["text"]) for mail in list(self.services.smtp.mailbox.messages)]
         return sorted(message for message in posts + mails if message[0] >= self.since)
 
     def events(self):
@@ -265,7 +265,7 @@ class Outcome:
         """``{channel: transitions its messages mention}``: one by one, or counted in a storm or flap-damping summary."""
         found = collections.Counter()
         for _, channel, text in self.messages():
-            held = re.match(r"lbpair (?:storm|\S+): (\d+) more transitions", text)
+            held = re.search(r"lbpair (?:storm|\S+): (\d+) more transitions", text)  # after the "[pair] " a pair's messages start with
             found[channel] += int(held.group(1)) if held else int(" is " in text.split(";")[0] and "CRITICAL" not in text)
         return found
 

@@ -6,6 +6,8 @@ demo) and records what it received, so tests and the demo can show it.
 
 import base64
 import contextlib
+import email
+import email.policy
 import json
 import logging
 import os
@@ -98,6 +100,12 @@ def self_signed_certificate(directory, address="127.0.0.1"):
     return cert, key
 
 
+def message_text(content):
+    """The plain text of a mail as its reader sees it (its subject's header unfolded, its body decoded)."""
+    message = email.message_from_bytes(content, policy=email.policy.default)
+    return f"{message['subject']}\n\n{message.get_body(('plain',)).get_content()}"
+
+
 class Mailbox:
     """aiosmtpd handler keeping every message received (``at``: when, epoch)."""
 
@@ -112,6 +120,7 @@ class Mailbox:
                 "tls": session.ssl is not None,
                 "login": session.authenticated,
                 "body": envelope.content.decode("utf-8", "replace"),
+                "text": message_text(envelope.content),
                 "at": time.time(),
             }
         )
