@@ -53,6 +53,7 @@ from lab.storm_rig import DAMPING_WINDOW, pair_names, pair_nodes, record_name, t
 from lab.util import pids_mentioning, wait_until
 from saltext.lbpair.master import reaction_state
 from saltext.lbpair.master.history import History
+from saltext.lbpair.master.scheduler import Scheduler
 from saltext.lbpair.master.storm import PAIRS_BEFORE_A_STORM
 from saltext.lbpair.master.storm import WINDOW as STORM_WINDOW
 
@@ -230,6 +231,10 @@ class Outcome:
                     found[match.group(2)] = at
         return found
 
+    def nothing_held(self):
+        """Whether no master holds a message for a later summary nor has other work due (successive storm windows)."""
+        return all(Scheduler(reaction_state.ReactionStore(f"{path}.state.json"), wake=None).idle() for path in self.skips)
+
     def state_size(self):
         """The size of the reactions' state database, its write-ahead log included (bytes)."""
         database = reaction_state.database_path(f"{self.history_path}.state.json")
@@ -311,6 +316,7 @@ def test_storm(
         # what is sent later by design: the storm's summary (window end), flap damping's (damping window end), and
         # the storm's summary of the flap-damping summaries it held
         time.sleep(max(0.0, first + DAMPING_WINDOW + STORM_WINDOW + 10 - time.time()))
+        wait_until(outcome.nothing_held, COMPLETE_TIMEOUT, interval=0.5, what="every master's held messages sent")
         settle(master_events, storm_master.id, first)
         elapsed = time.monotonic() - started
         titles = {name: seconds - before_titles.get(name, 0.0) for name, seconds in master_cpu.by_title().items()}
