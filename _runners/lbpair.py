@@ -153,7 +153,10 @@ def on_beacon(tag, data, wait=False, **kwargs):
     """
     if wait:
         return _reactions().on_beacon(tag, data)
-    return _reactions().queue(tag, data)
+    outcome = _reactions().queue(tag, data)
+    if "queued" not in outcome:  # refused, or reacted to here (a full disk): told as the worker tells what it did
+        _report([{"event": tag, "outcome": outcome}])
+    return outcome
 
 
 def on_minion_start(tag, data, **kwargs):

@@ -219,6 +219,20 @@ def test_the_second_look_after_a_node_left_master_does_not_point_dns(tmp_path, n
     assert "dns" not in _kinds(reacting) and reacting.store.due() == {}
 
 
+def test_a_transition_into_master_points_dns_only_at_its_own_node(tmp_path, nodes):
+    """Caught up late, lb2's MASTER transition finds lb1 MASTER again: lb1's own transition (another master's, maybe) moves DNS."""
+    dns = {
+        "server": "127.0.0.1", "port": _closed_port(), "zone": "example.net", "key_name": "k",
+        "key_secret": "c2VjcmV0", "records": [{"name": "active", "type": "A"}], "attempts": 1, "backoff": 0.05,
+    }  # fmt: skip
+    reacting, _ = _reactions(tmp_path, nodes, dns=dns)
+    nodes.states = {"lb1": "MASTER", "lb2": "BACKUP"}
+    nodes.journals["lb2"] = [_entry(7)]
+    answer = reacting.on_beacon(TAG, {**_entry(7), "id": "lb2"})
+    assert answer["pair"]["view"]["MASTER"] == ["lb1"] and "dns" not in answer["pair"]
+    assert "dns" not in _kinds(reacting)
+
+
 def test_a_problem_that_changed_before_the_second_look_is_a_new_one_not_an_alarm(tmp_path, nodes):
     """A switchover passes through "no MASTER" twice; a settled check must not take the second for the first."""
     reacting, _ = _reactions(tmp_path, nodes)

@@ -129,9 +129,11 @@ class PairMonitor:
         instance started after ``requested_at`` already covers it (another instance's does not:
         active/active, each node becomes MASTER of one at the same moment). ``statuses``: the nodes'
         status returns, read once for a batch of reactions (by default they are asked). ``follow``:
-        whether DNS follows the sole MASTER from this check and from its check after the settle time (the
-        reaction to a node becoming MASTER points DNS at it; with two masters that is the one the node
-        gave that transition to).
+        the node DNS may follow from this check and from its check after the settle time, if it is the
+        sole MASTER then: the reaction to a node's own transition into MASTER points DNS at it (with
+        two masters, the master the node gave that transition to), and no other reaction does (a
+        transition caught up late must not point DNS at another node); ``None``: none; ``True``:
+        whichever node is the sole MASTER (work an older version left).
         """
         with self.store.lock(f"check-{self.config['pair']}"):
             if self._covered(instance, requested_at, follow):
@@ -147,7 +149,7 @@ class PairMonitor:
             self.scheduler.later(Task.check(self.config["pair"], instance, follow), settle)
             return {**result, "settling": settle}
         self.store.all_clear(self._key(instance))
-        if self.config["dns"] and follow:
+        if self.config["dns"] and follow in (True, entry["MASTER"][0]):
             result["dns"] = self._follow_master(instance, entry["MASTER"][0])
         return result
 

@@ -321,7 +321,8 @@ class Task:
     minion: str = None
     attempt: int = None
     pair: str = None  # None in the work an older version left: its one pair
-    follow: bool = True  # whether DNS follows the sole MASTER from a check (an older version's checks all did)
+    # the node DNS may follow from a check, if it is the sole MASTER (None: none; True: any, as an older version's checks did)
+    follow: object = True
 
     @classmethod
     def check(cls, pair, instance, follow=True):

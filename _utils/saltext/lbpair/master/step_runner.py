@@ -58,9 +58,10 @@ class StepRunner:
 
     def _run_steps(self, key, steps, record, notice, requested_at, statuses=None):
         outcome = {"steps": {}}
+        follow = record.minion if record.becomes_master else None  # DNS follows a node from its own transition into MASTER
         actions = {
             "record": lambda: self.history.append([record]) and "recorded",
-            "pair": lambda: self.check_pair(record.instance, requested_at, statuses=statuses, follow=record.becomes_master),
+            "pair": lambda: self.check_pair(record.instance, requested_at, statuses=statuses, follow=follow),
             "failback": lambda: self.failback(record.minion, record.instance),
             **{channel: functools.partial(self.notifier.send, notice, channel) for channel in notify.channels(self.config)},
         }
