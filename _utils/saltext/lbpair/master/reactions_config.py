@@ -12,6 +12,7 @@ The master's ``lbpair_reactions`` configuration block (see ``salt/master.d/lbpai
       pairs:                                  # a pair's own settings (damping_window, webhook, smtp, dns) over the ones below
         shop: {webhook: {url: "https://chat.example.net/hooks/team-shop"}, dns: {...}}
       history: {path: /var/lib/salt/lbpair/history.jsonl, max_bytes: 10485760}
+      report_dir: /var/cache/salt/master/lbpair/reports   # where lbpair.report writes its pages (default: <cachedir>/lbpair/reports)
       damping_window: 60                      # s; at most one message per instance per window
       confirm: {timeout: 10, settle: 5}       # job timeout; wait before an alarm is raised
       certificates: {warn_days: 30}           # lbpair.certificates warns this long before one expires
@@ -199,7 +200,7 @@ def _pairs(value, path):
 
 def normalise(value, path=CONFIG_KEY):
     """The validated ``lbpair_reactions`` block with its defaults; raises :class:`InvalidValue`."""
-    allowed = ("nodes", "pairs", "history", "confirm", "certificates", *PAIR_SETTINGS)
+    allowed = ("nodes", "pairs", "history", "confirm", "certificates", "report_dir", *PAIR_SETTINGS)
     value = schema.mapping(value, path, allowed)
     history = schema.mapping(value.get("history", {}), f"{path}:history", ("path", "max_bytes"))
     confirm = schema.mapping(value.get("confirm", {}), f"{path}:confirm", ("timeout", "settle"))
@@ -221,7 +222,13 @@ def normalise(value, path=CONFIG_KEY):
             "settle": schema.number(confirm.get("settle", 5), f"{path}:confirm:settle", 0, 300),
         },
         "certificates": {"warn_days": schema.integer(certificates.get("warn_days", 30), f"{path}:certificates:warn_days", 0, 3650)},
+        "report_dir": _directory(value["report_dir"], f"{path}:report_dir") if value.get("report_dir") is not None else None,
     }
+
+
+def report_dir(config, cachedir):
+    """The folder ``lbpair.report`` writes its pages in: ``report_dir``, else ``<cachedir>/lbpair/reports``."""
+    return config["report_dir"] or os.path.join(cachedir, "lbpair", "reports")
 
 
 def configured_pair(config):
@@ -246,6 +253,13 @@ def _history_path(value, path):
     text = schema.string(value, path)
     if not os.path.isabs(text) or text.endswith("/") or os.path.isdir(text):
         raise InvalidValue(path, f"{text!r} is not an absolute path to a file")
+    return text
+
+
+def _directory(value, path):
+    text = schema.string(value, path)
+    if not os.path.isabs(text) or os.path.normpath(text) != text.rstrip("/") or os.path.isfile(text):
+        raise InvalidValue(path, f"{text!r} is not an absolute path to a folder")
     return text
 
 
