@@ -21,6 +21,7 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 
 import salt.cache
 import salt.client
@@ -31,8 +32,10 @@ import salt.utils.minions
 from salt.exceptions import SaltInvocationError
 
 try:
+    from saltext.lbpair.core import times
     from saltext.lbpair.master import fleet, reactions, reactions_config
     from saltext.lbpair.master import history as history_file
+    from saltext.lbpair.master import report as report_page
 
     MISSING = None
 except ImportError as exc:  # dnspython (the master extra) or saltext.lbpair itself
@@ -306,6 +309,37 @@ def history(instance=None, minion=None, since=None, until=None, pair=None):
         damaged = stored.bad_lines()
         return "\n".join(lines + ([f"({damaged} damaged lines skipped)"] if damaged else []))
     return chosen
+
+
+def report(pair=None, since=None, name=None):
+    """
+    Write the failover history as one HTML page (no script, nothing fetched: open it
+    anywhere): per pair and VRRP instance, a timeline of the state each node held, the
+    failovers marked planned or unplanned, the claims, the time without a MASTER, how long
+    the master took to record each transition and to point DNS at the new MASTER, and a
+    table of the transitions. Optionally of one ``pair`` only, and from ``since`` on (ISO
+    8601 or epoch seconds). The page goes to the master's report folder
+    (``lbpair_reactions:report_dir``, by default ``<cachedir>/lbpair/reports``), readable by
+    the master's user only, as ``name``: a file name only (letters, digits, ``.``, ``_``,
+    ``+``, ``-``, ending ``.html``), by default ``lbpair-report.html`` (``lbpair-report-<pair>.html``
+    with ``pair``). Returns where it is, how many pairs and transitions it shows.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt-run lbpair.report
+        salt-run lbpair.report pair=web since=2026-11-26T00:00:00Z
+        salt-run lbpair.report name=web-november.html
+    """
+    config = _config()
+    try:
+        start = times.parse(since)
+    except (ValueError, OverflowError, OSError) as exc:
+        raise SaltInvocationError(f"since: ISO 8601 (2026-11-26T13:00:00Z) or epoch seconds: {exc}") from None
+    records = history_file.History(config["history"]["path"]).read()
+    directory = reactions_config.report_dir(config, __opts__["cachedir"])
+    return report_page.write(directory, name, records, time.time(), pair=pair, since=start and start.timestamp())
 
 
 def _lbpair_pillar(minion):
