@@ -51,13 +51,14 @@ svg .failover line{stroke-width:1.5}svg .failover.unplanned line{stroke:#d32f2f}
 svg .failover.planned line{stroke:#1565c0;stroke-dasharray:3 2}svg .failover.planned path{fill:#1565c0}
 .swatch.unplanned{background:#d32f2f}.swatch.planned{background:#1565c0}
 svg .claim{fill:#fff;stroke:#6a1b9a;stroke-width:2}.swatch.claim{border:2px solid #6a1b9a;border-radius:50%}
+svg .quiet{fill:rgba(255,255,255,.7);stroke:#90a4ae;stroke-dasharray:2 2}.swatch.quiet{background:#fff;border-style:dashed}
 svg .latency{fill:#546e7a}.swatch.latency{background:#546e7a}svg .latencies text{fill:#546e7a}
 """
 LEGEND = (
     ("state-master", "MASTER"), ("state-backup", "BACKUP"), ("state-fault", "FAULT"), ("state-init", "INIT"),
     ("state-stop", "STOP"), ("state-other", "other state"), ("no-master", "no MASTER"), ("split-brain", "several MASTERs"),
     ("unplanned", "unplanned failover"), ("planned", "planned failover"), ("claim", "claim (unconfirmed)"),
-    ("latency", "recorded after (latency)"),
+    ("latency", "recorded after (latency)"), ("quiet", "quiet stretch, drawn narrow"),
 )  # fmt: skip
 
 

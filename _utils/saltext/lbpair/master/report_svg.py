@@ -3,7 +3,8 @@ The timeline of one VRRP instance as inline SVG, for the failover report
 (:mod:`saltext.lbpair.master.report`): one band per node coloured by the state it held, the time
 without a MASTER (``.no-master``) and with several (``.split-brain``) across the bands, each
 failover marked (``.failover.planned``, ``.failover.unplanned``), each claim (``.claim``), and
-below the bands how long the master took to record each transition (``.latency``).
+below the bands how long the master took to record each transition (``.latency``). Long quiet
+stretches are drawn narrow (``.quiet``, :mod:`saltext.lbpair.master.report_scale`).
 
 Every text and attribute value passes through :func:`esc`; class names come from fixed sets only,
 never from the history. Coordinates are rounded to 0.1: the same picture draws the same bytes.
@@ -13,6 +14,7 @@ import datetime
 import html
 
 from saltext.lbpair.core.errors import printable
+from saltext.lbpair.master.report_scale import Scale
 from saltext.lbpair.model.keepalived_model import VrrpState
 
 WIDTH = 1000
@@ -23,7 +25,8 @@ BAND = 22
 GAP = 8
 LATENCY_LANE = 30
 LABEL_CHARS = 22
-TICKS = 5
+TICK_SPACING = 160  # px between the ticks of a stretch drawn to scale
+LABEL_SPACING = 140  # px: a tick closer than this to the one before is left out
 #: the classes a node's state gives its spans; any other state draws as ``state-other``
 STATE_CLASSES = {state.value: f"state-{state.value.lower()}" for state in VrrpState}
 
@@ -61,20 +64,9 @@ def short(value):
     return name if len(name) <= LABEL_CHARS else name[: LABEL_CHARS - 1] + "\u2026"
 
 
-class Scale:
-    """Epoch seconds from ``start`` to ``end`` onto x from :data:`LEFT` to :data:`RIGHT`."""
-
-    def __init__(self, start, end):
-        self.start, self.end = start, max(end, start + 1.0)
-
-    def x(self, epoch):
-        clamped = min(max(epoch, self.start), self.end)
-        return round(LEFT + (RIGHT - LEFT) * (clamped - self.start) / (self.end - self.start), 1)
-
-
 def timeline(instance, start, end):
     """The SVG of ``instance`` (a :class:`~saltext.lbpair.master.report_model.Instance`) from ``start`` to ``end``."""
-    scale = Scale(start, end)
+    scale = Scale(start, end, LEFT, RIGHT, _moments(instance))
     bands_bottom = TOP + len(instance.nodes) * (BAND + GAP)
     height = bands_bottom + LATENCY_LANE + 6
     parts = [
@@ -83,6 +75,7 @@ def timeline(instance, start, end):
         *_axis(scale, bands_bottom),
         *_overlays(instance, scale, bands_bottom),
         *(_band(node, index, instance, scale) for index, node in enumerate(instance.nodes)),
+        *_quiet(scale, bands_bottom),
         *(_failover(row, instance.nodes, scale) for row in instance.failovers),
         *(_claim(row, instance.nodes, scale) for row in instance.claims),
         *_latencies(instance, scale, bands_bottom),
@@ -91,17 +84,56 @@ def timeline(instance, start, end):
     return "\n".join(parts)
 
 
+def _moments(instance):
+    """When something changed in ``instance``: the ends of its spans and the times of its records."""
+    spans = [*instance.no_master, *instance.split, *(span for node in instance.nodes for span in instance.spans[node])]
+    return [*(point for span in spans for point in (span.start, span.end)), *(row.at for row in (*instance.rows, *instance.events))]
+
+
 def _axis(scale, bottom):
-    """Ticks with the time in UTC: the first with its date, the others with the date only when the span is a day or longer."""
-    parts = ['<g class="axis">']
-    for step in range(TICKS + 1):
-        epoch = scale.start + (scale.end - scale.start) * step / TICKS
-        x = scale.x(epoch)
-        anchor = "start" if step == 0 else "end" if step == TICKS else "middle"
-        label = when(epoch) if step == 0 else when(epoch)[5:16] if scale.end - scale.start >= 86400 else when(epoch)[11:]
+    """Ticks with the time in UTC (the date where it changes); the quiet stretches have none."""
+    parts, day = ['<g class="axis">'], None
+    for epoch, x in _ticks(scale):
+        anchor = "start" if x == LEFT else "end" if x == RIGHT else "middle"
+        label = when(epoch) if when(epoch)[:10] != day else when(epoch)[11:]
+        day = when(epoch)[:10]
         parts.append(f'<line x1="{x}" y1="{TOP - 6}" x2="{x}" y2="{bottom}"/>')
         parts.append(f'<text x="{x}" y="{TOP - 10}" text-anchor="{anchor}">{esc(label)}</text>')
     parts.append("</g>")
+    return parts
+
+
+def _ticks(scale):
+    """
+    ``(epoch, x)`` of the ticks: spread over each stretch drawn to scale and at its end, then the axis' end;
+    none closer than :data:`LABEL_SPACING` to the one before.
+    """
+    wanted = []
+    for stretch in scale.stretches:
+        if not stretch.quiet:
+            count = max(1, int((stretch.right - stretch.left) // TICK_SPACING))
+            wanted += [stretch.start + (stretch.end - stretch.start) * step / count for step in range(count + 1)]
+    ticks = []
+    for epoch in [*wanted, scale.end]:
+        x = scale.x(epoch)
+        if ticks and x - ticks[-1][1] < LABEL_SPACING:
+            continue
+        ticks.append((epoch, x))
+    return ticks
+
+
+def _quiet(scale, bottom):
+    """The quiet stretches, veiled across the bands: a break in the axis."""
+    parts = []
+    for stretch in scale.stretches:
+        if stretch.quiet:
+            left, width = round(stretch.left, 1), round(stretch.right - stretch.left, 1)
+            quiet = duration(stretch.end - stretch.start)
+            title = f"drawn narrow: nothing changed for {quiet}, {when(stretch.start)} to {when(stretch.end)} UTC"
+            parts.append(
+                f'<rect class="quiet" x="{left}" y="{TOP - 6}" width="{width}" height="{bottom - TOP + 6}">'
+                f"<title>{esc(title)}</title></rect>"
+            )
     return parts
 
 
@@ -168,9 +200,8 @@ def _claim(row, nodes, scale):
 def _latencies(instance, scale, top):
     """Below the bands, a bar per transition as high as the time the master took to record it (the highest: the lane's height)."""
     highest = max(instance.latencies("recorded"), default=0)
-    parts = [f'<g class="latencies"><text x="{LEFT - 8}" y="{top + LATENCY_LANE - 8}" text-anchor="end">recorded after</text>']
-    if highest:
-        parts.append(f'<text x="{RIGHT}" y="{top + 8}" text-anchor="end">{esc(duration(highest))}</text>')
+    label = f"recorded after, max {duration(highest)}" if highest else "recorded after"
+    parts = [f'<g class="latencies"><text x="{LEFT - 8}" y="{top + LATENCY_LANE - 8}" text-anchor="end">{esc(label)}</text>']
     for row in instance.rows:
         if "recorded" not in row.latencies:
             continue
