@@ -11,12 +11,12 @@ import os
 import pytest
 
 from saltext.lbpair.core.errors import InvalidValue, printable
-from saltext.lbpair.master import reactions_config, records, report, report_model
+from saltext.lbpair.master import reactions_config, records, report, report_model, report_scale
 from saltext.lbpair.master.chronicle import Chronicle
 from saltext.lbpair.master.history import History
 from saltext.lbpair.master.records import Seen, Transition
 
-T = 1_800_000_000.0  # 2027-01-15 08:00:00 UTC
+T = 1_790_000_000.0  # 2026-09-21 14:13:20 UTC
 NOW = T + 400
 
 
@@ -163,6 +163,35 @@ def test_a_long_history_shows_its_newest_rows(tmp_path, monkeypatch):
     history = failover_story(tmp_path / "history.jsonl")
     page = Elements(open(report.write(str(tmp_path), None, history.read(), NOW)["path"], encoding="utf-8").read())
     assert [attrs["data-seq"] for attrs in page.select("tr", ["transition"])] == ["3", "4", "3"] and page.select("p", ["left-out"])
+
+
+def test_a_long_quiet_stretch_is_drawn_narrow_and_a_busy_span_to_scale(tmp_path):
+    history = failover_story(tmp_path / "history.jsonl")
+    weeks_later = Elements(open(report.write(str(tmp_path / "a"), None, history.read(), T + 30 * 86400)["path"], encoding="utf-8").read())
+    (quiet,) = weeks_later.select("rect", ["quiet"])
+    assert float(quiet["width"]) == report_scale.QUIET_WIDTH
+    assert not Elements(open(report.write(str(tmp_path / "b"), None, history.read(), NOW)["path"], encoding="utf-8").read()).select(
+        "rect", ["quiet"]
+    )
+
+
+@pytest.mark.parametrize(
+    "end, moments, quiet",
+    [
+        (900, [], []),  # nothing happened: all to scale
+        (400, [100, 103, 300], []),  # a busy span
+        (86400, [100, 101], [(101, 86400)]),  # a day after a failover
+        (86400, [10, 20, 40000, 40010], [(40010, 86400), (20, 40000)]),  # two quiet stretches, each longer than the rest
+        (900, [300], [(300, 900)]),  # ten minutes after five
+        (500, [300], []),  # shorter than QUIET_MIN
+    ],
+)
+def test_the_scale_narrows_the_stretches_longer_than_the_rest(end, moments, quiet):
+    scale = report_scale.Scale(0, end, 170, 985, moments)
+    assert sorted((s.start, s.end) for s in scale.stretches if s.quiet) == sorted(quiet)
+    assert scale.x(0) == 170 and scale.x(end) == 985 and scale.x(-5) == 170 and scale.x(end * 2) == 985
+    xs = [scale.x(moment) for moment in sorted({0, *moments, end})]
+    assert xs == sorted(xs)
 
 
 #: text a node (or whoever writes the history) could put in a name, and which must stay text
