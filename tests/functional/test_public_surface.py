@@ -23,7 +23,7 @@ OPERATOR_FUNCTIONS = {
     "lbpair_keepalived.defer", "lbpair_keepalived.maintenance", "lbpair_keepalived.hand_over", "lbpair_keepalived.preferred",
     "lbpair_firewall.vrrp_rules", "lbpair_firewall.vrrp_allow", "lbpair_firewall.rogue_senders", "lbpair_firewall.peers_rules",
     "lbpair.on_beacon", "lbpair.on_minion_start", "lbpair.on_pillar_refresh", "lbpair.catch_up", "lbpair.flush", "lbpair.status",
-    "lbpair.history", "lbpair.check_config", "lbpair.dns_update",
+    "lbpair.history", "lbpair.report", "lbpair.check_config", "lbpair.dns_update",
     "lbpair.switchover", "lbpair.rebalance", "lbpair.maintenance", "lbpair.certificates",
 }  # fmt: skip
 
