@@ -29,7 +29,7 @@ import salt.key
 import salt.pillar
 import salt.utils.event
 import salt.utils.minions
-from salt.exceptions import SaltInvocationError
+from salt.exceptions import CommandExecutionError, SaltInvocationError
 
 try:
     from saltext.lbpair.core import times
@@ -337,8 +337,12 @@ def report(pair=None, since=None, name=None):
         start = times.parse(since)
     except (ValueError, OverflowError, OSError) as exc:
         raise SaltInvocationError(f"since: ISO 8601 (2026-11-26T13:00:00Z) or epoch seconds: {exc}") from None
-    records = history_file.History(config["history"]["path"]).read()
+    try:
+        records = history_file.History(config["history"]["path"]).read()
+    except OSError as exc:
+        raise CommandExecutionError(f"the history {config['history']['path']} cannot be read: {exc.strerror or exc}") from None
     directory = reactions_config.report_dir(config, __opts__["cachedir"])
+    pair = None if pair is None else str(pair)  # pair=5 on the command line arrives as a number
     return report_page.write(directory, name, records, time.time(), pair=pair, since=start and start.timestamp())
 
 
