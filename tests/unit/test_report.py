@@ -20,9 +20,9 @@ T = 1_790_000_000.0  # 2026-09-21 14:13:20 UTC
 NOW = T + 400
 
 
-def move(history, pair, minion, seq, previous, state, at, latency=0.8, instance="lbpair_51", planned=False):
+def move(history, pair, minion, seq, previous, state, at, latency=0.8, instance="lbpair_51", planned=False, vips=("203.0.113.10",)):
     """A transition of ``minion`` at ``T + at``, recorded by the master ``latency`` seconds later, as the reactions record it."""
-    entry = {"seq": seq, "instance": instance, "state": state, "previous_state": previous, "vips": ["203.0.113.10"], "time": T + at}
+    entry = {"seq": seq, "instance": instance, "state": state, "previous_state": previous, "vips": list(vips), "time": T + at}
     transition = Transition.confirmed_from(entry, minion, Seen.LIVE, T + at + latency, pair)
     history.append([transition.marked_planned() if planned else transition])
 
@@ -221,7 +221,7 @@ def test_hostile_names_of_pair_node_instance_and_state_stay_text(tmp_path, hosti
     path = tmp_path / "history.jsonl"
     failover_story(path, pair=hostile, nodes=(hostile, f"{hostile}2"), instance=hostile)
     history = History(str(path))
-    move(history, hostile, hostile, 9, hostile, hostile, 350, instance=hostile)
+    move(history, hostile, hostile, 9, hostile, hostile, 350, instance=hostile, vips=[hostile])
     note(history, hostile, 360, records.warning(hostile, hostile, hostile))
     result = report.write(str(tmp_path / "reports"), None, history.read(), NOW, pair=hostile)
     page = Elements(open(result["path"], encoding="utf-8").read())
@@ -231,6 +231,7 @@ def test_hostile_names_of_pair_node_instance_and_state_stay_text(tmp_path, hosti
     assert page.select("section", ["pair"], pair=shown) and page.select("section", ["instance"], instance=shown)
     assert page.select("g", ["band"], node=shown) and page.select("rect", ["span", "state-other"], state=shown)
     assert page.select("g", ["failover", "unplanned"], node=shown) and page.select("g", ["failover", "planned"], node=shown)
+    assert page.select("tr", ["transition"], node=shown, seq="9")
 
 
 def test_records_with_unreadable_times_or_odd_values_are_skipped_or_shown_as_text(tmp_path):

@@ -45,7 +45,7 @@ svg .lane{fill:#f5f5f5}svg text.node{fill:#212121;font-weight:600}
 .state-master{fill:#2e7d32;background:#2e7d32}.state-backup{fill:#90caf9;background:#90caf9}
 .state-fault{fill:#ef6c00;background:#ef6c00}.state-init{fill:#cfd8dc;background:#cfd8dc}
 .state-stop,.state-deleted{fill:#616161;background:#616161}.state-other{fill:#ce93d8;background:#ce93d8}
-svg .no-master,.swatch.no-master{fill:rgba(211,47,47,.25);background:rgba(211,47,47,.25);stroke:#d32f2f;stroke-dasharray:4 2}
+svg .no-master,.swatch.no-master{fill:rgba(211,47,47,.35);background:rgba(211,47,47,.35);stroke:#d32f2f;stroke-dasharray:4 2}
 svg .split-brain,.swatch.split-brain{fill:rgba(255,193,7,.4);background:rgba(255,193,7,.4);stroke:#ff8f00}
 svg .failover line{stroke-width:1.5}svg .failover.unplanned line{stroke:#d32f2f}svg .failover.unplanned path{fill:#d32f2f}
 svg .failover.planned line{stroke:#1565c0;stroke-dasharray:3 2}svg .failover.planned path{fill:#1565c0}

@@ -73,8 +73,8 @@ def timeline(instance, start, end):
         f'<svg class="timeline" xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {WIDTH} {height}" width="100%"'
         f' role="img" aria-label="timeline of {esc(instance.name)}">',
         *_axis(scale, bands_bottom),
-        *_overlays(instance, scale, bands_bottom),
         *(_band(node, index, instance, scale) for index, node in enumerate(instance.nodes)),
+        *_overlays(instance, scale, bands_bottom),
         *_quiet(scale, bands_bottom),
         *(_failover(row, instance.nodes, scale) for row in instance.failovers),
         *(_claim(row, instance.nodes, scale) for row in instance.claims),
