@@ -431,7 +431,8 @@ def drain(service, server, wait=True, timeout=60, pair=None):
     ``wait`` (the default), ask the nodes for its sessions every half second until
     none is left on either or ``timeout`` seconds pass. Returns per node the state
     set, HAProxy's status and the sessions left; ``drained``, ``sessions_left``
-    and ``waited`` (s). A routed service's backend is named as HAProxy names it
+    and ``waited`` (s); ``retcode`` 1 (salt-run's exit code) when a wait ended
+    with sessions left. A routed service's backend is named as HAProxy names it
     (``shop.api``). Refused for a service or server the pair's pillar does not
     define, or unless both nodes answer. Recorded in the history (``drain``).
     With more than one pair, ``pair`` names it. ``lbpair.ready`` puts the server back.
@@ -445,9 +446,10 @@ def drain(service, server, wait=True, timeout=60, pair=None):
         salt-run lbpair.drain foo foo1 wait=False pair=web
     """
     result = _reactions().drains(_lbpair_pillar, pair).drain(service, server, wait, timeout, by=globals().get("__user__"))
-    if wait and not result["drained"]:
-        __context__["retcode"] = 1
-    return result
+    retcode = int(bool(wait) and not result["drained"])  # salt-run exits with a returned retcode (as lbpair.status's)
+    if retcode:
+        __context__["retcode"] = retcode
+    return {**result, "retcode": retcode}
 
 
 def ready(service, server, pair=None):
