@@ -109,6 +109,7 @@ def test_the_last_wait_ends_at_the_timeout_not_a_whole_poll_later(reacting, drai
     nodes.sessions = {"lb1": [(start + 100, 1)], "lb2": []}
     result = drains.drain("foo", "foo1", timeout=1.2)
     assert result["waited"] == 1.2 and _polls(nodes) == 3  # sleeps 0.5, 0.5, 0.2
+    assert "1 session left after 1.2 s" in _records(reacting, "drain")[0]["message"]
     assert reacting.clock() == pytest.approx(start + 1.2)
 
 

@@ -177,7 +177,8 @@ class Drains:
             nodes[node]["sessions"] = seen[node]
         result = {**outcome(order, seen, started, self.clock()), "timeout": timeout if wait else None}
         where = ", ".join(order)
-        said = "drained" if result["drained"] else f"{result['sessions_left']} sessions left"
+        left = result["sessions_left"]
+        said = "drained" if result["drained"] else f"{left} session{'' if left == 1 else 's'} left"
         said += f" ({', '.join(result['unknown'])}: unknown)" if result["unknown"] else ""
         message = f"{service}/{server} set to drain on {where}{_by(by)}: {said} after {result['waited']} s"
         self.chronicle.note(records.server_state(records.RecordKind.DRAIN, service, server, by, message, nodes=order, **result))
