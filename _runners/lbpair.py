@@ -459,3 +459,50 @@ def maintenance(node, release=False, timeout=30):
         salt-run lbpair.maintenance lb1 release=True
     """
     return _reactions().maintenance(node, release, timeout)
+
+
+def drain(service, server, wait=True, timeout=60, pair=None):
+    """
+    Drain the backend server ``server`` of ``service`` on both nodes of the pair,
+    the node holding the service's VIPs first: HAProxy sends it no new connection
+    (except those a persistence cookie sends), those under way go on. With
+    ``wait`` (the default), ask the nodes for its sessions every half second until
+    none is left on either or ``timeout`` seconds pass. Returns per node the state
+    set, HAProxy's status and the sessions left; ``drained``, ``sessions_left``
+    and ``waited`` (s); ``retcode`` 1 (salt-run's exit code) when a wait ended
+    with sessions left. A routed service's backend is named as HAProxy names it
+    (``shop.api``). Refused for a service or server the pair's pillar does not
+    define, or unless both nodes answer. Recorded in the history (``drain``).
+    With more than one pair, ``pair`` names it. ``lbpair.ready`` puts the server back.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt-run lbpair.drain foo foo1
+        salt-run lbpair.drain foo foo1 timeout=300
+        salt-run lbpair.drain foo foo1 wait=False pair=web
+    """
+    result = _reactions().drains(_lbpair_pillar, pair).drain(service, server, wait, timeout, by=globals().get("__user__"))
+    retcode = int(bool(wait) and not result["drained"])  # salt-run exits with a returned retcode (as lbpair.status's)
+    if retcode:
+        __context__["retcode"] = retcode
+    return {**result, "retcode": retcode}
+
+
+def ready(service, server, pair=None):
+    """
+    Set the backend server ``server`` of ``service`` back to ready on both nodes
+    of the pair (after ``lbpair.drain``), the node holding the service's VIPs
+    first. Refused for a service or server the pair's pillar does not define, or
+    unless both nodes answer. Recorded in the history (``ready``). With more than
+    one pair, ``pair`` names it.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt-run lbpair.ready foo foo1
+        salt-run lbpair.ready foo foo1 pair=web
+    """
+    return _reactions().drains(_lbpair_pillar, pair).ready(service, server, by=globals().get("__user__"))

@@ -25,6 +25,7 @@ OPERATOR_FUNCTIONS = {
     "lbpair.on_beacon", "lbpair.on_minion_start", "lbpair.on_pillar_refresh", "lbpair.catch_up", "lbpair.flush", "lbpair.status",
     "lbpair.history", "lbpair.report", "lbpair.check_config", "lbpair.dns_update",
     "lbpair.switchover", "lbpair.rebalance", "lbpair.maintenance", "lbpair.certificates",
+    "lbpair.drain", "lbpair.ready",
 }  # fmt: skip
 
 

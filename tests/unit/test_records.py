@@ -81,7 +81,7 @@ def test_transitions_picks_the_transitions_out_of_a_history():
 def test_record_kinds_are_the_strings_on_disk():
     assert sorted(RecordKind) == sorted(
         ["transition", "claim", "claim_settled", "warning", "dns", "split_brain", "no_master", "step_failed", "planned",
-         "maintenance", "certificate"]
+         "maintenance", "certificate", "drain", "ready"]
     )  # fmt: skip
     assert RecordKind.of({"kind": "dns"}) is RecordKind.DNS and RecordKind.of({"kind": "reboot"}) is None
 
@@ -98,6 +98,8 @@ def test_each_kind_of_record_is_the_json_it_always_was():
         records.planned("lbpair_51", "lb2", "m"),
         records.maintenance("lb1", "m"),
         records.certificate(AT, row, "m"),
+        records.server_state(RecordKind.DRAIN, "foo", "foo1", "alice", "m", nodes=["lb2", "lb1"], drained=True),
+        records.server_state("ready", "foo", "foo1", None, "m", nodes=["lb2", "lb1"]),
     ]
     assert [json.loads(json.dumps(record)) for record in built] == [
         {"kind": "claim", "minion": "lb2", "seq": 5, "instance": "lbpair_51", "state": "MASTER", "previous_state": "BACKUP",
@@ -110,6 +112,8 @@ def test_each_kind_of_record_is_the_json_it_always_was():
         {"kind": "planned", "instance": "lbpair_51", "minion": "lb2", "message": "m"},
         {"kind": "maintenance", "minion": "lb1", "message": "m"},
         {"at": AT, "kind": "certificate", **row, "message": "m"},
+        {"kind": "drain", "service": "foo", "server": "foo1", "by": "alice", "nodes": ["lb2", "lb1"], "drained": True, "message": "m"},
+        {"kind": "ready", "service": "foo", "server": "foo1", "by": None, "nodes": ["lb2", "lb1"], "message": "m"},
     ]  # fmt: skip
     assert all(type(record["kind"]) is str for record in built)  # plain text in the history and Salt's returns
 

@@ -40,7 +40,7 @@ import time
 
 from saltext.lbpair.core.errors import InvalidValue
 from saltext.lbpair.core.times import iso_utc
-from saltext.lbpair.master import batch, fleet, planned, reaction_state, reactions_config, storm
+from saltext.lbpair.master import batch, drain, fleet, planned, reaction_state, reactions_config, storm
 from saltext.lbpair.master import history as history_file
 from saltext.lbpair.master.crew import Crew
 from saltext.lbpair.master.node_client import NodeClient
@@ -244,6 +244,14 @@ class Reactions:
     def planned_moves(self, pair=None, sleep=None, grace=planned.CONFIRM_GRACE):
         """The planned moves of the pair named ``pair`` (``None``: the only one): :class:`~saltext.lbpair.master.planned.PlannedMoves`."""
         return self._named(pair).planned_moves(sleep, grace)
+
+    def drains(self, pillar_of, pair=None):
+        """
+        Drain and ready a backend server on the nodes of the pair named ``pair`` (``None``: the only one):
+        :class:`~saltext.lbpair.master.drain.Drains`; ``pillar_of(node)`` is the ``lbpair`` pillar the master compiles.
+        """
+        crew = self._named(pair)
+        return drain.Drains(crew.client, crew.chronicle, crew.monitor.pair_state, pillar_of, self.sleep, self.clock)
 
     def switchover(self, to, timeout):
         """Move the VIPs of ``to``'s pair to ``to`` (:meth:`~saltext.lbpair.master.planned.PlannedMoves.switchover`)."""

@@ -33,6 +33,8 @@ class RecordKind(enum.StrEnum):
     PLANNED = "planned"  # a planned move (switchover, rebalance, failback)
     MAINTENANCE = "maintenance"  # a node taken out or released
     CERTIFICATE = "certificate"  # a certificate expires or staples a stale OCSP response
+    DRAIN = "drain"  # a backend server drained on the pair's nodes
+    READY = "ready"  # a backend server set back to ready on the pair's nodes
 
     @classmethod
     def of(cls, record):
@@ -239,6 +241,11 @@ def planned(instance, minion, message):
 
 def maintenance(minion, message):
     return _record(RecordKind.MAINTENANCE, minion=minion, message=message)
+
+
+def server_state(kind, service, server, by, message, **outcome):
+    """A backend server drained or set ready on the pair's nodes (``kind``: :attr:`RecordKind.DRAIN` or :attr:`RecordKind.READY`)."""
+    return _record(RecordKind(kind), service=service, server=server, by=by, **outcome, message=message)
 
 
 def certificate(at, row, message):
