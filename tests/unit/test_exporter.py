@@ -8,7 +8,7 @@ import re
 import pytest
 
 from saltext.lbpair.core.errors import InvalidValue
-from saltext.lbpair.model import exporter, pillar
+from saltext.lbpair.model import haproxy_exporter, pillar
 from saltext.lbpair.node import haproxy
 
 KEY = "lbpair:haproxy:prometheus"
@@ -27,7 +27,7 @@ def with_exporter(lbpair, **settings):
 def exporter_section(config):
     """The exporter's section of a rendered haproxy.cfg, its lines without indent."""
     sections = config.split("\n\n")
-    found = [section for section in sections if section.startswith(f"frontend {exporter.FRONTEND}")]
+    found = [section for section in sections if section.startswith(f"frontend {haproxy_exporter.FRONTEND}")]
     return [line.strip() for line in found[0].splitlines()] if found else None
 
 

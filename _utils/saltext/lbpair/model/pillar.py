@@ -34,8 +34,8 @@ import re
 
 from saltext.lbpair.core.errors import InvalidValue
 from saltext.lbpair.model import (
-    exporter,
     haproxy_allow,
+    haproxy_exporter,
     haproxy_syntax,
     keepalived_syntax,
     pillar_checks,
@@ -80,7 +80,7 @@ KEEPALIVED_FILES = (
     "reload_time_file",
 )  # fmt: skip
 #: HAProxy proxies lbpair names itself: no service may take their names
-RESERVED_PROXIES = {vrrp.PROBE_FRONTEND: "probe frontend", exporter.FRONTEND: "Prometheus exporter frontend"}
+RESERVED_PROXIES = {vrrp.PROBE_FRONTEND: "probe frontend", haproxy_exporter.FRONTEND: "Prometheus exporter frontend"}
 DEFAULT_FIREWALL = {"backend": "iptables", "nft_table": "inet filter", "nft_chain": "input"}
 
 
@@ -205,7 +205,7 @@ def _haproxy(value, path, nodes):
         "tls_profile": tls_profiles.normalize(value.get("tls_profile"), f"{path}:tls_profile"),
         "global": _haproxy_directives(HAPROXY_GLOBAL, value.get("global"), f"{path}:global", "global"),
         "defaults": _haproxy_directives(HAPROXY_DEFAULTS, value.get("defaults"), f"{path}:defaults", "defaults"),
-        "prometheus": exporter.normalize(value.get("prometheus"), f"{path}:prometheus", nodes),
+        "prometheus": haproxy_exporter.normalize(value.get("prometheus"), f"{path}:prometheus", nodes),
     }
 
 
@@ -297,7 +297,7 @@ def normalize(pillar, path=PILLAR_KEY):
     pillar_checks.check_instances_are_used(model, path)
     pillar_checks.check_each_vip_in_one_instance(model, path)
     pillar_checks.check_ipv6_vips(model, path)
-    exporter.check(model, path)
+    haproxy_exporter.check(model, path)
     return model
 
 

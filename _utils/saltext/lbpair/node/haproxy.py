@@ -12,7 +12,7 @@ to bind an address it does not hold yet (the backup node): the ``lbpair.haproxy`
 import functools
 import re
 
-from saltext.lbpair.model import exporter, pillar, schema, services, tls, tls_profiles, vrrp
+from saltext.lbpair.model import haproxy_exporter, pillar, schema, services, tls, tls_profiles, vrrp
 from saltext.lbpair.node import tls_files
 from saltext.lbpair.node.deploy import Daemon, sections_after_header, text_of, written_by_lbpair
 
@@ -246,22 +246,23 @@ def _probe_section(probe):
 
 def _exporter_section(model):
     """
-    HAProxy's own Prometheus exporter (:mod:`saltext.lbpair.model.exporter`) on this node's exporter
+    HAProxy's own Prometheus exporter (:mod:`saltext.lbpair.model.haproxy_exporter`) on this node's exporter
     address: ``/metrics`` answered, every other path denied, nothing logged (a scrape every few seconds).
     An IPv6 wildcard is IPv6 only: the firewall rules of the IPv6 family are the ones that guard it.
     """
     prometheus, node = model["haproxy"]["prometheus"], model["node"]["name"]
     path = pillar.key("haproxy", "prometheus")
     address = prometheus["addresses"][node]
-    bind = f"bind {_endpoint(address, prometheus['port'])}" + (" v6only" if exporter.is_wildcard(address) and ":" in address else "")
+    v6only = " v6only" if haproxy_exporter.is_wildcard(address) and ":" in address else ""
+    bind = f"bind {_endpoint(address, prometheus['port'])}{v6only}"
     lines = [
         (bind, prometheus["keys"][node]),
         ("mode http", path),
         ("no log", path),
-        (f"http-request use-service prometheus-exporter if {{ path {exporter.METRICS_PATH} }}", path),
+        (f"http-request use-service prometheus-exporter if {{ path {haproxy_exporter.METRICS_PATH} }}", path),
         ("http-request deny", path),
     ]
-    return _section(f"frontend {exporter.FRONTEND}", path, lines)
+    return _section(f"frontend {haproxy_exporter.FRONTEND}", path, lines)
 
 
 def render_lines(model, certificate_dir=tls.MANAGED_DIRECTORY):
