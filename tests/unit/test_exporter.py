@@ -20,6 +20,7 @@ def model_for(lbpair, node="lb1"):
 
 
 def with_exporter(lbpair, **settings):
+    """``lbpair`` with an exporter of ``settings``, allowing :data:`SCRAPERS` unless they say otherwise."""
     lbpair["haproxy"]["prometheus"] = {"allow": SCRAPERS, **settings}
     return lbpair
 
