@@ -168,3 +168,18 @@ def test_the_state_predicts_applies_and_then_changes_nothing(segment, lbpair, fa
         again = loaders.states.lbpair_firewall.prometheus_allowed(name="exporter")
         assert again.result is True and again.changes == {} and "in place" in again.comment, again
         assert loaders.modules.lbpair_firewall.prometheus_rules() == dict.fromkeys(wanted(family), True)
+
+
+def test_the_configured_state_installs_the_exporter_checked_by_haproxy_and_removes_it(state_functions, modules, loaders, pillar):
+    """Through Salt: the candidate with the exporter passes the real ``haproxy -c`` and is installed; without it, it goes."""
+    pillar["haproxy"]["prometheus"] = {"allow": ["198.51.100.0/28"]}
+    set_pillar(loaders, pillar)
+    ret = state_functions["lbpair_haproxy.configured"]("HAProxy configuration is managed")
+    assert ret["result"] is True, ret["comment"]
+    assert "+frontend lbpair_prometheus\n+    bind 192.0.2.11:8404\n" in ret["changes"]["diff"]
+    with open(modules.opts["lbpair_haproxy"]["config_file"], encoding="utf-8") as handle:
+        assert "http-request use-service prometheus-exporter if { path /metrics }" in handle.read()
+    del pillar["haproxy"]["prometheus"]
+    set_pillar(loaders, pillar)
+    ret = state_functions["lbpair_haproxy.configured"]("HAProxy configuration is managed")
+    assert ret["result"] is True and "-frontend lbpair_prometheus" in ret["changes"]["diff"], ret
