@@ -28,6 +28,7 @@ ADDRESSES = {
     "third": {"ipv4": "192.0.2.66", "ipv6": "2001:db8::66"},
 }
 PREFIX = {"ipv4": 32, "ipv6": 128}
+WILDCARDS = {"ipv4": "0.0.0.0", "ipv6": "::"}
 PORT = 9101
 LISTINGS = {
     "iptables": [["iptables", "-S", "INPUT"], ["ip6tables", "-S", "INPUT"]],
@@ -51,15 +52,24 @@ def segment():
 
 
 @pytest.fixture
-def lbpair(seed_pillar, tmp_path, family, backend):
+def wildcard():
+    """Whether the exporter binds the wildcard of its family (tests parametrize it)."""
+    return False
+
+
+@pytest.fixture
+def lbpair(seed_pillar, tmp_path, family, backend, wildcard):
     """
-    The seed pillar with an exporter at *PORT* on the nodes' addresses of *family*, allowing the
-    Prometheus host only; HAProxy as a plain process of the test (no chroot, no user switch, its own socket).
+    The seed pillar with an exporter at *PORT* on the nodes' addresses of *family* (or its wildcard),
+    allowing the Prometheus host only; HAProxy as a plain process of the test (no chroot, no user
+    switch, its own socket).
     """
     seed_pillar["nodes"]["lb1"]["address6"], seed_pillar["nodes"]["lb2"]["address6"] = "2001:db8::11", "2001:db8::12"
     prometheus = {"port": PORT, "allow": [f"{ADDRESSES['prometheus'][family]}/{PREFIX[family]}"]}
     if family == "ipv6":
         prometheus["address"] = {"lb1": "2001:db8::11", "lb2": "2001:db8::12"}
+    if wildcard:
+        prometheus.update(address=WILDCARDS[family], wildcard=True)
     seed_pillar["haproxy"] = {
         "stats_socket": str(tmp_path / "admin.sock"),
         "global": {"chroot": None, "user": None, "group": None, "daemon": None},
@@ -102,8 +112,8 @@ def on_lb1(function, lbpair):
         return function(node_model(lbpair, "lb1"))
 
 
-def wanted(family):
-    destination = ADDRESSES["lb1"][family]
+def wanted(family, wildcard=False):
+    destination = WILDCARDS[family] if wildcard else ADDRESSES["lb1"][family]
     return sorted([
         f"lbpair-prometheus {ADDRESSES['prometheus'][family]}/{PREFIX[family]} to {destination} port {PORT}",
         f"lbpair-prometheus drop {family} to {destination} port {PORT}",
@@ -129,16 +139,17 @@ def test_prometheus_scrapes_haproxys_series_and_other_paths_are_denied(haproxy_o
         assert scrape("prometheus", family, other)[0] == 403, other
 
 
+@pytest.mark.parametrize("wildcard", [False, True], ids=["address", "wildcard"])
 @pytest.mark.parametrize("backend", ["iptables", "nftables"])
 @pytest.mark.parametrize("family", ["ipv4", "ipv6"])
-def test_a_scrape_from_outside_allow_is_dropped_and_applying_again_changes_nothing(haproxy_on_lb1, lbpair, family, backend):
+def test_a_scrape_from_outside_allow_is_dropped_and_applying_again_changes_nothing(haproxy_on_lb1, lbpair, family, backend, wildcard):
     assert scrape("third", family)[0] == 200  # the control: without the rules anyone scrapes
-    assert on_lb1(exporter.allow, lbpair) == {"added": wanted(family), "removed": []}
+    assert on_lb1(exporter.allow, lbpair) == {"added": wanted(family, wildcard), "removed": []}
     assert not connects(HOSTS["third"], ADDRESSES["lb1"][family], PORT)  # its SYN dropped: no answer, not even a refusal
     assert scrape("third", family)[0] == 0
     assert scrape("prometheus", family)[0] == 200
     assert on_lb1(exporter.allow, lbpair) == {"added": [], "removed": []}
-    assert on_lb1(exporter.rules, lbpair) == dict.fromkeys(wanted(family), True)
+    assert on_lb1(exporter.rules, lbpair) == dict.fromkeys(wanted(family, wildcard), True)
     text = listing(backend)
     assert text.count("lbpair-prometheus") == len(wanted(family)), text  # no duplicates
 
