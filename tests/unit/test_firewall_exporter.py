@@ -2,7 +2,7 @@
 
 import functools
 
-from saltext.lbpair.node.firewall import exporter, peers, ruleset
+from saltext.lbpair.node.firewall import exporter, iptables, peers, ruleset
 from saltext.lbpair.node.firewall.peers import Rule
 from tests.unit import test_exporter
 from tests.unit.test_exporter import model_for
@@ -69,3 +69,15 @@ def test_the_peers_rules_keep_their_texts(seed_pillar):
     drop = Rule("drop", "ipv4", None, "192.0.2.11", 10000)
     assert peers.iptables_spec(drop, "c")[:2] == ["-d", "192.0.2.11"]
     assert peers.nft_rule(drop, "c") == 'ip daddr 192.0.2.11 tcp dport 10000 drop comment "c"'
+
+
+def test_a_users_rule_that_looks_like_the_exporters_is_not_taken_for_it():
+    """lbpair finds its rules by their whole comment: a user's rule that only begins like one is left alone."""
+    listing = (
+        '-A INPUT -s 198.51.100.0/28 -d 192.0.2.11/32 -p tcp -m tcp --dport 8404 -m comment '
+        '--comment "lbpair-prometheus 198.51.100.0/28 to 192.0.2.11 port 8404 (mine)" -j ACCEPT\n'
+        '-A INPUT -p tcp -m tcp --dport 8404 -m comment --comment "lbpair-prometheus drop ipv4 to any port 8404" -j DROP\n'
+    )
+    assert iptables.comments_in_iptables(listing, exporter.COMMENT_RE) == {}
+    assert not ruleset.is_ours("lbpair-prometheus 198.51.100.0/28 to 192.0.2.11 port 8404 (mine)", exporter.COMMENT_RE)
+    assert ruleset.is_ours("lbpair-prometheus 198.51.100.0/28 to 192.0.2.11 port 8404", exporter.COMMENT_RE)
