@@ -127,6 +127,7 @@ def family(address):
 
 
 def is_wildcard(address):
+    """Whether an exporter address is its family's wildcard (``0.0.0.0``, ``::``): every address of the node."""
     return ipaddress.ip_address(address).is_unspecified
 
 
