@@ -170,8 +170,8 @@ def haproxy_exporter_pillar(lbpair):
 
 def master_metrics_settings(directory):
     """
-    ``{"metrics_file": <directory>/lbpair_master.prom}`` for the master's ``lbpair_reactions``, or
-    ``{}`` when the reactions' configuration does not know the key yet.
+    ``{"metrics_file": <directory>/lbpair_master.prom}`` for the master's ``lbpair_reactions`` (and
+    *directory* made), or ``{}`` when the reactions' configuration does not know the key yet.
     """
     from saltext.lbpair.core.errors import InvalidValue  # noqa: PLC0415
     from saltext.lbpair.master import reactions_config  # noqa: PLC0415
@@ -181,6 +181,7 @@ def master_metrics_settings(directory):
         reactions_config.normalise(settings)
     except InvalidValue:
         return {}
+    pathlib.Path(directory).mkdir(parents=True, exist_ok=True)
     return settings
 
 
