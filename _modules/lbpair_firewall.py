@@ -4,7 +4,9 @@ protocol 112): accepted from the other nodes' addresses, dropped from anyone
 else on the pair's interface (and its sender recorded if it carries one of the
 pair's VRIDs); iptables or
 nftables, as ``lbpair:firewall`` in the pillar says (see
-:mod:`saltext.lbpair.node.firewall`).
+:mod:`saltext.lbpair.node.firewall`). HAProxy's peers port is kept to the pair's nodes
+(``peers_rules``), its Prometheus exporter to the networks ``lbpair:haproxy:prometheus:allow``
+names (``prometheus_rules``).
 
 .. code-block:: yaml
 
@@ -17,7 +19,7 @@ nftables, as ``lbpair:firewall`` in the pillar says (see
 
 from saltext.lbpair.model import pillar
 from saltext.lbpair.node import firewall
-from saltext.lbpair.node.firewall import peers
+from saltext.lbpair.node.firewall import exporter, peers
 
 __virtualname__ = "lbpair_firewall"
 
@@ -81,3 +83,17 @@ def peers_rules():
         salt 'lb*' lbpair_firewall.peers_rules
     """
     return peers.rules(pillar.minion_model(__pillar__, __opts__, __context__))
+
+
+def prometheus_rules():
+    """
+    The rules keeping HAProxy's Prometheus exporter (``lbpair:haproxy:prometheus``) to its
+    ``allow`` networks, each with whether it is in place (none without an exporter).
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt 'lb*' lbpair_firewall.prometheus_rules
+    """
+    return exporter.rules(pillar.minion_model(__pillar__, __opts__, __context__))

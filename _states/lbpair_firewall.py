@@ -11,7 +11,7 @@ VRRP, and drop anyone else's on the pair's interface.
 from saltext.lbpair.core import results
 from saltext.lbpair.model import pillar
 from saltext.lbpair.node import firewall
-from saltext.lbpair.node.firewall import peers
+from saltext.lbpair.node.firewall import exporter, peers
 
 __virtualname__ = "lbpair_firewall"
 
@@ -55,3 +55,15 @@ def peers_allowed(name):
         The state's name; free text.
     """
     return results.state(name, lambda: _apply(__opts__["test"], peers.allow, "Peers port"))
+
+
+def prometheus_allowed(name):
+    """
+    Accept TCP to HAProxy's Prometheus exporter (``lbpair:haproxy:prometheus``: this node's
+    exporter address and port) from the ``allow`` networks, and drop it from anyone else; no
+    rules (and lbpair's old ones removed) without an exporter.
+
+    name
+        The state's name; free text.
+    """
+    return results.state(name, lambda: _apply(__opts__["test"], exporter.allow, "Prometheus exporter"))

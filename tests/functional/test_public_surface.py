@@ -22,6 +22,7 @@ OPERATOR_FUNCTIONS = {
     "lbpair_keepalived.status", "lbpair_keepalived.transitions",
     "lbpair_keepalived.defer", "lbpair_keepalived.maintenance", "lbpair_keepalived.hand_over", "lbpair_keepalived.preferred",
     "lbpair_firewall.vrrp_rules", "lbpair_firewall.vrrp_allow", "lbpair_firewall.rogue_senders", "lbpair_firewall.peers_rules",
+    "lbpair_firewall.prometheus_rules",
     "lbpair.on_beacon", "lbpair.on_minion_start", "lbpair.on_pillar_refresh", "lbpair.catch_up", "lbpair.flush", "lbpair.status",
     "lbpair.history", "lbpair.check_config", "lbpair.dns_update",
     "lbpair.switchover", "lbpair.rebalance", "lbpair.maintenance", "lbpair.certificates",
@@ -68,6 +69,7 @@ def test_states_are_documented(states):
     for name in (
         "lbpair_haproxy.configured", "lbpair_haproxy.watched", "lbpair_keepalived.configured",
         "lbpair_keepalived.handover_undone", "lbpair_firewall.vrrp_allowed",
+        "lbpair_firewall.peers_allowed", "lbpair_firewall.prometheus_allowed",
     ):
         module, function = name.split(".")
         assert getattr(getattr(states, module), function).__doc__

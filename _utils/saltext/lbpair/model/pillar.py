@@ -33,7 +33,17 @@ own: :mod:`~saltext.lbpair.model.vrrp` (``vrrp``) and :mod:`~saltext.lbpair.mode
 import re
 
 from saltext.lbpair.core.errors import InvalidValue
-from saltext.lbpair.model import haproxy_allow, haproxy_syntax, keepalived_syntax, pillar_checks, schema, services, tls_profiles, vrrp
+from saltext.lbpair.model import (
+    haproxy_allow,
+    haproxy_exporter,
+    haproxy_syntax,
+    keepalived_syntax,
+    pillar_checks,
+    schema,
+    services,
+    tls_profiles,
+    vrrp,
+)
 
 PILLAR_KEY = "lbpair"
 KEYWORD_RE = re.compile(r"[a-z][a-z0-9_.-]*( [a-z][a-z0-9_.-]*)?")
@@ -69,6 +79,8 @@ KEEPALIVED_FILES = (
     "notify_fifo", "vrrp_notify_fifo", "lvs_notify_fifo", "config_save_dir", "tmp_config_directory", "reload_file",
     "reload_time_file",
 )  # fmt: skip
+#: HAProxy proxies lbpair names itself: no service may take their names
+RESERVED_PROXIES = {vrrp.PROBE_FRONTEND: "probe frontend", haproxy_exporter.FRONTEND: "Prometheus exporter frontend"}
 DEFAULT_FIREWALL = {"backend": "iptables", "nft_table": "inet filter", "nft_chain": "input"}
 
 
@@ -181,9 +193,9 @@ def _pair_name(value, path, nodes):
     return schema.name(value, path)
 
 
-def _haproxy(value, path):
+def _haproxy(value, path, nodes):
     value = {} if value is None else value
-    schema.mapping(value, path, allowed=("stats_socket", "peers_port", "tls_profile", "global", "defaults"))
+    schema.mapping(value, path, allowed=("stats_socket", "peers_port", "tls_profile", "global", "defaults", "prometheus"))
     tls_profiles.check_global_overrides(value.get("global"), f"{path}:global")
     socket_path = value.get("stats_socket", DEFAULT_HAPROXY["stats_socket"])
     schema.matching(socket_path, f"{path}:stats_socket", re.compile(r"^/[A-Za-z0-9_./-]+$"), "an absolute path")
@@ -193,6 +205,7 @@ def _haproxy(value, path):
         "tls_profile": tls_profiles.normalize(value.get("tls_profile"), f"{path}:tls_profile"),
         "global": _haproxy_directives(HAPROXY_GLOBAL, value.get("global"), f"{path}:global", "global"),
         "defaults": _haproxy_directives(HAPROXY_DEFAULTS, value.get("defaults"), f"{path}:defaults", "defaults"),
+        "prometheus": haproxy_exporter.normalize(value.get("prometheus"), f"{path}:prometheus", nodes),
     }
 
 
@@ -273,8 +286,8 @@ def normalize(pillar, path=PILLAR_KEY):
         "pair": _pair_name(pillar.get("pair"), f"{path}:pair", nodes),
         "nodes": nodes,
         "vrrp": vrrp.normalize(pillar.get("vrrp"), f"{path}:vrrp", nodes),
-        "services": services.normalize(pillar.get("services"), f"{path}:services", reserved={vrrp.PROBE_FRONTEND: "probe frontend"}),
-        "haproxy": _haproxy(pillar.get("haproxy"), f"{path}:haproxy"),
+        "services": services.normalize(pillar.get("services"), f"{path}:services", reserved=RESERVED_PROXIES),
+        "haproxy": _haproxy(pillar.get("haproxy"), f"{path}:haproxy", nodes),
         "keepalived": _keepalived(pillar.get("keepalived"), f"{path}:keepalived"),
         "firewall": _firewall(pillar.get("firewall"), f"{path}:firewall"),
     }
@@ -284,6 +297,7 @@ def normalize(pillar, path=PILLAR_KEY):
     pillar_checks.check_instances_are_used(model, path)
     pillar_checks.check_each_vip_in_one_instance(model, path)
     pillar_checks.check_ipv6_vips(model, path)
+    haproxy_exporter.check(model, path)
     return model
 
 

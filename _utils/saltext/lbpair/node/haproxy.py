@@ -12,7 +12,7 @@ to bind an address it does not hold yet (the backup node): the ``lbpair.haproxy`
 import functools
 import re
 
-from saltext.lbpair.model import pillar, schema, services, tls, tls_profiles, vrrp
+from saltext.lbpair.model import haproxy_exporter, pillar, schema, services, tls, tls_profiles, vrrp
 from saltext.lbpair.node import tls_files
 from saltext.lbpair.node.deploy import Daemon, sections_after_header, text_of, written_by_lbpair
 
@@ -244,6 +244,27 @@ def _probe_section(probe):
     return _section(f"frontend {vrrp.PROBE_FRONTEND}", f"{path}:enabled", lines)
 
 
+def _exporter_section(model):
+    """
+    HAProxy's own Prometheus exporter (:mod:`saltext.lbpair.model.haproxy_exporter`) on this node's exporter
+    address: ``/metrics`` answered, every other path denied, nothing logged (a scrape every few seconds).
+    An IPv6 wildcard is IPv6 only: the firewall rules of the IPv6 family are the ones that guard it.
+    """
+    prometheus, node = model["haproxy"]["prometheus"], model["node"]["name"]
+    path = pillar.key("haproxy", "prometheus")
+    address = prometheus["addresses"][node]
+    v6only = " v6only" if haproxy_exporter.is_wildcard(address) and ":" in address else ""
+    bind = f"bind {_endpoint(address, prometheus['port'])}{v6only}"
+    lines = [
+        (bind, prometheus["keys"][node]),
+        ("mode http", path),
+        ("no log", path),
+        (f"http-request use-service prometheus-exporter if {{ path {haproxy_exporter.METRICS_PATH} }}", path),
+        ("http-request deny", path),
+    ]
+    return _section(f"frontend {haproxy_exporter.FRONTEND}", path, lines)
+
+
 def render_lines(model, certificate_dir=tls.MANAGED_DIRECTORY):
     """
     haproxy.cfg for a normalised lbpair model as ``[(line, key), ...]``: each line
@@ -256,6 +277,7 @@ def render_lines(model, certificate_dir=tls.MANAGED_DIRECTORY):
         *([_peers_section(model)] if _uses_peers(model) else []),
         *(section for name, service in model["services"].items() for section in _service_sections(name, service, certificate_dir)),
         *([_probe_section(model["vrrp"]["probe"])] if model["vrrp"]["probe"]["enabled"] else []),
+        *([_exporter_section(model)] if model["haproxy"]["prometheus"] else []),
     ]
     return sections_after_header(HEADER.rstrip("\n"), sections)
 

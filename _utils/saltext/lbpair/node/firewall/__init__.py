@@ -1,13 +1,15 @@
 """
 The firewall rules that let the nodes of an lbpair pair see each other's VRRP
-adverts (IP protocol 112) and nobody else's, keep HAProxy's peers port to the pair,
+adverts (IP protocol 112) and nobody else's, keep HAProxy's peers port to the pair and its
+Prometheus exporter to the networks the pillar allows,
 record rogue VRRP senders and hold new connections during a planned hand-over.
 
 - :mod:`.ruleset`: the VRRP rules a node needs, their order, the plan of what to change;
 - :mod:`.iptables`, :mod:`.nftables`: the backends (pillar ``lbpair:firewall:backend``);
 - :mod:`.rogue`: the record of the senders the record rules dropped;
 - :mod:`.holds`: the hand-over's connection holds;
-- :mod:`.peers`: the peers-port rules, a second kind of rules applied the same way.
+- :mod:`.peers`: the peers-port rules, a second kind of rules applied the same way;
+- :mod:`.exporter`: the rules of HAProxy's Prometheus exporter, a third kind (its ``allow`` networks only).
 
 This module is what the Salt adapters and the other modules use.
 """

@@ -26,6 +26,7 @@ DROP_COMMENT = r"lbpair-peers drop (ipv[46]) to ([0-9a-f.:]+) port ([0-9]+)"
 COMMENT_RE = re.compile(f'"((?:{ACCEPT_COMMENT})|(?:{DROP_COMMENT}))"')
 
 #: one rule: ``action`` accept (TCP from ``source``) or drop (from anyone else), to ``destination`` at ``port``
+#: (:mod:`~saltext.lbpair.node.firewall.exporter` uses them too; its ``destination`` None: any)
 Rule = collections.namedtuple("Rule", "action family source destination port")
 
 
@@ -48,17 +49,22 @@ def wanted_rules(model):
 
 
 def iptables_spec(rule, comment):
-    """The iptables arguments of one rule, after ``-I INPUT <position>``."""
+    """The iptables arguments of one rule, after ``-I INPUT <position>`` (no ``-d`` for a ``destination`` of None: any)."""
     source = ["-s", rule.source] if rule.action == "accept" else []
     target = "ACCEPT" if rule.action == "accept" else "DROP"
-    tcp = ["-d", rule.destination, "-p", "tcp", "--dport", str(rule.port)]
+    destination = ["-d", rule.destination] if rule.destination else []
+    tcp = [*destination, "-p", "tcp", "--dport", str(rule.port)]
     return [*source, *tcp, "-m", "comment", "--comment", comment, "-j", target]
 
 
 def nft_rule(rule, comment):
-    """The nft rule text for one rule."""
+    """The nft rule text for one rule (a ``destination`` of None: any address of the rule's family)."""
     source = f"{nftables.SOURCE_MATCH[rule.family]} {rule.source} " if rule.action == "accept" else ""
-    return f'{source}{nftables.DESTINATION_MATCH[rule.family]} {rule.destination} tcp dport {rule.port} {rule.action} comment "{comment}"'
+    if rule.destination:
+        destination = f"{nftables.DESTINATION_MATCH[rule.family]} {rule.destination}"
+    else:  # an inet table sees both families: the family still matched
+        destination = f"meta protocol {nftables.PACKET_PROTOCOL[rule.family]}"
+    return f'{source}{destination} tcp dport {rule.port} {rule.action} comment "{comment}"'
 
 
 PEERS = ruleset.Kind(COMMENT_RE, wanted_rules, iptables_spec, nft_rule)
