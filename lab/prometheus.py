@@ -160,7 +160,8 @@ def haproxy_exporter_pillar(lbpair):
     from saltext.lbpair.model import pillar  # noqa: PLC0415
 
     with_exporter = copy.deepcopy(lbpair)
-    with_exporter.setdefault("haproxy", {})["prometheus"] = {"port": HAPROXY_EXPORTER_PORT, "allow": [MGMT_NETWORK]}
+    addresses = {node: spec["address"] for node, spec in lbpair["nodes"].items()}  # the nodes' own: the lab's management network
+    with_exporter.setdefault("haproxy", {})["prometheus"] = {"address": addresses, "port": HAPROXY_EXPORTER_PORT, "allow": [MGMT_NETWORK]}
     try:
         pillar.normalize(copy.deepcopy(with_exporter))
     except InvalidValue as refused:
