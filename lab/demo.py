@@ -382,7 +382,7 @@ class Seeded:
     pillar: Pillar
     services: ReactionServices
     reactions: Reactions
-    prometheus: prometheus.LabPrometheus = None
+    scraping: prometheus.LabPrometheus = None
 
 
 @contextlib.contextmanager
@@ -443,9 +443,9 @@ def run(keep=False):
         print_timeline(steps)
         print("\nsalt-run lbpair.history (the master's central failover history):")
         print(master.text("lbpair.history"))
-        print_prometheus(seeded.prometheus)
+        print_prometheus(seeded.scraping)
         if keep:
-            wait_for_teardown(master, seeded.prometheus)
+            wait_for_teardown(master, seeded.scraping)
     print(f"\nDemo finished in {time.monotonic() - steps.started:.0f} s.")
 
 
