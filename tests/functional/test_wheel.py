@@ -20,6 +20,7 @@ STATE_TREE = {  # what a pip-installed master serves from file_roots (docs: the 
     "reactor/lbpair/vrrp.sls",
     "reactor/lbpair/minion_start.sls",
     "master.d/lbpair.conf",
+    "prometheus/lbpair.rules.yml",
 }
 SALT = "salt==3008.4"  # the version scripts/setup installs
 
