@@ -63,6 +63,7 @@ def test_every_target_is_up(prometheus, api, pillar):
     errors = api.values("node_textfile_scrape_error")
     assert len(errors) == 3 and set(errors.values()) == {0.0}, errors
     assert str(prometheus.rule_file) in api.rule_files()
+    print(f"rules {prometheus.rule_file}; active alerts: {[(a['labels']['alertname'], a['state']) for a in api.alerts()]}")
 
 
 def test_the_haproxy_exporter_is_scraped(prometheus, api, pillar):
