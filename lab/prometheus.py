@@ -152,9 +152,9 @@ class PrometheusApi:
 
 def haproxy_exporter_pillar(lbpair):
     """
-    *lbpair* (a pillar) with HAProxy's exporter on each node's management address, port 8405, for
-    the mgmt network, and None for the reason: or *lbpair* unchanged and the reason, when the
-    schema refuses ``lbpair:haproxy:prometheus`` (a checkout without the exporter).
+    ``(pillar, None)``: a copy of the ``lbpair`` pillar *lbpair* with HAProxy's exporter on each
+    node's own (management) address, port 8405, allowed from the mgmt network; or ``(lbpair,
+    reason)`` when the schema refuses ``lbpair:haproxy:prometheus`` (a checkout without the exporter).
     """
     from saltext.lbpair.core.errors import InvalidValue  # noqa: PLC0415 (_utils is on sys.path where the lab runs)
     from saltext.lbpair.model import pillar  # noqa: PLC0415
