@@ -11,6 +11,7 @@ Configuration:
         - meta:                  # copied into every event (no secrets: keys like password are refused)
             site: paris
             pair: edge
+        - metrics: /var/lib/prometheus/node-exporter/lbpair.prom   # "none": no metrics file
 
 ``bus`` is the D-Bus bus keepalived is on (it honours ``DBUS_SYSTEM_BUS_ADDRESS``).
 Salt's own keys (``interval``, ``disable_during_state_run``, ``enabled``, ...) are
@@ -68,6 +69,47 @@ At start the last journalled state of each instance is the last known state,
 so a transition that happened while the minion was down is reported once,
 ``reconstructed``; flaps that came and went entirely during an outage are not
 seen by anyone and cannot be reported.
+
+Node metrics
+------------
+
+The beacon also keeps the node's metrics in Prometheus' text format, in the file ``metrics``
+names, for node_exporter's textfile collector (``--collector.textfile.directory``; Debian's
+``prometheus-node-exporter`` reads ``/var/lib/prometheus/node-exporter``). Without the option
+the file is ``/var/lib/prometheus/node-exporter/lbpair.prom`` if that directory exists, else
+there is none; ``metrics: none`` turns it off. The option must be an absolute path ending in
+``.prom`` and is read only from the minion's own configuration (``/etc/salt/minion.d``): the same
+key in a pillar's ``beacons`` is not followed (a warning says so), since the file is written
+as root.
+
+The file is replaced atomically after each batch of transitions and at each beacon tick when
+what it says changed, and at least once a minute (``lbpair_metrics_written_timestamp_seconds``).
+Nothing it reads makes the minion's loop wait: keepalived's JSON dump (the priorities) and
+HAProxy's stats socket are asked at one tick and read at a later one (every 5 s), and a
+certificate is read again only when its file changed. A write that fails (a full disk, no
+directory) is logged once and never holds up an event. Every metric has the labels ``pair``
+(``lbpair:pair``) and ``node`` (the minion id):
+
+===================================================  ===================================================
+``lbpair_vrrp_state_<state>``                        ``master``, ``backup``, ``fault``, ``init``, ``stop``,
+                                                     ``unknown``: 1 for the instance's state, 0 for the
+                                                     others (``vrrp_instance``); without keepalived,
+                                                     UNKNOWN unless it stopped (STOP)
+``lbpair_vrrp_transitions_total``                    transitions journalled since the minion started
+                                                     (``vrrp_instance``, ``state``), 0 for each state
+``lbpair_vrrp_last_transition_timestamp_seconds``    the instance's last transition (``vrrp_instance``)
+``lbpair_vrrp_effective_priority``                   its effective priority, from keepalived's JSON dump
+``lbpair_beacon_dbus``                               1: the beacon follows D-Bus; 0: the JSON dump
+``lbpair_keepalived_up``                             1 while keepalived's main process runs
+``lbpair_haproxy_up``                                1 while HAProxy answers ``show info`` on its stats
+                                                     socket within 3 s
+``lbpair_track_file_set``                            1 for each of lbpair's track files set (``file``:
+                                                     maintenance, defer, handover, haproxy)
+``lbpair_rogue_vrrp_senders``                        senders of VRRP the firewall dropped (distinct)
+``lbpair_certificate_expiry_timestamp_seconds``      notAfter of each certificate HAProxy serves
+                                                     (``certificate``: ``<service>/<name>``)
+``lbpair_metrics_written_timestamp_seconds``         when the file was written
+===================================================  ===================================================
 
 How it works: :mod:`saltext.lbpair.node.beacon`. Needs ``dbus-next`` (``pip install
 'saltext-lbpair[minion]'``); without it the beacon does not load.
@@ -141,6 +183,39 @@ def _rogue_senders(model):
     return None if model is None else functools.partial(firewall.rogue_senders, model)
 
 
+def _metrics_option(settings):
+    """
+    The ``metrics`` option of the minion's own configuration (root's file): a path given in the
+    pillar (which may be written by others) is not followed, only warned about.
+    """
+    from saltext.lbpair.node import beacon_config
+
+    own = beacon_config.config_mapping((__opts__.get("beacons") or {}).get(__virtualname__) or []).get("metrics")
+    given = settings.get("metrics")
+    if given is not None and given != own:
+        log.warning("lbpair_vrrp: metrics is read from the minion's configuration only: %r from the pillar is not followed", given)
+    if not beacon_config.valid_metrics(own):
+        log.warning("lbpair_vrrp: metrics %r in the minion's configuration is not a .prom file's absolute path: no metrics", own)
+        return "none"
+    return own
+
+
+def _metrics(settings, model, local, transitions):
+    """The node's metrics file (a :class:`~saltext.lbpair.node.metrics_file.NodeMetrics`), or None without one."""
+    from saltext.lbpair.model import pillar
+    from saltext.lbpair.node import metrics_file, metrics_sources
+
+    path = metrics_file.configured_path(_metrics_option(settings))
+    if path is None:
+        return None
+    pair = model["pair"] if model else str((settings.get("meta") or {}).get("pair", ""))
+    stats_socket = (model or {"haproxy": pillar.DEFAULT_HAPROXY})["haproxy"]["stats_socket"]
+    directory = metrics_sources.certificate_directory(__salt__["config.get"]("lbpair_haproxy", {}))
+    certificates = metrics_sources.CertificateExpiry(metrics_sources.certificate_files(model, directory))
+    haproxy = metrics_sources.HaproxyProbe(stats_socket)
+    return metrics_file.NodeMetrics(path, pair, __opts__["id"], local, certificates, haproxy, transitions.last_known())
+
+
 def validate(config):
     """Check the beacon configuration: ``(True, "")`` or ``(False, "a clear message")``."""
     from saltext.lbpair.core import errors
@@ -170,9 +245,16 @@ def beacon(config):
         transitions = journal.Journal.from_options(__salt__["config.get"]("lbpair_journal", {}), __opts__["cachedir"])
         model = _model()
         settings = beacon_config.config_mapping(config)
-        runner = lib.Runner(settings, transitions, local, lib.InstalledVips(local), _fire, _rogue_senders(model))
+        try:
+            metrics = _metrics(settings, model, local, transitions)
+        except Exception as exc:  # bad lbpair_haproxy options: the transitions matter more than the metrics
+            log.warning("lbpair_vrrp: no metrics file: %s", exc)
+            metrics = None
+        runner = lib.Runner(settings, transitions, local, lib.InstalledVips(local), _fire, _rogue_senders(model), metrics)
         __context__[RUNNER_KEY] = runner
-    return runner.drain() + runner.follow_json() + runner.rogue_warnings()
+    events = runner.drain() + runner.follow_json() + runner.rogue_warnings()
+    runner.write_metrics()
+    return events
 
 
 def close(config):

@@ -103,15 +103,18 @@ def salt_master(vrrp_factories, pillar_tree):
         yield master
 
 
-def minion_overrides(node, journal_path, beacon=True, pair="test"):
-    """A minion's options for ``node``: the extension, the node's keepalived and journal, the beacon (its meta naming *pair*)."""
+def minion_overrides(node, journal_path, beacon=True, pair="test", metrics="none"):
+    """
+    A minion's options for ``node``: the extension, the node's keepalived and journal, the beacon (its meta naming *pair*,
+    its metrics file *metrics*: none by default, as the host's node_exporter directory is not the node's).
+    """
     overrides = {
         **EXTENSION_DIRS,
         "lbpair_keepalived": node.minion_options(),
         "lbpair_journal": {"path": str(journal_path)},
     }
     if beacon:
-        overrides["beacons"] = {BEACON: [{"bus": node.bus_address}, {"meta": {"pair": pair, "node": node.name}}]}
+        overrides["beacons"] = {BEACON: [{"bus": node.bus_address}, {"meta": {"pair": pair, "node": node.name}}, {"metrics": metrics}]}
     return overrides
 
 

@@ -17,7 +17,7 @@ import sys
 import tempfile
 import time
 
-from lab import drills, pki, scenarios, topology
+from lab import drills, pki, prometheus, scenarios, topology
 from lab.load import ClientLoad
 from lab.salt_master import Master, Pillar
 from lab.services import ReactionServices
@@ -382,13 +382,15 @@ class Seeded:
     pillar: Pillar
     services: ReactionServices
     reactions: Reactions
+    scraping: prometheus.LabPrometheus = None
 
 
 @contextlib.contextmanager
-def seeded_lab(steps):
+def seeded_lab(steps, scrape=False):
     """
     The lab with a master (and its failover reactions), the seed scenario highstated, the beacons
-    on and the VIPs on lb1: yields a :class:`Seeded`.
+    on and the VIPs on lb1: yields a :class:`Seeded`. With *scrape*, Prometheus too
+    (:class:`lab.prometheus.LabPrometheus`; the benchmarks leave it out: it costs CPU).
     """
     with tempfile.TemporaryDirectory(prefix="lbpair-demo-") as workdir, contextlib.ExitStack() as stack:
         pillar = Pillar.example(f"{workdir}/pillar")
@@ -397,6 +399,7 @@ def seeded_lab(steps):
         history_path = f"{workdir}/history.jsonl"
         # no nodes: the master learns the pair (lb1+lb2) from its nodes' pillar
         block = services.reactions_block(None, history_path, damping_window=2, records=scenarios.LAB_RECORDS)
+        block.update(prometheus.master_metrics_settings(f"{workdir}/master-metrics"))  # once the reactions know metrics_file
         master = Master(f"{workdir}/master", "0.0.0.0", pillar, reactions=block)
         stack.callback(master.stop)
         with steps.step("salt-master starts in the mgmt namespace, with lbpair's reactor"):
@@ -417,14 +420,15 @@ def seeded_lab(steps):
             # each node's start-up transitions in the history: the first events a node sends are claims (it does
             # not confirm them at once) until the master catches up with its journal, and so would a drill's be
             moment_when(lambda: all(has_transitions(history_path, node) for node in NODES), timeout=60)
+        scraping = start_prometheus(steps, stack, lab, pillar, f"{workdir}/master-metrics") if scrape else None
         reactions = Reactions(services, history_path, pillar.node_addresses, events)
-        yield Seeded(lab, master, pillar, services, reactions)
+        yield Seeded(lab, master, pillar, services, reactions, scraping)
 
 
 def run(keep=False):
     """Build the lab, run the seed scenario and the drills, tear everything down."""
     steps = Steps()
-    with seeded_lab(steps) as seeded:
+    with seeded_lab(steps, scrape=True) as seeded:
         lab, master, pillar = seeded.lab, seeded.master, seeded.pillar
         with steps.step("the client sees round robin and cookie persistence"):
             check_balancing(lab, steps, pillar.seed["services"])
@@ -439,14 +443,37 @@ def run(keep=False):
         print_timeline(steps)
         print("\nsalt-run lbpair.history (the master's central failover history):")
         print(master.text("lbpair.history"))
+        print_prometheus(seeded.scraping)
         if keep:
-            wait_for_teardown(master)
+            wait_for_teardown(master, seeded.scraping)
     print(f"\nDemo finished in {time.monotonic() - steps.started:.0f} s.")
 
 
-def wait_for_teardown(master):
+def start_prometheus(steps, stack, lab, pillar, master_textfile_dir):
+    """Prometheus and the exporters up (torn down with *stack*), every target scraped: the :class:`lab.prometheus.LabPrometheus`."""
+    with steps.step("Prometheus starts in mgmt: node_exporter on lb1, lb2 and the master, HAProxy's exporter, lbpair's rules"):
+        scraping = stack.enter_context(prometheus.LabPrometheus(lab, master_textfile_dir, haproxy=pillar.haproxy_exporter))
+        targets = scraping.wait_for_targets()
+        steps.note(f"Prometheus' UI: {scraping.url}/ (in the mgmt namespace); {len(targets)} targets up, rules {scraping.rule_file}")
+    return scraping
+
+
+def print_prometheus(scraping):
+    """Where Prometheus' UI is, and what it says now: who is MASTER, which lbpair alerts are active."""
+    print(f"\nPrometheus: {scraping.url}/ (inside the lab's mgmt namespace; rules {scraping.rule_file})")
+    with contextlib.suppress(prometheus.PrometheusError):
+        masters = scraping.api.values("lbpair_vrrp_state_master == 1")
+        for labels in sorted(masters):
+            found = dict(labels)
+            print(f"  lbpair_vrrp_state_master: {found.get('node')} is MASTER of {found.get('vrrp_instance')}")
+        alerts = [f"{alert['labels']['alertname']} ({alert['state']})" for alert in scraping.api.alerts()]
+        print(f"  active alerts: {', '.join(alerts) or 'none'}")
+
+
+def wait_for_teardown(master, scraping):
     print("\nThe lab is up. In another terminal: `python -m lab shell lb1`, or for the master:")
     print(f"  python -m lab shell mgmt .venv/bin/salt -c {master.config_dir} '*' lbpair_keepalived.status")
+    print(f"  python -m lab shell mgmt curl -s '{scraping.url}/api/v1/alerts'   (Prometheus' UI: {scraping.url}/)")
     print("Press Enter (or Ctrl-C) to tear it down.", flush=True)
     with contextlib.suppress(KeyboardInterrupt, EOFError):
         if sys.stdin.isatty():

@@ -18,6 +18,7 @@ import time
 
 import yaml
 
+from lab.prometheus import haproxy_exporter_pillar
 from lab.util import kill_all, pids_mentioning, stop_process, wait_until
 
 REPO = pathlib.Path(__file__).resolve().parent.parent
@@ -89,9 +90,19 @@ class Pillar:
 
     @classmethod
     def example(cls, directory):
-        """The whole example pillar (salt/pillar.example): the seed ``lbpair`` and the nodes' ``beacons``."""
+        """
+        The whole example pillar (salt/pillar.example): the seed ``lbpair`` and the nodes' ``beacons``,
+        with HAProxy's exporter on for the lab's Prometheus where the schema knows it
+        (:func:`lab.prometheus.haproxy_exporter_pillar`).
+        """
         document = seed_pillar_document()
-        return cls(directory, document["lbpair"], extra={"beacons": document["beacons"]})
+        lbpair, _ = haproxy_exporter_pillar(document["lbpair"])
+        return cls(directory, lbpair, extra={"beacons": document["beacons"]})
+
+    @property
+    def haproxy_exporter(self):
+        """Whether the seed turns HAProxy's Prometheus exporter on."""
+        return "prometheus" in (self.seed.get("haproxy") or {})
 
     @property
     def vips(self):

@@ -106,10 +106,15 @@ def seed_host(name):
 
 
 def machine_files(host):
-    """Return the files written into a machine before boot: hostname and minion config."""
+    """
+    Return the files written into a machine before boot: hostname, minion config, and a note in
+    node_exporter's textfile directory, which the beacon writes ``lbpair.prom`` into when it finds it
+    at its start (as where Debian's package made it; :mod:`lab.prometheus` runs node_exporter there).
+    """
     return {
         "/etc/hostname": f"{host.name}\n",
         "/etc/salt/minion.d/lab.conf": f"id: {host.name}\nmaster: {MASTER_ADDRESS}\n",
+        "/var/lib/prometheus/node-exporter/README.lab": "node_exporter's textfile directory (lab/prometheus.py)\n",
     }
 
 

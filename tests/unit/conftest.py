@@ -20,3 +20,17 @@ def file_size_limit():
     finally:
         resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
         signal.signal(signal.SIGXFSZ, handler)
+
+
+
+@pytest.fixture(scope="session")
+def node_exporter_folder(tmp_path_factory):
+    return tmp_path_factory.mktemp("node-exporter")
+
+
+@pytest.fixture(autouse=True)
+def metrics_file_default(node_exporter_folder, monkeypatch):
+    """The master's default metrics file in a folder of the tests, never in the host's node_exporter folder (tests run as root)."""
+    from saltext.lbpair.master import reactions_config
+
+    monkeypatch.setattr(reactions_config, "DEFAULT_METRICS_FILE", str(node_exporter_folder / "lbpair_master.prom"))

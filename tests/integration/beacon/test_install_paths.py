@@ -56,7 +56,7 @@ def beacon_minion(salt_master, node, journal_path):
     overrides = {
         "lbpair_keepalived": node.minion_options(),
         "lbpair_journal": {"path": str(journal_path)},
-        "beacons": {BEACON: [{"bus": node.bus_address}]},
+        "beacons": {BEACON: [{"bus": node.bus_address}, {"metrics": "none"}]},  # not the host's node_exporter directory
     }
     return salt_master.salt_minion_daemon(node.name, overrides=overrides)
 

@@ -15,7 +15,7 @@ import pathlib
 
 import pytest
 
-from lab import demo, netns, scenarios, topology
+from lab import demo, netns, prometheus, scenarios, topology
 from lab.salt_master import EventLog, Pillar, reactor_settings, seed_pillar, state_tree
 from lab.util import wait_until
 from tests.support.session import wait_for_minion
@@ -47,10 +47,17 @@ def history_path(tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
-def salt_master_overrides(tmp_path_factory, pillar, services, history_path):
+def master_textfile_dir(tmp_path_factory):
+    """Where the master writes its metrics (``lbpair_master.prom``) for the lab's node_exporter on mgmt."""
+    return tmp_path_factory.mktemp("master-textfile")
+
+
+@pytest.fixture(scope="session")
+def salt_master_overrides(tmp_path_factory, pillar, services, history_path, master_textfile_dir):
     """On every address of mgmt (the machines' minions reach it at 192.0.2.5), with the reactions on."""
     # no nodes: the master learns the pair from its nodes' pillar, as a fleet's master does
     block = services.reactions_block(None, history_path, damping_window=DAMPING_WINDOW, records=scenarios.LAB_RECORDS)
+    block.update(prometheus.master_metrics_settings(master_textfile_dir))  # once the reactions know metrics_file
     return {
         "interface": "0.0.0.0",
         "file_roots": {"base": [str(state_tree(tmp_path_factory.mktemp("file_roots")))]},

@@ -87,12 +87,19 @@ def render(families):
 def histogram(labels, observations, buckets):
     """The samples of a histogram of ``observations`` (cumulative ``le`` buckets, ``+Inf``, sum and count)."""
     observations = list(observations)
-    samples = [
-        Sample({**labels, "le": format_value(bound)}, sum(1 for seen in observations if seen <= bound), "_bucket")
-        for bound in (*sorted(buckets), math.inf)
-    ]
-    samples.append(Sample(dict(labels), sum(observations), "_sum"))
-    samples.append(Sample(dict(labels), len(observations), "_count"))
+    within = {bound: sum(1 for seen in observations if seen <= bound) for bound in buckets}
+    return counted_histogram(labels, within, sum(observations), len(observations))
+
+
+def counted_histogram(labels, within, total, count):
+    """
+    The samples of a histogram kept as counts (a counter survives its process): ``within``
+    ``{bound: observations <= bound}``, then ``+Inf`` (``count``), the ``total`` and ``count``.
+    """
+    samples = [Sample({**labels, "le": format_value(bound)}, within[bound], "_bucket") for bound in sorted(within)]
+    samples.append(Sample({**labels, "le": format_value(math.inf)}, count, "_bucket"))
+    samples.append(Sample(dict(labels), total, "_sum"))
+    samples.append(Sample(dict(labels), count, "_count"))
     return samples
 
 

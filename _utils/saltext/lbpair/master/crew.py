@@ -32,7 +32,7 @@ class Crew:
         self.chronicle = Chronicle(history, clock, self.name)
         self.notifier = Notifier(settings, store, self.chronicle, scheduler, clock)
         self.monitor = PairMonitor(settings, self.client, store, self.chronicle, scheduler, clock)
-        self.steps = StepRunner(settings, store, history, self.notifier, self.monitor.check_pair, self._failback)
+        self.steps = StepRunner(settings, store, history, self.notifier, self.monitor.check_pair, self._failback, clock)
         self.intake = Intake(settings, self.client, store, self.chronicle, scheduler, self.steps, clock)
 
     def planned_moves(self, sleep=None, grace=planned.CONFIRM_GRACE):

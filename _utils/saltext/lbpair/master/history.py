@@ -72,6 +72,14 @@ class History:
         with store.locked(self.path), self._index() as index:
             return index.bad_lines()
 
+    def tallies(self):
+        """
+        ``(failovers, masters)`` the history tells (:mod:`saltext.lbpair.master.history_tally`):
+        ``{(pair, minion, instance, planned): count}`` and ``{(pair, instance): MASTER or None}``.
+        """
+        with store.locked(self.path), self._index() as index:
+            return index.tallies()
+
     def append(self, records):
         """
         Append ``records`` (:class:`~saltext.lbpair.master.records.Transition` or JSON mappings:

@@ -1,10 +1,12 @@
 """
 The history's index: what deduplication needs, kept beside the history so that an
-append reads neither the history nor its rotated files.
+append reads neither the history nor its rotated files, and what the master's metrics
+count (:mod:`saltext.lbpair.master.history_tally`).
 
 A SQLite database, ``<history>.index``: the ``(minion, seq)`` of every transition
 and whether one of them was confirmed; for each file of the history, its inode, how
-far it has been read, its last bytes read and the damaged lines counted in it.
+far it has been read, its last bytes read and the damaged lines counted in it; the
+failovers and the MASTER of each instance.
 
 The JSON-lines files stay the truth. Each use starts by catching up with them:
 lines appended since (by this version or another) are read from where the index
@@ -22,12 +24,13 @@ import os
 import sqlite3
 
 from saltext.lbpair.core import store
+from saltext.lbpair.master import history_tally
 from saltext.lbpair.master.records import RecordKind
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 1
-SCHEMA = """
+SCHEMA_VERSION = 2  # 2: the tallies of history_tally
+SCHEMA = history_tally.SCHEMA + """
 DROP TABLE IF EXISTS transitions;
 DROP TABLE IF EXISTS files;
 DROP TABLE IF EXISTS meta;
@@ -59,14 +62,19 @@ def confirmed(record):
 
 
 def _tally(parsed):
-    """``([(minion, seq, confirmed)], damaged lines)`` from ``(record or None, line)`` pairs."""
-    keys, bad = [], 0
+    """
+    ``([(minion, seq, confirmed)], damaged lines, [transition rows])`` from ``(record or None, line)``
+    pairs (the rows: :func:`saltext.lbpair.master.history_tally.transition_row`).
+    """
+    keys, bad, rows = [], 0, []
     for record, _ in parsed:
         if record is None:
             bad += 1
         elif key := slot(record):
             keys.append((*key, int(confirmed(record))))
-    return keys, bad
+            if row := history_tally.transition_row(record, key):
+                rows.append(row)
+    return keys, bad, rows
 
 
 @contextlib.contextmanager
@@ -156,6 +164,10 @@ class Index:
     def bad_lines(self):
         return self.db.execute("SELECT coalesce(sum(bad), 0) FROM files").fetchone()[0]
 
+    def tallies(self):
+        """``(failovers, masters)``: :func:`saltext.lbpair.master.history_tally.failovers` and ``masters``."""
+        return history_tally.failovers(self.db), history_tally.masters(self.db)
+
     def catch_up(self, names):
         """Read what the files ``names`` gained since the last use; rebuild if one no longer holds what was read."""
         observed = _observed(names)
@@ -163,8 +175,8 @@ class Index:
         with self.db:  # commits, or rolls back on an error
             read = {inode: (offset, tail) for inode, offset, tail in self.db.execute("SELECT inode, offset, tail FROM files")}
             if any(not _still_holds(observed.get(inode), offset, tail) for inode, (offset, tail) in read.items()):
-                self.db.execute("DELETE FROM transitions")
-                self.db.execute("DELETE FROM files")
+                for statement in ("DELETE FROM transitions", "DELETE FROM files", *history_tally.CLEAR):
+                    self.db.execute(statement)
                 read = {}
             for inode, (name, size) in observed.items():
                 if inode not in read or size > read[inode][0]:
@@ -173,7 +185,7 @@ class Index:
     def _read(self, inode, name, offset):
         with open(name, "rb") as handle:
             handle.seek(offset)
-            keys, bad = _tally(store.parsed_lines(handle))
+            keys, bad, rows = _tally(store.parsed_lines(handle))
             end = handle.tell()
             tail = os.pread(handle.fileno(), min(TAIL_BYTES, end), max(0, end - TAIL_BYTES))
         self.db.executemany(
@@ -181,6 +193,7 @@ class Index:
             " ON CONFLICT (minion, seq) DO UPDATE SET confirmed = max(confirmed, excluded.confirmed)",
             keys,
         )
+        history_tally.add(self.db, rows)
         before = self.db.execute("SELECT bad FROM files WHERE inode = ?", (inode,)).fetchone()
         self.db.execute(
             "INSERT OR REPLACE INTO files VALUES (?, ?, ?, ?, ?)", (inode, name, end, tail, bad + (before[0] if before else 0))
@@ -221,9 +234,10 @@ class Scan:
     """The index's answers from reading every file: the fall-back when the database cannot be used."""
 
     def __init__(self, names):
+        self.names = names
         self.states, self.bad = {}, 0
         for name in names:
-            keys, bad = _tally(store.scan_lines(name))
+            keys, bad, _ = _tally(store.scan_lines(name))
             self.bad += bad
             for minion, seq, is_confirmed in keys:
                 self.states[minion, seq] = max(is_confirmed, self.states.get((minion, seq), 0))
@@ -239,3 +253,13 @@ class Scan:
 
     def bad_lines(self):
         return self.bad
+
+    def tallies(self):
+        """:meth:`Index.tallies` of an index in memory, made from the files."""
+        index = Index(sqlite3.connect(":memory:", isolation_level=None))
+        try:
+            index.prepare()
+            index.catch_up(self.names)
+            return index.tallies()
+        finally:
+            index.close()

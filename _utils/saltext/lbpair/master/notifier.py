@@ -65,6 +65,7 @@ class Notifier:
         outcome = notify.deliver(notify.summary_notice(instance, held, self.config["damping_window"]), self.config, through=self.send)
         for channel, result in outcome.items():
             if result not in ("sent", storm.HELD):
+                self.store.count_step_failure(self.config["pair"], channel)
                 self.report_failure(instance, channel, f"the summary of {len(held)} held transitions: {channel} {result}")
         return [outcome]
 

@@ -204,6 +204,7 @@ class PairMonitor:
         if error is None:
             log.info("lbpair: DNS records of %s point at %s, attempt %d", dns_config["zone"], master, attempt)
             self.store.note_dns(self._key(instance), master)
+            self.store.note_dns_result(self.config["pair"], True, self.clock())
             self.chronicle.note(records.dns(instance, master, True, attempt, None))
             return {"ok": True, "attempts": attempt}
         log.warning("lbpair: DNS update to %s, attempt %d of %d failed: %s", master, attempt, dns_config["attempts"], error)
@@ -211,6 +212,7 @@ class PairMonitor:
             self.scheduler.later(Task.dns(self.config["pair"], instance, master, attempt + 1), dns_config["backoff"] * 2 ** (attempt - 1))
             return {"ok": False, "attempts": attempt, "error": error, "retry": True}
         result = {"ok": False, "attempts": attempt, "error": error}
+        self.store.note_dns_result(self.config["pair"], False, self.clock())
         self.chronicle.note(records.dns(instance, master, False, attempt, error))
         message = f"DNS update to {master} failed after {attempt} attempts: {error}"
         notify.deliver(notify.alarm_notice("dns_failed", instance, message, result), self.config)
@@ -222,4 +224,6 @@ class PairMonitor:
             raise InvalidValue(f"{CONFIG_KEY}:dns", "is not configured")
         if minion not in self.config["nodes"]:
             raise InvalidValue(f"{CONFIG_KEY}:nodes", f"{minion!r} is not a node of the pair")
-        return dns_update.update_with_retries(self.config["dns"], minion, self.config["nodes"][minion])
+        result = dns_update.update_with_retries(self.config["dns"], minion, self.config["nodes"][minion])
+        self.store.note_dns_result(self.config["pair"], result["ok"], self.clock())
+        return result

@@ -173,13 +173,31 @@ class ReactionStore:
     def step_done(self, key, step):
         self.database.write(reaction_tables.settle_step, key, step)
 
-    def step_failed(self, key, step, error):
-        """Note that ``step`` of reaction ``key`` failed; whether it is its first failure."""
-        return self.database.write(reaction_tables.step_failed, key, step, error)
+    def step_failed(self, key, step, error, pair=None):
+        """Note that ``step`` of reaction ``key`` failed (counted for ``pair``'s metrics); whether it is its first failure."""
+        return self.database.write(reaction_tables.step_failed, key, step, error, pair)
 
     def open_reactions(self):
         """``{key: [pending steps]}``."""
         return self.database.read(reaction_tables.open_reactions)
+
+    # per pair, what the master's metrics count (:mod:`saltext.lbpair.master.metrics`)
+
+    def count_step_failure(self, pair, step):
+        """A step of ``pair`` failed outside a reaction's steps (a summary's channel)."""
+        self.database.write(reaction_tables.count, pair, {f"{reaction_tables.STEP_FAILURES}{step}": 1})
+
+    def note_dns_result(self, pair, ok, at):
+        """The last DNS update of ``pair`` succeeded (``ok``) or failed, at ``at`` (epoch)."""
+        self.database.write(reaction_tables.set_tallies, pair, {reaction_tables.DNS_OK: int(bool(ok)), reaction_tables.DNS_AT: at})
+
+    def observe_latency(self, pair, seconds, bounds):
+        """A reaction of ``pair`` done ``seconds`` after its node received the transition (histogram buckets ``bounds``)."""
+        self.database.write(reaction_tables.observe, pair, seconds, bounds)
+
+    def tallies(self):
+        """``{pair: {name: value}}`` (the names: :mod:`saltext.lbpair.master.reaction_tables`)."""
+        return self.database.read(reaction_tables.tallies)
 
     # claims
 

@@ -16,6 +16,8 @@ which :class:`~saltext.lbpair.master.reaction_state.ReactionStore` runs in one t
   keyed so that newer work of the same kind replaces older;
 - ``silent``: when a node last left a job unanswered; ``planned``: the planned moves under way;
 - ``quiet``: quiet periods of announcements (node warnings, a node's claims, certificate warnings);
+- ``tallies``: per pair, what the master's metrics count that the history does not tell
+  (:mod:`saltext.lbpair.master.metrics`): failed steps, the last DNS update, reaction latencies;
 - ``queue``: the beacon events waiting for the background worker (:mod:`saltext.lbpair.master.event_queue`);
 - ``meta``: whether the JSON document of earlier versions was taken over (:func:`take_over`).
 
@@ -29,9 +31,10 @@ from saltext.lbpair.master import event_queue, notify, storm
 
 MAX_CLAIMS = 50  # per node: a flood of forged events must not grow the state without bound
 MAX_STEP_ENTRIES = 500
+MAX_TALLIES = 20000  # rows of tallies: a few dozen per pair, the oldest pairs' dropped beyond
 
-# 2: the event queue; every statement creates only what is missing, so that a database of version 1 gains it
-SCHEMA_VERSION = 2
+# 2: the event queue; 3: the tallies. Every statement creates only what is missing, so that an older database gains it
+SCHEMA_VERSION = 3
 TABLES = (
     "CREATE TABLE IF NOT EXISTS silent (minion TEXT PRIMARY KEY, since REAL NOT NULL)",
     "CREATE TABLE IF NOT EXISTS planned (instance TEXT PRIMARY KEY, target TEXT NOT NULL, until REAL NOT NULL)",
@@ -46,6 +49,7 @@ TABLES = (
     "CREATE INDEX IF NOT EXISTS due_by_time ON due (at, key)",
     "CREATE TABLE IF NOT EXISTS instances (instance TEXT PRIMARY KEY, checked REAL, problem TEXT, alarm TEXT, dns TEXT)",
     "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS tallies (pair TEXT NOT NULL, name TEXT NOT NULL, value REAL NOT NULL, PRIMARY KEY (pair, name))",
     event_queue.TABLE,
     event_queue.INDEX,
 )
@@ -193,16 +197,66 @@ def settle_step(db, key, step, error=None):
         db.execute("DELETE FROM reactions WHERE key = ?", (key,))
 
 
-def step_failed(db, key, step, error):
-    """:func:`settle_step` with ``error``; whether it is the step's first failure."""
+def step_failed(db, key, step, error, pair=None):
+    """:func:`settle_step` with ``error``, counted for ``pair`` (:func:`count`); whether it is the step's first failure."""
     first = step not in (open_steps(db, key) or {}).get("failed", {})
     settle_step(db, key, step, error)
+    if pair is not None:
+        count(db, pair, {f"{STEP_FAILURES}{step}": 1})
     return first
 
 
 def open_reactions(db):
     """``{key: [pending steps]}``, oldest reaction first."""
     return {key: json.loads(pending) for key, pending in db.execute("SELECT key, pending FROM reactions ORDER BY id")}
+
+
+# --- tallies: per pair, counters and last values for the master's metrics ------------------
+
+STEP_FAILURES = "step_failures:"  # + the step: how often it failed
+LATENCY_BUCKET = "latency_le:"  # + the bucket's bound: reactions done within it
+DNS_OK, DNS_AT, LATENCY_SUM, LATENCY_COUNT = "dns_ok", "dns_at", "latency_sum", "latency_count"
+
+
+def latency_bucket(bound):
+    """The name of the tally of reactions done within ``bound`` seconds."""
+    return f"{LATENCY_BUCKET}{bound:g}"
+
+
+def _bound_tallies(db):
+    """Drop the oldest rows beyond :data:`MAX_TALLIES` (an upsert keeps a row's place)."""
+    db.execute("DELETE FROM tallies WHERE rowid <= (SELECT rowid FROM tallies ORDER BY rowid DESC LIMIT 1 OFFSET ?)", (MAX_TALLIES,))
+
+
+def count(db, pair, increments):
+    """Add ``increments`` ``{name: amount}`` to the tallies of ``pair``."""
+    db.executemany(
+        "INSERT INTO tallies VALUES (?, ?, ?) ON CONFLICT (pair, name) DO UPDATE SET value = value + excluded.value",
+        [(pair, name, amount) for name, amount in increments.items()],
+    )
+    _bound_tallies(db)
+
+
+def set_tallies(db, pair, values):
+    """Set the tallies ``values`` ``{name: value}`` of ``pair``."""
+    db.executemany(
+        "INSERT INTO tallies VALUES (?, ?, ?) ON CONFLICT (pair, name) DO UPDATE SET value = excluded.value",
+        [(pair, name, value) for name, value in values.items()],
+    )
+    _bound_tallies(db)
+
+
+def observe(db, pair, seconds, bounds):
+    """One reaction of ``pair`` done in ``seconds``: counted in each bucket of ``bounds`` it fits, its sum and count."""
+    count(db, pair, {**{latency_bucket(bound): 1 for bound in bounds if seconds <= bound}, LATENCY_SUM: seconds, LATENCY_COUNT: 1})
+
+
+def tallies(db):
+    """``{pair: {name: value}}``."""
+    found = {}
+    for pair, name, value in db.execute("SELECT pair, name, value FROM tallies ORDER BY pair, name"):
+        found.setdefault(pair, {})[name] = value
+    return found
 
 
 # --- claims: events their node has not confirmed --------------------------------------------

@@ -40,7 +40,7 @@ import time
 
 from saltext.lbpair.core.errors import InvalidValue
 from saltext.lbpair.core.times import iso_utc
-from saltext.lbpair.master import batch, drain, fleet, planned, reaction_state, reactions_config, storm
+from saltext.lbpair.master import batch, drain, fleet, metrics, planned, reaction_state, reactions_config, storm
 from saltext.lbpair.master import history as history_file
 from saltext.lbpair.master.crew import Crew
 from saltext.lbpair.master.node_client import NodeClient
@@ -102,7 +102,14 @@ class Reactions:
         self.scheduler.register_sweep(self._look_at_the_pillars_again)  # first: the round's work sees today's pairs
         self.scheduler.register_sweep(self._react_to_queue)
         self.scheduler.register_sweep(self._send_summaries)
+        self.metrics = metrics.MetricsFile(config.get("metrics_file"), self._metrics_facts, clock)
+        self.scheduler.register_after_round(self.metrics.after_round)
         self._crews = {}
+
+    def _metrics_facts(self):
+        """What the master's metrics file says (:func:`saltext.lbpair.master.metrics.gather`), for the pairs of the fleet."""
+        pairs, _ = self.directory.fleet()
+        return metrics.gather(self.history, self.store, {name: pair.nodes for name, pair in pairs.items()})
 
     def _look_at_the_pillars_again(self, now):
         """

@@ -13,6 +13,7 @@ The master's ``lbpair_reactions`` configuration block (see ``salt/master.d/lbpai
         shop: {webhook: {url: "https://chat.example.net/hooks/team-shop"}, dns: {...}}
       history: {path: /var/lib/salt/lbpair/history.jsonl, max_bytes: 10485760}
       report_dir: /var/cache/salt/master/lbpair/reports   # where lbpair.report writes its pages (default: <cachedir>/lbpair/reports)
+      metrics_file: /var/lib/prometheus/node-exporter/lbpair_master.prom   # the default if that folder exists; none: off
       damping_window: 60                      # s; at most one message per instance per window
       confirm: {timeout: 10, settle: 5}       # job timeout; wait before an alarm is raised
       certificates: {warn_days: 30}           # lbpair.certificates warns this long before one expires
@@ -58,6 +59,8 @@ PAIR_SETTINGS = ("damping_window", "webhook", "smtp", "dns")
 #: a DNS name, relative or absolute: labels of letters, digits and inner hyphens (or ``@``, the zone itself)
 DNS_NAME_RE = re.compile(r"@|((?!-)[A-Za-z0-9_-]{1,63}(?<!-)\.)*(?!-)[A-Za-z0-9_-]{1,63}(?<!-)\.?")
 RECORD_FAMILY = {"A": 4, "AAAA": 6}
+#: the master's metrics file when the block names none and node_exporter's textfile folder (Debian's) exists
+DEFAULT_METRICS_FILE = "/var/lib/prometheus/node-exporter/lbpair_master.prom"
 
 
 def _nodes(value, path):
@@ -200,7 +203,7 @@ def _pairs(value, path):
 
 def normalise(value, path=CONFIG_KEY):
     """The validated ``lbpair_reactions`` block with its defaults; raises :class:`InvalidValue`."""
-    allowed = ("nodes", "pairs", "history", "confirm", "certificates", "report_dir", *PAIR_SETTINGS)
+    allowed = ("nodes", "pairs", "history", "confirm", "certificates", "report_dir", "metrics_file", *PAIR_SETTINGS)
     value = schema.mapping(value, path, allowed)
     history = schema.mapping(value.get("history", {}), f"{path}:history", ("path", "max_bytes"))
     confirm = schema.mapping(value.get("confirm", {}), f"{path}:confirm", ("timeout", "settle"))
@@ -223,6 +226,7 @@ def normalise(value, path=CONFIG_KEY):
         },
         "certificates": {"warn_days": schema.integer(certificates.get("warn_days", 30), f"{path}:certificates:warn_days", 0, 3650)},
         "report_dir": _directory(value["report_dir"], f"{path}:report_dir") if value.get("report_dir") is not None else None,
+        "metrics_file": _metrics_file(value["metrics_file"], f"{path}:metrics_file") if "metrics_file" in value else default_metrics_file(),
     }
 
 
@@ -260,6 +264,21 @@ def _directory(value, path):
     text = schema.string(value, path)
     if not os.path.isabs(text) or os.path.normpath(text) != text.rstrip("/") or os.path.isfile(text):
         raise InvalidValue(path, f"{text!r} is not an absolute path to a folder")
+    return text
+
+
+def default_metrics_file():
+    """:data:`DEFAULT_METRICS_FILE` if its folder exists (node_exporter is installed), else ``None``: off."""
+    return DEFAULT_METRICS_FILE if os.path.isdir(os.path.dirname(DEFAULT_METRICS_FILE)) else None
+
+
+def _metrics_file(value, path):
+    """The master's metrics file (:mod:`saltext.lbpair.master.metrics`), or ``None``: off (``none``); it must end with ``.prom``."""
+    if value is None or value is False or str(value).lower() == "none":
+        return None
+    text = _history_path(value, path)
+    if not text.endswith(".prom"):
+        raise InvalidValue(path, f"{text!r} must end with .prom (node_exporter's textfile collector reads only those)")
     return text
 
 

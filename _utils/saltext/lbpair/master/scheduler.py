@@ -30,7 +30,8 @@ class Scheduler:
     :class:`~saltext.lbpair.master.records.TaskKind` (``handler(task)``); ``register_sweep(sweep)``
     adds work found at each round (``sweep(now)`` returns what it did: the summaries whose damping
     window ended). Work of a kind this version does not know is logged and dropped. ``report(done)``
-    is told what each round did.
+    is told what each round did; ``register_after_round(callback)`` adds a ``callback(done)`` called
+    after every round, also one that did nothing (the master's metrics file).
     """
 
     def __init__(self, store, wake, clock=time.time, sleep=time.sleep, report=None):
@@ -41,12 +42,16 @@ class Scheduler:
         self.report = report or (lambda done: None)
         self.handlers = {}
         self.sweeps = []
+        self.after_round = []
 
     def register(self, kind, handler):
         self.handlers[kind] = handler
 
     def register_sweep(self, sweep):
         self.sweeps.append(sweep)
+
+    def register_after_round(self, callback):
+        self.after_round.append(callback)
 
     def later(self, task, delay):
         """
@@ -130,6 +135,8 @@ class Scheduler:
             done = self._due_work()
         if done:
             self.report(done)
+        for callback in self.after_round:
+            callback(done)
         return done
 
     def _due_work(self):

@@ -7,9 +7,11 @@ never stops the others; replaying the event does the steps that did not succeed,
 import dataclasses
 import functools
 import logging
+import time
 
-from saltext.lbpair.master import notify
-from saltext.lbpair.master.records import Notice, Transition
+from saltext.lbpair.core import times
+from saltext.lbpair.master import metrics, notify
+from saltext.lbpair.master.records import Notice, Seen, Transition
 
 log = logging.getLogger(__name__)
 
@@ -20,7 +22,8 @@ class StepRunner:
     Runs the steps of reactions. ``store`` keeps each reaction's open steps, ``notifier`` damps and
     sends, ``check_pair(instance, requested_at, statuses=, follow=)`` checks the pair (DNS follows
     from a transition into MASTER), ``failback(minion, instance)`` hands an instance back to a node
-    back from FAULT.
+    back from FAULT. Each failed step is counted, and each reaction's latency measured, for the
+    master's metrics (:mod:`saltext.lbpair.master.metrics`).
     """
 
     config: dict
@@ -29,6 +32,7 @@ class StepRunner:
     notifier: object
     check_pair: object
     failback: object
+    clock: object = time.time
 
     def react(self, record, requested_at, record_error=None, statuses=None):
         """
@@ -46,7 +50,22 @@ class StepRunner:
         if record_error:
             self._step_failed(key, record.instance, "record", record_error)
         rest = [step for step in steps if step != "record"]
-        return {"recorded": record.brief(), **self._run_steps(key, rest, record, notice, requested_at, statuses)}
+        outcome = self._run_steps(key, rest, record, notice, requested_at, statuses)
+        self._measure(record)
+        return {"recorded": record.brief(), **outcome}
+
+    def _measure(self, record):
+        """
+        The reaction's latency: from its node receiving the transition to its steps done. Only a
+        live transition's: one caught up from a node's journal measures how long the master was away.
+        """
+        if record.seen != Seen.LIVE:
+            return
+        try:
+            latency = max(0.0, self.clock() - times.parse(record.at).timestamp())  # the nodes' clocks may run a little ahead
+            self.store.observe_latency(self.config["pair"], latency, metrics.LATENCY_BUCKETS)
+        except Exception:  # a metric never stops a reaction
+            log.exception("lbpair: the latency of the reaction to %s was not counted", record.key)
 
     def replay(self, key, open_steps, requested_at):
         """Do again the steps of reaction ``key`` that have not succeeded yet (and only those)."""
@@ -83,5 +102,5 @@ class StepRunner:
 
     def _step_failed(self, key, instance, step, error):
         """Note a failed step (a replay will redo it) and alarm through the channels that still work."""
-        if self.store.step_failed(key, step, error):
+        if self.store.step_failed(key, step, error, self.config["pair"]):
             self.notifier.report_failure(instance, step, f"reaction {key}: step {step} failed: {error}; replaying the event completes it")

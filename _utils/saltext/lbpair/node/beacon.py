@@ -23,6 +23,10 @@ loop under ``salt-call``).
 Every few seconds (:data:`ROGUE_INTERVAL`) ``beacon()`` also reads the firewall's
 record of the senders of the pair's VRIDs it dropped (:func:`saltext.lbpair.node.firewall.rogue_senders`)
 and warns once per new sender (:class:`RogueWatch`).
+
+With a metrics file (:class:`~saltext.lbpair.node.metrics_file.NodeMetrics`), the runner counts
+each transition it journals and writes the file after each flush and at each tick
+(:meth:`Runner.write_metrics`).
 """
 
 import asyncio
@@ -127,6 +131,7 @@ class RogueWatch:
         self.senders = senders
         self.reported = REPORTED_ROGUES if reported is None else reported
         self.looked = None
+        self.count = None  # distinct senders in the record at the last read (None before one)
 
     def warnings(self, now=None):
         """The warnings for senders not reported yet (``[]`` between two reads)."""
@@ -139,6 +144,7 @@ class RogueWatch:
         except Exception as exc:  # no firewall tool, no permission: try again later
             log.debug("lbpair_vrrp: cannot read the firewall's rogue VRRP senders: %s", exc)
             return []
+        self.count = len(set(senders))
         new = [address for address in senders if address not in self.reported]
         self.reported.intersection_update(senders)  # a sender the record forgot is new again when it comes back
         self.reported.update(new)
@@ -322,10 +328,11 @@ class Runner:
     :class:`~saltext.lbpair.node.journal.Journal`; ``local``: a
     :class:`~saltext.lbpair.node.keepalived_process.Local`; ``vips``: ``{instance: [vip, ...]}`` (or :class:`InstalledVips`);
     ``fire(events)`` sends beacon events to the master at once; ``rogue_senders()``,
-    if given, reads the firewall's record of rogue VRRP senders (:class:`RogueWatch`).
+    if given, reads the firewall's record of rogue VRRP senders (:class:`RogueWatch`);
+    ``metrics``, if given, is the node's metrics file (:class:`~saltext.lbpair.node.metrics_file.NodeMetrics`).
     """
 
-    def __init__(self, settings, journal, local, vips, fire, rogue_senders=None):
+    def __init__(self, settings, journal, local, vips, fire, rogue_senders=None, metrics=None):
         self.bus = settings.get("bus", "system")
         self.journal = journal
         self.keepalived = local
@@ -339,6 +346,7 @@ class Runner:
         self.json_asked = 0.0
         self.closed = False
         self.rogues = None if rogue_senders is None else RogueWatch(rogue_senders)
+        self.metrics = metrics
         self.loop = _running_loop()
         self.watcher = None
         if self.bus != "none":
@@ -353,6 +361,11 @@ class Runner:
 
     def _journal(self, transition):
         entry = self.journal.append(transition)
+        if self.metrics is not None:
+            try:
+                self.metrics.record(entry)
+            except Exception:  # the event matters, the counter does not
+                log.debug("lbpair_vrrp: could not count a transition for the metrics", exc_info=True)
         return {"tag": event_tag(entry), **entry}
 
     def drain(self):
@@ -390,6 +403,14 @@ class Runner:
                 self.fire(events)
         except Exception:
             log.exception("lbpair_vrrp: could not deliver transitions")
+        self.write_metrics()
+
+    def write_metrics(self):
+        """Write the node's metrics file, if there is one and what it says changed; never raises."""
+        if self.metrics is None or self.closed:
+            return
+        rogues = None if self.rogues is None else self.rogues.count
+        self.metrics.write(self.tracker.known, self.bus != "none" and self.on_bus, rogues)
 
     def follow_json(self):
         """The fallback while keepalived runs but is not on D-Bus: events from the JSON dump."""
@@ -443,6 +464,8 @@ class Runner:
         self.closed = True
         if self.watcher is not None:
             self.watcher.stop()
+        if self.metrics is not None:
+            self.metrics.close()
 
 
 def _stop_orphaned_watchers():

@@ -1,6 +1,6 @@
 """
 The ``lbpair_vrrp`` beacon's configuration: Salt's list of mappings, lbpair's own keys
-(``bus``, ``meta``) and Salt's, checked the way :func:`check_config` reports to Salt's
+(``bus``, ``meta``, ``metrics``) and Salt's, checked the way :func:`check_config` reports to Salt's
 ``validate``; ``meta`` is copied into every event, so a key that names a secret is refused.
 """
 
@@ -9,7 +9,9 @@ import re
 import salt.utils.beacons
 
 SALT_KEYS = ("interval", "disable_during_state_run", "enabled", "run_once", "beacon_module", "_beacon_name")
-OWN_KEYS = ("bus", "meta")
+OWN_KEYS = ("bus", "meta", "metrics")
+#: the metrics file: an absolute, normalised path of plain characters, a ``.prom`` file as node_exporter reads them
+METRICS_PATH_RE = re.compile(r"/(?:[A-Za-z0-9_@+-][A-Za-z0-9_.@+-]*/)*[A-Za-z0-9_@+-][A-Za-z0-9_.@+-]*\.prom")
 #: words that name a secret; a key that has one as a whole word (``smtp_password``, ``apiKey``) is refused
 SECRET_WORDS = frozenset(
     ("password", "passwd", "pass", "pwd", "secret", "token", "key", "auth", "credential", "private", "webhook")
@@ -29,6 +31,10 @@ def _words(key):
     """The words of a key: ``smtp_password`` -> smtp, password; ``apiKeys`` -> api, key."""
     spaced = re.sub(r"([a-z0-9])([A-Z])", r"\1 \2", key)
     return {word[:-1] if word.endswith("s") and word[:-1] in SECRET_WORDS else word for word in re.split(r"[^a-z0-9]+", spaced.lower())}
+
+
+def valid_metrics(metrics):
+    return metrics is None or metrics == "none" or isinstance(metrics, str) and bool(METRICS_PATH_RE.fullmatch(metrics))
 
 
 def secret_keys(meta, prefix=""):
@@ -55,6 +61,11 @@ def check_config(config, dbus_built=True):
     bus = settings.get("bus", "system")
     if not _valid_bus(bus):
         return False, f"lbpair_vrrp: bus must be system, none or a D-Bus address like unix:path=/run/x.sock, not {bus!r}"
+    if not valid_metrics(settings.get("metrics")):
+        return False, (
+            "lbpair_vrrp: metrics must be none or the absolute path of a .prom file in node_exporter's textfile "
+            f"directory, like /var/lib/prometheus/node-exporter/lbpair.prom, not {settings['metrics']!r}"
+        )
     meta = settings.get("meta", {})
     if not isinstance(meta, dict) or not all(isinstance(key, str) for key in meta):
         return False, "lbpair_vrrp: meta must be a mapping with string keys"
