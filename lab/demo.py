@@ -17,7 +17,7 @@ import sys
 import tempfile
 import time
 
-from lab import drills, pki, prometheus, scenarios, topology
+from lab import browser, drills, pki, prometheus, scenarios, topology
 from lab.load import ClientLoad
 from lab.salt_master import Master, Pillar
 from lab.services import ReactionServices
@@ -25,6 +25,8 @@ from saltext.lbpair.master.records import transitions
 from saltext.lbpair.model.keepalived_model import VrrpState
 
 NODES = ("lb1", "lb2")
+#: where the demo leaves the failover report and its screenshot (the lab's own folders go with it)
+REPORT_DIR = "/var/tmp/lbpair-demo"
 NODE_ADDRESSES6 = {node: topology.seed_host(node).ip6 for node in NODES}
 QUX = {
     "vip": "203.0.113.40",
@@ -386,11 +388,12 @@ class Seeded:
 
 
 @contextlib.contextmanager
-def seeded_lab(steps, scrape=False):
+def seeded_lab(steps, scrape=False, report_dir=None):
     """
     The lab with a master (and its failover reactions), the seed scenario highstated, the beacons
     on and the VIPs on lb1: yields a :class:`Seeded`. With *scrape*, Prometheus too
-    (:class:`lab.prometheus.LabPrometheus`; the benchmarks leave it out: it costs CPU).
+    (:class:`lab.prometheus.LabPrometheus`; the benchmarks leave it out: it costs CPU). With
+    *report_dir*, ``lbpair.report`` writes its pages there (a folder that outlives the lab).
     """
     with tempfile.TemporaryDirectory(prefix="lbpair-demo-") as workdir, contextlib.ExitStack() as stack:
         pillar = Pillar.example(f"{workdir}/pillar")
@@ -399,7 +402,9 @@ def seeded_lab(steps, scrape=False):
         history_path = f"{workdir}/history.jsonl"
         # no nodes: the master learns the pair (lb1+lb2) from its nodes' pillar
         block = services.reactions_block(None, history_path, damping_window=2, records=scenarios.LAB_RECORDS)
-        block.update(prometheus.master_metrics_settings(f"{workdir}/master-metrics"))  # once the reactions know metrics_file
+        block.update(prometheus.master_metrics_settings(f"{workdir}/master-metrics"))
+        if report_dir:
+            block["report_dir"] = report_dir
         master = Master(f"{workdir}/master", "0.0.0.0", pillar, reactions=block)
         stack.callback(master.stop)
         with steps.step("salt-master starts in the mgmt namespace, with lbpair's reactor"):
@@ -428,7 +433,7 @@ def seeded_lab(steps, scrape=False):
 def run(keep=False):
     """Build the lab, run the seed scenario and the drills, tear everything down."""
     steps = Steps()
-    with seeded_lab(steps, scrape=True) as seeded:
+    with seeded_lab(steps, scrape=True, report_dir=REPORT_DIR) as seeded:
         lab, master, pillar = seeded.lab, seeded.master, seeded.pillar
         with steps.step("the client sees round robin and cookie persistence"):
             check_balancing(lab, steps, pillar.seed["services"])
@@ -443,10 +448,19 @@ def run(keep=False):
         print_timeline(steps)
         print("\nsalt-run lbpair.history (the master's central failover history):")
         print(master.text("lbpair.history"))
+        write_report(master)
         print_prometheus(seeded.scraping)
         if keep:
             wait_for_teardown(master, seeded.scraping)
     print(f"\nDemo finished in {time.monotonic() - steps.started:.0f} s.")
+
+
+def write_report(master):
+    """``salt-run lbpair.report``: the failover picture of the demo's history, and a screenshot of it by headless Chromium."""
+    page = master.run("lbpair.report")["path"]
+    print(f"\nsalt-run lbpair.report (the failover picture): {page}")
+    if browser.CHROMIUM:
+        print(f"  as Chromium draws it: {browser.screenshot(page, f'{REPORT_DIR}/lbpair-report.png')}")
 
 
 def start_prometheus(steps, stack, lab, pillar, master_textfile_dir):

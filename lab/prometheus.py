@@ -55,20 +55,8 @@ HAPROXY_EXPORTER_PORT = 8405
 MGMT_NETWORK = "192.0.2.0/24"
 #: scrape and rule evaluation interval (s): a gauge change is in Prometheus within one of these
 INTERVAL = 2
-#: the shipped alert rules (salt/prometheus/); until they exist, :data:`FALLBACK_RULES`
+#: the shipped alert rules
 RULES = REPO / "salt" / "prometheus" / "lbpair.rules.yml"
-FALLBACK_RULES = {
-    "groups": [{
-        "name": "lbpair-lab",
-        "rules": [{
-            "alert": "LbpairSplitBrain",
-            "expr": "sum by (pair, vrrp_instance) (lbpair_vrrp_state_master) > 1",
-            "for": "10s",
-            "labels": {"severity": "critical"},
-            "annotations": {"summary": "{{ $labels.pair }} {{ $labels.vrrp_instance }}: more than one MASTER"},
-        }],
-    }],
-}  # fmt: skip
 #: node_exporter's collectors in the lab: the textfile one, and a few cheap ones (2 shared cores)
 COLLECTORS = ("textfile", "time", "loadavg", "meminfo")
 
@@ -152,38 +140,22 @@ class PrometheusApi:
 
 def haproxy_exporter_pillar(lbpair):
     """
-    ``(pillar, None)``: a copy of the ``lbpair`` pillar *lbpair* with HAProxy's exporter on each
-    node's own (management) address, port 8405, allowed from the mgmt network; or ``(lbpair,
-    reason)`` when the schema refuses ``lbpair:haproxy:prometheus`` (a checkout without the exporter).
+    A copy of the ``lbpair`` pillar *lbpair* with HAProxy's exporter on each node's own
+    (management) address, port 8405, allowed from the mgmt network.
     """
-    from saltext.lbpair.core.errors import InvalidValue  # noqa: PLC0415 (_utils is on sys.path where the lab runs)
-    from saltext.lbpair.model import pillar  # noqa: PLC0415
-
     with_exporter = copy.deepcopy(lbpair)
     addresses = {node: spec["address"] for node, spec in lbpair["nodes"].items()}  # the nodes' own: the lab's management network
     with_exporter.setdefault("haproxy", {})["prometheus"] = {"address": addresses, "port": HAPROXY_EXPORTER_PORT, "allow": [MGMT_NETWORK]}
-    try:
-        pillar.normalize(copy.deepcopy(with_exporter))
-    except InvalidValue as refused:
-        return lbpair, f"HAProxy's exporter left out of the lab pillar: {refused}"
-    return with_exporter, None
+    return with_exporter
 
 
 def master_metrics_settings(directory):
     """
     ``{"metrics_file": <directory>/lbpair_master.prom}`` for the master's ``lbpair_reactions`` (and
-    *directory* made), or ``{}`` when the reactions' configuration does not know the key yet.
+    *directory* made).
     """
-    from saltext.lbpair.core.errors import InvalidValue  # noqa: PLC0415
-    from saltext.lbpair.master import reactions_config  # noqa: PLC0415
-
-    settings = {"metrics_file": str(pathlib.Path(directory) / MASTER_METRICS_FILE)}
-    try:
-        reactions_config.normalise(settings)
-    except InvalidValue:
-        return {}
     pathlib.Path(directory).mkdir(parents=True, exist_ok=True)
-    return settings
+    return {"metrics_file": str(pathlib.Path(directory) / MASTER_METRICS_FILE)}
 
 
 def config(lb_addresses, master_address, rule_file, haproxy=True):
@@ -209,7 +181,7 @@ class LabPrometheus:
     """
     node_exporter on the *lab*'s machines and on mgmt (reading *master_textfile_dir*), and
     Prometheus on mgmt, started on ``__enter__`` and all stopped on ``__exit__`` (also when a start
-    fails). *haproxy*: scrape HAProxy's exporter too. Files (config, fallback rules, storage,
+    fails). *haproxy*: scrape HAProxy's exporter too. Files (config, storage,
     logs) go into a temporary folder removed afterwards.
     """
 
@@ -241,9 +213,7 @@ class LabPrometheus:
         for node, address in self.nodes.items():
             self._node_exporter_on(node, address)
         self._master_exporter(work)
-        self.rule_file = RULES if RULES.exists() else work / "lbpair-lab.rules.yml"
-        if not RULES.exists():
-            self.rule_file.write_text(yaml.safe_dump(FALLBACK_RULES, sort_keys=False))
+        self.rule_file = RULES
         settings = config(self.nodes, self.address, self.rule_file, self.haproxy)
         (work / "prometheus.yml").write_text(yaml.safe_dump(settings, sort_keys=False))
         command = [

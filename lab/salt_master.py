@@ -92,12 +92,10 @@ class Pillar:
     def example(cls, directory):
         """
         The whole example pillar (salt/pillar.example): the seed ``lbpair`` and the nodes' ``beacons``,
-        with HAProxy's exporter on for the lab's Prometheus where the schema knows it
-        (:func:`lab.prometheus.haproxy_exporter_pillar`).
+        with HAProxy's exporter on for the lab's Prometheus (:func:`lab.prometheus.haproxy_exporter_pillar`).
         """
         document = seed_pillar_document()
-        lbpair, _ = haproxy_exporter_pillar(document["lbpair"])
-        return cls(directory, lbpair, extra={"beacons": document["beacons"]})
+        return cls(directory, haproxy_exporter_pillar(document["lbpair"]), extra={"beacons": document["beacons"]})
 
     @property
     def haproxy_exporter(self):

@@ -5,22 +5,19 @@ loader) writes the page of a history the library wrote, Debian's headless Chromi
 text) and takes a screenshot, kept in the test's folder (its path is printed).
 """
 
-import shutil
-import subprocess
-
 import pytest
 import salt.loader
 from salt.exceptions import SaltInvocationError
 
+from lab import browser
 from saltext.lbpair.core.errors import printable
 from tests.conftest import EXTENSION_DIRS
 from tests.unit.test_report import HOSTILE_TEXT, Elements, failover_story
 
-CHROMIUM = shutil.which("chromium")
 HOSTILE = dict(HOSTILE_TEXT)["an SVG title closed early"]
 
 pytestmark = [
-    pytest.mark.skipif(CHROMIUM is None, reason="Debian's chromium is not installed (apt-get install chromium)"),
+    pytest.mark.skipif(browser.CHROMIUM is None, reason="Debian's chromium is not installed (apt-get install chromium)"),
     pytest.mark.timeout(240),
 ]
 
@@ -38,20 +35,13 @@ def runners(salt_factories, tmp_path):
     return salt.loader.runner(opts, utils=salt.loader.utils(opts))
 
 
-def chromium(tmp_path, *arguments):
-    """Run headless Chromium (as root it needs ``--no-sandbox``) with a profile of its own; its output."""
-    command = [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", f"--user-data-dir={tmp_path / 'chromium-profile'}", *arguments]
-    return subprocess.run(command, capture_output=True, text=True, timeout=60, check=True).stdout
-
-
 def test_chromium_finds_the_report_elements_and_takes_a_screenshot(runners, tmp_path):
     failover_story(tmp_path / "history.jsonl", pair="web")
     failover_story(tmp_path / "history.jsonl", pair=HOSTILE, nodes=(HOSTILE, "lb4"), instance="lbpair_52")
     result = runners["lbpair.report"]()
     assert result == {"path": str(tmp_path / "reports" / "lbpair-report.html"), "pairs": 2, "transitions": 14}
 
-    dom = chromium(tmp_path, "--dump-dom", f"file://{result['path']}")
-    page = Elements(dom)
+    page = Elements(browser.dom(result["path"]))
     assert sorted(attrs["data-pair"] for attrs in page.select("section", ["pair"])) == sorted(["web", printable(HOSTILE)])
     assert page.select("section", ["instance"], instance="lbpair_51") and page.select("section", ["instance"], instance="lbpair_52")
     assert {attrs["data-node"] for attrs in page.select("g", ["band"])} == {"lb1", "lb2", printable(HOSTILE), "lb4"}
@@ -61,7 +51,7 @@ def test_chromium_finds_the_report_elements_and_takes_a_screenshot(runners, tmp_
     assert not page.select("script") and not page.select("img")  # the hostile name stayed text in the browser's DOM
 
     shot = tmp_path / "report.png"
-    chromium(tmp_path, f"--screenshot={shot}", "--window-size=1280,900", f"file://{result['path']}")
+    browser.screenshot(result["path"], shot)
     assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and shot.stat().st_size > 20_000
     print(f"the report's screenshot: {shot}")
 

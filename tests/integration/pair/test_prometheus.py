@@ -11,8 +11,7 @@ import time
 import pytest
 
 from lab import drills, scenarios
-from lab.prometheus import INTERVAL, LabPrometheus, PrometheusError, haproxy_exporter_pillar, selector
-from lab.salt_master import seed_pillar
+from lab.prometheus import INTERVAL, LabPrometheus, PrometheusError, selector
 from lab.util import wait_until
 from tests.integration.pair.conftest import NODES, VIPS, wait_for_vips
 
@@ -43,11 +42,8 @@ def master_gauge(node):
 
 
 def require_node_metrics(api, timeout=3 * INTERVAL):
-    """Skip when the beacons publish no ``lbpair_vrrp_state_master`` (node metrics not in this checkout)."""
-    try:
-        wait_until(lambda: api.values(master_gauge(MASTER)), timeout, what="lb1's lbpair_vrrp_state_master in Prometheus")
-    except TimeoutError:
-        pytest.skip("waits for the node metrics (issue 22, item 1): no lbpair_vrrp_state_master scraped from the beacon's lbpair.prom")
+    """The beacons' ``lbpair_vrrp_state_master`` in Prometheus (their ``lbpair.prom`` scraped)."""
+    wait_until(lambda: api.values(master_gauge(MASTER)), timeout, what="lb1's lbpair_vrrp_state_master in Prometheus")
 
 
 def test_every_target_is_up(prometheus, api, pillar):
@@ -67,8 +63,7 @@ def test_every_target_is_up(prometheus, api, pillar):
 
 
 def test_the_haproxy_exporter_is_scraped(prometheus, api, pillar):
-    if not pillar.haproxy_exporter:
-        pytest.skip(haproxy_exporter_pillar(seed_pillar())[1])
+    assert pillar.haproxy_exporter
     prometheus.wait_for_targets()
     for node in NODES:
         assert api.value(selector("up", job="haproxy", host=node)) == 1.0
@@ -100,10 +95,7 @@ def test_a_failover_shows_in_the_scraped_gauges_within_a_scrape_interval(lab, pr
 
 
 def test_the_master_metrics_name_the_master(lab, prometheus, api):
-    try:
-        wait_until(lambda: api.values('{job="master",__name__="lbpair_pair_master"}'), 3 * INTERVAL, what="lbpair_pair_master")
-    except TimeoutError:
-        pytest.skip("waits for the master metrics (issue 22, item 2): no lbpair_pair_master scraped from the master's lbpair_master.prom")
+    wait_until(lambda: api.values('{job="master",__name__="lbpair_pair_master"}'), 3 * INTERVAL, what="lbpair_pair_master")
     wait_for_vips(lab, MASTER)
     masters = f"{selector('lbpair_pair_master', pair=PAIR, vrrp_instance=INSTANCE)} == 1"
     wait_until(lambda: [dict(labels)["node"] for labels in api.values(masters)] == [MASTER], 30, what="the master's metrics naming lb1 MASTER")
