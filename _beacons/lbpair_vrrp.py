@@ -84,10 +84,11 @@ as root.
 
 The file is replaced atomically after each batch of transitions and at each beacon tick when
 what it says changed, and at least once a minute (``lbpair_metrics_written_timestamp_seconds``).
-Nothing it reads makes the minion's loop wait: keepalived's JSON dump (the priorities) and
-HAProxy's stats socket are asked at one tick and read at a later one (every 5 s), and a
-certificate is read again only when its file changed. A write that fails (a full disk, no
-directory) is logged once and never holds up an event. Every metric has the labels ``pair``
+Nothing it reads makes the minion's loop wait, and a thread of its own writes the file:
+keepalived's JSON dump (the priorities; every 30 s, and a second after a transition or a track
+file's change) and HAProxy's stats socket (every 5 s) are asked at one tick and read at a later
+one, and a certificate is read again only when its file changed. A write that fails (a full
+disk, no directory) is logged once and never holds up an event. Every metric has the labels ``pair``
 (``lbpair:pair``) and ``node`` (the minion id):
 
 ===================================================  ===================================================
