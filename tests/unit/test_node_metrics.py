@@ -410,6 +410,23 @@ def test_bad_metrics_options_are_refused(value):
     assert not valid and ".prom file" in message
 
 
+@pytest.mark.parametrize(
+    "merged, own, expected, warned",
+    [
+        ({"metrics": "/srv/m/lbpair.prom"}, [{"metrics": "/srv/m/lbpair.prom"}], "/srv/m/lbpair.prom", False),
+        ({"metrics": "none"}, {"metrics": "none"}, "none", False),
+        ({}, None, None, False),
+        ({"metrics": "/etc/cron.d/x.prom"}, [{"bus": "system"}], None, True),  # from a pillar's beacons
+        ({"metrics": "/etc/cron.d/x.prom"}, [{"metrics": "/srv/m/lbpair.prom"}], "/srv/m/lbpair.prom", True),
+        ({}, [{"metrics": "/etc/passwd"}], "none", True),
+        ({"metrics": "none"}, [{"bus": "system"}], "none", False),  # a pillar may turn it off
+    ],
+)
+def test_the_metrics_path_is_read_from_the_minions_own_configuration_only(merged, own, expected, warned):
+    option, warning = beacon_config.own_metrics(merged, own)
+    assert option == expected and bool(warning) == warned
+
+
 def test_the_default_file_is_used_only_where_node_exporter_reads_one(tmp_path):
     assert metrics_file.configured_path(None, str(tmp_path / "lbpair.prom")) == str(tmp_path / "lbpair.prom")
     assert metrics_file.configured_path(None, str(tmp_path / "absent" / "lbpair.prom")) is None
