@@ -137,6 +137,14 @@ def test_a_tick_with_metrics_on_a_real_node_is_cheap(nodes, tmp_path):
     assert statistics.median(durations) < 0.01 and max(durations) < 0.1
 
 
+@pytest.mark.skipif(not shutil.which("promtool"), reason="promtool (Debian's prometheus) is not installed")
+def test_promtool_checks_the_beacons_file(minions, metrics_dirs):
+    wait_states(metrics_dirs, {"lb1": "MASTER", "lb2": "BACKUP"})
+    text = (metrics_dirs["lb1"] / "lbpair.prom").read_text()
+    checked = subprocess.run(["promtool", "check", "metrics"], input=text, capture_output=True, text=True, timeout=30)
+    assert checked.returncode == 0, checked.stdout + checked.stderr + text
+
+
 @pytest.mark.skipif(not shutil.which("prometheus-node-exporter"), reason="Debian's prometheus-node-exporter is not installed")
 def test_node_exporter_serves_the_file_without_a_parse_error(minions, metrics_dirs):
     wait_states(metrics_dirs, {"lb1": "MASTER", "lb2": "BACKUP"})
