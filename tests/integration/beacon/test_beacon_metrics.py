@@ -133,7 +133,8 @@ def test_a_tick_with_metrics_on_a_real_node_is_cheap(nodes, tmp_path):
         started = time.perf_counter()
         written.write({INSTANCE: "MASTER" if tick % 2 else "BACKUP"}, True)  # a change, and so a write, every tick
         durations.append(time.perf_counter() - started)
-    print(f"metrics write per tick: median {statistics.median(durations) * 1000:.2f} ms, max {max(durations) * 1000:.2f} ms")
+    print(f"metrics write per tick: median {statistics.median(durations) * 1000:.2f} ms, first {durations[0] * 1000:.2f} ms, "
+          f"max after it {max(durations[1:]) * 1000:.2f} ms")
     assert statistics.median(durations) < 0.01 and max(durations) < 0.1
 
 
