@@ -80,14 +80,15 @@ the file is ``/var/lib/prometheus/node-exporter/lbpair.prom`` if that directory 
 there is none; ``metrics: none`` turns it off. The option must be an absolute path ending in
 ``.prom`` and is read only from the minion's own configuration (``/etc/salt/minion.d``): the same
 key in a pillar's ``beacons`` is not followed (a warning says so), since the file is written
-as root.
+as root; only its ``none`` is.
 
 The file is replaced atomically after each batch of transitions and at each beacon tick when
 what it says changed, and at least once a minute (``lbpair_metrics_written_timestamp_seconds``).
-Nothing it reads makes the minion's loop wait: keepalived's JSON dump (the priorities) and
-HAProxy's stats socket are asked at one tick and read at a later one (every 5 s), and a
-certificate is read again only when its file changed. A write that fails (a full disk, no
-directory) is logged once and never holds up an event. Every metric has the labels ``pair``
+Nothing it reads makes the minion's loop wait, and a thread of its own writes the file:
+keepalived's JSON dump (the priorities; every 30 s, and a second after a transition or a track
+file's change) and HAProxy's stats socket (every 5 s) are asked at one tick and read at a later
+one, and a certificate is read again only when its file changed. A write that fails (a full
+disk, no directory) is logged once and never holds up an event. Every metric has the labels ``pair``
 (``lbpair:pair``) and ``node`` (the minion id):
 
 ===================================================  ===================================================
@@ -184,20 +185,13 @@ def _rogue_senders(model):
 
 
 def _metrics_option(settings):
-    """
-    The ``metrics`` option of the minion's own configuration (root's file): a path given in the
-    pillar (which may be written by others) is not followed, only warned about.
-    """
+    """The ``metrics`` option of the minion's own configuration (root's file), not a pillar's."""
     from saltext.lbpair.node import beacon_config
 
-    own = beacon_config.config_mapping((__opts__.get("beacons") or {}).get(__virtualname__) or []).get("metrics")
-    given = settings.get("metrics")
-    if given is not None and given != own:
-        log.warning("lbpair_vrrp: metrics is read from the minion's configuration only: %r from the pillar is not followed", given)
-    if not beacon_config.valid_metrics(own):
-        log.warning("lbpair_vrrp: metrics %r in the minion's configuration is not a .prom file's absolute path: no metrics", own)
-        return "none"
-    return own
+    option, warning = beacon_config.own_metrics(settings, (__opts__.get("beacons") or {}).get(__virtualname__))
+    if warning:
+        log.warning("%s", warning)
+    return option
 
 
 def _metrics(settings, model, local, transitions):

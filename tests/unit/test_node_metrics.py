@@ -165,6 +165,7 @@ class Keepalived(KeepalivedStandIn):
     def request_json(self):
         if not self.is_running:
             raise keepalived_process.LbpairError("keepalived is not running")
+        self.requests = getattr(self, "requests", 0) + 1
         return 1
 
     def installed_vips(self):
@@ -189,12 +190,15 @@ def test_the_file_is_rewritten_only_when_it_changes_or_is_a_minute_old(tmp_path)
     written = node_metrics(tmp_path, clock)
     assert written.write({"lbpair_51": "BACKUP"}, True)
     assert written.write({"lbpair_51": "BACKUP"}, True), "the priorities, from the dump asked for at the first tick"
+    written.wait_written()
     first = (tmp_path / "lbpair.prom").stat().st_mtime_ns
     clock.sleep(1)
     assert not written.write({"lbpair_51": "BACKUP"}, True), "nothing changed"
+    written.wait_written()
     assert (tmp_path / "lbpair.prom").stat().st_mtime_ns == first
     written.record({"instance": "lbpair_51", "state": "MASTER", "time": clock()})
     assert written.write({"lbpair_51": "MASTER"}, True)
+    written.wait_written()
     found = file_samples(tmp_path / "lbpair.prom")
     labels = (("node", "lb1"), ("pair", "web"), ("vrrp_instance", "lbpair_51"))
     assert found[("lbpair_vrrp_state_master", labels)] == 1
@@ -203,6 +207,7 @@ def test_the_file_is_rewritten_only_when_it_changes_or_is_a_minute_old(tmp_path)
     assert found[("lbpair_metrics_written_timestamp_seconds", labels[:2])] == pytest.approx(clock())
     clock.sleep(metrics_file.REFRESH)
     assert written.write({"lbpair_51": "MASTER"}, True), "a minute later the timestamp is new"
+    written.wait_written()
     assert sorted(os.listdir(tmp_path)) == ["lbpair.prom", "track"], "no temporary file left"
     assert file_samples(tmp_path / "lbpair.prom")[("lbpair_vrrp_effective_priority", labels)] == 103
 
@@ -210,6 +215,7 @@ def test_the_file_is_rewritten_only_when_it_changes_or_is_a_minute_old(tmp_path)
 def test_instances_not_in_the_installed_keepalived_conf_are_left_out(tmp_path):
     written = node_metrics(tmp_path)
     written.write({"lbpair_51": "MASTER", "lbpair_99": "BACKUP"}, True)
+    written.wait_written()
     assert "lbpair_99" not in (tmp_path / "lbpair.prom").read_text()
 
 
@@ -219,6 +225,24 @@ def test_priorities_come_from_the_dump_asked_for_at_the_tick_before(tmp_path):
     assert priorities.read() == {}, "the first tick only asks"
     assert priorities.read() == {"lbpair_51": 103}
     assert metrics_sources.Priorities(Keepalived(running=False), clock=clock).read() == {}
+
+
+def test_a_dump_is_asked_for_every_half_minute_or_soon_after_a_change():
+    """keepalived logs a line per JSON dump: not one a second."""
+    clock, keepalived = Clock(), Keepalived()
+    priorities = metrics_sources.Priorities(keepalived, clock=clock)
+    for _tick in range(29):
+        priorities.read()
+        clock.sleep(1)
+    assert keepalived.requests == 1
+    clock.sleep(1)
+    priorities.read()
+    assert keepalived.requests == 2
+    priorities.read(changed=True)
+    assert keepalived.requests == 2, "not twice within a second"
+    clock.sleep(1)
+    priorities.read()
+    assert keepalived.requests == 3, "the change is not forgotten"
 
 
 def test_track_files_are_read_as_keepalived_reads_them(tmp_path):
@@ -236,7 +260,9 @@ def test_a_failing_write_warns_once_and_never_raises(tmp_path, caplog, where):
         target.mkdir()  # the rename cannot replace a directory
     written = node_metrics(tmp_path, path=target)
     for _tick in range(3):
-        assert not written.write({"lbpair_51": "MASTER"}, True)
+        assert written.write({"lbpair_51": "MASTER"}, True), "a failed write is tried again at the next tick"
+        written.wait_written()
+    assert written.publisher.failing
     assert not (tmp_path / "absent").exists()
     assert len([record for record in caplog.records if "cannot write the metrics file" in record.message]) == 1
 
@@ -248,8 +274,9 @@ def test_a_failing_metrics_write_does_not_stop_the_beacons_events(tmp_path):
     runner = beacon.Runner({"bus": "none"}, journal, Keepalived(), {}, fired.extend, metrics=written)
     runner.records.put(("signal", {**INSTANCE, "state": 2}, 1.0))
     runner.flush()
+    written.wait_written()
     assert [event["tag"] for event in fired] == ["lbpair_51/MASTER"]
-    assert written.counts == {("lbpair_51", "MASTER"): 1} and written.failing
+    assert written.counts == {("lbpair_51", "MASTER"): 1} and written.publisher.failing
     runner.close()
 
 
@@ -259,6 +286,7 @@ def test_the_runner_writes_its_transitions_and_json_mode(tmp_path):
     runner.records.put(("signal", {**INSTANCE, "state": 1}, 1.0))
     runner.records.put(("signal", {**INSTANCE, "state": 2}, 2.0))
     runner.flush()
+    written.wait_written()
     found = file_samples(tmp_path / "lbpair.prom")
     base = (("node", "lb1"), ("pair", "web"))
     assert found[("lbpair_beacon_dbus", base)] == 0
@@ -268,13 +296,15 @@ def test_the_runner_writes_its_transitions_and_json_mode(tmp_path):
     runner.close()
 
 
-def test_the_beacon_tick_with_metrics_stays_cheap(tmp_path):
+def test_the_beacon_tick_with_metrics_stays_cheap_and_leaves_the_disk_to_its_thread(tmp_path):
     written = node_metrics(tmp_path, clock=time.time)
     states = {"lbpair_51": "MASTER"}
     started = time.perf_counter()
     for tick in range(200):
         written.write(states if tick % 2 else {"lbpair_51": "BACKUP"}, True)  # a change every tick: a write every tick
-    assert (time.perf_counter() - started) / 200 < 0.02
+    assert (time.perf_counter() - started) / 200 < 0.005
+    written.wait_written()
+    assert state_values((tmp_path / "lbpair.prom").read_text(), "lbpair_51")["lbpair_vrrp_state_master"] == 1, "the newest text"
 
 
 # --- HAProxy and the certificates ---------------------------------------------------
@@ -378,6 +408,23 @@ def test_good_metrics_options_are_accepted(value):
 def test_bad_metrics_options_are_refused(value):
     valid, message = beacon_config.check_config([{"metrics": value}])
     assert not valid and ".prom file" in message
+
+
+@pytest.mark.parametrize(
+    "merged, own, expected, warned",
+    [
+        ({"metrics": "/srv/m/lbpair.prom"}, [{"metrics": "/srv/m/lbpair.prom"}], "/srv/m/lbpair.prom", False),
+        ({"metrics": "none"}, {"metrics": "none"}, "none", False),
+        ({}, None, None, False),
+        ({"metrics": "/etc/cron.d/x.prom"}, [{"bus": "system"}], None, True),  # from a pillar's beacons
+        ({"metrics": "/etc/cron.d/x.prom"}, [{"metrics": "/srv/m/lbpair.prom"}], "/srv/m/lbpair.prom", True),
+        ({}, [{"metrics": "/etc/passwd"}], "none", True),
+        ({"metrics": "none"}, [{"bus": "system"}], "none", False),  # a pillar may turn it off
+    ],
+)
+def test_the_metrics_path_is_read_from_the_minions_own_configuration_only(merged, own, expected, warned):
+    option, warning = beacon_config.own_metrics(merged, own)
+    assert option == expected and bool(warning) == warned
 
 
 def test_the_default_file_is_used_only_where_node_exporter_reads_one(tmp_path):

@@ -34,7 +34,26 @@ def _words(key):
 
 
 def valid_metrics(metrics):
+    """Whether ``metrics`` is a good ``metrics`` option: absent, ``none`` or a ``.prom`` file's absolute path (:data:`METRICS_PATH_RE`)."""
     return metrics is None or metrics == "none" or isinstance(metrics, str) and bool(METRICS_PATH_RE.fullmatch(metrics))
+
+
+def own_metrics(settings, own_config):
+    """
+    The ``metrics`` option to follow, and a warning or None: the option only as the minion's own
+    configuration (``own_config``, its ``beacons:lbpair_vrrp``) gives it, since the file is written
+    as root; a different one in ``settings`` (what Salt merged, a pillar's ``beacons`` included) is not followed,
+    but for ``none``, which only turns the file off.
+    """
+    own = config_mapping(own_config or []).get("metrics")
+    given = settings.get("metrics")
+    if given == "none":
+        return "none", None
+    if not valid_metrics(own):
+        return "none", f"lbpair_vrrp: metrics {own!r} in the minion's configuration is not the absolute path of a .prom file: no metrics"
+    if given is not None and given != own:
+        return own, f"lbpair_vrrp: metrics is read from the minion's configuration only: {given!r} from the pillar is not followed"
+    return own, None
 
 
 def secret_keys(meta, prefix=""):

@@ -24,7 +24,9 @@ from saltext.lbpair.node import haproxy, tls_files, track
 
 log = logging.getLogger(__name__)
 
-PRIORITY_INTERVAL = 5.0  # s between two JSON dumps asked for the priorities
+#: s between two JSON dumps asked for the priorities when nothing happened (keepalived logs a line per dump)
+PRIORITY_INTERVAL = 30.0
+PRIORITY_SOONEST = 1.0  # s at least between two dumps asked for after changes (a flapping instance)
 JSON_TIMEOUT = 5.0  # ask again if keepalived wrote no dump for that long
 PROBE_INTERVAL = 5.0  # s between two questions to HAProxy's stats socket
 PROBE_TIMEOUT = 3.0  # HAProxy that has not answered by then is down (hung, or gone)
@@ -43,7 +45,9 @@ class Priorities:
     """
     Each instance's effective priority from keepalived's JSON dump (``local``, a
     :class:`~saltext.lbpair.node.keepalived_process.Local`): :meth:`read` asks for a dump every
-    :data:`PRIORITY_INTERVAL` seconds and returns the last one keepalived wrote, never waiting.
+    :data:`PRIORITY_INTERVAL` seconds, or at once when told something changed (a transition, a
+    track file), and returns the last one keepalived wrote, never waiting. keepalived logs a line
+    ("Printing VRRP as json") for each dump: hence not at every tick.
     """
 
     def __init__(self, local, interval=PRIORITY_INTERVAL, clock=time.monotonic):
@@ -52,10 +56,11 @@ class Priorities:
         self.clock = clock
         self.token = None
         self.asked = None
+        self.due = False  # something changed since the last dump was asked for: ask soon
         self.found = {}
 
-    def read(self):
-        """``{instance: priority}`` (``{}`` while keepalived does not run or has not answered)."""
+    def read(self, changed=False):
+        """``{instance: priority}`` (``{}`` while keepalived does not run or has not answered); ``changed``: ask for a dump soon."""
         now = self.clock()
         if self.token is not None:
             instances = self.local.read_json(self.token)
@@ -67,7 +72,9 @@ class Priorities:
                 self.token = None
             elif now - self.asked > JSON_TIMEOUT:
                 self.token, self.found = None, {}
-        if self.token is None and (self.asked is None or now - self.asked >= self.interval):
+        self.due = self.due or changed
+        if self.token is None and (self.asked is None or now - self.asked >= (PRIORITY_SOONEST if self.due else self.interval)):
+            self.due = False
             self.asked = now
             try:
                 self.token = self.local.request_json()
