@@ -21,9 +21,10 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from saltext.lbpair.core.errors import InvalidValue
 from saltext.lbpair.core.times import iso_utc
-from saltext.lbpair.master import history_index, metrics, reactions, reactions_config
+from saltext.lbpair.master import history_index, metrics, reaction_tables, reactions, reactions_config
 from saltext.lbpair.master.history import History
 from saltext.lbpair.master.metrics import Facts
+from saltext.lbpair.master.reaction_state import ReactionStore
 from tests.unit.clock import Clock
 
 INSTANCE = "lbpair_51"
@@ -321,3 +322,14 @@ def test_odd_transition_lines_in_the_history_count_for_nothing_they_do_not_say(t
     failovers, masters = History(str(history)).tallies()
     assert failovers == {("", "lb1", "lbpair_51", False): 1, ("web", "lb2", "lbpair_51", False): 1, ("web", "lb1", "lbpair_51", True): 1}
     assert masters == {("web", "lbpair_51"): "lb1"}  # only a transition with a time decides who is MASTER
+
+
+def test_the_tallies_of_the_reaction_state_are_bounded(tmp_path, monkeypatch):
+    monkeypatch.setattr(reaction_tables, "MAX_TALLIES", 10)
+    store = ReactionStore(str(tmp_path / "history.jsonl.state.json"))
+    for number in range(20):
+        store.count_step_failure(f"pair{number}", "webhook")
+    store.count_step_failure("pair0", "webhook")  # gone: counted afresh, as the newest
+    tallies = store.tallies()
+    assert sum(len(names) for names in tallies.values()) == 10
+    assert "pair19" in tallies and tallies["pair0"] == {"step_failures:webhook": 1} and "pair1" not in tallies
