@@ -333,3 +333,16 @@ def test_the_tallies_of_the_reaction_state_are_bounded(tmp_path, monkeypatch):
     tallies = store.tallies()
     assert sum(len(names) for names in tallies.values()) == 10
     assert "pair19" in tallies and tallies["pair0"] == {"step_failures:webhook": 1} and "pair1" not in tallies
+
+
+def test_a_write_the_disk_refuses_leaves_no_temporary_file_behind(tmp_path, file_size_limit):
+    folder = tmp_path / "node-exporter"
+    folder.mkdir()
+    written = metrics.MetricsFile(str(folder / "lbpair_master.prom"), _hostile_facts)
+    assert written.write(1_700_000_000)
+    before = (folder / "lbpair_master.prom").read_text()
+    file_size_limit(100)  # as a full disk refuses a write (EFBIG here, ENOSPC there)
+    assert not written.write(1_700_000_060)
+    file_size_limit(-1)
+    assert [path.name for path in folder.iterdir()] == ["lbpair_master.prom"]
+    assert (folder / "lbpair_master.prom").read_text() == before  # the collector still reads the last whole file
