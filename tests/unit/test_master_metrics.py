@@ -320,6 +320,7 @@ def test_odd_transition_lines_in_the_history_count_for_nothing_they_do_not_say(t
     ]
     history.write_text("\n".join(lines) + "\n")
     failovers, masters = History(str(history)).tallies()
+    assert not (tmp_path / "history.jsonl.index").exists()  # a reader makes no index: the first append does
     assert failovers == {("", "lb1", "lbpair_51", False): 1, ("web", "lb2", "lbpair_51", False): 1, ("web", "lb1", "lbpair_51", True): 1}
     assert masters == {("web", "lbpair_51"): "lb1"}  # only a transition with a time decides who is MASTER
 
