@@ -58,8 +58,13 @@ def seed_pillar():
 
 
 def reactor_settings(reactions):
-    """The master settings that turn lbpair's reactions on: the shipped ones (``reactor``, ``schedule``...) and *reactions*."""
+    """
+    The master settings that turn lbpair's reactions on: the shipped ones (``reactor``, ``schedule``...) and *reactions*,
+    whose metrics file is beside the history unless they name one (never the host's node_exporter folder).
+    """
     shipped = yaml.safe_load((REPO / "salt" / "master.d" / "lbpair.conf").read_text())
+    if "metrics_file" not in reactions and "history" in reactions:
+        reactions = {**reactions, "metrics_file": str(pathlib.Path(reactions["history"]["path"]).with_name("lbpair_master.prom"))}
     return {**shipped, "lbpair_reactions": reactions}
 
 

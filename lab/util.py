@@ -256,14 +256,42 @@ def small_tmpfs(folder, size):
         subprocess.run(["umount", "--lazy", str(folder)], check=False)
 
 
-def fill(folder, page=4096):
-    """Take every free page of *folder*'s filesystem; returns the filler file (remove it to make room)."""
-    filler = pathlib.Path(folder) / "filler"
-    with open(filler, "ab", buffering=0) as handle:
+class Filler:
+    """
+    The file at *path* that takes every free page of its filesystem, and every page freed later
+    (a file another process deleted while a process still held it open, closed at last) until
+    :meth:`unlink`: the disk stays full however the processes around it close their files.
+    """
+
+    def __init__(self, path, page=4096):
+        self.path = pathlib.Path(path)
+        self.page = page
+        self._handle = open(self.path, "ab", buffering=0)  # noqa: SIM115  (closed by unlink)
+        self._stop = threading.Event()
+        self._take()
+        self._thread = threading.Thread(target=self._hold, name="filler", daemon=True)
+        self._thread.start()
+
+    def _take(self):
         try:
             while True:
-                handle.write(b"\0" * page)
+                self._handle.write(b"\0" * self.page)
         except OSError as exc:
             if exc.errno != errno.ENOSPC:
                 raise
-    return filler
+
+    def _hold(self):
+        while not self._stop.wait(0.01):
+            self._take()
+
+    def unlink(self):
+        """Give every page back at once."""
+        self._stop.set()
+        self._thread.join()
+        self._handle.close()
+        self.path.unlink()
+
+
+def fill(folder, page=4096):
+    """Take every free page of *folder*'s filesystem, and those freed later; returns the :class:`Filler` (unlink it to make room)."""
+    return Filler(pathlib.Path(folder) / "filler", page)

@@ -193,11 +193,15 @@ def write_beside(path, text):
     directory = os.path.dirname(path) or "."
     os.makedirs(directory, exist_ok=True)
     handle, candidate = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=".lbpair", dir=directory)
-    with os.fdopen(handle, "w", encoding="utf-8") as stream:
-        stream.write(text)
-        stream.flush()
-        os.fsync(stream.fileno())
-    os.chmod(candidate, os.stat(path).st_mode & 0o777 if os.path.exists(path) else 0o644)
+    try:
+        with os.fdopen(handle, "w", encoding="utf-8") as stream:
+            stream.write(text)
+            stream.flush()
+            os.fsync(stream.fileno())
+        os.chmod(candidate, os.stat(path).st_mode & 0o777 if os.path.exists(path) else 0o644)
+    except BaseException:  # a full disk: no half-written candidate left behind at each attempt
+        remove(candidate)
+        raise
     return candidate
 
 

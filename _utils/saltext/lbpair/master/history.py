@@ -50,8 +50,8 @@ class History:
         rotated = sorted(name for name in glob.glob(f"{glob.escape(path)}.*") if name[len(path) + 1 :][:1].isdigit())
         return [*rotated, path]
 
-    def _index(self):
-        return history_index.opened(self.index_path, self._files)
+    def _index(self, create=True):
+        return history_index.opened(self.index_path, self._files, create)
 
     def read(self):
         """Every record, rotated files included, in file order."""
@@ -76,8 +76,9 @@ class History:
         """
         ``(failovers, masters)`` the history tells (:mod:`saltext.lbpair.master.history_tally`):
         ``{(pair, minion, instance, planned): count}`` and ``{(pair, instance): MASTER or None}``.
+        It makes no index (the first append does): until then, the files are read.
         """
-        with store.locked(self.path), self._index() as index:
+        with store.locked(self.path), self._index(create=False) as index:
             return index.tallies()
 
     def append(self, records):

@@ -78,12 +78,13 @@ def _tally(parsed):
 
 
 @contextlib.contextmanager
-def opened(path, files):
+def opened(path, files, create=True):
     """
     The index at ``path`` of the history whose files ``files()`` names, caught up with
-    them; a :class:`Scan` of the files if the database cannot be used.
+    them; a :class:`Scan` of the files if the database cannot be used, or if there is none and
+    not ``create``: a reader (the metrics) leaves making it to the history's appends.
     """
-    index = _caught_up(path, files)
+    index = _caught_up(path, files) if create or os.path.exists(path) else Scan(files())
     try:
         yield index
     finally:

@@ -18,6 +18,7 @@ which :class:`~saltext.lbpair.master.reaction_state.ReactionStore` runs in one t
 - ``quiet``: quiet periods of announcements (node warnings, a node's claims, certificate warnings);
 - ``tallies``: per pair, what the master's metrics count that the history does not tell
   (:mod:`saltext.lbpair.master.metrics`): failed steps, the last DNS update, reaction latencies;
+  made by the first tally (a state that never counted anything is as small as before);
 - ``queue``: the beacon events waiting for the background worker (:mod:`saltext.lbpair.master.event_queue`);
 - ``meta``: whether the JSON document of earlier versions was taken over (:func:`take_over`).
 
@@ -33,8 +34,8 @@ MAX_CLAIMS = 50  # per node: a flood of forged events must not grow the state wi
 MAX_STEP_ENTRIES = 500
 MAX_TALLIES = 20000  # rows of tallies: a few dozen per pair, the oldest pairs' dropped beyond
 
-# 2: the event queue; 3: the tallies. Every statement creates only what is missing, so that an older database gains it
-SCHEMA_VERSION = 3
+# 2: the event queue; every statement creates only what is missing, so that a database of version 1 gains it
+SCHEMA_VERSION = 2
 TABLES = (
     "CREATE TABLE IF NOT EXISTS silent (minion TEXT PRIMARY KEY, since REAL NOT NULL)",
     "CREATE TABLE IF NOT EXISTS planned (instance TEXT PRIMARY KEY, target TEXT NOT NULL, until REAL NOT NULL)",
@@ -49,7 +50,6 @@ TABLES = (
     "CREATE INDEX IF NOT EXISTS due_by_time ON due (at, key)",
     "CREATE TABLE IF NOT EXISTS instances (instance TEXT PRIMARY KEY, checked REAL, problem TEXT, alarm TEXT, dns TEXT)",
     "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
-    "CREATE TABLE IF NOT EXISTS tallies (pair TEXT NOT NULL, name TEXT NOT NULL, value REAL NOT NULL, PRIMARY KEY (pair, name))",
     event_queue.TABLE,
     event_queue.INDEX,
 )
@@ -223,6 +223,9 @@ def latency_bucket(bound):
     return f"{LATENCY_BUCKET}{bound:g}"
 
 
+TALLIES = "CREATE TABLE IF NOT EXISTS tallies (pair TEXT NOT NULL, name TEXT NOT NULL, value REAL NOT NULL, PRIMARY KEY (pair, name))"
+
+
 def _bound_tallies(db):
     """Drop the oldest rows beyond :data:`MAX_TALLIES` (an upsert keeps a row's place)."""
     db.execute("DELETE FROM tallies WHERE rowid <= (SELECT rowid FROM tallies ORDER BY rowid DESC LIMIT 1 OFFSET ?)", (MAX_TALLIES,))
@@ -230,6 +233,7 @@ def _bound_tallies(db):
 
 def count(db, pair, increments):
     """Add ``increments`` ``{name: amount}`` to the tallies of ``pair``."""
+    db.execute(TALLIES)
     db.executemany(
         "INSERT INTO tallies VALUES (?, ?, ?) ON CONFLICT (pair, name) DO UPDATE SET value = value + excluded.value",
         [(pair, name, amount) for name, amount in increments.items()],
@@ -239,6 +243,7 @@ def count(db, pair, increments):
 
 def set_tallies(db, pair, values):
     """Set the tallies ``values`` ``{name: value}`` of ``pair``."""
+    db.execute(TALLIES)
     db.executemany(
         "INSERT INTO tallies VALUES (?, ?, ?) ON CONFLICT (pair, name) DO UPDATE SET value = excluded.value",
         [(pair, name, value) for name, value in values.items()],
@@ -252,8 +257,10 @@ def observe(db, pair, seconds, bounds):
 
 
 def tallies(db):
-    """``{pair: {name: value}}``."""
+    """``{pair: {name: value}}`` (none before the first tally made the table)."""
     found = {}
+    if not first_value(db, "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'tallies'", ()):
+        return found
     for pair, name, value in db.execute("SELECT pair, name, value FROM tallies ORDER BY pair, name"):
         found.setdefault(pair, {})[name] = value
     return found
