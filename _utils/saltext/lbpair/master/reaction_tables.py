@@ -231,24 +231,23 @@ def _bound_tallies(db):
     db.execute("DELETE FROM tallies WHERE rowid <= (SELECT rowid FROM tallies ORDER BY rowid DESC LIMIT 1 OFFSET ?)", (MAX_TALLIES,))
 
 
-def count(db, pair, increments):
-    """Add ``increments`` ``{name: amount}`` to the tallies of ``pair``."""
+def _upsert_tallies(db, pair, values, update):
     db.execute(TALLIES)
     db.executemany(
-        "INSERT INTO tallies VALUES (?, ?, ?) ON CONFLICT (pair, name) DO UPDATE SET value = value + excluded.value",
-        [(pair, name, amount) for name, amount in increments.items()],
+        f"INSERT INTO tallies VALUES (?, ?, ?) ON CONFLICT (pair, name) DO UPDATE SET value = {update}",
+        [(pair, name, value) for name, value in values.items()],
     )
     _bound_tallies(db)
+
+
+def count(db, pair, increments):
+    """Add ``increments`` ``{name: amount}`` to the tallies of ``pair``."""
+    _upsert_tallies(db, pair, increments, "value + excluded.value")
 
 
 def set_tallies(db, pair, values):
     """Set the tallies ``values`` ``{name: value}`` of ``pair``."""
-    db.execute(TALLIES)
-    db.executemany(
-        "INSERT INTO tallies VALUES (?, ?, ?) ON CONFLICT (pair, name) DO UPDATE SET value = excluded.value",
-        [(pair, name, value) for name, value in values.items()],
-    )
-    _bound_tallies(db)
+    _upsert_tallies(db, pair, values, "excluded.value")
 
 
 def observe(db, pair, seconds, bounds):
