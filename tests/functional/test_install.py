@@ -40,7 +40,7 @@ def test_pip_install_registers_with_salts_loader(pip_installed, tmp_path):
     functions = salt_call(tmp_path, "sys.list_functions", "lbpair_keepalived", env=env)
     assert "lbpair_keepalived.render" in functions
     states = salt_call(tmp_path, "sys.list_state_functions", "lbpair_firewall", env=env)
-    assert states == ["lbpair_firewall.peers_allowed", "lbpair_firewall.vrrp_allowed"]
+    assert states == ["lbpair_firewall.peers_allowed", "lbpair_firewall.prometheus_allowed", "lbpair_firewall.vrrp_allowed"]
     assert "lbpair.history" in salt_call(tmp_path, "sys.list_runner_functions", "lbpair", env=env)
     # Beacons are found the same way, in the package's beacons/ folder.
     assert (pip_installed / "saltext" / "lbpair" / "beacons" / "lbpair_vrrp.py").is_file()
