@@ -15,20 +15,9 @@ secrets stay there and never reach events, job returns, the history or logs.
 Needs ``dnspython`` (``pip install 'saltext-lbpair[master]'``).
 """
 
-import copy
 import logging
-import os
-import shutil
-import subprocess
-import sys
 import time
 
-import salt.cache
-import salt.client
-import salt.key
-import salt.pillar
-import salt.utils.event
-import salt.utils.minions
 from salt.exceptions import CommandExecutionError, SaltInvocationError
 
 try:
@@ -36,16 +25,13 @@ try:
     from saltext.lbpair.master import fleet, reactions, reactions_config
     from saltext.lbpair.master import history as history_file
     from saltext.lbpair.master import report as report_page
+    from saltext.lbpair.master.salt_side import SaltSide
 
     MISSING = None
 except ImportError as exc:  # dnspython (the master extra) or saltext.lbpair itself
     MISSING = str(exc)
 
 __virtualname__ = "lbpair"
-#: where a master of masters keeps the minions below its syndics (Salt's cache: bank, key)
-BELOW_SYNDICS = ("lbpair/fleet", "below_syndics")
-#: the event the background work fires after each round, with what it did (``{"done": [...]}``)
-DONE_TAG = "lbpair/worker/done"
 
 log = logging.getLogger(__name__)
 
@@ -60,72 +46,15 @@ def _config():
     return reactions_config.normalise(__opts__.get(reactions_config.CONFIG_KEY) or {})
 
 
-def _ask(targets, fun, kwarg, timeout):
-    """Run ``fun`` on the minions ``targets``; ``({minion: return}, {minion: failure})``."""
-    client = salt.client.get_local_client(mopts=__opts__)
-    try:
-        returns = client.cmd(targets, fun, kwarg=kwarg, tgt_type="list", timeout=timeout, full_return=True)
-    finally:
-        client.destroy()
-    return reactions.split_returns(fun, returns)
-
-
-def _wake():
-    """Start ``salt-run lbpair.flush wait=True`` as a background job of its own (a new process, not a fork of the reactor's)."""
-    salt_run = shutil.which("salt-run", path=os.path.dirname(sys.executable)) or shutil.which("salt-run") or "salt-run"
-    command = ["setsid", "-f", salt_run, "-c", os.path.dirname(__opts__["conf_file"]), "--out=quiet", "lbpair.flush", "wait=True"]
-    try:
-        subprocess.run(command, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=10, check=True)
-    except (OSError, subprocess.SubprocessError) as exc:  # the master's schedule runs lbpair.flush all the same
-        log.error("lbpair: could not start the background lbpair.flush: %s", exc)
-
-
-def _report(done):
-    """Fire what a round of the background work did on the master's event bus (:data:`DONE_TAG`)."""
-    try:
-        with salt.utils.event.get_master_event(__opts__, __opts__["sock_dir"], listen=False) as bus:
-            bus.fire_event({"done": done}, DONE_TAG)
-    except Exception as exc:  # noqa: BLE001  (telling is a courtesy: the work is done and in the history)
-        log.warning("lbpair: could not fire %s: %s", DONE_TAG, exc)
-
-
-def _known_minions():
-    """The minions this master knows: accepted keys, those whose grains it keeps, and those below its syndics."""
-    accepted = salt.key.get_key(__opts__).list_status("accepted").get("minions", [])
-    return sorted(set(accepted) | set(salt.cache.factory(__opts__).list("grains") or ()) | set(_below_syndics()))
-
-
-def _below_syndics():
-    """
-    On a master of masters (``order_masters``), the minions below its syndics: it keeps neither
-    their keys nor their grains, so a ping of every minion tells them, kept a minute.
-    """
-    if not __opts__.get("order_masters"):
-        return []
-    cache = salt.cache.factory(__opts__)
-    below = cache.fetch(*BELOW_SYNDICS)
-    if not below:
-        client = salt.client.get_local_client(mopts=__opts__)
-        try:
-            below = sorted(client.cmd("*", "test.ping", timeout=_config()["confirm"]["timeout"]))
-        finally:
-            client.destroy()
-        cache.store(*BELOW_SYNDICS, below, expires=fleet.CLAIM_TTL)
-    return below
-
-
-def _claims():
-    """What each minion's ``lbpair`` pillar, compiled here, says of its pair (kept a minute in the master's cache)."""
-    if __opts__.get("order_masters"):  # nodes below syndics are known by no key: any id a node may have is looked up
-        known = lambda minion: True  # noqa: E731
-    else:
-        minions = fleet.kept_for(fleet.CLAIM_TTL, lambda: set(_known_minions()))  # the resident worker learns new minions
-        known = lambda minion: minion in minions() or minion in minions(fresh=True)  # noqa: E731
-    return fleet.CachedClaims(salt.cache.factory(__opts__), _lbpair_pillar, known)
+def _salt():
+    """The master's Salt (jobs, minions, compiled pillars, event bus): :class:`saltext.lbpair.master.salt_side.SaltSide`."""
+    return SaltSide(__opts__)
 
 
 def _reactions(claims=None):
-    return reactions.Reactions(_config(), _ask, _wake, claim_of=claims or _claims(), minions=_known_minions, report=_report)
+    side = _salt()
+    claims = claims or side.claims()
+    return reactions.Reactions(_config(), side.ask, side.wake, claim_of=claims, minions=side.known_minions, report=side.report)
 
 
 def on_beacon(tag, data, wait=False, **kwargs):
@@ -158,7 +87,7 @@ def on_beacon(tag, data, wait=False, **kwargs):
         return _reactions().on_beacon(tag, data)
     outcome = _reactions().queue(tag, data)
     if "queued" not in outcome:  # refused, or reacted to here (a full disk): told as the worker tells what it did
-        _report([{"event": tag, "outcome": outcome}])
+        _salt().report([{"event": tag, "outcome": outcome}])
     return outcome
 
 
@@ -175,7 +104,7 @@ def on_minion_start(tag, data, **kwargs):
     """
     parts = str(tag or "").split("/")
     minion = parts[2] if len(parts) >= 4 else None
-    claims = _claims()
+    claims = _salt().claims()
     if minion:
         claims.forget(minion)  # its pillar may have changed while it was away
     return _reactions(claims).later_catch_up(minion)
@@ -196,7 +125,7 @@ def on_pillar_refresh(tag, **kwargs):
     """
     parts = str(tag or "").split("/")
     if len(parts) == 3 and parts[:2] == ["minion", "refresh"]:
-        _claims().forget(parts[2])
+        _salt().claims().forget(parts[2])
         return {"forgot": parts[2]}
     return {"ignored": f"unexpected tag {tag!r}"}
 
@@ -346,16 +275,6 @@ def report(pair=None, since=None, name=None):
     return report_page.write(directory, name, records, time.time(), pair=pair, since=start and start.timestamp())
 
 
-def _lbpair_pillar(minion):
-    """The ``lbpair`` pillar the master compiles for ``minion`` (as ``salt-run pillar.show_pillar`` does), or None."""
-    _cached_id, grains, _cached = salt.utils.minions.get_minion_data(minion, __opts__)
-    opts = copy.deepcopy(dict(__opts__))  # the reactor's threads share __opts__: a compile must not touch it
-    # the minion's own id even when the master's cache has nothing of it (being rewritten, or a
-    # minion below a syndic): Salt would compile the master's own pillar instead
-    compiled = salt.pillar.Pillar(opts, grains or {"fqdn": minion}, minion, "base").compile_pillar()
-    return compiled.get("lbpair")
-
-
 def check_config():
     """
     Validate the ``lbpair_reactions`` block; returns it normalised, secrets masked,
@@ -375,12 +294,12 @@ def check_config():
     config = _config()
     if config["nodes"]:
         if reactions_config.records_with_instance(config):
-            pillars = {minion: _lbpair_pillar(minion) for minion in config["nodes"]}
+            pillars = {minion: _salt().lbpair_pillar(minion) for minion in config["nodes"]}
             reactions_config.check_record_instances(config, reactions_config.pair_instances(pillars))
         return reactions_config.masked(config)
-    claims = _claims()
+    claims = _salt().claims()
     claims.forget_all()
-    pairs, left_out = fleet.Directory(None, claims, _known_minions).fleet()
+    pairs, left_out = fleet.Directory(None, claims, _salt().known_minions).fleet()
     for pair in pairs.values():
         reactions_config.check_pair(config, pair)
     shown = {name: {"nodes": sorted(pair.nodes), "instances": sorted(pair.instances)} for name, pair in pairs.items()}
@@ -483,7 +402,7 @@ def drain(service, server, wait=True, timeout=60, pair=None):
         salt-run lbpair.drain foo foo1 timeout=300
         salt-run lbpair.drain foo foo1 wait=False pair=web
     """
-    result = _reactions().drains(_lbpair_pillar, pair).drain(service, server, wait, timeout, by=globals().get("__user__"))
+    result = _reactions().drains(_salt().lbpair_pillar, pair).drain(service, server, wait, timeout, by=globals().get("__user__"))
     retcode = int(bool(wait) and not result["drained"])  # salt-run exits with a returned retcode (as lbpair.status's)
     if retcode:
         __context__["retcode"] = retcode
@@ -505,4 +424,4 @@ def ready(service, server, pair=None):
         salt-run lbpair.ready foo foo1
         salt-run lbpair.ready foo foo1 pair=web
     """
-    return _reactions().drains(_lbpair_pillar, pair).ready(service, server, by=globals().get("__user__"))
+    return _reactions().drains(_salt().lbpair_pillar, pair).ready(service, server, by=globals().get("__user__"))
