@@ -34,8 +34,8 @@ import re
 
 from saltext.lbpair.core.errors import InvalidValue
 from saltext.lbpair.model import (
-    haproxy_allow,
     haproxy_exporter,
+    haproxy_overrides,
     haproxy_syntax,
     keepalived_syntax,
     pillar_checks,
@@ -229,7 +229,7 @@ def _peers_port(value, path):
 def _haproxy_directives(defaults, overrides, path, section):
     """
     The ``global``/``defaults`` directives: the overrides read as HAProxy reads them (key and value),
-    none adding a socket, listener, program or file (:func:`saltext.lbpair.model.haproxy_allow.override_problem`),
+    none adding a socket, listener, program or file (:func:`saltext.lbpair.model.haproxy_overrides.override_problem`),
     each value rendered canonically so that HAProxy reads what was checked.
     """
 
@@ -238,7 +238,7 @@ def _haproxy_directives(defaults, overrides, path, section):
             words = haproxy_syntax.parse(line)
         except haproxy_syntax.SyntaxProblem as error:
             return str(error)
-        return haproxy_allow.override_problem(words, section)
+        return haproxy_overrides.override_problem(words, section)
 
     merged = _merge_directives(defaults, overrides, path, problem, max_bytes=haproxy_syntax.MAX_LINE_BYTES)
     return [(keyword, haproxy_syntax.line(haproxy_syntax.parse(value))) for keyword, value in merged]

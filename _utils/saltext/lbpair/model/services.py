@@ -36,7 +36,7 @@ so a client keeps its server across a failover), ``options`` (raw lines) and
 import re
 
 from saltext.lbpair.core.errors import InvalidValue
-from saltext.lbpair.model import haproxy_allow, haproxy_syntax, schema, tls
+from saltext.lbpair.model import haproxy_allow, haproxy_balance, haproxy_servers, haproxy_syntax, schema, tls
 
 COOKIE_RE = re.compile(r"[A-Za-z0-9_-]{1,64}")
 #: a DNS host name, lower case, without a trailing dot or a port
@@ -109,13 +109,13 @@ def _server(name, value, path):
 def _server_options(value, key):
     """A server's options (``inter 2s fall 3``): server keywords of the allow-list, rendered canonically."""
     words = _option_words(value, key)
-    return haproxy_syntax.line(haproxy_allow.server_options(words, key))
+    return haproxy_syntax.line(haproxy_servers.server_options(words, key))
 
 
 def _balance(value, path):
     """The balance algorithm and its arguments, read and rendered as HAProxy reads them."""
     words = _option_words(value, path)
-    problem = haproxy_allow.balance_problem(words)
+    problem = haproxy_balance.balance_problem(words)
     if problem:
         raise InvalidValue(path, problem)
     return haproxy_syntax.line(words)
